@@ -1,0 +1,2 @@
+// Placeholder until the dense benchmarks land.
+export async function run(): Promise<void> {}

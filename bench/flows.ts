@@ -1,0 +1,2 @@
+// Placeholder until the flows benchmarks land.
+export async function run(): Promise<void> {}

@@ -1,0 +1,26 @@
+/**
+ * `npm run bench -- <suite> [...]`: runs benchmark suites and writes
+ * bench/results/<suite>.json. Suites: see SUITES below; `all` runs every one.
+ */
+const SUITES: Record<string, () => Promise<unknown>> = {
+  dense: () => import('./dense').then((m) => m.run()),
+  kernels: () => import('./kernels').then((m) => m.run()),
+  flows: () => import('./flows').then((m) => m.run()),
+};
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const names = args.length === 0 || args.includes('all') ? Object.keys(SUITES) : args;
+  for (const name of names) {
+    const suite = SUITES[name];
+    if (!suite) {
+      console.error(`Unknown benchmark suite "${name}"; expected one of ${Object.keys(SUITES).join(', ')}, all`);
+      process.exitCode = 2;
+      return;
+    }
+    console.log(`\n## ${name}\n`);
+    await suite();
+  }
+}
+
+void main();

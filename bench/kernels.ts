@@ -1,0 +1,2 @@
+// Placeholder until the kernels benchmarks land.
+export async function run(): Promise<void> {}

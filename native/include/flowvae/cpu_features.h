@@ -1,0 +1,13 @@
+// Run-time CPU feature detection: the prebuilt binary targets baseline x86-64
+// and picks AVX2/FMA or AVX-512 code paths when the running CPU has them.
+#pragma once
+
+namespace flowvae {
+
+enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// Best level supported by this CPU, capped by FLOWVAE_SIMD=scalar|avx2|avx512.
+SimdLevel simd_level();
+const char* simd_level_name(SimdLevel level);
+
+}  // namespace flowvae

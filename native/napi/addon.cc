@@ -1,0 +1,57 @@
+// flowvae native addon entry point. Only plain data crosses this boundary:
+// typed arrays (zero copy; the caller allocates outputs) and numbers.
+#include <napi.h>
+
+#include "args.h"
+#include "flowvae/cpu_features.h"
+#include "flowvae/parallel.h"
+#include "register.h"
+
+namespace flowvae {
+namespace napi {
+namespace {
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  Arity(info, 1, "setNumThreads");
+  std::size_t n = PositiveSize(info, 0, "n");
+  if (n > 1024) ThrowRangeError(info.Env(), Expected("integer between 1 and 1024", "n", info[0]));
+  set_num_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), num_threads());
+}
+
+Napi::Value SimdLevel(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), simd_level_name(simd_level()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("simdLevel", Napi::Function::New(env, SimdLevel, "simdLevel"));
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  RegisterDense(env, exports);
+  RegisterElementwise(env, exports);
+  RegisterRng(env, exports);
+  RegisterAdam(env, exports);
+  RegisterPlanar(env, exports);
+  RegisterRadial(env, exports);
+  RegisterSylvester(env, exports);
+  RegisterAutoregressive(env, exports);
+  RegisterCoupling(env, exports);
+  RegisterSpline(env, exports);
+  RegisterGlow(env, exports);
+  RegisterGaussian(env, exports);
+  RegisterLikelihood(env, exports);
+  return exports;
+}
+
+}  // namespace
+}  // namespace napi
+}  // namespace flowvae
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return flowvae::napi::Init(env, exports); }
+
+NODE_API_MODULE(flowvae, InitAddon)

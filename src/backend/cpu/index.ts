@@ -1,0 +1,21 @@
+/** The cpu backend: native C++ kernels (threads + SIMD) over Float32Array, zero copy. */
+import type { Backend } from '../backend';
+import type { NativeAddon } from '../native';
+import { checkSize } from '../../validate';
+import { cpuAdam } from './adam';
+import { cpuDense } from './dense';
+import { cpuElementwise } from './elementwise';
+import { cpuRng } from './rng';
+
+export function createCpuBackend(addon: NativeAddon): Backend {
+  return {
+    name: 'cpu',
+    dtype: 'float32',
+    alloc: (length: number) => new Float32Array(checkSize(length, 'length')),
+    from: (data: ArrayLike<number>) => Float32Array.from(data),
+    dense: cpuDense(addon),
+    elementwise: cpuElementwise(addon),
+    rng: cpuRng(addon),
+    adam: cpuAdam(addon),
+  };
+}

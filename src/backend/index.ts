@@ -1,0 +1,116 @@
+/**
+ * Backend registry: which backends exist here, which one is in use, and the
+ * native thread count. The default is `cpu` when the native addon loads and
+ * `reference` otherwise (with a one-time notice on stderr saying why).
+ */
+import { FlowVaeError, expected, rangeError, typeError } from '../errors';
+import type { Backend } from './backend';
+import { createCpuBackend } from './cpu';
+import { loadNative, nativeUnavailableReason } from './native';
+import { referenceBackend } from './reference';
+import type { BackendName } from './types';
+
+export interface BackendInfo {
+  name: BackendName;
+  available: boolean;
+  /** Why the backend cannot be used ('' when available). */
+  reason: string;
+  /** Element type of the backend's arrays. */
+  dtype: 'float32' | 'float64';
+  /** Native threads (cpu) or 1. */
+  threads: number;
+  /** SIMD path the cpu kernels take on this machine (cpu only). */
+  simd?: string;
+}
+
+const NAMES: readonly BackendName[] = ['reference', 'cpu', 'cuda'];
+
+let cpuBackend: Backend | null | undefined;
+let current: Backend | undefined;
+let noticeShown = false;
+
+function cpu(): Backend | null {
+  if (cpuBackend === undefined) {
+    const addon = loadNative();
+    cpuBackend = addon ? createCpuBackend(addon) : null;
+  }
+  return cpuBackend;
+}
+
+function cudaReason(): string {
+  return 'this build has no CUDA support (build with cmake-js and FLOWVAE_CUDA=1)';
+}
+
+/** Every backend with its availability and, when unavailable, the reason. */
+export function backends(): BackendInfo[] {
+  const addon = loadNative();
+  return [
+    { name: 'reference', available: true, reason: '', dtype: 'float64', threads: 1 },
+    {
+      name: 'cpu',
+      available: cpu() !== null,
+      reason: cpu() ? '' : nativeUnavailableReason(),
+      dtype: 'float32',
+      threads: addon ? addon.getNumThreads() : 0,
+      ...(addon ? { simd: addon.simdLevel() } : {}),
+    },
+    { name: 'cuda', available: false, reason: cudaReason(), dtype: 'float32', threads: 0 },
+  ];
+}
+
+/** The backend with this name; throws if it is unknown or unavailable here. */
+export function backendByName(name: BackendName): Backend {
+  if (typeof name !== 'string') throw typeError(expected('backend name', 'name', name));
+  if (!NAMES.includes(name)) {
+    throw rangeError(expected(`one of ${NAMES.map((n) => `"${n}"`).join(', ')}`, 'name', name));
+  }
+  if (name === 'reference') return referenceBackend;
+  if (name === 'cpu') {
+    const b = cpu();
+    if (!b) throw new FlowVaeError('ERR_BACKEND_UNAVAILABLE', `Backend "cpu" is unavailable: ${nativeUnavailableReason()}`);
+    return b;
+  }
+  throw new FlowVaeError('ERR_BACKEND_UNAVAILABLE', `Backend "cuda" is unavailable: ${cudaReason()}`);
+}
+
+/** Selects the backend used by modules created from now on without an explicit backend. */
+export function useBackend(name: BackendName): Backend {
+  current = backendByName(name);
+  return current;
+}
+
+/** The backend in use: set by useBackend, else FLOWVAE_BACKEND, else cpu when available, else reference. */
+export function getBackend(): Backend {
+  if (current) return current;
+  const fromEnv = process.env.FLOWVAE_BACKEND;
+  if (fromEnv) {
+    current = backendByName(fromEnv as BackendName);
+    return current;
+  }
+  const native = cpu();
+  if (native) {
+    current = native;
+  } else {
+    if (!noticeShown) {
+      noticeShown = true;
+      process.stderr.write(`flowvae: using the reference backend (pure TypeScript): ${nativeUnavailableReason()}\n`);
+    }
+    current = referenceBackend;
+  }
+  return current;
+}
+
+/** Sets the number of native threads (also settable with FLOWVAE_NUM_THREADS). */
+export function setNumThreads(n: number): void {
+  if (typeof n !== 'number') throw typeError(expected('integer between 1 and 1024', 'n', n));
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw rangeError(expected('integer between 1 and 1024', 'n', n));
+  loadNative()?.setNumThreads(n);
+}
+
+/** Native threads in use (1 when the addon is unavailable). */
+export function getNumThreads(): number {
+  return loadNative()?.getNumThreads() ?? 1;
+}
+
+export type { Backend } from './backend';
+export type { BackendName, DType, FloatArray } from './types';

@@ -1,0 +1,125 @@
+/**
+ * The one place that loads the native addon. It declares the addon's
+ * interface (plain functions over typed arrays and numbers) and loads it with
+ * node-gyp-build: a prebuilt binary from prebuilds/ first, then a local build
+ * under build/. If nothing loads, `loadNative()` returns null and remembers
+ * why, and the library runs on the reference backend.
+ */
+import * as path from 'node:path';
+
+/** Functions exported by the compiled addon (native/napi/). Sizes are re-checked there. */
+export interface NativeAddon {
+  abiVersion: number;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  simdLevel(): string;
+
+  // dense (native/napi/dense.cc)
+  denseGemm(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: Float32Array,
+    b: Float32Array,
+    beta: number,
+    c: Float32Array,
+  ): void;
+  denseForward(
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+    batch: number,
+    inDim: number,
+    outDim: number,
+  ): void;
+  denseBackward(
+    x: Float32Array,
+    weight: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array | null,
+    dWeight: Float32Array | null,
+    dBias: Float32Array | null,
+    batch: number,
+    inDim: number,
+    outDim: number,
+    accumulate: boolean,
+  ): void;
+
+  // elementwise (native/napi/elementwise.cc); kind is the index in ACTIVATIONS
+  elementwiseForward(kind: number, x: Float32Array, y: Float32Array, n: number, alpha: number): void;
+  elementwiseBackward(
+    kind: number,
+    x: Float32Array,
+    y: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    n: number,
+    alpha: number,
+  ): void;
+
+  // rng (native/napi/rng.cc)
+  rngNormal(seed: number, offset: number, out: Float32Array): void;
+  rngUniform(seed: number, offset: number, out: Float32Array): void;
+
+  // adam (native/napi/adam.cc); returns the gradient norm before clipping
+  adamStep(
+    params: Float32Array,
+    grads: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    decoupled: boolean,
+    step: number,
+    maxGradNorm: number,
+  ): number;
+}
+
+/** Repository/package root: this file is src/backend/native.ts or dist/backend/native.js. */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+
+/** Version of the binding interface this TypeScript expects (native/napi/addon.cc). */
+const EXPECTED_ABI = 1;
+
+let cached: { addon: NativeAddon | null; reason: string } | undefined;
+
+function load(): { addon: NativeAddon | null; reason: string } {
+  if (process.env.FLOWVAE_DISABLE_NATIVE === '1') {
+    return { addon: null, reason: 'disabled by FLOWVAE_DISABLE_NATIVE=1' };
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    const addon = nodeGypBuild(PACKAGE_ROOT) as NativeAddon;
+    if (addon.abiVersion !== EXPECTED_ABI) {
+      return {
+        addon: null,
+        reason: `native addon has binding version ${String(addon.abiVersion)}, expected ${EXPECTED_ABI} (rebuild with "npm run build:native")`,
+      };
+    }
+    return { addon, reason: '' };
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    return { addon: null, reason: `native addon could not be loaded: ${message}` };
+  }
+}
+
+/** The addon, or null when it cannot load (see `nativeUnavailableReason`). */
+export function loadNative(): NativeAddon | null {
+  cached ??= load();
+  return cached.addon;
+}
+
+/** Why the addon is unavailable ('' when it loaded). */
+export function nativeUnavailableReason(): string {
+  cached ??= load();
+  return cached.reason;
+}

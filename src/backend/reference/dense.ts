@@ -1,0 +1,4 @@
+import type { DenseKernels } from '../kernels/dense';
+
+// Placeholder until the dense kernels land.
+export const referenceDense = {} as DenseKernels;

@@ -1,0 +1,18 @@
+/** The reference backend: every kernel in plain TypeScript over Float64Array. The oracle of the test suite. */
+import type { Backend } from '../backend';
+import { checkSize } from '../../validate';
+import { referenceAdam } from './adam';
+import { referenceDense } from './dense';
+import { referenceElementwise } from './elementwise';
+import { referenceRng } from './rng';
+
+export const referenceBackend: Backend = {
+  name: 'reference',
+  dtype: 'float64',
+  alloc: (length: number) => new Float64Array(checkSize(length, 'length')),
+  from: (data: ArrayLike<number>) => Float64Array.from(data),
+  dense: referenceDense,
+  elementwise: referenceElementwise,
+  rng: referenceRng,
+  adam: referenceAdam,
+};
