@@ -63,19 +63,22 @@ class Pool {
   }
 
  private:
+  // Called with busy_ held and no job in flight. A new worker starts from the
+  // current generation, so it picks up the next job even if that job is
+  // published before the thread first runs.
   void ensure_workers(int workers) {
+    unsigned long generation;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      generation = generation_;
+    }
     while (static_cast<int>(threads_.size()) < workers) {
       int index = static_cast<int>(threads_.size());
-      threads_.emplace_back([this, index] { worker_loop(index + 1); });
+      threads_.emplace_back([this, index, generation] { worker_loop(index + 1, generation); });
     }
   }
 
-  void worker_loop(int task) {
-    unsigned long seen = 0;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      seen = generation_;
-    }
+  void worker_loop(int task, unsigned long seen) {
     for (;;) {
       const std::function<void(int, int)>* job = nullptr;
       int ntasks = 0;

@@ -1,7 +1,10 @@
 import type { RngKernels } from '../kernels/rng';
 import type { NativeAddon } from '../native';
 
-// Placeholder until the rng kernels land.
-export function cpuRng(_addon: NativeAddon): RngKernels {
-  return {} as RngKernels;
+/** Native Philox streams; the binding checks seed, offset and the output array. */
+export function cpuRng(addon: NativeAddon): RngKernels {
+  return {
+    normal: (seed, offset, out) => addon.rngNormal(seed, offset, out as Float32Array),
+    uniform: (seed, offset, out) => addon.rngUniform(seed, offset, out as Float32Array),
+  };
 }

@@ -8,14 +8,17 @@ import type { FloatArray } from '../types';
  * reference values.
  *
  * Stream definition. `seed` is an integer in [0, 2^53) split into the Philox
- * key (lo, hi 32 bits). Element j uses block n = floor(j / 4), lane j mod 4:
+ * key (low, high 32 bits). Element j uses block n = floor(j / 4), lane j mod 4:
  * Philox4x32-10(counter = (n mod 2^32, floor(n / 2^32), 0, 0), key) gives four
- * 32-bit words r0..r3, and u_l = (r_l >>> 8) · 2^−24 + 2^−25 ∈ (0, 1).
- * Uniforms are u_lane. Normals pair lanes by Box–Muller:
- * lane 0 = R(u0) cos 2πu1, lane 1 = R(u0) sin 2πu1, lane 2 = R(u2) cos 2πu3,
- * lane 3 = R(u2) sin 2πu3, R(u) = sqrt(−2 log u), with log, sin and cos
- * evaluated by the same float64 polynomial on every backend (not the
- * platform's libm), so the results are bit-identical.
+ * 32-bit words r0..r3.
+ *
+ * - Uniforms: lane l gives (2·(r_l >>> 9) + 1) · 2^−24, in (0, 1) and exactly
+ *   representable in float32 (so float32 uniforms are never 0 or 1).
+ * - Normals pair lanes by Box–Muller with v_l = (r_l + 0.5) · 2^−32:
+ *   lane 0 = R(v0) cos 2πv1, lane 1 = R(v0) sin 2πv1, lane 2 = R(v2) cos 2πv3,
+ *   lane 3 = R(v2) sin 2πv3, R(v) = sqrt(−2 log v). log, sin and cos are
+ *   evaluated by the same float64 polynomials on every backend (not the
+ *   platform's libm), so the results are bit-identical.
  */
 export interface RngKernels {
   /** Standard normals: `out[i]` = element `offset + i` of the stream. */
