@@ -11,6 +11,8 @@
 import type { AdamKernels } from './kernels/adam';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
+import type { GaussianKernels } from './kernels/gaussian';
+import type { LikelihoodKernels } from './kernels/likelihood';
 import type { RngKernels } from './kernels/rng';
 import type { BackendName, DType, FloatArray } from './types';
 
@@ -27,6 +29,8 @@ export interface Backend {
   readonly elementwise: ElementwiseKernels;
   readonly rng: RngKernels;
   readonly adam: AdamKernels;
+  readonly gaussian: GaussianKernels;
+  readonly likelihood: LikelihoodKernels;
 }
 
 export type { BackendName, DType, FloatArray };

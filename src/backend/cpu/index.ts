@@ -5,6 +5,8 @@ import { checkSize } from '../../validate';
 import { cpuAdam } from './adam';
 import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
+import { cpuGaussian } from './gaussian';
+import { cpuLikelihood } from './likelihood';
 import { cpuRng } from './rng';
 
 export function createCpuBackend(addon: NativeAddon): Backend {
@@ -17,5 +19,7 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     elementwise: cpuElementwise(addon),
     rng: cpuRng(addon),
     adam: cpuAdam(addon),
+    gaussian: cpuGaussian(addon),
+    likelihood: cpuLikelihood(addon),
   };
 }
