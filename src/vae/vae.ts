@@ -20,7 +20,7 @@ import { ACTIVATIONS, type Activation } from '../backend/kernels/elementwise';
 import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Flow } from '../flows/flow';
-import { FLOW_FAMILIES } from '../flows/registry';
+import { FLOW_FAMILIES } from '../flows';
 import { Linear } from '../nn/linear';
 import { MLP } from '../nn/mlp';
 import { prefixParameters, zeroGrad, type Parameter } from '../nn/parameter';
