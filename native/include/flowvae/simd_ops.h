@@ -142,6 +142,11 @@ namespace avx512 {
 using V = __m512;
 using M = __mmask16;
 constexpr std::size_t kWidth = 16;
+// GCC 12 reports a false -Wmaybe-uninitialized inside the unmasked forms of
+// several intrinsics (their _mm512_undefined_*() pass-through); the
+// zero-masked forms with every lane selected are the same instructions.
+constexpr __mmask16 kAll = 0xFFFF;
+constexpr __mmask8 kAll8 = 0xFF;
 
 inline V set1(float a) { return _mm512_set1_ps(a); }
 inline V loadu(const float* p) { return _mm512_loadu_ps(p); }
@@ -153,13 +158,9 @@ inline V add(V a, V b) { return _mm512_add_ps(a, b); }
 inline V sub(V a, V b) { return _mm512_sub_ps(a, b); }
 inline V mul(V a, V b) { return _mm512_mul_ps(a, b); }
 inline V div(V a, V b) { return _mm512_div_ps(a, b); }
-inline V sqrt(V a) { return _mm512_sqrt_ps(a); }
+inline V sqrt(V a) { return _mm512_maskz_sqrt_ps(kAll, a); }
 inline V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 inline V fnmadd(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }
-// GCC 12 reports a false -Wmaybe-uninitialized inside the unmasked forms of
-// max/min/roundscale/scalef/andnot (their _mm512_undefined_ps() pass-through);
-// the zero-masked forms with every lane selected are the same instructions.
-constexpr __mmask16 kAll = 0xFFFF;
 inline V clamp(V x, float lo, float hi) {
   return _mm512_maskz_min_ps(kAll, set1(hi), _mm512_maskz_max_ps(kAll, set1(lo), x));
 }
@@ -185,9 +186,9 @@ struct SquareSum16 {
     for (auto& a : acc) a = _mm512_setzero_pd();
   }
   void add_block(const float* p) {
-    V x = loadu(p);
-    __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
-    __m512d d1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    const __m512d x = _mm512_castps_pd(loadu(p));
+    __m512d d0 = _mm512_maskz_cvtps_pd(kAll8, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, x, 0)));
+    __m512d d1 = _mm512_maskz_cvtps_pd(kAll8, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, x, 1)));
     acc[0] = _mm512_add_pd(acc[0], _mm512_mul_pd(d0, d0));
     acc[1] = _mm512_add_pd(acc[1], _mm512_mul_pd(d1, d1));
   }
