@@ -130,8 +130,9 @@ export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
 
     if (!sawContent) {
       sawContent = true;
-      const numeric = fields.map(parseField);
-      const isHeader = headerMode === true || (headerMode === 'auto' && numeric.some((v) => v === undefined));
+      // Header evidence is a field of text; an empty field is a data error reported below, not a header.
+      const hasText = fields.some((f) => f.trim() !== '' && parseField(f) === undefined);
+      const isHeader = headerMode === true || (headerMode === 'auto' && hasText);
       if (isHeader) {
         header = fields.map((f) => f.trim().replace(/^"(.*)"$/, '$1'));
         columns = fields.length;

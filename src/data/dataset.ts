@@ -154,7 +154,7 @@ export function createDataset(
   const bad = findNonFinite(values, dim);
   if (bad !== null) {
     const source = isRows ? (x as ArrayLike<ArrayLike<number>>)[bad.row][bad.column] : (x as ArrayLike<number>)[bad.row * dim + bad.column];
-    throw dataError(name, describeBadValue(bad.row, bad.column, source));
+    throw dataError(name, describeBadValue(bad.row, bad.column, bad.value, source));
   }
 
   const shape = options.shape === undefined ? [dim] : checkShape(options.shape, dim);

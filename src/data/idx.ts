@@ -314,11 +314,12 @@ export function loadFashionMnist(options: FashionMnistOptions): Dataset {
   if (typeof dir !== 'string') throw typeTypeError('dir', dir);
   const name = `fashion-mnist/${split}`;
   if (!fs.existsSync(dir)) {
-    const hint =
-      dir === FASHION_MNIST_DIR
-        ? 'install it with "apt-get install dataset-fashion-mnist" (Debian/Ubuntu) or pass { dir } naming a directory with the four IDX files'
-        : 'pass { dir } naming a directory with the four IDX files';
-    throw dataError(name, `Fashion-MNIST not found: ${dir} does not exist; ${hint}`);
+    throw dataError(
+      name,
+      `Fashion-MNIST not found: ${dir} does not exist; install Debian's dataset-fashion-mnist package ` +
+        `("apt-get install dataset-fashion-mnist", which puts the files in ${FASHION_MNIST_DIR}) ` +
+        'or pass { dir } naming a directory with the four IDX files',
+    );
   }
   return loadIdxDataset(dir, options.limit === undefined ? { split, name } : { split, name, limit: options.limit });
 }
