@@ -355,7 +355,7 @@ describe('BatchIterator', () => {
       'Expected one of "float32", "float64" for "dtype" but received "float16" (string)',
     );
     expect(() => new BatchIterator(data, { batchSize: 2, shufle: true } as never)).toThrow('Unknown option "shufle" in "options"');
-    expect(() => [...new BatchIterator(data, { batchSize: 2 }).epoch(-1)]).toThrow(RangeError);
+    expect(() => [...new BatchIterator(data, { batchSize: 2 }).epoch(-1)]).toThrow('Expected non-negative integer for "epoch" but received -1 (number)');
   });
 });
 

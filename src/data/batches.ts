@@ -130,7 +130,8 @@ export class BatchIterator {
 
   /** The batches of epoch `epoch` (epochs count from 0). */
   *epoch(epoch: number): Generator<Batch, void, undefined> {
-    checkSeed(epoch, 'epoch');
+    if (typeof epoch !== 'number') throw typeError(expected('non-negative integer', 'epoch', epoch));
+    if (!Number.isInteger(epoch) || epoch < 0 || epoch >= 2 ** 52) throw rangeError(expected('non-negative integer', 'epoch', epoch));
     const { dataset, batchSize } = this;
     const { x: source, dim } = dataset;
     const order = this.fillOrder(this.order, epoch);

@@ -166,6 +166,7 @@ export function createDataset(
 export function subsetRows(dataset: Dataset, indices: ArrayLike<number>, name = dataset.name): Dataset {
   const { dim, n } = dataset;
   const m = indices.length;
+  if (m === 0) throw new FlowVaeError('ERR_DATA', `${name}: the subset is empty (no rows)`);
   const x = new Float32Array(m * dim);
   const labels = dataset.labels ? new Uint8Array(m) : undefined;
   for (let i = 0; i < m; i++) {
@@ -176,7 +177,6 @@ export function subsetRows(dataset: Dataset, indices: ArrayLike<number>, name = 
     x.set(dataset.x.subarray(r * dim, (r + 1) * dim), i * dim);
     if (labels) labels[i] = dataset.labels![r];
   }
-  if (m === 0) throw new FlowVaeError('ERR_DATA', `${name}: the subset is empty (no rows)`);
   const base = { x, n: m, dim, shape: [...dataset.shape], name };
   return labels ? { ...base, labels } : base;
 }

@@ -225,7 +225,7 @@ const IDX_DATASET_OPTIONS = ['split', 'limit', 'name'];
  * Pixels (bytes) are scaled to [0, 1]; labels are kept as bytes.
  */
 export function loadIdxDataset(dir: string, options: IdxDatasetOptions): Dataset {
-  if (typeof dir !== 'string') throw typeTypeError('dir', dir);
+  if (typeof dir !== 'string') throw pathTypeError('dir', dir);
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   for (const key of Object.keys(options)) {
     if (!IDX_DATASET_OPTIONS.includes(key)) {
@@ -263,7 +263,7 @@ export function loadIdxDataset(dir: string, options: IdxDatasetOptions): Dataset
   return createDataset(x, { dim, shape: [rows, cols], labels: (labels.data as Uint8Array).slice(0, n), name });
 }
 
-function typeTypeError(name: string, value: unknown): TypeError {
+function pathTypeError(name: string, value: unknown): TypeError {
   return typeError(expected('directory path string', name, value));
 }
 
@@ -311,7 +311,7 @@ export function loadFashionMnist(options: FashionMnistOptions): Dataset {
   }
   const split = checkSplit(options.split);
   const dir = options.dir ?? FASHION_MNIST_DIR;
-  if (typeof dir !== 'string') throw typeTypeError('dir', dir);
+  if (typeof dir !== 'string') throw pathTypeError('dir', dir);
   const name = `fashion-mnist/${split}`;
   if (!fs.existsSync(dir)) {
     throw dataError(

@@ -6,8 +6,10 @@
  *
  * The generator is a keyed hash: two rounds of a 32-bit avalanche mixer
  * (Wellons' "lowbias32" constants) over the counter, keyed by a hash of the
- * seed and stream. It is for shuffling data, not for cryptography, and is
- * independent of the Philox stream the kernels use for sampling.
+ * seed and stream. The key has 32 bits, so two (seed, stream) pairs share a
+ * stream with probability 2^-32. It is for shuffling data, not for
+ * cryptography, and is independent of the Philox stream the kernels use for
+ * sampling.
  */
 import { expected, rangeError, typeError } from '../errors';
 
