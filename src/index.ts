@@ -12,3 +12,12 @@ export { VAE } from './vae/vae';
 export type { ElboTerms, FlowPosterior, Likelihood, NetworkOptions, Posterior, VAEConfig, VAEOptions } from './vae/vae';
 export { Adam, type AdamOptions } from './train/adam';
 export type { BatchProgress, EpochMetrics, FitOptions, FitResult, LrSchedule, TrainingState } from './train/fit';
+export * from './data';
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  saveSafetensors,
+  saveSafetensorsAsync,
+} from './io/safetensors';
+export type { SafetensorsContents, SafetensorsDType, SafetensorsTensor } from './io/safetensors';
