@@ -17,7 +17,7 @@ import { backendByName, backends, getNumThreads, setNumThreads } from '../src/ba
 import type { Backend } from '../src/backend/backend';
 import type { Activation } from '../src/backend/kernels/elementwise';
 import type { AdamStepOptions } from '../src/backend/kernels/adam';
-import { median, printTable, runPython, si, writeResults } from './common';
+import { printTable, runPython, si, timeInterleaved, writeResults } from './common';
 
 const N = 1_000_000;
 const MIN_SECONDS = Number(process.env.FLOWVAE_BENCH_SECONDS ?? 0.3);
@@ -125,35 +125,6 @@ interface Contender {
   threads: number;
 }
 
-/**
- * Median seconds per call of each contender, timed round by round so that a
- * noisy machine affects them alike. Calls per round are calibrated per contender.
- */
-function timeInterleaved(contenders: { prepare(): void; fn: () => void }[]): number[] {
-  const calls = contenders.map(({ prepare, fn }) => {
-    prepare();
-    fn();
-    let k = 1;
-    for (;;) {
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < k; i++) fn();
-      const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (dt >= MIN_SECONDS / 8 || k > 1 << 20) return Math.max(1, Math.ceil((k * MIN_SECONDS) / Math.max(dt, 1e-9)));
-      k *= 4;
-    }
-  });
-  const samples: number[][] = contenders.map(() => []);
-  for (let r = 0; r < ROUNDS; r++) {
-    contenders.forEach(({ prepare, fn }, c) => {
-      prepare();
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < calls[c]; i++) fn();
-      samples[c].push(Number(process.hrtime.bigint() - t0) / 1e9 / calls[c]);
-    });
-  }
-  return samples.map(median);
-}
-
 interface Row {
   kernel: string;
   contender: string;
@@ -195,7 +166,7 @@ export async function run(): Promise<void> {
       prepare: () => setNumThreads(contender.threads),
       fn: c.setup(contender.backend, c.n),
     }));
-    const seconds = timeInterleaved(timed);
+    const seconds = timeInterleaved(timed, { minSeconds: MIN_SECONDS, rounds: ROUNDS });
     referenceSeconds.set(c.name, seconds[0]);
     contenders.forEach((contender, i) =>
       addRow(c, contender.name, seconds[i], contender.backend.dtype === 'float64' ? 8 : 4, seconds[0]),
