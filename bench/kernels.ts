@@ -17,6 +17,7 @@ import { backendByName, backends, getNumThreads, setNumThreads } from '../src/ba
 import type { Backend } from '../src/backend/backend';
 import type { Activation } from '../src/backend/kernels/elementwise';
 import type { AdamStepOptions } from '../src/backend/kernels/adam';
+import type { FloatArray } from '../src/backend/types';
 import { printTable, runPython, si, timeInterleaved, writeResults } from './common';
 
 const N = 1_000_000;
@@ -42,7 +43,7 @@ interface KernelCase {
 }
 
 /** Inputs spread over the interesting range of the activations. */
-function activationInputs(backend: Backend, n: number): ReturnType<Backend['alloc']> {
+function activationInputs(backend: Backend, n: number): FloatArray {
   const x = backend.alloc(n);
   for (let i = 0; i < n; i++) x[i] = 8 * Math.sin(i * 0.618);
   return x;
