@@ -9,6 +9,7 @@
  * explicitly and every array length is checked against them.
  */
 import type { AdamKernels } from './kernels/adam';
+import type { AutoregressiveKernels } from './kernels/autoregressive';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
@@ -31,6 +32,7 @@ export interface Backend {
   readonly adam: AdamKernels;
   readonly gaussian: GaussianKernels;
   readonly likelihood: LikelihoodKernels;
+  readonly autoregressive: AutoregressiveKernels;
 }
 
 export type { BackendName, DType, FloatArray };

@@ -121,6 +121,41 @@ export interface NativeAddon {
     batch: number,
     dim: number,
   ): void;
+
+  // autoregressive (native/napi/autoregressive.cc)
+  autoregressiveMaskWeights(
+    weight: Float32Array,
+    outDegrees: Uint32Array,
+    inDegrees: Uint32Array,
+    strict: boolean,
+    out: Float32Array,
+    outDim: number,
+    inDim: number,
+  ): void;
+  autoregressiveIafForward(z: Float32Array, ms: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveIafBackward(
+    z: Float32Array,
+    ms: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dz: Float32Array,
+    dms: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+  autoregressiveIafInverse(y: Float32Array, ms: Float32Array, z: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveMafForward(x: Float32Array, ms: Float32Array, u: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveMafBackward(
+    x: Float32Array,
+    ms: Float32Array,
+    du: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dms: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+  autoregressiveMafInverse(u: Float32Array, ms: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
 }
 
 /** Repository/package root: this file is src/backend/native.ts or dist/backend/native.js. */

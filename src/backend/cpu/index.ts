@@ -3,6 +3,7 @@ import type { Backend } from '../backend';
 import type { NativeAddon } from '../native';
 import { checkSize } from '../../validate';
 import { cpuAdam } from './adam';
+import { cpuAutoregressive } from './autoregressive';
 import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
@@ -21,5 +22,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     adam: cpuAdam(addon),
     gaussian: cpuGaussian(addon),
     likelihood: cpuLikelihood(addon),
+    autoregressive: cpuAutoregressive(addon),
   };
 }

@@ -2,6 +2,7 @@
 import type { Backend } from '../backend';
 import { checkSize } from '../../validate';
 import { referenceAdam } from './adam';
+import { referenceAutoregressive } from './autoregressive';
 import { referenceDense } from './dense';
 import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
@@ -19,4 +20,5 @@ export const referenceBackend: Backend = {
   adam: referenceAdam,
   gaussian: referenceGaussian,
   likelihood: referenceLikelihood,
+  autoregressive: referenceAutoregressive,
 };
