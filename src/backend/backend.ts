@@ -13,6 +13,7 @@ import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
 import type { LikelihoodKernels } from './kernels/likelihood';
+import type { PlanarKernels } from './kernels/planar';
 import type { RngKernels } from './kernels/rng';
 import type { BackendName, DType, FloatArray } from './types';
 
@@ -31,6 +32,7 @@ export interface Backend {
   readonly adam: AdamKernels;
   readonly gaussian: GaussianKernels;
   readonly likelihood: LikelihoodKernels;
+  readonly planar: PlanarKernels;
 }
 
 export type { BackendName, DType, FloatArray };

@@ -7,6 +7,7 @@ import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
 import { cpuLikelihood } from './likelihood';
+import { cpuPlanar } from './planar';
 import { cpuRng } from './rng';
 
 export function createCpuBackend(addon: NativeAddon): Backend {
@@ -21,5 +22,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     adam: cpuAdam(addon),
     gaussian: cpuGaussian(addon),
     likelihood: cpuLikelihood(addon),
+    planar: cpuPlanar(addon),
   };
 }

@@ -6,6 +6,7 @@ import { referenceDense } from './dense';
 import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
 import { referenceLikelihood } from './likelihood';
+import { referencePlanar } from './planar';
 import { referenceRng } from './rng';
 
 export const referenceBackend: Backend = {
@@ -19,4 +20,5 @@ export const referenceBackend: Backend = {
   adam: referenceAdam,
   gaussian: referenceGaussian,
   likelihood: referenceLikelihood,
+  planar: referencePlanar,
 };
