@@ -26,8 +26,15 @@
 namespace flowvae {
 namespace {
 
+using lanes::CountBadLanes;
+using lanes::Dot;
+using lanes::DotLanes;
+using lanes::GatherRows;
 using lanes::HorizontalSum;
 using lanes::Load;
+using lanes::RowFinite;
+using lanes::ScatterRows;
+using lanes::ThreadScratch;
 using lanes::Select;
 using lanes::Splat;
 using lanes::Store;
@@ -86,25 +93,7 @@ void PrepareShared(const float* params, std::size_t D, std::size_t K, SharedLaye
   }
 }
 
-// Per-thread scratch that only grows (no allocation once warm).
-float* ThreadScratch(std::size_t n) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < n) buffer.resize(n);
-  return buffer.data();
-}
-
 // ---- SIMD-over-dim helpers (C = chunk width) --------------------------------
-
-template <int C>
-FLOWVAE_LANE_INLINE float Dot(const float* a, const float* b, std::size_t n) {
-  using FC = typename Vec<C>::F;
-  FC acc = FC{};
-  std::size_t d = 0;
-  for (; d + C <= n; d += C) acc += Load<FC>(a + d) * Load<FC>(b + d);
-  float s = n >= C ? HorizontalSum(acc) : 0.0f;
-  for (; d < n; ++d) s += a[d] * b[d];
-  return s;
-}
 
 // wᵀz, wᵀu and wᵀw in one pass over w.
 template <int C>
@@ -168,17 +157,6 @@ FLOWVAE_LANE_INLINE void Dot4(const float* g, const float* u, const float* w, st
   *ww = s3;
 }
 
-template <int C>
-FLOWVAE_LANE_INLINE bool RowFinite(const float* v, std::size_t n) {
-  using FC = typename Vec<C>::F;
-  FC probe = FC{};
-  std::size_t d = 0;
-  for (; d + C <= n; d += C) probe += lanes::NonFiniteProbe(Load<FC>(v + d));
-  float s = n >= C ? HorizontalSum(probe) : 0.0f;
-  for (; d < n; ++d) s += v[d] - v[d];
-  return s == 0.0f;
-}
-
 // Per-lane reparametrization of amortized layers: from wᵀu and ‖w‖² to
 // c = (m(wᵀu) − wᵀu)/‖w‖² (0 when ‖w‖ = 0), sp = 1 + wᵀû, and the sigmoids
 // backward needs.
@@ -213,50 +191,6 @@ FLOWVAE_LANE_INLINE AmortizedReparam<F> Reparametrize(F wu, F wn2, bool with_sig
 // group is stored transposed, zT[d·W + lane], and each step is a vector op
 // across the W rows with the parameter broadcast: no horizontal sums, no
 // tails over dim, and the transcendental chain is vectorized for free.
-
-// dst[d·W + l] = src[l·D + d] for the group's rows; padded lanes get 0.
-template <int W>
-FLOWVAE_LANE_INLINE void GatherRows(const float* src, std::size_t rows, std::size_t D, float* dst) {
-  lanes::Transpose<(W < 8 ? W : 8)>(src, D, rows, D, dst, W);
-  for (std::size_t l = rows; l < static_cast<std::size_t>(W); ++l)
-    for (std::size_t d = 0; d < D; ++d) dst[d * W + l] = 0.0f;
-}
-
-// dst[l·D + d] = src[d·W + l]; returns a per-lane probe that is 0 where the row is finite.
-template <int W>
-FLOWVAE_LANE_INLINE typename Vec<W>::F ScatterRows(const float* src, std::size_t rows, std::size_t D, float* dst) {
-  using F = typename Vec<W>::F;
-  F probe = F{};
-  for (std::size_t d = 0; d < D; ++d) probe += lanes::NonFiniteProbe(Load<F>(src + d * W));
-  lanes::Transpose<(W < 8 ? W : 8)>(src, W, D, rows, dst, D);
-  return probe;
-}
-
-// Σ_d coef[d]·T[d] over transposed rows, four accumulators to hide FMA latency.
-template <int W>
-FLOWVAE_LANE_INLINE typename Vec<W>::F DotLanes(const float* coef, const float* T, std::size_t D) {
-  using F = typename Vec<W>::F;
-  F a0 = F{}, a1 = F{}, a2 = F{}, a3 = F{};
-  std::size_t d = 0;
-  for (; d + 4 <= D; d += 4) {
-    a0 += coef[d] * Load<F>(T + d * W);
-    a1 += coef[d + 1] * Load<F>(T + (d + 1) * W);
-    a2 += coef[d + 2] * Load<F>(T + (d + 2) * W);
-    a3 += coef[d + 3] * Load<F>(T + (d + 3) * W);
-  }
-  for (; d < D; ++d) a0 += coef[d] * Load<F>(T + d * W);
-  return (a0 + a1) + (a2 + a3);
-}
-
-template <int W>
-FLOWVAE_LANE_INLINE std::size_t CountBadLanes(typename Vec<W>::F probe, std::size_t rows) {
-  alignas(64) float lane[W];
-  Store(lane, probe);
-  std::size_t bad = 0;
-  for (std::size_t l = 0; l < rows; ++l)
-    if (!(lane[l] == 0.0f)) ++bad;
-  return bad;
-}
 
 struct ForwardArgs {
   const float* x;

@@ -14,6 +14,7 @@ import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
 import type { LikelihoodKernels } from './kernels/likelihood';
 import type { PlanarKernels } from './kernels/planar';
+import type { RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
 import type { BackendName, DType, FloatArray } from './types';
 
@@ -33,6 +34,7 @@ export interface Backend {
   readonly gaussian: GaussianKernels;
   readonly likelihood: LikelihoodKernels;
   readonly planar: PlanarKernels;
+  readonly radial: RadialKernels;
 }
 
 export type { BackendName, DType, FloatArray };

@@ -8,6 +8,7 @@ import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
 import { cpuLikelihood } from './likelihood';
 import { cpuPlanar } from './planar';
+import { cpuRadial } from './radial';
 import { cpuRng } from './rng';
 
 export function createCpuBackend(addon: NativeAddon): Backend {
@@ -23,5 +24,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     gaussian: cpuGaussian(addon),
     likelihood: cpuLikelihood(addon),
     planar: cpuPlanar(addon),
+    radial: cpuRadial(addon),
   };
 }

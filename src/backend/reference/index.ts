@@ -7,6 +7,7 @@ import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
 import { referenceLikelihood } from './likelihood';
 import { referencePlanar } from './planar';
+import { referenceRadial } from './radial';
 import { referenceRng } from './rng';
 
 export const referenceBackend: Backend = {
@@ -21,4 +22,5 @@ export const referenceBackend: Backend = {
   gaussian: referenceGaussian,
   likelihood: referenceLikelihood,
   planar: referencePlanar,
+  radial: referenceRadial,
 };
