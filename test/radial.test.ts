@@ -5,7 +5,7 @@
  * errors and the RadialFlow module.
  */
 import { describe, expect, it } from 'vitest';
-import { backendByName } from '../src/backend';
+import { backendByName, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
 import type { FloatArray } from '../src/backend/types';
 import { radialParamSize } from '../src/backend/kernels/radial';
@@ -19,7 +19,9 @@ import {
   jacobianCheck,
   logAbsDet,
   roundTripCheck,
+  runStack,
   shapeName,
+  stackData,
   thrown,
   type FamilyUnderTest,
   type Shape,
@@ -50,6 +52,34 @@ const CROSS_SHAPES = shapes([
   const cpu = hasCpu() ? backendByName('cpu') : reference;
   it.each(CROSS_SHAPES.map((s, i) => [shapeName(s), s, i] as const))('%s', (_name, s, i) => {
     crossCheck(RADIAL, reference, cpu, s, 300 + 10 * i);
+  });
+});
+
+(hasCpu() ? describe : describe.skip)('radial kernels: multi-threaded shared backward (skipped when the addon is unavailable)', () => {
+  it('B = 40000, D = 3 splits into two tasks whose partial sums agree with the reference', () => {
+    const cpu = backendByName('cpu');
+    const before = getNumThreads();
+    setNumThreads(2);
+    try {
+      const s = { batch: 40000, dim: 3, layers: 2, amortized: false };
+      const d = stackData(RADIAL, s, 600);
+      const zeros = new Float64Array(s.batch * s.dim);
+      const ref = runStack(reference, RADIAL, s, d, zeros);
+      const got = runStack(cpu, RADIAL, s, d, zeros);
+      expect(got.bad).toEqual([0, 0, 0]);
+      // Parameter gradients are float32 sums over 40000 rows (each task keeps
+      // per-lane partial sums of ~1250 terms): the error grows like
+      // √n·eps·Σ|terms|, and with terms of both signs Σ|terms| is far above
+      // the result, so the bound is relative to the largest gradient:
+      // 2e-4·max|g| (measured up to 6e-5 of it).
+      let scale = 0;
+      for (const v of ref.dParams) scale = Math.max(scale, Math.abs(v));
+      expectClose(got.dParams, ref.dParams, { atol: 2e-4 * scale, rtol: 0 }, 'dParams');
+      // Per-row input gradients involve no batch sums: the cross-check bound 4e-6·K·√D.
+      expectClose(got.dx, ref.dx, { atol: 4e-6 * 2 * Math.sqrt(3), rtol: 4e-6 * 2 * Math.sqrt(3) }, 'dx');
+    } finally {
+      setNumThreads(before);
+    }
   });
 });
 

@@ -632,12 +632,15 @@ std::size_t radial_backward(const float* x, const float* stash, const float* par
   const std::size_t stride = PartialSize(dim, layers);
   const int max_tasks = static_cast<int>(std::min<std::size_t>(
       static_cast<std::size_t>(num_threads()), std::max<std::size_t>(1, blocks / grain)));
+  // The caller's buffer; workers write their slices through this pointer
+  // (naming the thread_local inside the task would give each worker its own).
   thread_local std::vector<float> partials;
   partials.resize(static_cast<std::size_t>(max_tasks) * stride);
+  float* const partial_base = partials.data();
   std::atomic<int> used{1};
   parallel_tasks(max_tasks, [&](int task, int ntasks) {
     if (task == 0) used = ntasks;
-    float* part = partials.data() + static_cast<std::size_t>(task) * stride;
+    float* part = partial_base + static_cast<std::size_t>(task) * stride;
     std::fill(part, part + stride, 0.0f);
     const std::size_t b0 = blocks * static_cast<std::size_t>(task) / static_cast<std::size_t>(ntasks);
     const std::size_t b1 = blocks * static_cast<std::size_t>(task + 1) / static_cast<std::size_t>(ntasks);
@@ -646,7 +649,7 @@ std::size_t radial_backward(const float* x, const float* stash, const float* par
       if (n) bad += n;
     }
   });
-  FinalizeShared(tls_shared, partials.data(), used.load(), dim, layers, d_params);
+  FinalizeShared(tls_shared, partial_base, used.load(), dim, layers, d_params);
   return bad.load();
 }
 

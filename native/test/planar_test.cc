@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "check.h"
+#include "flowvae/parallel.h"
 #include "flowvae/planar.h"
 
 namespace {
@@ -136,6 +137,25 @@ void test_planar() {
   flowvae::planar_backward(y.data(), st.data(), params.data(), false, dy.data(), dl.data(), dx.data(), g1.data(), 2, 2, 1);
   flowvae::planar_backward(y.data(), st.data(), params.data(), false, dy.data(), dl.data(), dx.data(), g2.data(), 2, 2, 1);
   for (int i = 0; i < 5; ++i) CHECK_CLOSE(g2[i], g1[i] + 1.0f, 1e-6);
+
+  // Large enough for the shared backward to split into several tasks: the
+  // per-task partial sums must combine to the single-task result.
+  {
+    const std::size_t B = 40000, D = 1, K = 2, P = flowvae::planar_param_size(D);
+    Random rng(77);
+    const std::vector<float> xb = rng.floats(B * D, -1.5, 1.5), pb = rng.floats(K * P, -0.8, 0.8);
+    const std::vector<float> dyb = rng.floats(B * D), dlb = rng.floats(B);
+    std::vector<float> yb(B * D), ldb(B), stb(B * K), dxb(B * D), one(K * P, 0.0f), two(K * P, 0.0f);
+    const int threads = flowvae::num_threads();
+    CHECK(flowvae::planar_forward(xb.data(), pb.data(), false, yb.data(), ldb.data(), nullptr, stb.data(), B, D, K) == 0);
+    flowvae::set_num_threads(1);
+    flowvae::planar_backward(yb.data(), stb.data(), pb.data(), false, dyb.data(), dlb.data(), dxb.data(), one.data(), B, D, K);
+    flowvae::set_num_threads(4);
+    flowvae::planar_backward(yb.data(), stb.data(), pb.data(), false, dyb.data(), dlb.data(), dxb.data(), two.data(), B, D, K);
+    flowvae::set_num_threads(threads);
+    // Different summation order only: float32 sums of 40000 terms.
+    for (std::size_t i = 0; i < K * P; ++i) CHECK_CLOSE(two[i], one[i], 1e-4);
+  }
 
   // batch = 0 touches nothing.
   CHECK(flowvae::planar_forward(nullptr, params.data(), true, nullptr, nullptr, nullptr, nullptr, 0, 2, 1) == 0);
