@@ -36,15 +36,15 @@ class Planar(torch.nn.Module):
 
 
 def planar(z, u, w, b):
-    # Shared: u, w [D], b [1]; amortized: u, w [B, D], b [B].
+    # Shared: u, w [D], b [1]; amortized: u, w [B, D], b [B]. As in normflows:
+    # log|det| = log|1 + (wᵀû)(1 − t²)|, which avoids forming ψ(z) [B, D].
+    if w.dim() == 2:
+        b = b.unsqueeze(-1)
     wu = (w * u).sum(-1, keepdim=True)
-    m = -1 + F.softplus(wu)
-    u_hat = u + (m - wu) * w / (w * w).sum(-1, keepdim=True)
-    a = (z * w).sum(-1, keepdim=True) + b.unsqueeze(-1) if b.dim() == 1 and w.dim() == 2 else z @ w.unsqueeze(-1) + b
-    t = torch.tanh(a)
+    u_hat = u + (F.softplus(wu) - 1 - wu) * w / (w * w).sum(-1, keepdim=True)
+    t = torch.tanh((z * w).sum(-1, keepdim=True) + b)
     y = z + t * u_hat
-    psi = (1 - t * t) * w
-    log_det = torch.log(torch.abs(1 + (psi * u_hat).sum(-1)))
+    log_det = torch.log(torch.abs(1 + (w * u_hat).sum(-1, keepdim=True) * (1 - t * t))).squeeze(-1)
     return y, log_det
 
 
