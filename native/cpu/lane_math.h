@@ -292,6 +292,70 @@ FLOWVAE_LANE_INLINE F NonFiniteProbe(F v) {
 // Helpers of the flow kernels that process a batch in groups of W rows, either
 // transposed (zT[d·W + lane]: one lane per row) or row-major.
 
+// ---- per-row dot products reduced across a row group -------------------------------
+//
+// Row-major kernels compute, for each row g of a group, a vector of partial
+// sums (C lanes). Reducing each with HorizontalSum costs ~log2(C) shuffles and
+// adds per row; reducing the group's rows together with a transpose-and-add
+// tree costs about 3 operations per row. Row g's partial goes to slot
+// RowSlot<C>(g) (a bit-reversal within each block of C rows, which makes the
+// tree's output come out in row order); the W sums land in out[0..W).
+
+template <int C>
+constexpr std::size_t RowSlot(std::size_t g) {
+  if constexpr (C == 8) {
+    constexpr std::size_t kRev[8] = {0, 4, 2, 6, 1, 5, 3, 7};
+    return (g & ~std::size_t{7}) | kRev[g & 7];
+  } else {
+    static_assert(C == 4, "unsupported chunk");
+    constexpr std::size_t kRev[4] = {0, 2, 1, 3};
+    return (g & ~std::size_t{3}) | kRev[g & 3];
+  }
+}
+
+template <int W, int C>
+FLOWVAE_LANE_INLINE void ReduceRowPartials(const typename Vec<C>::F* slots, float* out) {
+  using FC = typename Vec<C>::F;
+  using IC = typename Vec<C>::I;
+  static_assert(W % C == 0, "group width must be a multiple of the chunk");
+  for (int block = 0; block < W / C; ++block) {
+    const FC* p = slots + block * C;
+    if constexpr (C == 8) {
+      FC q[4], r[2];
+      for (int i = 0; i < 4; ++i)
+        q[i] = __builtin_shuffle(p[2 * i], p[2 * i + 1], IC{0, 1, 2, 3, 8, 9, 10, 11}) +
+               __builtin_shuffle(p[2 * i], p[2 * i + 1], IC{4, 5, 6, 7, 12, 13, 14, 15});
+      for (int i = 0; i < 2; ++i)
+        r[i] = __builtin_shuffle(q[2 * i], q[2 * i + 1], IC{0, 1, 8, 9, 4, 5, 12, 13}) +
+               __builtin_shuffle(q[2 * i], q[2 * i + 1], IC{2, 3, 10, 11, 6, 7, 14, 15});
+      Store(out + block * C, __builtin_shuffle(r[0], r[1], IC{0, 8, 2, 10, 4, 12, 6, 14}) +
+                                 __builtin_shuffle(r[0], r[1], IC{1, 9, 3, 11, 5, 13, 7, 15}));
+    } else {
+      const FC q0 = __builtin_shuffle(p[0], p[1], IC{0, 1, 4, 5}) + __builtin_shuffle(p[0], p[1], IC{2, 3, 6, 7});
+      const FC q1 = __builtin_shuffle(p[2], p[3], IC{0, 1, 4, 5}) + __builtin_shuffle(p[2], p[3], IC{2, 3, 6, 7});
+      Store(out + block * C, __builtin_shuffle(q0, q1, IC{0, 4, 2, 6}) + __builtin_shuffle(q0, q1, IC{1, 5, 3, 7}));
+    }
+  }
+}
+
+// Prefetches part `part` of `parts` of [p, p + n): called once per layer, it
+// brings the next row group's amortized parameters (one contiguous block) in
+// while the current group computes, instead of leaving 2·W short streams to
+// the hardware prefetchers.
+FLOWVAE_LANE_INLINE void PrefetchPart(const float* p, std::size_t n, std::size_t part, std::size_t parts,
+                                      bool for_write) {
+  if (!p || n == 0) return;
+  const char* c = reinterpret_cast<const char*>(p);
+  const std::size_t bytes = n * sizeof(float);
+  const std::size_t begin = bytes * part / parts & ~static_cast<std::size_t>(63);
+  const std::size_t end = bytes * (part + 1) / parts;
+  if (for_write) {
+    for (std::size_t off = begin; off < end; off += 64) __builtin_prefetch(c + off, 1, 2);
+  } else {
+    for (std::size_t off = begin; off < end; off += 64) __builtin_prefetch(c + off, 0, 2);
+  }
+}
+
 // Per-thread scratch that only grows (no allocation once warm). One buffer
 // per thread, used by one kernel at a time.
 inline float* ThreadScratch(std::size_t n) {

@@ -95,66 +95,95 @@ void PrepareShared(const float* params, std::size_t D, std::size_t K, SharedLaye
 
 // ---- SIMD-over-dim helpers (C = chunk width) --------------------------------
 
-// wᵀz, wᵀu and wᵀw in one pass over w.
-template <int C>
-FLOWVAE_LANE_INLINE void Dot3(const float* w, const float* z, const float* u, std::size_t n, float* wz, float* wu,
-                              float* ww) {
-  using FC = typename Vec<C>::F;
-  FC a0 = FC{}, a1 = FC{}, a2 = FC{};
-  std::size_t d = 0;
-  for (; d + C <= n; d += C) {
-    const FC wv = Load<FC>(w + d);
-    a0 += wv * Load<FC>(z + d);
-    a1 += wv * Load<FC>(u + d);
-    a2 += wv * wv;
+// Folds a vector of 2·CT (or CT) floats into CT lanes, preserving the lane total.
+template <int CT, class V>
+FLOWVAE_LANE_INLINE typename Vec<CT>::F Fold(V v) {
+  using FT = typename Vec<CT>::F;
+  if constexpr (sizeof(V) == sizeof(FT)) {
+    return v;
+  } else {
+    static_assert(sizeof(V) == 2 * sizeof(FT), "fold by halves only");
+    FT lo, hi;
+    std::memcpy(&lo, &v, sizeof(FT));
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(FT), sizeof(FT));
+    return lo + hi;
   }
-  float s0 = 0, s1 = 0, s2 = 0;
-  if (n >= C) {
-    s0 = HorizontalSum(a0);
-    s1 = HorizontalSum(a1);
-    s2 = HorizontalSum(a2);
-  }
-  for (; d < n; ++d) {
-    s0 += w[d] * z[d];
-    s1 += w[d] * u[d];
-    s2 += w[d] * w[d];
-  }
-  *wz = s0;
-  *wu = s1;
-  *ww = s2;
 }
 
-// gᵀu, gᵀw, wᵀu, wᵀw in one pass.
-template <int C>
-FLOWVAE_LANE_INLINE void Dot4(const float* g, const float* u, const float* w, std::size_t n, float* gu, float* gw,
-                              float* wu, float* ww) {
-  using FC = typename Vec<C>::F;
-  FC a0 = FC{}, a1 = FC{}, a2 = FC{}, a3 = FC{};
+// Partial sums (CT lanes) of wᵀz, wᵀu and wᵀw in one pass over w, reduced
+// across the row group by ReduceRowPartials: chunks of CM floats, then one of
+// CT when CM = 2·CT, then the scalar tail in lane 0.
+template <int CM, int CT>
+FLOWVAE_LANE_INLINE void Partials3(const float* w, const float* z, const float* u, std::size_t n,
+                                   typename Vec<CT>::F* wz, typename Vec<CT>::F* wu, typename Vec<CT>::F* ww) {
+  using FM = typename Vec<CM>::F;
+  using FT = typename Vec<CT>::F;
+  FM m0 = FM{}, m1 = FM{}, m2 = FM{};
   std::size_t d = 0;
-  for (; d + C <= n; d += C) {
-    const FC gv = Load<FC>(g + d), uv = Load<FC>(u + d), wv = Load<FC>(w + d);
-    a0 += gv * uv;
-    a1 += gv * wv;
-    a2 += wv * uv;
-    a3 += wv * wv;
+  for (; d + CM <= n; d += CM) {
+    const FM wv = Load<FM>(w + d);
+    m0 += wv * Load<FM>(z + d);
+    m1 += wv * Load<FM>(u + d);
+    m2 += wv * wv;
   }
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  if (n >= C) {
-    s0 = HorizontalSum(a0);
-    s1 = HorizontalSum(a1);
-    s2 = HorizontalSum(a2);
-    s3 = HorizontalSum(a3);
+  FT a0 = Fold<CT>(m0), a1 = Fold<CT>(m1), a2 = Fold<CT>(m2);
+  if constexpr (CM > CT) {
+    if (d + CT <= n) {
+      const FT wv = Load<FT>(w + d);
+      a0 += wv * Load<FT>(z + d);
+      a1 += wv * Load<FT>(u + d);
+      a2 += wv * wv;
+      d += CT;
+    }
   }
   for (; d < n; ++d) {
-    s0 += g[d] * u[d];
-    s1 += g[d] * w[d];
-    s2 += w[d] * u[d];
-    s3 += w[d] * w[d];
+    a0[0] += w[d] * z[d];
+    a1[0] += w[d] * u[d];
+    a2[0] += w[d] * w[d];
   }
-  *gu = s0;
-  *gw = s1;
-  *wu = s2;
-  *ww = s3;
+  *wz = a0;
+  *wu = a1;
+  *ww = a2;
+}
+
+// Partial sums (CT lanes) of gᵀu, gᵀw, wᵀu, wᵀw in one pass: chunks of CM
+// floats, then one of CT when CM = 2·CT, then the scalar tail in lane 0.
+template <int CM, int CT>
+FLOWVAE_LANE_INLINE void Partials4(const float* g, const float* u, const float* w, std::size_t n,
+                                   typename Vec<CT>::F* gu, typename Vec<CT>::F* gw, typename Vec<CT>::F* wu,
+                                   typename Vec<CT>::F* ww) {
+  using FM = typename Vec<CM>::F;
+  using FT = typename Vec<CT>::F;
+  FM m0 = FM{}, m1 = FM{}, m2 = FM{}, m3 = FM{};
+  std::size_t d = 0;
+  for (; d + CM <= n; d += CM) {
+    const FM gv = Load<FM>(g + d), uv = Load<FM>(u + d), wv = Load<FM>(w + d);
+    m0 += gv * uv;
+    m1 += gv * wv;
+    m2 += wv * uv;
+    m3 += wv * wv;
+  }
+  FT a0 = Fold<CT>(m0), a1 = Fold<CT>(m1), a2 = Fold<CT>(m2), a3 = Fold<CT>(m3);
+  if constexpr (CM > CT) {
+    if (d + CT <= n) {
+      const FT gv = Load<FT>(g + d), uv = Load<FT>(u + d), wv = Load<FT>(w + d);
+      a0 += gv * uv;
+      a1 += gv * wv;
+      a2 += wv * uv;
+      a3 += wv * wv;
+      d += CT;
+    }
+  }
+  for (; d < n; ++d) {
+    a0[0] += g[d] * u[d];
+    a1[0] += g[d] * w[d];
+    a2[0] += w[d] * u[d];
+    a3[0] += w[d] * w[d];
+  }
+  *gu = a0;
+  *gw = a1;
+  *wu = a2;
+  *ww = a3;
 }
 
 // Per-lane reparametrization of amortized layers: from wᵀu and ‖w‖² to
@@ -396,32 +425,42 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
 // stay row-major: dot products run SIMD over dim (C floats per chunk), then
 // the scalar chain of a lock-step group of W rows runs SIMD across rows.
 
-template <int W, int C>
+template <int W, int CM, int C>
 FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::size_t row_begin,
                                                      std::size_t row_end) {
   using F = typename Vec<W>::F;
   using FC = typename Vec<C>::F;
   const std::size_t D = A.dim, K = A.layers, KD = K * D, P = 2 * D + 1;
   alignas(64) float lane_a[W], lane_wu[W], lane_wn2[W], lane_t[W], lane_tc[W], lane_out[W];
+  FC slot_wz[W], slot_wu[W], slot_ww[W];
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
+    // The next group's parameters (one contiguous block), fetched a slice per layer.
+    const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
+    const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
+    const float* p0 = A.params + r0 * K * P;
     float* y0 = A.y + r0 * D;
     std::memcpy(y0, A.x + r0 * D, rows * D * sizeof(float));
-    // Lanes past the last row see harmless values (their results are dropped).
-    for (int g = 0; g < W; ++g) {
-      lane_a[g] = 1.0f;
-      lane_wu[g] = 0.0f;
-      lane_wn2[g] = 1.0f;
-    }
+    for (int g = 0; g < W; ++g) slot_wz[g] = slot_wu[g] = slot_ww[g] = FC{};
     F ld_sum = F{};
     for (std::size_t k = 0; k < K; ++k) {
+      lanes::PrefetchPart(next_params, next_rows * K * P, k, K, false);
       for (std::size_t g = 0; g < rows; ++g) {
-        const float* p = A.params + (r0 + g) * K * P;
-        float wz;
-        Dot3<C>(p + KD + k * D, y0 + g * D, p + k * D, D, &wz, &lane_wu[g], &lane_wn2[g]);
-        lane_a[g] = wz + p[2 * KD + k];
+        const float* p = p0 + g * K * P;
+        const std::size_t slot = lanes::RowSlot<C>(g);
+        Partials3<CM, C>(p + KD + k * D, y0 + g * D, p + k * D, D, &slot_wz[slot], &slot_wu[slot], &slot_ww[slot]);
+      }
+      lanes::ReduceRowPartials<W, C>(slot_wz, lane_a);
+      lanes::ReduceRowPartials<W, C>(slot_wu, lane_wu);
+      lanes::ReduceRowPartials<W, C>(slot_ww, lane_wn2);
+      for (std::size_t g = 0; g < rows; ++g) {
+        lane_a[g] += p0[g * K * P + 2 * KD + k];
         A.stash[(r0 + g) * K + k] = lane_a[g];
+      }
+      for (std::size_t g = rows; g < static_cast<std::size_t>(W); ++g) {  // harmless padding
+        lane_a[g] = 1.0f;
+        lane_wn2[g] = 1.0f;
       }
       F t, s;
       lanes::TanhSech2(Load<F>(lane_a), &t, &s);
@@ -436,13 +475,23 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
       }
       for (std::size_t g = 0; g < rows; ++g) {
         float* z = y0 + g * D;
-        const float* p = A.params + (r0 + g) * K * P;
+        const float* p = p0 + g * K * P;
         const float* u = p + k * D;
         const float* w = p + KD + k * D;
         const float tg = lane_t[g], tc = lane_tc[g];
+        auto step = [&](auto zero, std::size_t d) __attribute__((always_inline)) {
+          using V = decltype(zero);
+          Store(z + d, Load<V>(z + d) + (tg * Load<V>(u + d) + tc * Load<V>(w + d)));
+        };
         std::size_t d = 0;
-        for (; d + C <= D; d += C) Store(z + d, Load<FC>(z + d) + (tg * Load<FC>(u + d) + tc * Load<FC>(w + d)));
-        for (; d < D; ++d) z[d] = z[d] + (tg * u[d] + tc * w[d]);
+        for (; d + CM <= D; d += CM) step(typename Vec<CM>::F{}, d);
+        if constexpr (CM > C) {
+          if (d + C <= D) {
+            step(FC{}, d);
+            d += C;
+          }
+        }
+        for (; d < D; ++d) step(0.0f, d);
       }
     }
     Store(lane_out, ld_sum);
@@ -454,7 +503,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
   return bad;
 }
 
-template <int W, int C>
+template <int W, int CM, int C>
 FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std::size_t row_begin,
                                                       std::size_t row_end) {
   using F = typename Vec<W>::F;
@@ -463,24 +512,43 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   float* zbuf = ThreadScratch(W * D);
   alignas(64) float lane_a[W], lane_gl[W], lane_gu[W], lane_gw[W], lane_wu[W], lane_wn2[W];
   alignas(64) float lane_t[W], lane_tc[W], lane_ga[W], lane_gwu[W], lane_gwn2x2[W];
+  FC slot_gu[W], slot_gw[W], slot_wu[W], slot_ww[W];
+  FC probe[W];  // (v − v) summed over every gradient written: 0 while all are finite
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
+    // The next group's parameters and gradient rows, fetched a slice per layer.
+    const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
+    const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
+    const float* next_grads = next_rows ? A.d_params + (r0 + W) * K * P : nullptr;
+    const float* p0 = A.params + r0 * K * P;
+    float* dp0 = A.d_params + r0 * K * P;
     float* g0 = A.dx + r0 * D;
-    if (A.dx != A.dy) std::memcpy(g0, A.dy + r0 * D, rows * D * sizeof(float));
+    std::memcpy(g0, A.dy + r0 * D, rows * D * sizeof(float));
     std::memcpy(zbuf, A.y + r0 * D, rows * D * sizeof(float));
     for (int g = 0; g < W; ++g) {
-      lane_a[g] = 1.0f;
-      lane_gl[g] = lane_gu[g] = lane_gw[g] = lane_wu[g] = 0.0f;
-      lane_wn2[g] = 1.0f;
+      slot_gu[g] = slot_gw[g] = slot_wu[g] = slot_ww[g] = FC{};
+      probe[g] = FC{};
+      lane_gl[g] = static_cast<std::size_t>(g) < rows ? A.d_log_det[r0 + g] : 0.0f;
     }
-    for (std::size_t g = 0; g < rows; ++g) lane_gl[g] = A.d_log_det[r0 + g];
     const F gl = Load<F>(lane_gl);
     for (std::size_t k = K; k-- > 0;) {
+      lanes::PrefetchPart(next_params, next_rows * K * P, K - 1 - k, K, false);
+      lanes::PrefetchPart(next_grads, next_rows * K * P, K - 1 - k, K, true);
       for (std::size_t g = 0; g < rows; ++g) {
-        const float* p = A.params + (r0 + g) * K * P;
-        lane_a[g] = A.stash[(r0 + g) * K + k];
-        Dot4<C>(g0 + g * D, p + k * D, p + KD + k * D, D, &lane_gu[g], &lane_gw[g], &lane_wu[g], &lane_wn2[g]);
+        const float* p = p0 + g * K * P;
+        const std::size_t slot = lanes::RowSlot<C>(g);
+        Partials4<CM, C>(g0 + g * D, p + k * D, p + KD + k * D, D, &slot_gu[slot], &slot_gw[slot], &slot_wu[slot],
+                         &slot_ww[slot]);
+      }
+      lanes::ReduceRowPartials<W, C>(slot_gu, lane_gu);
+      lanes::ReduceRowPartials<W, C>(slot_gw, lane_gw);
+      lanes::ReduceRowPartials<W, C>(slot_wu, lane_wu);
+      lanes::ReduceRowPartials<W, C>(slot_ww, lane_wn2);
+      for (int g = 0; g < W; ++g) {
+        const bool real = static_cast<std::size_t>(g) < rows;
+        lane_a[g] = real ? A.stash[(r0 + g) * K + k] : 1.0f;  // harmless padding
+        if (!real) lane_wn2[g] = 1.0f;
       }
       const F wu = Load<F>(lane_wu), wn2 = Load<F>(lane_wn2), gw = Load<F>(lane_gw);
       const AmortizedReparam<F> r = Reparametrize(wu, wn2, true);
@@ -501,10 +569,10 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
       Store(lane_gwu, gwu);
       Store(lane_gwn2x2, 2.0f * gwn2);
       for (std::size_t g = 0; g < rows; ++g) {
-        const float* p = A.params + (r0 + g) * K * P;
+        const float* p = p0 + g * K * P;
         const float* u = p + k * D;
         const float* w = p + KD + k * D;
-        float* dp = A.d_params + (r0 + g) * K * P;
+        float* dp = dp0 + g * K * P;
         float* du = dp + k * D;
         float* dw = dp + KD + k * D;
         dp[2 * KD + k] = lane_ga[g];
@@ -512,27 +580,37 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         float* zp = zbuf + g * D;
         const float tg = lane_t[g], tc = lane_tc[g], ga_g = lane_ga[g], gwu_g = lane_gwu[g],
                     gwn2x2_g = lane_gwn2x2[g];
-        std::size_t d = 0;
-        for (; d + C <= D; d += C) {
-          const FC uv = Load<FC>(u + d), wv = Load<FC>(w + d), gv = Load<FC>(gp + d);
-          const FC zv = Load<FC>(zp + d) - (tg * uv + tc * wv);
-          Store(du + d, tg * gv + gwu_g * wv);
-          Store(dw + d, ga_g * zv + tc * gv + gwu_g * uv + gwn2x2_g * wv);
+        // One element step for any vector width V (or float).
+        auto step = [&](auto zero, std::size_t d) __attribute__((always_inline)) {
+          using V = decltype(zero);
+          const V uv = Load<V>(u + d), wv = Load<V>(w + d), gv = Load<V>(gp + d);
+          const V zv = Load<V>(zp + d) - (tg * uv + tc * wv);
+          const V duv = tg * gv + gwu_g * wv;
+          const V dwv = ga_g * zv + tc * gv + gwu_g * uv + gwn2x2_g * wv;
+          Store(du + d, duv);
+          Store(dw + d, dwv);
           Store(gp + d, gv + ga_g * wv);
           Store(zp + d, zv);
+          return lanes::NonFiniteProbe(duv) + lanes::NonFiniteProbe(dwv);
+        };
+        using FM = typename Vec<CM>::F;
+        FM pm = FM{};
+        std::size_t d = 0;
+        for (; d + CM <= D; d += CM) pm += step(FM{}, d);
+        FC pr = probe[g] + Fold<C>(pm);
+        if constexpr (CM > C) {
+          if (d + C <= D) {
+            pr += step(FC{}, d);
+            d += C;
+          }
         }
-        for (; d < D; ++d) {
-          const float uv = u[d], wv = w[d], gv = gp[d];
-          const float zv = zp[d] - (tg * uv + tc * wv);
-          du[d] = tg * gv + gwu_g * wv;
-          dw[d] = ga_g * zv + tc * gv + gwu_g * uv + gwn2x2_g * wv;
-          gp[d] = gv + ga_g * wv;
-          zp[d] = zv;
-        }
+        for (; d < D; ++d) pr[0] += step(0.0f, d);
+        pr[0] += ga_g - ga_g;
+        probe[g] = pr;
       }
     }
     for (std::size_t g = 0; g < rows; ++g) {
-      if (!RowFinite<C>(g0 + g * D, D) || !RowFinite<C>(A.d_params + (r0 + g) * K * P, K * P)) ++bad;
+      if (!RowFinite<C>(g0 + g * D, D) || !(HorizontalSum(probe[g]) == 0.0f)) ++bad;
     }
   }
   return bad;
@@ -554,13 +632,13 @@ std::size_t ForwardSharedBaseline(const ForwardArgs& a, std::size_t b, std::size
   return ForwardSharedLanes<4>(a, b, e);
 }
 FLOWVAE_TARGET_AVX512 std::size_t ForwardAmortizedAvx512(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<16, 8>(a, b, e);
+  return ForwardAmortizedRows<16, 16, 8>(a, b, e);
 }
 FLOWVAE_TARGET_AVX2 std::size_t ForwardAmortizedAvx2(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<8, 8>(a, b, e);
+  return ForwardAmortizedRows<8, 8, 8>(a, b, e);
 }
 std::size_t ForwardAmortizedBaseline(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<4, 4>(a, b, e);
+  return ForwardAmortizedRows<4, 4, 4>(a, b, e);
 }
 FLOWVAE_TARGET_AVX512 std::size_t BackwardSharedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e,
                                                        float* p) {
@@ -573,13 +651,13 @@ std::size_t BackwardSharedBaseline(const BackwardArgs& a, std::size_t b, std::si
   return BackwardSharedLanes<4, 4>(a, b, e, p);
 }
 FLOWVAE_TARGET_AVX512 std::size_t BackwardAmortizedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<16, 8>(a, b, e);
+  return BackwardAmortizedRows<16, 16, 8>(a, b, e);
 }
 FLOWVAE_TARGET_AVX2 std::size_t BackwardAmortizedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<8, 8>(a, b, e);
+  return BackwardAmortizedRows<8, 8, 8>(a, b, e);
 }
 std::size_t BackwardAmortizedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<4, 4>(a, b, e);
+  return BackwardAmortizedRows<4, 4, 4>(a, b, e);
 }
 
 ForwardFn PickForward(bool amortized) {

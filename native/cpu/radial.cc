@@ -350,11 +350,15 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
+    // The next group's parameters, fetched a slice per layer.
+    const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
+    const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
     float* y0 = A.y + r0 * D;
     std::memcpy(y0, A.x + r0 * D, rows * D * sizeof(float));
     for (int g = 0; g < W; ++g) lane_r2[g] = lane_ar[g] = lane_br[g] = 1.0f;  // harmless padding
     F ld_sum = F{};
     for (std::size_t k = 0; k < K; ++k) {
+      lanes::PrefetchPart(next_params, next_rows * K * P, k, K, false);
       for (std::size_t g = 0; g < rows; ++g) {
         const float* p = A.params + (r0 + g) * K * P;
         lane_r2[g] = SquaredDistance<C>(y0 + g * D, p + k * D, D);
@@ -414,6 +418,10 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
+    // The next group's parameters and gradient rows, fetched a slice per layer.
+    const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
+    const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
+    const float* next_grads = next_rows ? A.d_params + (r0 + W) * K * P : nullptr;
     float* g0 = A.dx + r0 * D;
     std::memcpy(g0, A.dy + r0 * D, rows * D * sizeof(float));
     std::memcpy(zs, A.x + r0 * D, rows * D * sizeof(float));
@@ -453,6 +461,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
     for (int g = 0; g < W; ++g) lane_gd[g] = 0.0f;
     const F gl = Load<F>(lane_gl);
     for (std::size_t k = K; k-- > 0;) {
+      lanes::PrefetchPart(next_params, next_rows * K * P, K - 1 - k, K, false);
+      lanes::PrefetchPart(next_grads, next_rows * K * P, K - 1 - k, K, true);
       for (std::size_t g = 0; g < rows; ++g) {
         const float* c = A.params + (r0 + g) * K * P + k * D;
         lane_gd[g] = DotDiff<C>(g0 + g * D, zs + (k * W + g) * D, c, D);
