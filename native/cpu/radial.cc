@@ -133,31 +133,54 @@ FLOWVAE_LANE_INLINE typename Vec<W>::F SquaredDistanceLanes(const float* c, cons
   return a0 + a1;
 }
 
-// Σ_d (a[d] − b[d])², SIMD over d.
-template <int C>
-FLOWVAE_LANE_INLINE float SquaredDistance(const float* a, const float* b, std::size_t n) {
-  using FC = typename Vec<C>::F;
-  FC acc = FC{};
-  std::size_t d = 0;
-  for (; d + C <= n; d += C) {
-    const FC e = Load<FC>(a + d) - Load<FC>(b + d);
-    acc += e * e;
+// Folds a vector of 2·CT (or CT) floats into CT lanes, preserving the lane total.
+template <int CT, class V>
+FLOWVAE_LANE_INLINE typename Vec<CT>::F Fold(V v) {
+  using FT = typename Vec<CT>::F;
+  if constexpr (sizeof(V) == sizeof(FT)) {
+    return v;
+  } else {
+    static_assert(sizeof(V) == 2 * sizeof(FT), "fold by halves only");
+    FT lo, hi;
+    std::memcpy(&lo, &v, sizeof(FT));
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(FT), sizeof(FT));
+    return lo + hi;
   }
-  float s = n >= C ? HorizontalSum(acc) : 0.0f;
-  for (; d < n; ++d) s += (a[d] - b[d]) * (a[d] - b[d]);
-  return s;
 }
 
-// Σ_d g[d]·(z[d] − c[d]), SIMD over d.
-template <int C>
-FLOWVAE_LANE_INLINE float DotDiff(const float* g, const float* z, const float* c, std::size_t n) {
-  using FC = typename Vec<C>::F;
-  FC acc = FC{};
+// Partial sums (CT lanes) over d of term(V, d) for V = CM-wide chunks, then
+// one CT-wide chunk when CM = 2·CT, then the scalar tail in lane 0; reduced
+// across the row group by ReduceRowPartials.
+template <int CM, int CT, class Term>
+FLOWVAE_LANE_INLINE typename Vec<CT>::F PartialSum(std::size_t n, Term&& term) {
+  using FM = typename Vec<CM>::F;
+  using FT = typename Vec<CT>::F;
+  FM m = FM{};
   std::size_t d = 0;
-  for (; d + C <= n; d += C) acc += Load<FC>(g + d) * (Load<FC>(z + d) - Load<FC>(c + d));
-  float s = n >= C ? HorizontalSum(acc) : 0.0f;
-  for (; d < n; ++d) s += g[d] * (z[d] - c[d]);
-  return s;
+  for (; d + CM <= n; d += CM) m += term(FM{}, d);
+  FT a = Fold<CT>(m);
+  if constexpr (CM > CT) {
+    if (d + CT <= n) {
+      a += term(FT{}, d);
+      d += CT;
+    }
+  }
+  for (; d < n; ++d) a[0] += term(0.0f, d);
+  return a;
+}
+
+// Calls step(V{}, d) over [0, n) with the widest of CM, CT (when CM = 2·CT) and 1 floats that fits.
+template <int CM, int CT, class Step>
+FLOWVAE_LANE_INLINE void ForChunks(std::size_t n, Step&& step) {
+  std::size_t d = 0;
+  for (; d + CM <= n; d += CM) step(typename Vec<CM>::F{}, d);
+  if constexpr (CM > CT) {
+    if (d + CT <= n) {
+      step(typename Vec<CT>::F{}, d);
+      d += CT;
+    }
+  }
+  for (; d < n; ++d) step(0.0f, d);
 }
 
 struct ForwardArgs {
@@ -339,7 +362,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
 
 // ---- row-major groups (amortized parameters) ------------------------------------------
 
-template <int W, int C>
+template <int W, int CM, int C>
 FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::size_t row_begin,
                                                      std::size_t row_end) {
   using F = typename Vec<W>::F;
@@ -347,24 +370,35 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
   const std::size_t D = A.dim, K = A.layers, KD = K * D, P = D + 2;
   const float d_minus_1 = static_cast<float>(D - 1);
   alignas(64) float lane_r2[W], lane_ar[W], lane_br[W], lane_bh[W], lane_out[W];
+  FC slot_r2[W];
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    // The next group's parameters, fetched a slice per layer.
+    // The next group's parameters (one contiguous block), fetched a slice per layer.
     const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
     const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
+    const float* p0 = A.params + r0 * K * P;
     float* y0 = A.y + r0 * D;
     std::memcpy(y0, A.x + r0 * D, rows * D * sizeof(float));
-    for (int g = 0; g < W; ++g) lane_r2[g] = lane_ar[g] = lane_br[g] = 1.0f;  // harmless padding
+    for (int g = 0; g < W; ++g) {
+      slot_r2[g] = FC{};
+      lane_ar[g] = lane_br[g] = 1.0f;  // harmless padding
+    }
     F ld_sum = F{};
     for (std::size_t k = 0; k < K; ++k) {
       lanes::PrefetchPart(next_params, next_rows * K * P, k, K, false);
       for (std::size_t g = 0; g < rows; ++g) {
-        const float* p = A.params + (r0 + g) * K * P;
-        lane_r2[g] = SquaredDistance<C>(y0 + g * D, p + k * D, D);
-        lane_ar[g] = p[KD + k];
-        lane_br[g] = p[KD + K + k];
+        const float* z = y0 + g * D;
+        const float* c = p0 + g * K * P + k * D;
+        slot_r2[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
+          using V = decltype(zero);
+          const V e = Load<V>(z + d) - Load<V>(c + d);
+          return e * e;
+        });
+        lane_ar[g] = p0[g * K * P + KD + k];
+        lane_br[g] = p0[g * K * P + KD + K + k];
       }
+      lanes::ReduceRowPartials<W, C>(slot_r2, lane_r2);
       const F alpha = lanes::Softplus(Load<F>(lane_ar));
       const F sp = lanes::Softplus(Load<F>(lane_br));
       const F r = lanes::Sqrt(Load<F>(lane_r2));
@@ -380,14 +414,13 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
       }
       for (std::size_t g = 0; g < rows; ++g) {
         float* z = y0 + g * D;
-        const float* c = A.params + (r0 + g) * K * P + k * D;
+        const float* c = p0 + g * K * P + k * D;
         const float bh = lane_bh[g];
-        std::size_t d = 0;
-        for (; d + C <= D; d += C) {
-          const FC v = Load<FC>(z + d);
-          Store(z + d, v + bh * (v - Load<FC>(c + d)));
-        }
-        for (; d < D; ++d) z[d] = z[d] + bh * (z[d] - c[d]);
+        ForChunks<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
+          using V = decltype(zero);
+          const V v = Load<V>(z + d);
+          Store(z + d, v + bh * (v - Load<V>(c + d)));
+        });
       }
     }
     Store(lane_out, ld_sum);
@@ -399,7 +432,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
   return bad;
 }
 
-template <int W, int C>
+template <int W, int CM, int C>
 FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std::size_t row_begin,
                                                       std::size_t row_end) {
   using F = typename Vec<W>::F;
@@ -415,21 +448,30 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   float* sig_b_l = sig_a_l + K * W;
   const float dim = static_cast<float>(D);
   alignas(64) float lane_ar[W], lane_br[W], lane_gd[W], lane_gl[W], lane_rho[W];
+  FC slot_gd[W];
+  FC probe[W];  // (v − v) summed over every gradient written: 0 while all are finite
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    // The next group's parameters and gradient rows, fetched a slice per layer.
     const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
     const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
     const float* next_grads = next_rows ? A.d_params + (r0 + W) * K * P : nullptr;
+    const float* p0 = A.params + r0 * K * P;
+    float* dp0 = A.d_params + r0 * K * P;
     float* g0 = A.dx + r0 * D;
     std::memcpy(g0, A.dy + r0 * D, rows * D * sizeof(float));
     std::memcpy(zs, A.x + r0 * D, rows * D * sizeof(float));
-    // Per-layer constants of every lane, then the layer inputs.
+    for (int g = 0; g < W; ++g) {
+      slot_gd[g] = FC{};
+      probe[g] = FC{};
+    }
+    // Per-layer constants of every lane, then the layer inputs (the next
+    // group's parameters are fetched a slice per layer meanwhile).
     for (std::size_t k = 0; k < K; ++k) {
+      lanes::PrefetchPart(next_params, next_rows * K * P, k, K, false);
       for (int g = 0; g < W; ++g) {
         const bool real = static_cast<std::size_t>(g) < rows;
-        const float* p = A.params + (r0 + (real ? g : 0)) * K * P;
+        const float* p = p0 + (real ? g : 0) * K * P;
         lane_ar[g] = p[KD + k];
         lane_br[g] = p[KD + K + k];
         r_l[k * W + g] = real ? A.stash[(r0 + g) * K + k] : 1.0f;
@@ -447,56 +489,59 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
       for (std::size_t g = 0; g < rows; ++g) {
         const float* z = zs + (k * W + g) * D;
         float* zn = zs + ((k + 1) * W + g) * D;
-        const float* c = A.params + (r0 + g) * K * P + k * D;
+        const float* c = p0 + g * K * P + k * D;
         const float bh = bh_l[k * W + g];
-        std::size_t d = 0;
-        for (; d + C <= D; d += C) {
-          const FC v = Load<FC>(z + d);
-          Store(zn + d, v + bh * (v - Load<FC>(c + d)));
-        }
-        for (; d < D; ++d) zn[d] = z[d] + bh * (z[d] - c[d]);
+        ForChunks<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
+          using V = decltype(zero);
+          const V v = Load<V>(z + d);
+          Store(zn + d, v + bh * (v - Load<V>(c + d)));
+        });
       }
     }
     for (int g = 0; g < W; ++g) lane_gl[g] = static_cast<std::size_t>(g) < rows ? A.d_log_det[r0 + g] : 0.0f;
-    for (int g = 0; g < W; ++g) lane_gd[g] = 0.0f;
     const F gl = Load<F>(lane_gl);
     for (std::size_t k = K; k-- > 0;) {
-      lanes::PrefetchPart(next_params, next_rows * K * P, K - 1 - k, K, false);
       lanes::PrefetchPart(next_grads, next_rows * K * P, K - 1 - k, K, true);
       for (std::size_t g = 0; g < rows; ++g) {
-        const float* c = A.params + (r0 + g) * K * P + k * D;
-        lane_gd[g] = DotDiff<C>(g0 + g * D, zs + (k * W + g) * D, c, D);
+        const float* gp = g0 + g * D;
+        const float* z = zs + (k * W + g) * D;
+        const float* c = p0 + g * K * P + k * D;
+        slot_gd[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
+          using V = decltype(zero);
+          return Load<V>(gp + d) * (Load<V>(z + d) - Load<V>(c + d));
+        });
       }
+      lanes::ReduceRowPartials<W, C>(slot_gd, lane_gd);
+      for (std::size_t g = rows; g < static_cast<std::size_t>(W); ++g) lane_gd[g] = 0.0f;
       const LayerGrads<F> lg = LayerBackward(Load<F>(r_l + k * W), Load<F>(alpha_l + k * W), Load<F>(sp_l + k * W), gl,
                                              Load<F>(lane_gd), dim);
       Store(lane_rho, lg.rho);
       Store(lane_ar, lg.g_alpha * Load<F>(sig_a_l + k * W));
       Store(lane_br, lg.g_sp * Load<F>(sig_b_l + k * W));
       for (std::size_t g = 0; g < rows; ++g) {
-        float* dp = A.d_params + (r0 + g) * K * P;
+        float* dp = dp0 + g * K * P;
         dp[KD + k] = lane_ar[g];
         dp[KD + K + k] = lane_br[g];
         float* dz0 = dp + k * D;
         float* gp = g0 + g * D;
         const float* z = zs + (k * W + g) * D;
-        const float* c = A.params + (r0 + g) * K * P + k * D;
+        const float* c = p0 + g * K * P + k * D;
         const float bh = bh_l[k * W + g], rho = lane_rho[g];
-        std::size_t d = 0;
-        for (; d + C <= D; d += C) {
-          const FC gv = Load<FC>(gp + d);
-          const FC gdiff = bh * gv + rho * (Load<FC>(z + d) - Load<FC>(c + d));
+        FC pr = probe[g];
+        pr[0] += (lane_ar[g] - lane_ar[g]) + (lane_br[g] - lane_br[g]);
+        pr += PartialSum<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
+          using V = decltype(zero);
+          const V gv = Load<V>(gp + d);
+          const V gdiff = bh * gv + rho * (Load<V>(z + d) - Load<V>(c + d));
           Store(gp + d, gv + gdiff);
           Store(dz0 + d, -gdiff);
-        }
-        for (; d < D; ++d) {
-          const float gdiff = bh * gp[d] + rho * (z[d] - c[d]);
-          gp[d] = gp[d] + gdiff;
-          dz0[d] = -gdiff;
-        }
+          return lanes::NonFiniteProbe(gdiff);
+        });
+        probe[g] = pr;
       }
     }
     for (std::size_t g = 0; g < rows; ++g) {
-      if (!RowFinite<C>(g0 + g * D, D) || !RowFinite<C>(A.d_params + (r0 + g) * K * P, K * P)) ++bad;
+      if (!RowFinite<C>(g0 + g * D, D) || !(HorizontalSum(probe[g]) == 0.0f)) ++bad;
     }
   }
   return bad;
@@ -518,13 +563,13 @@ std::size_t ForwardSharedBaseline(const ForwardArgs& a, std::size_t b, std::size
   return ForwardSharedLanes<4>(a, b, e);
 }
 FLOWVAE_TARGET_AVX512 std::size_t ForwardAmortizedAvx512(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<16, 8>(a, b, e);
+  return ForwardAmortizedRows<16, 16, 8>(a, b, e);
 }
 FLOWVAE_TARGET_AVX2 std::size_t ForwardAmortizedAvx2(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<8, 8>(a, b, e);
+  return ForwardAmortizedRows<8, 8, 8>(a, b, e);
 }
 std::size_t ForwardAmortizedBaseline(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<4, 4>(a, b, e);
+  return ForwardAmortizedRows<4, 4, 4>(a, b, e);
 }
 FLOWVAE_TARGET_AVX512 std::size_t BackwardSharedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e,
                                                        float* p) {
@@ -537,13 +582,13 @@ std::size_t BackwardSharedBaseline(const BackwardArgs& a, std::size_t b, std::si
   return BackwardSharedLanes<4>(a, b, e, p);
 }
 FLOWVAE_TARGET_AVX512 std::size_t BackwardAmortizedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<16, 8>(a, b, e);
+  return BackwardAmortizedRows<16, 16, 8>(a, b, e);
 }
 FLOWVAE_TARGET_AVX2 std::size_t BackwardAmortizedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<8, 8>(a, b, e);
+  return BackwardAmortizedRows<8, 8, 8>(a, b, e);
 }
 std::size_t BackwardAmortizedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<4, 4>(a, b, e);
+  return BackwardAmortizedRows<4, 4, 4>(a, b, e);
 }
 
 ForwardFn PickForward(bool amortized) {
