@@ -14,6 +14,8 @@ import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
 import type { LikelihoodKernels } from './kernels/likelihood';
+import type { PlanarKernels } from './kernels/planar';
+import type { RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
 import type { BackendName, DType, FloatArray } from './types';
 
@@ -33,6 +35,8 @@ export interface Backend {
   readonly gaussian: GaussianKernels;
   readonly likelihood: LikelihoodKernels;
   readonly autoregressive: AutoregressiveKernels;
+  readonly planar: PlanarKernels;
+  readonly radial: RadialKernels;
 }
 
 export type { BackendName, DType, FloatArray };

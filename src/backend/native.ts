@@ -156,6 +156,79 @@ export interface NativeAddon {
     dim: number,
   ): void;
   autoregressiveMafInverse(u: Float32Array, ms: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+
+  // planar (native/napi/planar.cc); each returns the number of non-finite (or unconverged) rows
+  planarForward(
+    x: Float32Array,
+    params: Float32Array,
+    y: Float32Array,
+    logDet: Float32Array,
+    layerLogDet: Float32Array | null,
+    stash: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  planarBackward(
+    y: Float32Array,
+    stash: Float32Array,
+    params: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dParams: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  planarInverse(
+    y: Float32Array,
+    params: Float32Array,
+    x: Float32Array,
+    logDet: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  // radial (native/napi/radial.cc); same calls as planar, backward takes x instead of y
+  radialForward(
+    x: Float32Array,
+    params: Float32Array,
+    y: Float32Array,
+    logDet: Float32Array,
+    layerLogDet: Float32Array | null,
+    stash: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  radialBackward(
+    x: Float32Array,
+    stash: Float32Array,
+    params: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dParams: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  radialInverse(
+    y: Float32Array,
+    params: Float32Array,
+    x: Float32Array,
+    logDet: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
 }
 
 /** Repository/package root: this file is src/backend/native.ts or dist/backend/native.js. */

@@ -9,12 +9,16 @@ export { FlowSequence } from './sequence';
 export { AutoregressiveFlow, type AutoregressiveFlowOptions } from './autoregressive';
 export { IAFFlow, type IAFOptions } from './iaf';
 export { MAFFlow, type MAFOptions } from './maf';
+export { PlanarFlow, type PlanarFlowOptions } from './planar';
+export { RadialFlow, type RadialFlowOptions } from './radial';
 
 import type { Activation } from '../backend/kernels/elementwise';
 import { checkKnownKeys } from '../validate';
 import { IAFFlow } from './iaf';
 import { MAFFlow } from './maf';
 import { registerFlow, type FlowFactoryOptions } from './registry';
+import { PlanarFlow } from './planar';
+import { RadialFlow } from './radial';
 
 const AUTOREGRESSIVE_KEYS = ['hidden', 'contextDim', 'activation', 'hiddenDegrees'] as const;
 
@@ -59,3 +63,9 @@ registerFlow('maf', {
     return new MAFFlow(options);
   },
 });
+
+function stackOptions({ dim, layers, amortized, seed, backend, extra }: FlowFactoryOptions) {
+  return { dim, layers, amortized, seed, backend, ...extra };
+}
+registerFlow('planar', { amortizable: true, shareable: true, create: (o) => new PlanarFlow(stackOptions(o)) });
+registerFlow('radial', { amortizable: true, shareable: true, create: (o) => new RadialFlow(stackOptions(o)) });

@@ -8,6 +8,8 @@ import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
 import { cpuLikelihood } from './likelihood';
+import { cpuPlanar } from './planar';
+import { cpuRadial } from './radial';
 import { cpuRng } from './rng';
 
 export function createCpuBackend(addon: NativeAddon): Backend {
@@ -23,5 +25,7 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     gaussian: cpuGaussian(addon),
     likelihood: cpuLikelihood(addon),
     autoregressive: cpuAutoregressive(addon),
+    planar: cpuPlanar(addon),
+    radial: cpuRadial(addon),
   };
 }

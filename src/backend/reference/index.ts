@@ -7,6 +7,8 @@ import { referenceDense } from './dense';
 import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
 import { referenceLikelihood } from './likelihood';
+import { referencePlanar } from './planar';
+import { referenceRadial } from './radial';
 import { referenceRng } from './rng';
 
 export const referenceBackend: Backend = {
@@ -21,4 +23,6 @@ export const referenceBackend: Backend = {
   gaussian: referenceGaussian,
   likelihood: referenceLikelihood,
   autoregressive: referenceAutoregressive,
+  planar: referencePlanar,
+  radial: referenceRadial,
 };
