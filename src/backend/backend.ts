@@ -12,6 +12,7 @@ import type { AdamKernels } from './kernels/adam';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import type { RngKernels } from './kernels/rng';
+import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
 
 export interface Backend {
@@ -27,6 +28,7 @@ export interface Backend {
   readonly elementwise: ElementwiseKernels;
   readonly rng: RngKernels;
   readonly adam: AdamKernels;
+  readonly sylvester: SylvesterKernels;
 }
 
 export type { BackendName, DType, FloatArray };

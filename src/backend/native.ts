@@ -81,6 +81,81 @@ export interface NativeAddon {
     step: number,
     maxGradNorm: number,
   ): number;
+
+  // sylvester (native/napi/sylvester.cc); the shape is (variant index, dim, m, layers, householders)
+  sylvesterOrthogonalize(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    sets: number,
+    params: Float32Array,
+    q: Float32Array,
+    maxSteps: number,
+    tolerance: number,
+  ): number;
+  sylvesterOrthogonalizeBackward(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    sets: number,
+    params: Float32Array,
+    gradQ: Float32Array,
+    gradParams: Float32Array,
+    maxSteps: number,
+    tolerance: number,
+  ): void;
+  sylvesterForward(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    batch: number,
+    amortized: boolean,
+    x: Float32Array,
+    params: Float32Array,
+    q: Float32Array,
+    y: Float32Array,
+    logDet: Float32Array,
+    saved: Float32Array | null,
+  ): void;
+  sylvesterBackward(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    batch: number,
+    amortized: boolean,
+    params: Float32Array,
+    q: Float32Array,
+    saved: Float32Array,
+    gradY: Float32Array,
+    gradLogDet: Float32Array,
+    gradX: Float32Array,
+    gradParams: Float32Array,
+    gradQ: Float32Array,
+  ): void;
+  sylvesterInverse(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    batch: number,
+    amortized: boolean,
+    y: Float32Array,
+    params: Float32Array,
+    q: Float32Array,
+    x: Float32Array,
+    logDet: Float32Array,
+    maxIterations: number,
+    tolerance: number,
+  ): number;
 }
 
 /** Repository/package root: this file is src/backend/native.ts or dist/backend/native.js. */

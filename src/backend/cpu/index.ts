@@ -6,6 +6,7 @@ import { cpuAdam } from './adam';
 import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
 import { cpuRng } from './rng';
+import { cpuSylvester } from './sylvester';
 
 export function createCpuBackend(addon: NativeAddon): Backend {
   return {
@@ -17,5 +18,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     elementwise: cpuElementwise(addon),
     rng: cpuRng(addon),
     adam: cpuAdam(addon),
+    sylvester: cpuSylvester(addon),
   };
 }

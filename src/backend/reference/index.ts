@@ -5,6 +5,7 @@ import { referenceAdam } from './adam';
 import { referenceDense } from './dense';
 import { referenceElementwise } from './elementwise';
 import { referenceRng } from './rng';
+import { referenceSylvester } from './sylvester';
 
 export const referenceBackend: Backend = {
   name: 'reference',
@@ -15,4 +16,5 @@ export const referenceBackend: Backend = {
   elementwise: referenceElementwise,
   rng: referenceRng,
   adam: referenceAdam,
+  sylvester: referenceSylvester,
 };
