@@ -180,6 +180,10 @@ FLOWVAE_SYLVESTER_PATH_FNS
 // --- AVX-512F ----------------------------------------------------------------
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
+// GCC 12 flags the deliberately undefined pass-through operand inside its own
+// AVX-512 intrinsics (_mm512_undefined_ps) as maybe-uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace avx512_path {
 struct V {
   using T = __m512;
@@ -224,6 +228,7 @@ struct V {
 #include "sylvester_simd.inc"
 FLOWVAE_SYLVESTER_PATH_FNS
 }  // namespace avx512_path
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 
