@@ -11,6 +11,8 @@
 import type { AdamKernels } from './kernels/adam';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
+import type { GaussianKernels } from './kernels/gaussian';
+import type { LikelihoodKernels } from './kernels/likelihood';
 import type { RngKernels } from './kernels/rng';
 import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
@@ -28,6 +30,8 @@ export interface Backend {
   readonly elementwise: ElementwiseKernels;
   readonly rng: RngKernels;
   readonly adam: AdamKernels;
+  readonly gaussian: GaussianKernels;
+  readonly likelihood: LikelihoodKernels;
   readonly sylvester: SylvesterKernels;
 }
 

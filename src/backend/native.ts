@@ -82,6 +82,45 @@ export interface NativeAddon {
     maxGradNorm: number,
   ): number;
 
+  // gaussian (native/napi/gaussian.cc)
+  gaussianSampleDiag(mu: Float32Array, logvar: Float32Array, eps: Float32Array, z: Float32Array, logq: Float32Array, batch: number, dim: number): void;
+  gaussianSampleDiagBackward(
+    logvar: Float32Array,
+    eps: Float32Array,
+    dz: Float32Array,
+    dLogq: Float32Array,
+    dMu: Float32Array,
+    dLogvar: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+  gaussianLogStandard(x: Float32Array, out: Float32Array, batch: number, dim: number): void;
+  gaussianLogStandardBackward(x: Float32Array, dOut: Float32Array, dx: Float32Array, batch: number, dim: number): void;
+  gaussianKlStandard(mu: Float32Array, logvar: Float32Array, out: Float32Array, batch: number, dim: number): void;
+  gaussianKlStandardBackward(
+    mu: Float32Array,
+    logvar: Float32Array,
+    dOut: Float32Array,
+    dMu: Float32Array,
+    dLogvar: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+
+  // likelihood (native/napi/likelihood.cc)
+  likelihoodBernoulli(x: Float32Array, logits: Float32Array, out: Float32Array, batch: number, dim: number): void;
+  likelihoodBernoulliBackward(x: Float32Array, logits: Float32Array, dOut: Float32Array, dLogits: Float32Array, batch: number, dim: number): void;
+  likelihoodGaussian(x: Float32Array, mean: Float32Array, logvar: Float32Array, out: Float32Array, batch: number, dim: number): void;
+  likelihoodGaussianBackward(
+    x: Float32Array,
+    mean: Float32Array,
+    logvar: Float32Array,
+    dOut: Float32Array,
+    dMean: Float32Array,
+    dLogvar: Float32Array | null,
+    batch: number,
+    dim: number,
+  ): void;
   // sylvester (native/napi/sylvester.cc); the shape is (variant index, dim, m, layers, householders)
   sylvesterOrthogonalize(
     variant: number,

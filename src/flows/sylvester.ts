@@ -13,10 +13,10 @@
  * diagonal unused), `diagonal` [K, M] and `diagonalTilde` [K, M] (raw values
  * of R_ii = tanh(·) and R̃_ii = tanh(·)), `bias` [K, M], and `q` [K, D, M]
  * (orthogonal) or `householder` [K, n, D] (householder). They start near the
- * identity map: every value uniform in ±0.01, Q's raw matrix the first M
- * columns of the identity plus that noise, Householder vectors uniform in ±1,
- * all from the backend's counter-based generator, so every backend starts
- * from the same values.
+ * identity map: R, R̃ and b uniform in ±0.01 (so Q R h is small whatever Q
+ * is), Q's raw matrix or Householder vectors uniform in ±1, all from the
+ * backend's counter-based generator, so every backend starts from the same
+ * values.
  *
  * Amortized (`amortized: true`): the flow has no parameters of its own; each
  * call takes `options.params` `[batch, amortizedSize]` in the same layout
@@ -35,6 +35,7 @@ import {
 import type { FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Parameter } from '../nn/parameter';
+import { registerFlow } from './registry';
 import {
   checkArray,
   checkBoolean,
@@ -47,6 +48,8 @@ import {
   sizeProduct,
 } from '../validate';
 import { Workspace, type Flow, type FlowCallOptions, type FlowForwardResult, type FlowGradients, type FlowInverseResult } from './flow';
+
+export type { SylvesterVariant } from '../backend/kernels/sylvester';
 
 export interface SylvesterFlowOptions {
   /** D: width of a row. */
@@ -65,7 +68,12 @@ export interface SylvesterFlowOptions {
   backend?: Backend;
   /** Most Björck steps per matrix (orthogonal variant; default 100, as in the paper's code). */
   bjorckSteps?: number;
-  /** Björck stops once max|QᵀQ − I| ≤ this (default 1e-5, reachable in float32); more steps than bjorckSteps throw ERR_NOT_CONVERGED. */
+  /**
+   * Björck stops once max|QᵀQ − I| ≤ this; needing more than bjorckSteps steps
+   * throws ERR_NOT_CONVERGED. Default 1e-5 on float32 backends (safely above
+   * float32 rounding of QᵀQ), 1e-12 on float64 (Björck converges
+   * quadratically, so this costs one or two more steps).
+   */
   bjorckTolerance?: number;
   /** inverse: a row is solved when max|f(x) − y| ≤ tolerance · (1 + max|y|) (default 1e-6). */
   inverseTolerance?: number;
@@ -147,7 +155,7 @@ export class SylvesterFlow implements Flow {
     if (!Number.isSafeInteger(seed) || seed < 0) throw rangeError(expected('integer in [0, 2^53)', 'seed', seed));
     this.bjorck = {
       maxSteps: checkSize(options.bjorckSteps ?? 100, 'bjorckSteps'),
-      tolerance: checkInRange(options.bjorckTolerance ?? 1e-5, 'bjorckTolerance', 0, 1, { lo: true, hi: true }),
+      tolerance: 0,
     };
     this.inverseOptions = {
       maxIterations: checkPositiveInt(options.inverseMaxIterations ?? 100, 'inverseMaxIterations'),
@@ -158,6 +166,13 @@ export class SylvesterFlow implements Flow {
       throw typeError(expected('Backend', 'backend', backend));
     }
     this.backend = backend;
+    this.bjorck.tolerance = checkInRange(
+      options.bjorckTolerance ?? (backend.dtype === 'float64' ? 1e-12 : 1e-5),
+      'bjorckTolerance',
+      0,
+      1,
+      { lo: true, hi: true },
+    );
     this.shape = { variant: this.variant, dim: this.dim, m: this.m, layers: this.layers, householders: this.householders };
     sizeProduct(this.layers, this.m, Math.max(this.m, this.dim));
     this.layout = sylvesterLayout(this.shape);
@@ -201,19 +216,18 @@ export class SylvesterFlow implements Flow {
   private initialize(seed: number): void {
     const v = this.value!;
     const lay = this.layout;
-    const { dim: d, m } = this;
+    const m = this.m;
     // Uniforms of the stream are float32-exact, so every backend reads the same
     // u; each value is then computed in float64 and rounded once on storing.
     this.backend.rng.uniform(seed, 0, v);
     for (let i = 0; i < v.length; i++) {
       const u = 2 * v[i] - 1;
-      let value = i < lay.q || this.variant !== 'householder' ? INIT_SCALE * u : u;
-      const k = Math.floor(i / (m * m));
-      if (i < lay.diagonal && (i - k * m * m) % (m + 1) === 0) value = 0; // S's unused diagonal
-      if (this.variant === 'orthogonal' && i >= lay.q) {
-        const j = (i - lay.q) % (d * m);
-        if (Math.floor(j / m) === j % m) value += 1; // first M columns of the identity
-      }
+      // Raw Q values (Björck matrix or Householder vectors) are O(1): only their
+      // direction matters. A random matrix rather than the identity spreads the
+      // directions Q does not depend on (A → A·S, S symmetric) over all entries,
+      // so no single entry has a vanishing gradient that Adam would magnify.
+      let value = i < lay.q ? INIT_SCALE * u : u;
+      if (i < lay.diagonal && (i % (m * m)) % (m + 1) === 0) value = 0; // S's unused diagonal
       v[i] = value;
     }
   }
@@ -325,4 +339,18 @@ export class SylvesterFlow implements Flow {
     }
     return { gradInput: gradX, gradParams: this.amortized ? gradParams : null, gradContext: null };
   }
+}
+
+/** Options a VAE posterior (or any registry user) may pass through `extra`. */
+const REGISTRY_EXTRA_KEYS = ['m', 'householders', 'bjorckSteps', 'bjorckTolerance', 'inverseTolerance', 'inverseMaxIterations'];
+
+for (const variant of SYLVESTER_VARIANTS) {
+  registerFlow(`sylvester-${variant}`, {
+    amortizable: true,
+    shareable: true,
+    create: ({ dim, layers, amortized, seed, backend, extra }) => {
+      checkKnownKeys(extra, 'posterior', REGISTRY_EXTRA_KEYS);
+      return new SylvesterFlow({ ...(extra as Partial<SylvesterFlowOptions>), dim, layers, amortized, seed, backend, variant });
+    },
+  });
 }

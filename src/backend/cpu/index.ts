@@ -5,6 +5,8 @@ import { checkSize } from '../../validate';
 import { cpuAdam } from './adam';
 import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
+import { cpuGaussian } from './gaussian';
+import { cpuLikelihood } from './likelihood';
 import { cpuRng } from './rng';
 import { cpuSylvester } from './sylvester';
 
@@ -18,6 +20,8 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     elementwise: cpuElementwise(addon),
     rng: cpuRng(addon),
     adam: cpuAdam(addon),
+    gaussian: cpuGaussian(addon),
+    likelihood: cpuLikelihood(addon),
     sylvester: cpuSylvester(addon),
   };
 }

@@ -4,6 +4,8 @@ import { checkSize } from '../../validate';
 import { referenceAdam } from './adam';
 import { referenceDense } from './dense';
 import { referenceElementwise } from './elementwise';
+import { referenceGaussian } from './gaussian';
+import { referenceLikelihood } from './likelihood';
 import { referenceRng } from './rng';
 import { referenceSylvester } from './sylvester';
 
@@ -16,5 +18,7 @@ export const referenceBackend: Backend = {
   elementwise: referenceElementwise,
   rng: referenceRng,
   adam: referenceAdam,
+  gaussian: referenceGaussian,
+  likelihood: referenceLikelihood,
   sylvester: referenceSylvester,
 };

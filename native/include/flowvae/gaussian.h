@@ -1,0 +1,18 @@
+// Diagonal Gaussian kernels (see src/backend/kernels/gaussian.ts for the
+// definitions). All arrays row-major [batch, dim]; per-row outputs [batch].
+#pragma once
+#include <cstddef>
+
+namespace flowvae {
+
+void gaussian_sample_diag(const float* mu, const float* logvar, const float* eps, float* z, float* logq,
+                          std::size_t batch, std::size_t dim);
+void gaussian_sample_diag_backward(const float* logvar, const float* eps, const float* dz, const float* dlogq,
+                                   float* dmu, float* dlogvar, std::size_t batch, std::size_t dim);
+void gaussian_log_standard(const float* x, float* out, std::size_t batch, std::size_t dim);
+void gaussian_log_standard_backward(const float* x, const float* dout, float* dx, std::size_t batch, std::size_t dim);
+void gaussian_kl_standard(const float* mu, const float* logvar, float* out, std::size_t batch, std::size_t dim);
+void gaussian_kl_standard_backward(const float* mu, const float* logvar, const float* dout, float* dmu, float* dlogvar,
+                                   std::size_t batch, std::size_t dim);
+
+}  // namespace flowvae

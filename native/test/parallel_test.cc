@@ -1,0 +1,31 @@
+// The thread pool: every index visited exactly once, at any thread count,
+// including repeated resizing and nested small calls.
+#include <atomic>
+#include <vector>
+
+#include "check.h"
+#include "flowvae/parallel.h"
+
+void test_parallel() {
+  for (int threads : {1, 2, 3, 8}) {
+    flowvae::set_num_threads(threads);
+    for (std::size_t n : {0, 1, 7, 1000, 100003}) {
+      for (std::size_t grain : {1, 64, 100000}) {
+        std::vector<std::atomic<int>> hits(n);
+        flowvae::parallel_for(n, grain, [&](std::size_t b, std::size_t e) {
+          for (std::size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+        });
+        bool all_once = true;
+        for (auto& h : hits) all_once = all_once && h.load() == 1;
+        CHECK(all_once);
+      }
+    }
+    // Many short jobs back to back exercise the wake-up path.
+    std::atomic<long> sum{0};
+    for (int rep = 0; rep < 200; ++rep) {
+      flowvae::parallel_tasks(threads, [&](int task, int) { sum.fetch_add(task + 1); });
+    }
+    CHECK(sum.load() > 0);
+  }
+  flowvae::set_num_threads(2);
+}

@@ -1,0 +1,102 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backendByName, backends, getNumThreads, setNumThreads, useBackend } from '../src/backend';
+import { FlowVaeError } from '../src/errors';
+import { hasCpu } from './helpers';
+
+const ROOT = path.resolve(__dirname, '..');
+const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+
+/** Runs a snippet against src/ in a fresh Node process. */
+function runSnippet(code: string, env: Record<string, string>) {
+  return spawnSync(TSX, ['-e', code], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8' });
+}
+
+describe('backend registry', () => {
+  it('lists reference, cpu and cuda with availability and reasons', () => {
+    const list = backends();
+    expect(list.map((b) => b.name)).toEqual(['reference', 'cpu', 'cuda']);
+    expect(list[0]).toMatchObject({ available: true, reason: '', dtype: 'float64' });
+    for (const b of list) {
+      expect(typeof b.available).toBe('boolean');
+      if (!b.available) expect(b.reason.length).toBeGreaterThan(10);
+    }
+    expect(list[2].available).toBe(false);
+  });
+
+  it.skipIf(!hasCpu())('reports the cpu threads and SIMD path', () => {
+    const cpu = backends()[1];
+    expect(cpu.threads).toBeGreaterThanOrEqual(1);
+    expect(['scalar', 'avx2', 'avx512']).toContain(cpu.simd);
+  });
+
+  it('rejects unknown and unavailable backends with clear errors', () => {
+    expect(() => useBackend('gpu' as never)).toThrow(RangeError);
+    expect(() => useBackend('gpu' as never)).toThrow(
+      'Expected one of "reference", "cpu", "cuda" for "name" but received "gpu" (string)',
+    );
+    expect(() => useBackend(3 as never)).toThrow(TypeError);
+    try {
+      backendByName('cuda');
+      expect.fail('cuda should be unavailable in this build');
+    } catch (e) {
+      expect(e).toBeInstanceOf(FlowVaeError);
+      expect((e as FlowVaeError).code).toBe('ERR_BACKEND_UNAVAILABLE');
+      expect((e as FlowVaeError).message).toMatch(/^Backend "cuda" is unavailable: /);
+    }
+  });
+
+  it('validates setNumThreads', () => {
+    expect(() => setNumThreads(0)).toThrow('Expected integer between 1 and 1024 for "n" but received 0 (number)');
+    expect(() => setNumThreads(1.5)).toThrow(RangeError);
+    expect(() => setNumThreads(NaN)).toThrow(RangeError);
+    expect(() => setNumThreads('2' as never)).toThrow(TypeError);
+  });
+
+  it.skipIf(!hasCpu())('setNumThreads changes the native thread count', () => {
+    const before = getNumThreads();
+    try {
+      setNumThreads(3);
+      expect(getNumThreads()).toBe(3);
+      expect(backends()[1].threads).toBe(3);
+    } finally {
+      setNumThreads(before);
+    }
+  });
+
+  it('alloc and from give arrays of the backend dtype', () => {
+    const ref = backendByName('reference');
+    expect(ref.alloc(3)).toBeInstanceOf(Float64Array);
+    expect(Array.from(ref.from([1, 2]))).toEqual([1, 2]);
+    expect(() => ref.alloc(-1)).toThrow('Expected non-negative integer for "length" but received -1 (number)');
+    if (hasCpu()) expect(backendByName('cpu').alloc(2)).toBeInstanceOf(Float32Array);
+  });
+});
+
+describe('fallback when the native addon cannot load', () => {
+  it('runs on the reference backend and says why once on stderr', () => {
+    const out = runSnippet(
+      `const b = require('./src/backend');
+       const first = b.getBackend(); const second = b.getBackend();
+       const z = first.alloc(8); first.rng.normal(1, 0, z);
+       console.log(JSON.stringify({ name: first.name, same: first === second, finite: z.every(Number.isFinite),
+         cpu: b.backends()[1] }));`,
+      { FLOWVAE_DISABLE_NATIVE: '1', FLOWVAE_BACKEND: '' },
+    );
+    expect(out.status, out.stderr).toBe(0);
+    const result = JSON.parse(out.stdout.trim().split('\n').pop()!);
+    expect(result).toMatchObject({ name: 'reference', same: true, finite: true });
+    expect(result.cpu).toMatchObject({ available: false, reason: 'disabled by FLOWVAE_DISABLE_NATIVE=1' });
+    const notices = out.stderr.split('\n').filter((l) => l.startsWith('flowvae:'));
+    expect(notices).toEqual(['flowvae: using the reference backend (pure TypeScript): disabled by FLOWVAE_DISABLE_NATIVE=1']);
+  });
+
+  it('FLOWVAE_BACKEND selects the backend; a bad value is a clear error', () => {
+    const ok = runSnippet(`console.log(require('./src/backend').getBackend().name)`, { FLOWVAE_BACKEND: 'reference' });
+    expect(ok.stdout.trim()).toBe('reference');
+    const bad = runSnippet(`require('./src/backend').getBackend()`, { FLOWVAE_BACKEND: 'tpu' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('Expected one of "reference", "cpu", "cuda" for "name" but received "tpu" (string)');
+  });
+});
