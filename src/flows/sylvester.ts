@@ -14,7 +14,8 @@
  * of R_ii = tanh(·) and R̃_ii = tanh(·)), `bias` [K, M], and `q` [K, D, M]
  * (orthogonal) or `householder` [K, n, D] (householder). They start near the
  * identity map: R, R̃ and b uniform in ±0.01 (so Q R h is small whatever Q
- * is), Q's raw matrix or Householder vectors uniform in ±1, all from the
+ * is); Q's raw matrix a random matrix with orthonormal columns (Gram–Schmidt
+ * of uniforms), Householder vectors uniform in ±1. All come from the
  * backend's counter-based generator, so every backend starts from the same
  * values.
  *
@@ -216,19 +217,37 @@ export class SylvesterFlow implements Flow {
   private initialize(seed: number): void {
     const v = this.value!;
     const lay = this.layout;
-    const m = this.m;
+    const { dim: d, m } = this;
     // Uniforms of the stream are float32-exact, so every backend reads the same
     // u; each value is then computed in float64 and rounded once on storing.
     this.backend.rng.uniform(seed, 0, v);
-    for (let i = 0; i < v.length; i++) {
-      const u = 2 * v[i] - 1;
-      // Raw Q values (Björck matrix or Householder vectors) are O(1): only their
-      // direction matters. A random matrix rather than the identity spreads the
-      // directions Q does not depend on (A → A·S, S symmetric) over all entries,
-      // so no single entry has a vanishing gradient that Adam would magnify.
-      let value = i < lay.q ? INIT_SCALE * u : u;
-      if (i < lay.diagonal && (i % (m * m)) % (m + 1) === 0) value = 0; // S's unused diagonal
-      v[i] = value;
+    const u = Float64Array.from(v, (x) => 2 * x - 1);
+    for (let i = 0; i < lay.q; i++) {
+      const offDiagonalEntry = i < lay.diagonal && (i % (m * m)) % (m + 1) === 0; // S's unused diagonal
+      v[i] = offDiagonalEntry ? 0 : INIT_SCALE * u[i];
+    }
+    if (this.variant === 'householder') {
+      for (let i = lay.q; i < v.length; i++) v[i] = u[i];
+    } else if (this.variant === 'orthogonal') {
+      // A random matrix with orthonormal columns: Björck then needs few steps,
+      // and the directions Q does not depend on (A → A·S, S symmetric) are
+      // spread over all entries, so no single entry has a vanishing gradient
+      // that Adam would magnify.
+      for (let k = 0; k < this.layers; k++) {
+        const a = u.subarray(lay.q + k * d * m, lay.q + (k + 1) * d * m);
+        for (let c = 0; c < m; c++) {
+          for (let prev = 0; prev < c; prev++) {
+            let dotp = 0;
+            for (let r = 0; r < d; r++) dotp += a[r * m + c] * a[r * m + prev];
+            for (let r = 0; r < d; r++) a[r * m + c] -= dotp * a[r * m + prev];
+          }
+          let norm = 0;
+          for (let r = 0; r < d; r++) norm += a[r * m + c] ** 2;
+          norm = Math.sqrt(norm);
+          for (let r = 0; r < d; r++) a[r * m + c] /= norm;
+        }
+        for (let i = 0; i < d * m; i++) v[lay.q + k * d * m + i] = a[i];
+      }
     }
   }
 
