@@ -17,6 +17,7 @@ import type { LikelihoodKernels } from './kernels/likelihood';
 import type { PlanarKernels } from './kernels/planar';
 import type { RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
+import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
 
 export interface Backend {
@@ -37,6 +38,7 @@ export interface Backend {
   readonly autoregressive: AutoregressiveKernels;
   readonly planar: PlanarKernels;
   readonly radial: RadialKernels;
+  readonly sylvester: SylvesterKernels;
 }
 
 export type { BackendName, DType, FloatArray };

@@ -19,6 +19,7 @@ import { MAFFlow } from './maf';
 import { registerFlow, type FlowFactoryOptions } from './registry';
 import { PlanarFlow } from './planar';
 import { RadialFlow } from './radial';
+import { SylvesterFlow } from './sylvester';
 
 const AUTOREGRESSIVE_KEYS = ['hidden', 'contextDim', 'activation', 'hiddenDegrees'] as const;
 
@@ -69,3 +70,12 @@ function stackOptions({ dim, layers, amortized, seed, backend, extra }: FlowFact
 }
 registerFlow('planar', { amortizable: true, shareable: true, create: (o) => new PlanarFlow(stackOptions(o)) });
 registerFlow('radial', { amortizable: true, shareable: true, create: (o) => new RadialFlow(stackOptions(o)) });
+export { SylvesterFlow, type SylvesterFlowOptions, type SylvesterVariant } from './sylvester';
+
+for (const variant of ['orthogonal', 'householder', 'triangular'] as const) {
+  registerFlow(`sylvester-${variant}`, {
+    amortizable: true,
+    shareable: true,
+    create: (o) => new SylvesterFlow({ ...stackOptions(o), variant }),
+  });
+}

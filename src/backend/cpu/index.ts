@@ -11,6 +11,7 @@ import { cpuLikelihood } from './likelihood';
 import { cpuPlanar } from './planar';
 import { cpuRadial } from './radial';
 import { cpuRng } from './rng';
+import { cpuSylvester } from './sylvester';
 
 export function createCpuBackend(addon: NativeAddon): Backend {
   return {
@@ -27,5 +28,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     autoregressive: cpuAutoregressive(addon),
     planar: cpuPlanar(addon),
     radial: cpuRadial(addon),
+    sylvester: cpuSylvester(addon),
   };
 }

@@ -10,6 +10,7 @@ import { referenceLikelihood } from './likelihood';
 import { referencePlanar } from './planar';
 import { referenceRadial } from './radial';
 import { referenceRng } from './rng';
+import { referenceSylvester } from './sylvester';
 
 export const referenceBackend: Backend = {
   name: 'reference',
@@ -25,4 +26,5 @@ export const referenceBackend: Backend = {
   autoregressive: referenceAutoregressive,
   planar: referencePlanar,
   radial: referenceRadial,
+  sylvester: referenceSylvester,
 };
