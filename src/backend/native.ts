@@ -228,6 +228,7 @@ export interface NativeAddon {
     dim: number,
     layers: number,
     amortized: boolean,
+  ): number;
 
   // sylvester (native/napi/sylvester.cc); the shape is (variant index, dim, m, layers, householders)
   sylvesterOrthogonalize(
