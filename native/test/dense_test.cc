@@ -85,6 +85,10 @@ void test_gemm_shapes() {
     for (std::size_t m : ms)
       for (std::size_t n : ns)
         for (std::size_t k : ks) check_gemm(ta, tb, m, n, k, 1.0f, 0.0f, 0, false, rng);
+    // Every row count and column count around the micro-tiles (MR 14/6/4,
+    // NR 32/16/8 and the 8/16-lane vectors), so each edge kernel and mask runs.
+    for (std::size_t n = 1; n <= 40; ++n) check_gemm(ta, tb, 3, n, 5, 1.0f, 0.5f, 2, false, rng);
+    for (std::size_t m = 1; m <= 30; ++m) check_gemm(ta, tb, m, 19, 5, 1.0f, 0.5f, 2, false, rng);
     // Deeper than one k block (KC is 384 for AVX-512), wider than NC (2048),
     // taller than MC (140), with padded leading dimensions.
     check_gemm(ta, tb, 37, 45, 385, 1.0f, 0.0f, 3, false, rng);
