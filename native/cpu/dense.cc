@@ -41,6 +41,9 @@ namespace flowvae {
 namespace {
 
 constexpr std::size_t kAlign = 64;  // bytes: one cache line, one zmm register
+constexpr std::size_t kAlignFloats = kAlign / sizeof(float);
+// Floats the SIMD packers may write past the end of a packed block (see pack_transposed_avx2).
+constexpr std::size_t kPackSlack = 8;
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 std::size_t ceil_div(std::size_t x, std::size_t y) { return (x + y - 1) / y; }
@@ -224,80 +227,58 @@ __attribute__((target("avx2,fma"))) inline __m256i lane_mask(std::size_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMaskTable + 8 - n));
 }
 
+// Packed panels are written with whole 8-float stores even where a panel is
+// narrower than a multiple of 8 (A panels of 14 or 6 rows): masked stores are
+// microcoded and slow on AMD. The lanes past the panel's width spill into the
+// first slots of the next k step (or the next panel), which are always
+// written afterwards, so the order of the stores below matters. After the
+// last panel of a buffer up to kPackSlack floats spill past its end.
+
+// Loads 8 floats of a row, or the first n of them (n < 8) with zeros after,
+// never touching memory past the n-th.
+__attribute__((target("avx2,fma"))) inline __m256 load_row(const float* p, std::size_t n) {
+  return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lane_mask(n));
+}
+
 // Transposing pack: dst[c * width + r] = src[r * ld + c] for r < rows,
-// c < cols; dst[c * width + r] = 0 for rows <= r < width. width is a multiple
-// of 8 here or not (A panels of 14 or 6 rows): a group of rows past the
-// panel's end is written with masked stores so no slot of the next k is
-// touched.
+// c < cols; dst[c * width + r] = 0 for rows <= r < width (rows <= width).
+// Rows go in groups of 8 through 8x8 register transposes; the groups are
+// stored last to first so a partial group's spill into the next column is
+// overwritten by that column's group 0.
 __attribute__((target("avx2,fma"))) void pack_transposed_avx2(const float* src, std::size_t ld, std::size_t rows,
                                                                std::size_t cols, std::size_t width, float* dst) {
-  alignas(32) static const float kZeroRow[8] = {};
-  for (std::size_t r0 = 0; r0 < width; r0 += 8) {
-    std::size_t group = std::min<std::size_t>(8, width - r0);  // slots this group fills per column
-    std::size_t live = rows > r0 ? std::min<std::size_t>(group, rows - r0) : 0;
-    __m256i store_mask = lane_mask(group);
-    const float* row_ptr[8];
-    for (std::size_t i = 0; i < 8; ++i) row_ptr[i] = i < live ? src + (r0 + i) * ld : nullptr;
-    std::size_t c0 = 0;
-    for (; c0 + 8 <= cols; c0 += 8) {
+  std::size_t groups = ceil_div(width, 8);
+  for (std::size_t gi = groups; gi-- > 0;) {
+    std::size_t r0 = gi * 8;
+    std::size_t live = rows > r0 ? std::min<std::size_t>(8, rows - r0) : 0;  // rows with data in this group
+    const float* base = src + r0 * ld;
+    float* out = dst + r0;
+    for (std::size_t c0 = 0; c0 < cols; c0 += 8) {
+      std::size_t n = std::min<std::size_t>(8, cols - c0);
       __m256 r[8];
-      for (std::size_t i = 0; i < 8; ++i) r[i] = i < live ? _mm256_loadu_ps(row_ptr[i] + c0) : _mm256_setzero_ps();
-      transpose8x8(r);
-      for (std::size_t j = 0; j < 8; ++j) {
-        float* out = dst + (c0 + j) * width + r0;
-        if (group == 8) {
-          _mm256_storeu_ps(out, r[j]);
-        } else {
-          _mm256_maskstore_ps(out, store_mask, r[j]);
-        }
+      if (live == 8) {
+        for (std::size_t i = 0; i < 8; ++i) r[i] = load_row(base + i * ld + c0, n);
+      } else {
+        for (std::size_t i = 0; i < 8; ++i) r[i] = i < live ? load_row(base + i * ld + c0, n) : _mm256_setzero_ps();
       }
-    }
-    if (c0 < cols) {
-      std::size_t tail = cols - c0;
-      __m256i load_mask = lane_mask(tail);
-      __m256 r[8];
-      for (std::size_t i = 0; i < 8; ++i)
-        r[i] = i < live ? _mm256_maskload_ps(row_ptr[i] + c0, load_mask) : _mm256_load_ps(kZeroRow);
       transpose8x8(r);
-      for (std::size_t j = 0; j < tail; ++j) _mm256_maskstore_ps(dst + (c0 + j) * width + r0, store_mask, r[j]);
+      for (std::size_t j = 0; j < n; ++j) _mm256_storeu_ps(out + (c0 + j) * width, r[j]);
     }
   }
 }
 
 // Copying pack: dst[p * width + j] = src[p * ld + j] for j < cols, zero for
-// cols <= j < width (width a multiple of 8).
+// cols <= j < width. Steps go in increasing p so each step's spill past
+// `width` is overwritten by the next step.
 __attribute__((target("avx2,fma"))) void pack_copy_avx2(const float* src, std::size_t ld, std::size_t kc,
                                                          std::size_t cols, std::size_t width, float* dst) {
-  std::size_t full = cols / 8 * 8;
-  std::size_t tail = cols - full;
-  __m256i tail_mask = lane_mask(tail);
   for (std::size_t p = 0; p < kc; ++p) {
     const float* in = src + p * ld;
     float* out = dst + p * width;
-    std::size_t j = 0;
-    for (; j < full; j += 8) _mm256_storeu_ps(out + j, _mm256_loadu_ps(in + j));
-    if (tail) {
-      _mm256_storeu_ps(out + j, _mm256_maskload_ps(in + j, tail_mask));
-      j += 8;
+    for (std::size_t j = 0; j < width; j += 8) {
+      __m256 v = j < cols ? load_row(in + j, cols - j) : _mm256_setzero_ps();
+      _mm256_storeu_ps(out + j, v);
     }
-    for (; j < width; j += 8) _mm256_storeu_ps(out + j, _mm256_setzero_ps());
-  }
-}
-
-// Copying pack for widths that are not a multiple of 8 (A panels): scalar
-// over the slots, vector copy over the bulk when the panel is full.
-__attribute__((target("avx2,fma"))) void pack_copy_narrow(const float* src, std::size_t ld, std::size_t kc,
-                                                           std::size_t cols, std::size_t width, float* dst) {
-  for (std::size_t p = 0; p < kc; ++p) {
-    const float* in = src + p * ld;
-    float* out = dst + p * width;
-    std::size_t j = 0;
-    if (width >= 8 && cols >= 8) {
-      _mm256_storeu_ps(out, _mm256_loadu_ps(in));
-      j = 8;
-    }
-    for (; j < cols; ++j) out[j] = in[j];
-    for (; j < width; ++j) out[j] = 0.0f;
   }
 }
 
@@ -308,7 +289,7 @@ void pack_a_simd(const Gemm& g, std::size_t i0, std::size_t mc, std::size_t p0, 
     float* panel = dst + r * kc;
     if (g.trans_a) {
       // op(A)(i, p) = A[p, i]: each k step is a contiguous run of rows.
-      pack_copy_narrow(g.a + p0 * g.lda + i0 + r, g.lda, kc, rows, MR, panel);
+      pack_copy_avx2(g.a + p0 * g.lda + i0 + r, g.lda, kc, rows, MR, panel);
     } else {
       pack_transposed_avx2(g.a + (i0 + r) * g.lda + p0, g.lda, rows, kc, MR, panel);
     }
@@ -595,7 +576,7 @@ struct Driver {
     std::size_t kc = balanced_block(g.k, Arch::KC, 1);
     std::size_t mc = std::min(balanced_block(rows, Arch::MC, MR), round_up(rows, MR));
     std::size_t nc = std::min(balanced_block(cols, Arch::NC, NR), round_up(cols, NR));
-    return round_up(mc * kc, kAlign / sizeof(float)) + round_up(nc * kc, kAlign / sizeof(float));
+    return round_up(mc * kc + kPackSlack, kAlignFloats) + round_up(nc * kc + kPackSlack, kAlignFloats);
   }
 
   // Computes the rectangle `t` of C with packing space `work`.
@@ -606,7 +587,7 @@ struct Driver {
     std::size_t mc_max = std::min(balanced_block(rows, Arch::MC, MR), round_up(rows, MR));
     std::size_t nc_max = std::min(balanced_block(cols, Arch::NC, NR), round_up(cols, NR));
     float* a_pack = work;
-    float* b_pack = work + round_up(mc_max * kc_max, kAlign / sizeof(float));
+    float* b_pack = work + round_up(mc_max * kc_max + kPackSlack, kAlignFloats);
     for (std::size_t jc = t.n0; jc < t.n1; jc += nc_max) {
       std::size_t nc = std::min(nc_max, t.n1 - jc);
       for (std::size_t pc = 0; pc < g.k; pc += kc_max) {
