@@ -17,6 +17,7 @@
 #include "flowvae/dense.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -370,20 +371,17 @@ __attribute__((target("avx2,fma"))) void kernel_avx2(std::size_t cols, std::size
 using KernelFn = void (*)(std::size_t cols, std::size_t kc, const float* ap, const float* bp, float* c,
                           std::size_t ldc, float alpha, float beta);
 
+// Kernels for every edge height 1..MR and 1 or 2 column vectors, in a table
+// built at compile time: table[rows - 1][vectors - 1].
+template <class Kernels, std::size_t... Rows>
+constexpr std::array<std::array<KernelFn, 2>, sizeof...(Rows)> make_kernel_table(std::index_sequence<Rows...>) {
+  return {{{Kernels::template fn<Rows + 1, 1>(), Kernels::template fn<Rows + 1, 2>()}...}};
+}
+
 struct Avx2Kernels {
-  template <std::size_t M>
-  static constexpr KernelFn pick(std::size_t nv) {
-    return nv == 1 ? &kernel_avx2<M, 1> : &kernel_avx2<M, 2>;
-  }
-  static KernelFn get(std::size_t rows, std::size_t nv) {
-    switch (rows) {
-      case 1: return pick<1>(nv);
-      case 2: return pick<2>(nv);
-      case 3: return pick<3>(nv);
-      case 4: return pick<4>(nv);
-      case 5: return pick<5>(nv);
-      default: return pick<6>(nv);
-    }
+  template <std::size_t M, std::size_t NV>
+  static constexpr KernelFn fn() {
+    return &kernel_avx2<M, NV>;
   }
 };
 
@@ -396,9 +394,10 @@ struct Avx2Arch {
   static void pack_b(const Gemm& g, std::size_t p0, std::size_t kc, std::size_t j0, std::size_t nc, float* dst) {
     pack_b_simd<NR>(g, p0, kc, j0, nc, dst);
   }
+  static constexpr auto kTable = make_kernel_table<Avx2Kernels>(std::make_index_sequence<MR>{});
   static void kernel(std::size_t rows, std::size_t cols, std::size_t kc, const float* ap, const float* bp, float* c,
                      std::size_t ldc, float alpha, float beta) {
-    Avx2Kernels::get(rows, ceil_div(cols, 8))(cols, kc, ap, bp, c, ldc, alpha, beta);
+    kTable[rows - 1][ceil_div(cols, 8) - 1](cols, kc, ap, bp, c, ldc, alpha, beta);
   }
 };
 
@@ -455,27 +454,9 @@ __attribute__((target("avx512f"))) void kernel_avx512(std::size_t cols, std::siz
 }
 
 struct Avx512Kernels {
-  template <std::size_t M>
-  static constexpr KernelFn pick(std::size_t nv) {
-    return nv == 1 ? &kernel_avx512<M, 1> : &kernel_avx512<M, 2>;
-  }
-  static KernelFn get(std::size_t rows, std::size_t nv) {
-    switch (rows) {
-      case 1: return pick<1>(nv);
-      case 2: return pick<2>(nv);
-      case 3: return pick<3>(nv);
-      case 4: return pick<4>(nv);
-      case 5: return pick<5>(nv);
-      case 6: return pick<6>(nv);
-      case 7: return pick<7>(nv);
-      case 8: return pick<8>(nv);
-      case 9: return pick<9>(nv);
-      case 10: return pick<10>(nv);
-      case 11: return pick<11>(nv);
-      case 12: return pick<12>(nv);
-      case 13: return pick<13>(nv);
-      default: return pick<14>(nv);
-    }
+  template <std::size_t M, std::size_t NV>
+  static constexpr KernelFn fn() {
+    return &kernel_avx512<M, NV>;
   }
 };
 
@@ -488,9 +469,10 @@ struct Avx512Arch {
   static void pack_b(const Gemm& g, std::size_t p0, std::size_t kc, std::size_t j0, std::size_t nc, float* dst) {
     pack_b_simd<NR>(g, p0, kc, j0, nc, dst);
   }
+  static constexpr auto kTable = make_kernel_table<Avx512Kernels>(std::make_index_sequence<MR>{});
   static void kernel(std::size_t rows, std::size_t cols, std::size_t kc, const float* ap, const float* bp, float* c,
                      std::size_t ldc, float alpha, float beta) {
-    Avx512Kernels::get(rows, ceil_div(cols, 16))(cols, kc, ap, bp, c, ldc, alpha, beta);
+    kTable[rows - 1][ceil_div(cols, 16) - 1](cols, kc, ap, bp, c, ldc, alpha, beta);
   }
 };
 
@@ -514,17 +496,21 @@ std::pair<std::size_t, std::size_t> split_range(std::size_t len, std::size_t uni
   return {begin, end};
 }
 
-// Relative cost of a task's rectangle: micro-tiles weighted by the rows they
-// really compute plus a fixed per-tile overhead (C traffic, loop entry).
+// Relative cost of a task's rectangle per step of k, in vector FMAs: the
+// rows each column vector really computes, a per-tile overhead (C traffic,
+// loop entry), and packing its rows of A and columns of B (about a quarter
+// of a vector FMA per element), which every task does for itself.
 double tile_cost(std::size_t rows, std::size_t cols, std::size_t mr, std::size_t nr) {
   if (rows == 0 || cols == 0) return 0.0;
   double vectors = static_cast<double>(ceil_div(cols, nr / 2));  // half-panel granularity
-  return vectors * (static_cast<double>(rows) + 2.0 * static_cast<double>(ceil_div(rows, mr)));
+  double compute = vectors * (static_cast<double>(rows) + 2.0 * static_cast<double>(ceil_div(rows, mr)));
+  return compute + 0.25 * static_cast<double>(rows + cols);
 }
 
-// Below this many multiply-adds a product runs on the calling thread: waking
-// the pool costs a few microseconds, about what 2^18 FMAs take on one core.
-constexpr double kParallelMinFlops = 262144.0;
+// Below this many multiply-adds a product runs on the calling thread. Waking
+// a pool worker and waiting for it costs 5-10 us here; 2^20 FMAs take about
+// 20 us on one core, so splitting smaller products would not pay.
+constexpr double kParallelMinFmas = 1048576.0;
 
 // Chooses a tasks_m x tasks_n grid over C (tasks_m * tasks_n <= threads)
 // minimising the most expensive task.
@@ -534,9 +520,9 @@ void choose_grid(std::size_t m, std::size_t n, std::size_t k, std::size_t mr, st
   *tasks_n = 1;
   double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   std::size_t threads = static_cast<std::size_t>(std::max(1, num_threads()));
-  if (threads == 1 || work < kParallelMinFlops) return;
-  // Never more tasks than about one per 2^17 FMAs.
-  threads = std::min<std::size_t>(threads, static_cast<std::size_t>(work / (kParallelMinFlops / 2)));
+  if (threads == 1 || work < kParallelMinFmas) return;
+  // At least 2^19 FMAs per task.
+  threads = std::min<std::size_t>(threads, static_cast<std::size_t>(work / (kParallelMinFmas / 2)));
   double best = tile_cost(m, n, mr, nr);
   for (std::size_t tm = 1; tm <= threads; ++tm) {
     for (std::size_t tn = 1; tm * tn <= threads; ++tn) {
