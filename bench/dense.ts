@@ -7,9 +7,8 @@
  *   cpu        native blocked SGEMM at 1 and 2 threads
  *   numpy      float32 matmul with out= on the system BLAS (OpenBLAS on
  *              Debian when libopenblas0 is installed) at 1 and 2 threads
- * The cpu and numpy contenders are interleaved round by round (the order
- * rotates) and we quote the median over rounds, so a noisy machine shifts
- * them alike. FLOPs count 2 per multiply-add of the matrix products only.
+ * All contenders are interleaved round by round (the order rotates) and we
+ * quote the median over rounds, so a noisy machine shifts them alike. FLOPs count 2 per multiply-add of the matrix products only.
  *
  * Environment: FLOWVAE_BENCH_ROUNDS (default 3), FLOWVAE_BENCH_SECONDS
  * (time per measurement, default 0.05).
@@ -128,15 +127,15 @@ export async function run(): Promise<unknown> {
   let blas = '';
   let numpyVersion = '';
 
-  // The reference runs once, on the layer cases only (seconds per call).
+  // The reference joins every round too, on the layer cases only (it is slow).
   const reference = backendByName('reference');
-  console.log('reference (float64 TypeScript) ...');
-  record(
-    'reference',
-    all.map((c) => (c.kind === 'gemm' ? NaN : timeIt(runner(reference, c), { minSeconds: 0.1, rounds: 3 }))),
-  );
-
-  const contenders: (() => void)[] = [];
+  const contenders: (() => void)[] = [
+    () =>
+      record(
+        'reference',
+        all.map((c) => (c.kind === 'gemm' ? NaN : timeIt(runner(reference, c), { minSeconds: 0.1, rounds: 1 }))),
+      ),
+  ];
   if (cpuInfo.available) {
     const cpu = backendByName('cpu');
     for (const t of THREADS) {
