@@ -19,6 +19,8 @@
  * bound; a wrong index, a dropped k term or a mishandled edge tile is off by
  * about one term, |a·b| ≈ 0.25, orders of magnitude above it.
  */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendByName, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
@@ -256,6 +258,49 @@ describe.skipIf(!hasCpu())('dense cpu vs reference', () => {
         return [bits(dx), bits(dw), bits(db)];
       });
       expect(grads[1]).toEqual(grads[0]);
+    });
+
+    it('concurrent calls from worker threads and the main thread give the same bits', async () => {
+      // Only one caller at a time gets the thread pool; the others run on
+      // their own thread with their own packing workspace.
+      const [m, n, k] = [120, 200, 300];
+      const a = f32(data(m * k, 47));
+      const b = f32(data(n * k, 48));
+      const expected = new Float32Array(m * n);
+      cpu.dense.gemm(false, true, m, n, k, 1, a, b, 0, expected);
+      const code = `
+        const { parentPort, workerData } = require('node:worker_threads');
+        const path = require('node:path');
+        const addon = require(path.join(workerData.root, 'node_modules', 'node-gyp-build'))(workerData.root);
+        const { m, n, k, a, b } = workerData;
+        const results = [];
+        for (let r = 0; r < 8; r++) {
+          const c = new Float32Array(m * n);
+          addon.denseGemm(false, true, m, n, k, 1, a, b, 0, c);
+          results.push(c);
+        }
+        parentPort.postMessage(results);`;
+      const root = path.resolve(__dirname, '..');
+      const workers = [0, 1].map(
+        () =>
+          new Promise<Float32Array[]>((resolve, reject) => {
+            const w = new Worker(code, { eval: true, workerData: { root, m, n, k, a, b } });
+            w.once('message', (msg: Float32Array[]) => {
+              resolve(msg);
+              void w.terminate();
+            });
+            w.once('error', reject);
+          }),
+      );
+      const mainResults: Float32Array[] = [];
+      for (let r = 0; r < 8; r++) {
+        const c = new Float32Array(m * n);
+        cpu.dense.gemm(false, true, m, n, k, 1, a, b, 0, c);
+        mainResults.push(c);
+      }
+      const all = [...mainResults, ...(await Promise.all(workers)).flat()];
+      expect(all.length).toBe(24);
+      for (const c of all) expect(bits(c)).toEqual(bits(expected));
     });
   });
 });
