@@ -94,6 +94,10 @@ struct Gemm {
   float beta;
   float* c;
   std::size_t ldc;
+  // When set, C = alpha op(A) op(B) + bias (one value per column) and beta is
+  // not used: each task writes the bias into its own rectangle of C first,
+  // where the product then accumulates (the dense layer's forward).
+  const float* bias = nullptr;
 };
 
 // Element (i, p) of op(A) and (p, j) of op(B), for the scalar packers.
@@ -574,12 +578,15 @@ struct Driver {
     std::size_t nc_max = std::min(balanced_block(cols, Arch::NC, NR), round_up(cols, NR));
     float* a_pack = work;
     float* b_pack = work + round_up(mc_max * kc_max + kPackSlack, kAlignFloats);
+    if (g.bias != nullptr) {
+      for (std::size_t i = t.m0; i < t.m1; ++i) std::memcpy(g.c + i * g.ldc + t.n0, g.bias + t.n0, cols * sizeof(float));
+    }
     for (std::size_t jc = t.n0; jc < t.n1; jc += nc_max) {
       std::size_t nc = std::min(nc_max, t.n1 - jc);
       for (std::size_t pc = 0; pc < g.k; pc += kc_max) {
         std::size_t kc = std::min(kc_max, g.k - pc);
-        // The first k slice applies beta; later slices add to it.
-        float beta = pc == 0 ? g.beta : 1.0f;
+        // The first k slice applies beta (or adds to the bias); later slices add to it.
+        float beta = pc == 0 && g.bias == nullptr ? g.beta : 1.0f;
         Arch::pack_b(g, pc, kc, jc, nc, b_pack);
         for (std::size_t ic = t.m0; ic < t.m1; ic += mc_max) {
           std::size_t mc = std::min(mc_max, t.m1 - ic);
@@ -628,16 +635,8 @@ struct Driver {
   }
 };
 
-}  // namespace
-
-void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0 || alpha == 0.0f) {
-    scale_c(c, ldc, m, n, beta);
-    return;
-  }
-  Gemm g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+// Runs a product with m, n, k > 0 and alpha != 0 on the best kernels here.
+void run_gemm(const Gemm& g) {
 #if FLOWVAE_X86
   switch (simd_level()) {
     case SimdLevel::kAvx512: Driver<Avx512Arch>::run(g); return;
@@ -648,6 +647,18 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
   Driver<ScalarArch>::run(g);
 }
 
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == 0.0f) {
+    scale_c(c, ldc, m, n, beta);
+    return;
+  }
+  run_gemm(Gemm{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
+}
+
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
            const float* b, float beta, float* c) {
   sgemm(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
@@ -656,12 +667,14 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 void dense_forward(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
                    std::size_t in_dim, std::size_t out_dim) {
   if (batch == 0 || out_dim == 0) return;
-  if (bias != nullptr) {
-    // Start from the bias and accumulate the product onto it (beta = 1).
-    for (std::size_t r = 0; r < batch; ++r) std::memcpy(y + r * out_dim, bias, out_dim * sizeof(float));
-    sgemm(false, true, batch, out_dim, in_dim, 1.0f, x, weight, 1.0f, y);
-  } else {
+  if (bias == nullptr) {
     sgemm(false, true, batch, out_dim, in_dim, 1.0f, x, weight, 0.0f, y);
+  } else if (in_dim == 0) {
+    for (std::size_t r = 0; r < batch; ++r) std::memcpy(y + r * out_dim, bias, out_dim * sizeof(float));
+  } else {
+    Gemm g{false, true, batch, out_dim, in_dim, 1.0f, x, in_dim, weight, in_dim, 0.0f, y, out_dim};
+    g.bias = bias;
+    run_gemm(g);
   }
 }
 

@@ -133,7 +133,8 @@ void test_gemm_threads() {
 
 void test_dense_layer() {
   Random rng(17);
-  const std::size_t shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {20, 17, 40}, {3, 0, 4}, {0, 3, 4}};
+  // {64, 300, 100}: over 2^20 multiply-adds, so split across threads.
+  const std::size_t shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {20, 17, 40}, {3, 0, 4}, {0, 3, 4}, {64, 300, 100}};
   for (const auto& s : shapes) {
     std::size_t batch = s[0], in = s[1], out = s[2];
     std::vector<float> x = rng.floats(batch * in), w = rng.floats(out * in), bias = rng.floats(out),
