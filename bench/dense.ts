@@ -13,6 +13,7 @@
  * Environment: FLOWVAE_BENCH_ROUNDS (default 3), FLOWVAE_BENCH_SECONDS
  * (time per measurement, default 0.05).
  */
+import * as os from 'node:os';
 import { backends, backendByName, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
 import type { FloatArray } from '../src/backend/types';
@@ -116,6 +117,8 @@ export async function run(): Promise<unknown> {
   const cpuInfo = backends().find((b) => b.name === 'cpu')!;
   const savedThreads = getNumThreads();
   const notes: string[] = [];
+  // Other processes on the machine slow every contender; the ratios hold better than the absolute figures.
+  const loadBefore = os.loadavg()[0];
   if (!cpuInfo.available) notes.push(`cpu skipped: ${cpuInfo.reason}`);
 
   // seconds[contender][case index] over rounds
@@ -239,7 +242,10 @@ export async function run(): Promise<unknown> {
     });
   });
 
-  console.log(`\ncpu simd: ${cpuInfo.simd ?? '-'}; numpy ${numpyVersion || '-'} on ${blas || '-'}; ${rounds} rounds\n`);
+  console.log(
+    `\ncpu simd: ${cpuInfo.simd ?? '-'}; numpy ${numpyVersion || '-'} on ${blas || '-'}; ${rounds} rounds; ` +
+      `load average ${loadBefore.toFixed(1)} before, ${os.loadavg()[0].toFixed(1)} after\n`,
+  );
   printTable(table1);
   console.log('');
   printTable(table2);
@@ -251,6 +257,7 @@ export async function run(): Promise<unknown> {
     numpy: numpyVersion || null,
     blas: blas || null,
     rounds,
+    loadAverage: { before: loadBefore, after: os.loadavg()[0] },
     notes,
     layers: layerRows,
     gemms: gemmRows,
