@@ -47,7 +47,7 @@ export interface ArgInfo {
 
 export interface ValidCall {
   fn: string;
-  /** Arguments of a call that returned normally (or the last attempt, when `found` is false). */
+  /** Arguments of a call that returns normally, as they were before it (or the last attempt, when `found` is false). */
   args: unknown[];
   info: ArgInfo[];
   found: boolean;
@@ -188,9 +188,13 @@ export function inferValidCall(fnName: string, fn: AddonFunction, options: Infer
   let note = '';
   for (let call = 0; call < maxCalls; call++) {
     let error: unknown;
+    // The returned arguments are those from before the successful call (which
+    // writes its outputs): a later call that fails to write an output must not
+    // find the right numbers already there.
+    const before = cloneArgs(args);
     try {
       fn(...args);
-      return { fn: fnName, args, info, found: true, note: '' };
+      return { fn: fnName, args: before, info, found: true, note: '' };
     } catch (e) {
       error = e;
     }

@@ -178,15 +178,22 @@ function sameNumbers(a: Float32Array, b: Float32Array): boolean {
 
 type ViewKind = 'offset' | 'shared' | 'resizable';
 
-/** Copies of the Float32Array arguments placed in unusual but valid memory. */
-function throughViews(args: unknown[], kind: ViewKind, rand: () => number): unknown[] {
-  return args.map((a) => {
+/**
+ * Copies of the Float32Array arguments placed in unusual but valid memory.
+ * Offset views sit inside a larger buffer whose other elements are guards
+ * (a NaN payload no kernel produces), checked after the call by `guardsIntact`.
+ */
+function throughViews(args: unknown[], kind: ViewKind, rand: () => number): { args: unknown[]; guarded: Float32Array[] } {
+  const guarded: Float32Array[] = [];
+  const out = args.map((a) => {
     if (!isFloatArray(a)) return a;
     let view: Float32Array;
     if (kind === 'offset') {
       const before = 1 + Math.floor(rand() * 7);
-      const big = new Float32Array(a.length + before + 5).fill(Number.NaN);
+      const big = new Float32Array(a.length + before + 5);
+      new Uint32Array(big.buffer).fill(GUARD_BITS);
       view = big.subarray(before, before + a.length);
+      guarded.push(view);
     } else if (kind === 'shared') {
       view = new Float32Array(new SharedArrayBuffer(4 * a.length));
     } else {
@@ -196,6 +203,20 @@ function throughViews(args: unknown[], kind: ViewKind, rand: () => number): unkn
     view.set(a);
     return view;
   });
+  return { args: out, guarded };
+}
+
+/** A quiet NaN with a payload: kernels write their own NaNs with the default payload, never this one. */
+const GUARD_BITS = 0x7fc0beef;
+
+/** True when nothing outside the view was written in its enclosing buffer. */
+function guardsIntact(view: Float32Array): boolean {
+  const words = new Uint32Array(view.buffer);
+  const begin = view.byteOffset / 4;
+  for (let i = 0; i < words.length; i++) {
+    if ((i < begin || i >= begin + view.length) && words[i] !== GUARD_BITS) return false;
+  }
+  return true;
 }
 
 /**
@@ -278,12 +299,18 @@ export function fuzzAddon(addon: object, options: FuzzOptions): FuzzReport {
         // The same valid call through unusual views must give the same numbers.
         const kind = pick<ViewKind>(['offset', 'shared', 'resizable']);
         const plain = cloneArgs(template.args);
-        const viewed = throughViews(cloneArgs(template.args), kind, rand);
+        const { args: viewed, guarded } = throughViews(cloneArgs(template.args), kind, rand);
         const a = classify(() => (fn as AddonFunction)(...plain));
         const b = classify(() => (fn as AddonFunction)(...viewed));
         report.calls += 2;
         record(name, 'valid call', plain, a, true);
         record(name, `valid call, ${kind} views`, viewed, b, true);
+        for (const g of guarded) {
+          if (!guardsIntact(g)) {
+            failureCount++;
+            if (failures.length < 50) failures.push(`${name} [offset views]: wrote outside an argument's view`);
+          }
+        }
         if (a.kind === 'returned' && b.kind === 'returned') {
           plain.forEach((p, j) => {
             if (isFloatArray(p) && !sameNumbers(viewed[j] as Float32Array, p)) {
