@@ -48,7 +48,8 @@ node_modules/.bin/esbuild test/binding/fuzz-main.ts --bundle --platform=node --t
 libasan=$("$cxx" -print-file-name=libasan.so)
 # detect_leaks=0: LeakSanitizer would report Node's own allocations at exit.
 # Node reserves large address ranges (V8 cage), hence no overcommit checks.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0}
+# allow_user_segv_handler=0: keep ASan's SIGSEGV report (Node installs its own handler).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0:allow_user_segv_handler=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "fuzzing the sanitized addon for up to ${budget} ms"
 LD_PRELOAD="$libasan" FLOWVAE_NUM_THREADS=${FLOWVAE_NUM_THREADS:-2} \

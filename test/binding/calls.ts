@@ -179,8 +179,11 @@ export interface InferOptions {
 export function inferValidCall(fnName: string, fn: AddonFunction, options: InferOptions = {}): ValidCall {
   const rand = seededRandom(options.seed ?? 12345);
   const size = options.size ?? 3;
-  const arity = options.start ? options.start.length : inferArity(fn);
-  if (arity === undefined) return { fn: fnName, args: [], info: [], found: false, note: 'arity message not recognised' };
+  let arity = options.start ? options.start.length : inferArity(fn);
+  // A binding without an arity check: start from more sentinels than any
+  // kernel takes, and cut the surplus once a call succeeds.
+  const trimAfter = arity === undefined;
+  if (arity === undefined) arity = MAX_ARITY;
   const args = options.start ? [...options.start] : Array.from({ length: arity }, (_, i) => sentinel(i));
   const info: ArgInfo[] = Array.from({ length: arity }, (_, i) => options.known?.[i] ?? { name: '', expects: '' });
   const attempts = new Array<number>(arity).fill(0);
@@ -194,6 +197,7 @@ export function inferValidCall(fnName: string, fn: AddonFunction, options: Infer
     const before = cloneArgs(args);
     try {
       fn(...args);
+      if (trimAfter) return trimmed(fnName, fn, before, info);
       return { fn: fnName, args: before, info, found: true, note: '' };
     } catch (e) {
       error = e;
@@ -234,6 +238,23 @@ export function inferValidCall(fnName: string, fn: AddonFunction, options: Infer
     if (call === maxCalls - 1) note = `no valid call within ${maxCalls} attempts`;
   }
   return { fn: fnName, args, info, found: false, note };
+}
+
+/** Sentinels passed to a function whose binding does not state its arity. */
+const MAX_ARITY = 32;
+
+/** The shortest prefix of a valid call that is still valid (drops surplus sentinels). */
+function trimmed(fnName: string, fn: AddonFunction, args: unknown[], info: ArgInfo[]): ValidCall {
+  const named = info.reduce((last, a, i) => (a.name ? i : last), -1);
+  for (let k = named + 1; k < args.length; k++) {
+    try {
+      fn(...cloneArgs(args.slice(0, k)));
+      return { fn: fnName, args: args.slice(0, k), info: info.slice(0, k), found: true, note: '' };
+    } catch {
+      // a later argument is needed
+    }
+  }
+  return { fn: fnName, args, info, found: true, note: '' };
 }
 
 /** True when a position holds a size (a dimension or count), per the binding's description. */

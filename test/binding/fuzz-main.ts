@@ -1,10 +1,14 @@
 /**
- * Command-line entry of the binding fuzz, for running it against another
- * build of the addon (scripts/fuzz-asan.sh runs it under AddressSanitizer):
+ * Command-line entry of the binding fuzz, in a process of its own so that a
+ * crash is reported with the function being fuzzed and the signal
+ * (test/fuzz.test.ts), and against other builds of the addon
+ * (scripts/fuzz-asan.sh runs it under AddressSanitizer):
  *
  *   node fuzz-main.js <path/to/addon.node> [seed] [budgetMs] [callsPerFunction]
  *
- * Exits 1 when a call broke the contract; a memory error aborts the process.
+ * Progress (the function about to be fuzzed) goes to stderr; the last stdout
+ * line is `REPORT <json>`. Exits 1 when a call broke the contract; a memory
+ * error aborts the process.
  */
 import { formatOutcomes, fuzzAddon } from './fuzz';
 
@@ -28,6 +32,8 @@ for (const f of report.functions) {
   if (!f.validCall) console.log(`  no valid call inferred for ${f.name}: ${f.note}`);
   if (f.truncated) console.log(`  time share ran out for ${f.name} after ${f.calls} calls`);
 }
+// The whole report as the last line, for test/fuzz.test.ts.
+console.log(`REPORT ${JSON.stringify(report)}`);
 if (report.failureCount > 0) {
   console.log(`${report.failureCount} contract breaches, first ones:\n  ${report.failures.join('\n  ')}`);
   process.exit(1);

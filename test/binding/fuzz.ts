@@ -18,7 +18,7 @@ export interface FuzzOptions {
   seed: number;
   /** Calls per exported function (default 3000). */
   callsPerFunction?: number;
-  /** Wall-clock budget for the whole run in ms; each function gets an equal share. */
+  /** Wall-clock budget for the whole run in ms; each function gets an equal share (and at least 300 calls). */
   budgetMs?: number;
   /** Progress lines (function name before its calls, so a crash shows where it happened). */
   log?: (line: string) => void;
@@ -53,6 +53,8 @@ const MESSAGE_FORMATS = [
 
 /** Sizes for valid calls at awkward sizes: zero, one, around SIMD widths (4, 8, 16) and cache-unfriendly odd sizes. */
 const AWKWARD_SIZES = [0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33];
+/** Leading sizes (batch, rows) large enough to split a kernel over the pool's threads. */
+const PARALLEL_SIZES = [257, 1024, 4099];
 /** Sizes no array can match: accepted by a size check only when some other size is 0. */
 const HUGE_SIZES = [2 ** 31, 2 ** 31 - 1, 2 ** 32, 2 ** 32 - 1, 2 ** 32 + 1];
 /** Numbers a size, count, seed or scalar must survive. */
@@ -252,8 +254,11 @@ export function fuzzAddon(addon: object, options: FuzzOptions): FuzzReport {
   };
 
   const list = exportedFunctions(addon);
+  // Every function gets an equal share of the budget from its own start, and
+  // at least minCalls calls however slow the machine is.
+  const minCalls = Math.min(callsPerFunction, 300);
   list.forEach(([name, fn], index) => {
-    const deadline = started + (budgetMs * (index + 1)) / list.length;
+    const deadline = Date.now() + budgetMs / list.length;
     log(`fuzz ${name}`);
     const template: ValidCall = inferValidCall(name, fn, { seed: options.seed + index });
     const report: FunctionReport = { name, validCall: template.found, note: template.note, calls: 0, truncated: false };
@@ -273,7 +278,7 @@ export function fuzzAddon(addon: object, options: FuzzOptions): FuzzReport {
     const numberPositions = template.args.map((a, i) => (typeof a === 'number' ? i : -1)).filter((i) => i >= 0);
 
     for (let i = 0; i < callsPerFunction; i++) {
-      if (Date.now() > deadline) {
+      if (i >= minCalls && Date.now() > deadline) {
         report.truncated = true;
         break;
       }
@@ -282,10 +287,15 @@ export function fuzzAddon(addon: object, options: FuzzOptions): FuzzReport {
       if (r < 0.06) {
         call('valid call', args, template.found);
       } else if (r < 0.16 && template.found) {
-        // Valid calls at awkward sizes (and, now and then, a huge size beside a zero one).
-        const sizes = Array.from({ length: 4 }, () => (isSetting ? 1 + Math.floor(rand() * 4) : rand() < 0.15 ? pick(HUGE_SIZES) : pick(AWKWARD_SIZES)));
+        // Valid calls at awkward sizes (and, now and then, a huge size beside a
+        // zero one), or with one large size so that kernels take their
+        // multi-threaded paths (row kernels split above ~16k elements).
+        const parallel = !isSetting && rand() < 0.25;
+        const sizes = parallel
+          ? [pick(PARALLEL_SIZES), pick([40, 24, 19]), pick([19, 5, 3]), pick([5, 3, 2])]
+          : Array.from({ length: 4 }, () => (isSetting ? 1 + Math.floor(rand() * 4) : rand() < 0.15 ? pick(HUGE_SIZES) : pick(AWKWARD_SIZES)));
         const resized = resizeCall(template, fn, sizes, options.seed + i);
-        if (resized) call('valid call, other sizes', resized.args, true);
+        if (resized) call(parallel ? 'valid call, sizes that go parallel' : 'valid call, other sizes', resized.args, true);
         else {
           // The binding rejected these sizes during the refit: the call with the old arrays must throw cleanly.
           const start = cloneArgs(template.args);
