@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Checks that the addon node-gyp built (what prebuildify ships) runs on any
 // x86-64: (1) no compile flag raises the instruction set (-march, -mavx, …);
-// (2) every function whose machine code uses AVX/AVX-512/BMI instructions is
-// one the source declares with __attribute__((target("..."))) (or a
-// target_clones clone), i.e. reached only through run-time dispatch.
+// (2) every function whose machine code uses AVX/AVX-512/BMI instructions was
+// compiled for a wider target on purpose, i.e. is reached only through
+// run-time dispatch: the source declares it (or a function or namespace
+// enclosing it) with __attribute__((target(...))), target_clones, a
+// `#pragma GCC target` region, or a macro expanding to one of those.
 //
 //   node scripts/pack-check/check-isa.js [object files...]
 // Default objects: build/Release/obj.target/flowvae/native/**/*.o
@@ -41,44 +43,61 @@ if (files.length === 0) problems.push('no object files found to inspect');
 // Mnemonics outside baseline x86-64 (SSE2) that GCC emits when the target allows them.
 const EXTENDED = /^(v\w+|andn|bextr|blsi|blsmsk|blsr|bzhi|mulx|pdep|pext|rorx|sarx|shlx|shrx|lzcnt|tzcnt|popcnt|movbe|crc32\w?|pshufb|ptest|pblendvb|blendvp[sd]|round[sp][sd]|pmulld|pminsd|pmaxsd|insertps|extractps|pextrd|pinsrd|dpp[sd]|kmov\w+)$/;
 
-// Source lines of every C++ file, to find how a function is declared.
+// Source lines of every C++ file (continuation lines joined).
 const sources = [];
 (function walk(dir) {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) walk(p);
-    else if (/\.(cc|h|inc|hpp)$/.test(e.name)) sources.push(fs.readFileSync(p, 'utf8').split('\n'));
+    else if (/\.(cc|h|inc|hpp)$/.test(e.name)) sources.push(fs.readFileSync(p, 'utf8').replace(/\\\n/g, ' ').split('\n'));
   }
 })(path.join(root, 'native'));
 
-/** Unqualified name of a demangled symbol: `flowvae::(anonymous namespace)::kernel_avx2(unsigned long, …) [clone .isra.0]` → kernel_avx2. */
-function baseName(symbol) {
-  let s = symbol.replace(/ \[clone [^\]]*\]/g, '');
-  // Drop the parameter list: the last top-level parenthesised group.
-  let depth = 0;
-  for (let i = s.length - 1; i >= 0; i--) {
-    if (s[i] === ')') depth++;
-    else if (s[i] === '(') {
-      depth--;
-      if (depth === 0) {
-        s = s.slice(0, i);
-        break;
-      }
-    }
+// Macros that expand to a target attribute or a `#pragma GCC target` region
+// (e.g. FLOWVAE_TARGET_AVX2): a line using one marks a target as well.
+const targetMacros = new Set();
+for (const lines of sources) {
+  for (const line of lines) {
+    const m = /^\s*#\s*define\s+(\w+)\b(.*)$/.exec(line);
+    if (m && /\btarget(_clones)?\s*\(|GCC target/.test(m[2])) targetMacros.add(m[1]);
   }
-  s = s.replace(/<[^<>]*>/g, '');
-  const parts = s.split('::');
-  return parts[parts.length - 1].trim();
+}
+function marksTarget(line) {
+  if (/__attribute__\s*\(\(\s*target(_clones)?\s*\(|#\s*pragma\s+GCC\s+target/.test(line)) return true;
+  for (const macro of targetMacros) if (new RegExp(`\\b${macro}\\b`).test(line)) return true;
+  return false;
 }
 
-/** True when a declaration of `name` carries a target(...) or target_clones(...) attribute. */
-function declaredWithTarget(name) {
-  const call = new RegExp(`\\b${name.replace(/[^\w]/g, '')}\\s*\\(`);
-  for (const lines of sources) {
-    for (let i = 0; i < lines.length; i++) {
-      if (!call.test(lines[i])) continue;
-      const around = lines.slice(Math.max(0, i - 3), i + 1).join('\n');
-      if (/__attribute__\s*\(\(\s*target(_clones)?\s*\(/.test(around)) return true;
+/**
+ * Name components of a demangled symbol, without parameter lists, template
+ * arguments and clone suffixes:
+ * `flowvae::(anonymous namespace)::avx2::update<true>(…) [clone .isra.0]` → flowvae, avx2, update.
+ */
+function components(symbol) {
+  let s = symbol.replace(/ \[clone [^\]]*\]/g, '');
+  let previous;
+  do {
+    previous = s;
+    s = s.replace(/\([^()]*\)/g, '').replace(/<[^<>]*>/g, '');
+  } while (s !== previous);
+  return s
+    .split('::')
+    .map((c) => c.trim().replace(/^.*\s/, ''))
+    .filter((c) => /^\w+$/.test(c));
+}
+
+/**
+ * True when a component of the symbol is a function declared with a target
+ * marker, or a namespace opened in a target region: the marker within the
+ * three lines up to the declaration.
+ */
+function declaredWithTarget(symbol) {
+  for (const name of components(symbol)) {
+    const declaration = new RegExp(`\\b${name}\\s*[(<]|\\bnamespace\\s+${name}\\s*\\{`);
+    for (const lines of sources) {
+      for (let i = 0; i < lines.length; i++) {
+        if (declaration.test(lines[i]) && lines.slice(Math.max(0, i - 3), i + 1).some(marksTarget)) return true;
+      }
     }
   }
   return false;
@@ -96,32 +115,27 @@ for (const file of files) {
       continue;
     }
     const insn = /^\s+[0-9a-f]+:\s+(\S+)/.exec(line);
-    if (!insn || !current) continue;
-    const mnemonic = insn[1];
-    if (EXTENDED.test(mnemonic)) {
-      const info = seen.get(current) ?? { zmm: false, mnemonics: new Set() };
-      if (/%zmm|%k[0-7]/.test(line)) info.zmm = true;
-      info.mnemonics.add(mnemonic);
-      seen.set(current, info);
-    }
+    if (!insn || !current || !EXTENDED.test(insn[1])) continue;
+    const info = seen.get(current) ?? { zmm: false, mnemonics: new Set() };
+    if (/%zmm|%k[0-7]/.test(line)) info.zmm = true;
+    info.mnemonics.add(insn[1]);
+    seen.set(current, info);
   }
   for (const [symbol, info] of seen) {
-    const name = baseName(symbol);
+    const name = components(symbol).pop() ?? symbol;
+    simdFunctions.push({ name, zmm: info.zmm });
     const clone = /\.(avx\w*|fma\w*|arch_\w+)$/.test(symbol) || /\[clone \.(avx|fma|arch_)/.test(symbol);
-    simdFunctions.push({ file: path.relative(root, file), name, zmm: info.zmm });
-    if (!clone && !declaredWithTarget(name)) {
-      problems.push(
-        `${path.relative(root, file)}: ${symbol} uses ${[...info.mnemonics].slice(0, 4).join(', ')} but is not declared with a target attribute`,
-      );
+    if (!clone && !declaredWithTarget(symbol)) {
+      problems.push(`${path.relative(root, file)}: ${symbol} uses ${[...info.mnemonics].slice(0, 4).join(', ')} but is not compiled for a target on purpose`);
     }
   }
 }
 
-const avx512 = simdFunctions.filter((f) => f.zmm).map((f) => f.name);
+const avx512 = [...new Set(simdFunctions.filter((f) => f.zmm).map((f) => f.name))];
 console.log(
   `instruction sets: ${files.length} objects, ${simdFunctions.length} functions with AVX/AVX-512 code` +
     (problems.length ? `; ${problems.length} problems:` : ', all declared for run-time dispatch') +
-    (avx512.length ? ` (AVX-512 in: ${[...new Set(avx512)].join(', ')})` : ''),
+    (avx512.length ? ` (AVX-512 in ${avx512.length} functions: ${avx512.slice(0, 8).join(', ')}${avx512.length > 8 ? ', …' : ''})` : ''),
 );
 for (const p of problems.slice(0, 10)) console.error(`  ${p}`);
 if (problems.length > 10) console.error(`  … and ${problems.length - 10} more`);
