@@ -5,5 +5,19 @@ export { backends, backendByName, getBackend, getNumThreads, setNumThreads, useB
 export type { Backend, BackendInfo, BackendName, DType, FloatArray } from './backend';
 export { FlowVaeError, type ErrorCode } from './errors';
 export type { Parameter } from './nn/parameter';
-export type { Flow, FlowCallOptions, FlowForwardResult, FlowGradients, FlowInverseResult } from './flows/flow';
-export { FlowSequence } from './flows/sequence';
+export { Linear } from './nn/linear';
+export { MLP } from './nn/mlp';
+export * from './flows';
+export { VAE } from './vae/vae';
+export type { ElboTerms, FlowPosterior, Likelihood, NetworkOptions, Posterior, VAEConfig, VAEOptions } from './vae/vae';
+export { Adam, type AdamOptions } from './train/adam';
+export type { BatchProgress, EpochMetrics, FitOptions, FitResult, LrSchedule, TrainingState } from './train/fit';
+export * from './data';
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  saveSafetensors,
+  saveSafetensorsAsync,
+} from './io/safetensors';
+export type { SafetensorsContents, SafetensorsDType, SafetensorsTensor } from './io/safetensors';

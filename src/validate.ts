@@ -127,3 +127,24 @@ export function firstNonFinite(a: ArrayLike<number>): number {
   }
   return -1;
 }
+
+/** A finite number > 0 (learning rates, epsilons). */
+export function checkPositiveNumber(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw typeError(expected('positive finite number', name, value));
+  if (!(value > 0) || !Number.isFinite(value)) throw rangeError(expected('positive finite number', name, value));
+  return value;
+}
+
+/** A finite number ≥ 0 (decay rates, clipping norms where 0 disables). */
+export function checkNonNegativeNumber(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw typeError(expected('non-negative finite number', name, value));
+  if (!(value >= 0) || !Number.isFinite(value)) throw rangeError(expected('non-negative finite number', name, value));
+  return value;
+}
+
+/** A plain options object (not null, not an array) whose keys are all in `known`. */
+export function checkOptions(value: unknown, name: string, known: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw typeError(expected('options object', name, value));
+  checkKnownKeys(value, name, known);
+  return value as Record<string, unknown>;
+}

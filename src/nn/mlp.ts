@@ -19,6 +19,8 @@ export interface MLPOptions {
   seed: number;
   /** Scale of the last layer's initial weights (small values start flows near the identity). */
   lastInitScale?: number;
+  /** Apply the activation after the last layer too (an encoder trunk feeding several heads). */
+  activateOutput?: boolean;
 }
 
 export class MLP {
@@ -27,6 +29,7 @@ export class MLP {
   readonly alpha: number;
   readonly inDim: number;
   readonly outDim: number;
+  readonly activateOutput: boolean;
   private hidden: FloatArray[] = [];
   private batch = 0;
 
@@ -48,6 +51,7 @@ export class MLP {
         }),
       );
     }
+    this.activateOutput = options.activateOutput ?? false;
     this.inDim = sizes[0];
     this.outDim = sizes[sizes.length - 1];
   }
@@ -61,7 +65,7 @@ export class MLP {
     let h = x;
     for (let i = 0; i < this.layers.length; i++) {
       h = this.layers[i].forward(h, batch);
-      if (i + 1 < this.layers.length) {
+      if (this.activated(i)) {
         const n = batch * this.layers[i].outDim;
         if (!this.hidden[i] || this.hidden[i].length !== n) this.hidden[i] = this.backend.alloc(n);
         this.backend.elementwise.forward(this.activation, h, this.hidden[i], n, this.alpha);
@@ -71,11 +75,18 @@ export class MLP {
     return h;
   }
 
-  /** Accumulates parameter gradients; returns ∂L/∂x (null when `needInputGrad` is false). */
+  private activated(i: number): boolean {
+    return i + 1 < this.layers.length || this.activateOutput;
+  }
+
+  /**
+   * Accumulates parameter gradients; returns ∂L/∂x (null when `needInputGrad`
+   * is false). `gradOut` may be overwritten (the activation gradient is applied in place).
+   */
   backward(gradOut: FloatArray, needInputGrad = true): FloatArray | null {
     let g: FloatArray | null = gradOut;
     for (let i = this.layers.length - 1; i >= 0; i--) {
-      if (i + 1 < this.layers.length) {
+      if (this.activated(i)) {
         // Gradient through the activation, in place on the buffer Linear returned.
         const n = this.batch * this.layers[i].outDim;
         const pre = this.layers[i].output;

@@ -1,0 +1,39 @@
+// Dense kernels: single-precision matrix product (SGEMM) and the dense layer
+// y = x Wᵀ + b built on it, with W stored [out, in] as in PyTorch nn.Linear.
+// All matrices are row-major. Other kernel families (flows, MADE layers) call
+// sgemm directly.
+#pragma once
+#include <cstddef>
+
+namespace flowvae {
+
+// C = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions
+// (elements between consecutive rows as stored).
+//   op(A) is [m, k]: A stored [m, k] (lda >= k), or [k, m] when trans_a (lda >= m).
+//   op(B) is [k, n]: B stored [k, n] (ldb >= n), or [n, k] when trans_b (ldb >= k).
+//   C is [m, n] (ldc >= n).
+// beta == 0 overwrites C (NaN/Inf already in C do not propagate); alpha == 0
+// or k == 0 only scales C by beta, and then A and B are not read.
+// Large products run on the thread pool (parallel.h); results do not depend
+// on the thread count. Safe to call from inside a parallel_for task (it then
+// runs on the calling thread).
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
+
+// Same, with densely stored matrices (leading dimensions implied by the shapes).
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+           const float* b, float beta, float* c);
+
+// y[batch, out] = x[batch, in] · weight[out, in]ᵀ + bias[out]; bias may be null.
+void dense_forward(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
+                   std::size_t in_dim, std::size_t out_dim);
+
+// Given dy = ∂L/∂y [batch, out]:
+//   dx[batch, in]      = dy · W             (overwritten)
+//   d_weight[out, in]  = dyᵀ · x            (added to when accumulate, else overwritten)
+//   d_bias[out]        = Σ_rows dy          (added to when accumulate, else overwritten)
+// Each output may be null to skip it.
+void dense_backward(const float* x, const float* weight, const float* dy, float* dx, float* d_weight, float* d_bias,
+                    std::size_t batch, std::size_t in_dim, std::size_t out_dim, bool accumulate);
+
+}  // namespace flowvae

@@ -1,0 +1,124 @@
+/**
+ * Adam / AdamW over a model's named parameters through the backend's fused
+ * kernel. The kernel works on one flat buffer (global-norm clipping needs all
+ * gradients at once), so the optimizer keeps flat copies of the parameters
+ * and their moments: each step gathers the gradients, updates the flat
+ * parameters and writes them back to the modules' arrays.
+ */
+import type { Backend } from '../backend/backend';
+import type { FloatArray } from '../backend/types';
+import { checkFinite, checkInRange, checkKnownKeys } from '../validate';
+import type { Parameter } from '../nn/parameter';
+
+export interface AdamOptions {
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** AdamW (decoupled weight decay) instead of Adam's L2 penalty. */
+  decoupled?: boolean;
+  /** Clip gradients to this global L2 norm; 0 (default) disables clipping. */
+  maxGradNorm?: number;
+}
+
+const KNOWN = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'decoupled', 'maxGradNorm'] as const;
+
+/** Optimizer state saved in checkpoints so a resumed run continues bit-identically. */
+export interface AdamState {
+  step: number;
+  m: FloatArray;
+  v: FloatArray;
+}
+
+export class Adam {
+  readonly params: readonly Parameter[];
+  lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly decoupled: boolean;
+  readonly maxGradNorm: number;
+  private readonly flatParams: FloatArray;
+  private readonly flatGrads: FloatArray;
+  private readonly m: FloatArray;
+  private readonly v: FloatArray;
+  private steps = 0;
+
+  constructor(
+    private readonly backend: Backend,
+    params: readonly Parameter[],
+    options: AdamOptions = {},
+  ) {
+    checkKnownKeys(options, 'options', KNOWN);
+    this.lr = checkInRange(options.lr ?? 1e-3, 'lr', 0, 10, { lo: true });
+    this.beta1 = checkInRange(options.beta1 ?? 0.9, 'beta1', 0, 1, { hi: true });
+    this.beta2 = checkInRange(options.beta2 ?? 0.999, 'beta2', 0, 1, { hi: true });
+    this.eps = checkInRange(options.eps ?? 1e-8, 'eps', 0, 1, { lo: true });
+    this.weightDecay = checkInRange(options.weightDecay ?? 0, 'weightDecay', 0, 1e6);
+    this.decoupled = options.decoupled ?? false;
+    this.maxGradNorm = checkFinite(options.maxGradNorm ?? 0, 'maxGradNorm');
+    if (this.maxGradNorm < 0) checkInRange(this.maxGradNorm, 'maxGradNorm', 0, Infinity);
+    this.params = params;
+    const n = params.reduce((s, p) => s + p.value.length, 0);
+    this.flatParams = backend.alloc(n);
+    this.flatGrads = backend.alloc(n);
+    this.m = backend.alloc(n);
+    this.v = backend.alloc(n);
+    this.pullParameters();
+  }
+
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /** Re-reads the modules' parameter values (after loading weights into them). */
+  pullParameters(): void {
+    let off = 0;
+    for (const p of this.params) {
+      this.flatParams.set(p.value, off);
+      off += p.value.length;
+    }
+  }
+
+  /** One update from the accumulated gradients; returns the gradient norm before clipping. */
+  step(): number {
+    let off = 0;
+    for (const p of this.params) {
+      this.flatGrads.set(p.grad, off);
+      off += p.grad.length;
+    }
+    this.steps += 1;
+    const norm = this.backend.adam.step(this.flatParams, this.flatGrads, this.m, this.v, this.flatParams.length, {
+      lr: this.lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      decoupled: this.decoupled,
+      step: this.steps,
+      maxGradNorm: this.maxGradNorm,
+    });
+    off = 0;
+    for (const p of this.params) {
+      p.value.set(this.flatParams.subarray(off, off + p.value.length));
+      off += p.value.length;
+    }
+    return norm;
+  }
+
+  state(): AdamState {
+    return { step: this.steps, m: this.m, v: this.v };
+  }
+
+  loadState(state: { step: number; m: ArrayLike<number>; v: ArrayLike<number> }): void {
+    if (state.m.length !== this.m.length || state.v.length !== this.v.length) {
+      throw new RangeError(`Optimizer state has ${state.m.length} moments but the model has ${this.m.length} parameters`);
+    }
+    this.steps = state.step;
+    this.m.set(state.m);
+    this.v.set(state.v);
+    this.pullParameters();
+  }
+}

@@ -1,0 +1,709 @@
+/**
+ * Variational autoencoder with a diagonal Gaussian, full-covariance Gaussian
+ * or flow posterior (Rezende & Mohamed 2015; Kingma et al. 2016; van den Berg
+ * et al. 2018). Every computation goes through the backend contract, so the
+ * same model runs on `reference` and `cpu` and, from the same seed, produces
+ * the same numbers up to float32 rounding.
+ *
+ * Posterior: z0 = μ + L ε with L = diag(σ) (diagonal) or L* + diag(σ)
+ * (full covariance, L* strictly lower triangular), then z_K = f_K ∘ … ∘ f_1(z0)
+ * when a flow is configured; amortized flows take their parameters per example
+ * from an encoder head. ELBO per example:
+ *
+ *   log p(x | z_K) + log p(z_K) − log q0(z0) + Σ_k log|det J_k|
+ *
+ * with the KL term in closed form when there is no flow.
+ */
+import { backendByName, getBackend } from '../backend';
+import type { Backend } from '../backend/backend';
+import { ACTIVATIONS, type Activation } from '../backend/kernels/elementwise';
+import type { BackendName, FloatArray } from '../backend/types';
+import { FlowVaeError, expected, rangeError, typeError } from '../errors';
+import type { Flow } from '../flows/flow';
+import { FLOW_FAMILIES } from '../flows';
+import { Linear } from '../nn/linear';
+import { MLP } from '../nn/mlp';
+import { prefixParameters, zeroGrad, type Parameter } from '../nn/parameter';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Dataset } from '../data/dataset';
+import { loadSafetensors, saveSafetensors, type SafetensorsTensor } from '../io/safetensors';
+import { fitVAE, type FitOptions, type FitResult, type TrainingState } from '../train/fit';
+import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
+
+export type Likelihood = 'bernoulli' | 'gaussian';
+
+export interface FlowPosterior {
+  /** A registered flow family, e.g. 'planar', 'radial', 'sylvester-orthogonal', 'iaf'. */
+  flow: string;
+  /** Number of flow layers K (default 4). */
+  layers?: number;
+  /** Parameters produced per example by the encoder (default: true where the family allows it). */
+  amortized?: boolean;
+  /** Family-specific options passed to the flow (e.g. `m`, `householders`, `hidden`). */
+  [option: string]: unknown;
+}
+
+export type Posterior = 'diagonal' | 'full-covariance' | FlowPosterior;
+
+export interface NetworkOptions {
+  /** Hidden layer widths (default [300, 300]). */
+  hidden?: number[];
+  /** Activation, one of ACTIVATIONS (default 'relu'). */
+  activation?: Activation;
+}
+
+export interface VAEOptions {
+  inputDim: number;
+  latentDim: number;
+  encoder?: NetworkOptions;
+  decoder?: NetworkOptions;
+  likelihood?: Likelihood;
+  /** Gaussian likelihood: fixed log-variance (a number) or 'learned' per feature (default 'learned'). */
+  likelihoodLogVar?: number | 'learned';
+  posterior?: Posterior;
+  seed?: number;
+  backend?: Backend | BackendName;
+}
+
+/** The architecture as stored in checkpoints: every option resolved. */
+export interface VAEConfig {
+  inputDim: number;
+  latentDim: number;
+  encoder: { hidden: number[]; activation: Activation };
+  decoder: { hidden: number[]; activation: Activation };
+  likelihood: Likelihood;
+  likelihoodLogVar: number | 'learned';
+  posterior: 'diagonal' | 'full-covariance' | (FlowPosterior & { layers: number; amortized: boolean });
+  seed: number;
+}
+
+/** Per-batch averages of the ELBO and its terms (nats per example). */
+export interface ElboTerms {
+  elbo: number;
+  /** E[log p(x | z)] */
+  reconstruction: number;
+  /** E[log q(z | x) − log p(z)] (closed form without a flow; single-sample estimate with one). */
+  kl: number;
+}
+
+export interface StepOptions {
+  /** Weight of the KL term (warm-up); default 1. */
+  beta?: number;
+  /** Free bits λ: the KL term is max(KL, λ · latentDim) per batch (nats). */
+  freeBits?: number;
+  /** Noise stream offset (elements); the model's own counter when omitted. */
+  noiseOffset?: number;
+}
+
+/** `format` metadata of VAE checkpoints. */
+export const CHECKPOINT_FORMAT = 'flowvae-vae';
+
+const VAE_KEYS = ['inputDim', 'latentDim', 'encoder', 'decoder', 'likelihood', 'likelihoodLogVar', 'posterior', 'seed', 'backend'] as const;
+const NET_KEYS = ['hidden', 'activation'] as const;
+
+function resolveNetwork(value: NetworkOptions | undefined, name: string): { hidden: number[]; activation: Activation } {
+  const net = value ?? {};
+  if (typeof net !== 'object' || net === null) throw typeError(expected('object', name, net));
+  checkKnownKeys(net, name, NET_KEYS);
+  const hidden = net.hidden ?? [300, 300];
+  if (!Array.isArray(hidden)) throw typeError(expected('array of positive integers', `${name}.hidden`, hidden));
+  hidden.forEach((h, i) => checkPositiveInt(h, `${name}.hidden[${i}]`));
+  const activation = checkOneOf(net.activation ?? 'relu', `${name}.activation`, ACTIVATIONS);
+  return { hidden: [...hidden], activation };
+}
+
+function resolvePosterior(value: Posterior | undefined): VAEConfig['posterior'] {
+  const p = value ?? 'diagonal';
+  if (p === 'diagonal' || p === 'full-covariance') return p;
+  if (typeof p !== 'object' || p === null) {
+    throw (typeof p === 'string' ? rangeError : typeError)(
+      expected('"diagonal", "full-covariance" or { flow, layers, amortized }', 'posterior', p),
+    );
+  }
+  const names = Object.keys(FLOW_FAMILIES);
+  const flow = checkOneOf(p.flow, 'posterior.flow', names);
+  const family = FLOW_FAMILIES[flow];
+  const layers = checkPositiveInt(p.layers ?? 4, 'posterior.layers');
+  const amortized = p.amortized ?? family.amortizable;
+  if (typeof amortized !== 'boolean') throw typeError(expected('boolean', 'posterior.amortized', amortized));
+  if (amortized && !family.amortizable) throw rangeError(`The ${flow} flow cannot be amortized; set "posterior.amortized" to false`);
+  if (!amortized && !family.shareable) throw rangeError(`The ${flow} flow needs amortized parameters; set "posterior.amortized" to true`);
+  return { ...p, flow, layers, amortized };
+}
+
+function resolveBackend(value: Backend | BackendName | undefined): Backend {
+  if (value === undefined) return getBackend();
+  if (typeof value === 'string') return backendByName(value);
+  if (typeof value === 'object' && value !== null && 'dense' in value) return value;
+  throw typeError(expected('backend name or Backend', 'backend', value));
+}
+
+export class VAE {
+  readonly config: VAEConfig;
+  readonly backend: Backend;
+  readonly inputDim: number;
+  readonly latentDim: number;
+
+  readonly encoder: MLP;
+  readonly muHead: Linear;
+  readonly logvarHead: Linear;
+  /** Strictly lower-triangular factor L* per example (full covariance only). */
+  readonly covarianceHead: Linear | null;
+  /** Amortized flow parameters per example. */
+  readonly flowHead: Linear | null;
+  /** Context vector per example (conditional flows such as IAF). */
+  readonly contextHead: Linear | null;
+  readonly flow: Flow | null;
+  readonly decoder: MLP;
+  /** Learned per-feature log-variance of a Gaussian likelihood. */
+  readonly outputLogVar: Parameter | null;
+
+  /** Next element of the training noise stream (saved in checkpoints). */
+  noiseOffset = 0;
+  /** State of the last (or loaded) training run: pass it as `fit(data, { resume })` to continue. */
+  trainingState: TrainingState | undefined;
+
+  private readonly fixedLogVar: FloatArray | null;
+  private readonly buffers = new Map<string, FloatArray>();
+  private lastBatch = 0;
+
+  constructor(options: VAEOptions) {
+    if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
+    checkKnownKeys(options, 'options', VAE_KEYS);
+    const inputDim = checkPositiveInt(options.inputDim, 'inputDim');
+    const latentDim = checkPositiveInt(options.latentDim, 'latentDim');
+    const likelihood = checkOneOf(options.likelihood ?? 'bernoulli', 'likelihood', ['bernoulli', 'gaussian'] as const);
+    const logVar = options.likelihoodLogVar ?? 'learned';
+    if (logVar !== 'learned' && (typeof logVar !== 'number' || !Number.isFinite(logVar))) {
+      throw (typeof logVar === 'number' ? rangeError : typeError)(expected('finite number or "learned"', 'likelihoodLogVar', logVar));
+    }
+    const seed = checkSize(options.seed ?? 0, 'seed');
+    this.config = {
+      inputDim,
+      latentDim,
+      encoder: resolveNetwork(options.encoder, 'encoder'),
+      decoder: resolveNetwork(options.decoder, 'decoder'),
+      likelihood,
+      likelihoodLogVar: logVar,
+      posterior: resolvePosterior(options.posterior),
+      seed,
+    };
+    this.backend = resolveBackend(options.backend);
+    this.inputDim = inputDim;
+    this.latentDim = latentDim;
+    const b = this.backend;
+    const enc = this.config.encoder;
+    const trunkWidth = enc.hidden.length > 0 ? enc.hidden[enc.hidden.length - 1] : inputDim;
+    // Seeds of the submodules are spread apart so their streams never overlap.
+    this.encoder = new MLP(b, { sizes: [inputDim, ...enc.hidden], activation: enc.activation, seed: seed * 1000 + 1, activateOutput: true });
+    this.muHead = new Linear(b, { inDim: trunkWidth, outDim: latentDim, seed: seed * 1000 + 101 });
+    this.logvarHead = new Linear(b, { inDim: trunkWidth, outDim: latentDim, seed: seed * 1000 + 102 });
+    const post = this.config.posterior;
+    this.covarianceHead =
+      post === 'full-covariance' && latentDim > 1
+        ? new Linear(b, { inDim: trunkWidth, outDim: (latentDim * (latentDim - 1)) / 2, seed: seed * 1000 + 103, initScale: 0.1 })
+        : null;
+    if (typeof post === 'object') {
+      const { flow, layers, amortized, ...extra } = post;
+      this.flow = FLOW_FAMILIES[flow].create({ dim: latentDim, layers, amortized, seed: seed * 1000 + 200, backend: b, extra });
+    } else {
+      this.flow = null;
+    }
+    // Flow heads start small so the posterior starts close to the base Gaussian.
+    this.flowHead =
+      this.flow && this.flow.amortizedSize > 0
+        ? new Linear(b, { inDim: trunkWidth, outDim: this.flow.amortizedSize, seed: seed * 1000 + 104, initScale: 0.1 })
+        : null;
+    this.contextHead =
+      this.flow && this.flow.contextDim > 0
+        ? new Linear(b, { inDim: trunkWidth, outDim: this.flow.contextDim, seed: seed * 1000 + 105 })
+        : null;
+    const dec = this.config.decoder;
+    this.decoder = new MLP(b, { sizes: [latentDim, ...dec.hidden, inputDim], activation: dec.activation, seed: seed * 1000 + 301 });
+    if (likelihood === 'gaussian' && logVar === 'learned') {
+      this.outputLogVar = { name: 'decoder.logvar', shape: [inputDim], value: b.alloc(inputDim), grad: b.alloc(inputDim) };
+      this.fixedLogVar = null;
+    } else {
+      this.outputLogVar = null;
+      this.fixedLogVar = likelihood === 'gaussian' ? b.alloc(inputDim).fill(logVar as number) : null;
+    }
+  }
+
+  /** Named parameters (PyTorch-style names; see README for the module layout). */
+  parameters(): Parameter[] {
+    const heads: [string, Linear | null][] = [
+      ['encoder.mu', this.muHead],
+      ['encoder.logvar', this.logvarHead],
+      ['encoder.cov', this.covarianceHead],
+      ['encoder.flow', this.flowHead],
+      ['encoder.context', this.contextHead],
+    ];
+    return [
+      ...prefixParameters('encoder.net', this.encoder.parameters()),
+      ...heads.flatMap(([name, head]) => (head ? prefixParameters(name, head.parameters()) : [])),
+      ...(this.flow ? prefixParameters('flow', this.flow.parameters()) : []),
+      ...prefixParameters('decoder.net', this.decoder.parameters()),
+      ...(this.outputLogVar ? [this.outputLogVar] : []),
+    ];
+  }
+
+  private buf(name: string, length: number): FloatArray {
+    let a = this.buffers.get(name);
+    if (!a || a.length !== length) {
+      a = this.backend.alloc(length);
+      this.buffers.set(name, a);
+    }
+    return a;
+  }
+
+  private get logVar(): FloatArray | null {
+    return this.outputLogVar ? this.outputLogVar.value : this.fixedLogVar;
+  }
+
+  /** True when the KL term is computed in closed form (no flow). */
+  get closedFormKl(): boolean {
+    return this.flow === null;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Forward pass shared by training, evaluation and importance sampling.
+
+  /**
+   * Runs encoder → posterior sample → decoder for `x` `[batch, inputDim]` with
+   * noise `eps` `[batch, latentDim]`; fills per-example terms in buffers
+   * `logpx`, `kl` and, for importance weights, `logw` = log p(x, z) − log q(z | x).
+   */
+  private forward(x: FloatArray, eps: FloatArray, batch: number): void {
+    const b = this.backend;
+    const D = this.latentDim;
+    const h = this.encoder.forward(x, batch);
+    const mu = this.muHead.forward(h, batch);
+    const lv = this.logvarHead.forward(h, batch);
+    const z0 = this.buf('z0', batch * D);
+    const logq0 = this.buf('logq0', batch);
+    b.gaussian.sampleDiag(mu, lv, eps, z0, logq0, batch, D);
+    if (this.covarianceHead) addLowerTimes(this.covarianceHead.forward(h, batch), eps, z0, batch, D);
+    let zK = z0;
+    const logDet = this.buf('logDet', batch);
+    logDet.fill(0);
+    if (this.flow) {
+      const params = this.flowHead ? this.flowHead.forward(h, batch) : undefined;
+      const context = this.contextHead ? this.contextHead.forward(h, batch) : undefined;
+      const out = this.flow.forward(z0, batch, { params, context });
+      zK = out.y;
+      logDet.set(out.logDet);
+    }
+    this.buffers.set('zK', zK);
+    const out = this.decoder.forward(zK, batch);
+    const logpx = this.buf('logpx', batch);
+    if (this.config.likelihood === 'bernoulli') b.likelihood.bernoulli(x, out, logpx, batch, this.inputDim);
+    else b.likelihood.gaussian(x, out, this.logVar!, logpx, batch, this.inputDim);
+    const kl = this.buf('kl', batch);
+    const logpz = this.buf('logpz', batch);
+    b.gaussian.logStandard(zK, logpz, batch, D);
+    const logw = this.buf('logw', batch);
+    for (let r = 0; r < batch; r++) logw[r] = logpx[r] + logpz[r] - logq0[r] + logDet[r];
+    if (this.closedFormKl) {
+      b.gaussian.klStandard(mu, lv, kl, batch, D);
+      if (this.covarianceHead) addHalfSquares(this.covarianceHead.output, kl, batch, (D * (D - 1)) / 2);
+    } else {
+      for (let r = 0; r < batch; r++) kl[r] = logq0[r] - logDet[r] - logpz[r];
+    }
+    this.lastBatch = batch;
+  }
+
+  /**
+   * Backward of the loss −mean(log p(x|z)) + klWeight · mean(KL) through the
+   * last forward; accumulates parameter gradients.
+   */
+  private backward(x: FloatArray, eps: FloatArray, klWeight: number): void {
+    const b = this.backend;
+    const batch = this.lastBatch;
+    const D = this.latentDim;
+    const dRow = this.buf('dRow', batch);
+    const out = this.decoder.layers[this.decoder.layers.length - 1].output;
+    const dOut = this.buf('dOut', batch * this.inputDim);
+    dRow.fill(-1 / batch);
+    if (this.config.likelihood === 'bernoulli') b.likelihood.bernoulliBackward(x, out, dRow, dOut, batch, this.inputDim);
+    else b.likelihood.gaussianBackward(x, out, this.logVar!, dRow, dOut, this.outputLogVar?.grad ?? null, batch, this.inputDim);
+    const dzK = this.decoder.backward(dOut, true)!;
+    const zK = this.buffers.get('zK')!;
+    const w = klWeight / batch;
+    const lv = this.logvarHead.output;
+    const mu = this.muHead.output;
+    const dMu = this.buf('dMu', batch * D);
+    const dLv = this.buf('dLv', batch * D);
+    let dz0 = dzK;
+    // Input gradients of the heads that feed the flow, summed into dh below.
+    const extraHeadGrads: FloatArray[] = [];
+    if (this.closedFormKl) {
+      // Reconstruction path through z0 = μ + σ ε (+ L* ε), then the closed-form KL.
+      const zeroRows = this.buf('zeroRows', batch);
+      zeroRows.fill(0);
+      b.gaussian.sampleDiagBackward(lv, eps, dz0, zeroRows, dMu, dLv, batch, D);
+      const dMuKl = this.buf('dMuKl', batch * D);
+      const dLvKl = this.buf('dLvKl', batch * D);
+      dRow.fill(w);
+      b.gaussian.klStandardBackward(mu, lv, dRow, dMuKl, dLvKl, batch, D);
+      for (let i = 0; i < batch * D; i++) {
+        dMu[i] += dMuKl[i];
+        dLv[i] += dLvKl[i];
+      }
+    } else {
+      // KL = log q0(z0) − Σ log|det J| − log p(z_K), one sample.
+      const dzPrior = this.buf('dzPrior', batch * D);
+      dRow.fill(-w);
+      b.gaussian.logStandardBackward(zK, dRow, dzPrior, batch, D);
+      for (let i = 0; i < batch * D; i++) dzK[i] += dzPrior[i];
+      dRow.fill(-w);
+      const grads = this.flow!.backward(dzK, dRow);
+      dz0 = grads.gradInput;
+      const dLogq = this.buf('dLogq', batch);
+      dLogq.fill(w);
+      b.gaussian.sampleDiagBackward(lv, eps, dz0, dLogq, dMu, dLv, batch, D);
+      if (this.flowHead) extraHeadGrads.push(this.flowHead.backward(grads.gradParams!, true)!);
+      if (this.contextHead) extraHeadGrads.push(this.contextHead.backward(grads.gradContext!, true)!);
+    }
+    const dh = this.buf('dh', batch * this.encoder.outDim);
+    dh.set(this.muHead.backward(dMu, true)!);
+    addInto(dh, this.logvarHead.backward(dLv, true)!);
+    if (this.covarianceHead) {
+      const m = (D * (D - 1)) / 2;
+      const dL = this.buf('dL', batch * m);
+      lowerTimesBackward(dz0, eps, dL, batch, D);
+      if (this.closedFormKl) {
+        const L = this.covarianceHead.output;
+        for (let i = 0; i < batch * m; i++) dL[i] += w * L[i];
+      }
+      addInto(dh, this.covarianceHead.backward(dL, true)!);
+    }
+    for (const g of extraHeadGrads) addInto(dh, g);
+    this.encoder.backward(dh, false);
+  }
+
+  /** Draws `batch · latentDim` normals from the model's noise stream. */
+  private drawNoise(batch: number, offset?: number): FloatArray {
+    const eps = this.buf('eps', batch * this.latentDim);
+    const at = offset ?? this.noiseOffset;
+    this.backend.rng.normal(this.config.seed * 1000 + 7, at, eps);
+    if (offset === undefined) this.noiseOffset += eps.length;
+    return eps;
+  }
+
+  private checkBatch(x: FloatArray, name = 'x'): number {
+    if (!(x instanceof Float32Array || x instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', name, x));
+    if (x.length === 0 || x.length % this.inputDim !== 0) {
+      throw rangeError(expected(`array whose length is a positive multiple of inputDim ${this.inputDim}`, name, x), 'ERR_SHAPE');
+    }
+    return x.length / this.inputDim;
+  }
+
+  /** Copies `x` into a backend array (no copy when it already is one). */
+  private onBackend(x: FloatArray, name: string): FloatArray {
+    const isNative = this.backend.dtype === 'float32' ? x instanceof Float32Array : x instanceof Float64Array;
+    if (isNative) return x;
+    const copy = this.buf(`input.${name}`, x.length);
+    copy.set(x);
+    return copy;
+  }
+
+  /**
+   * One gradient computation on a batch: zeroes the gradients, runs forward
+   * and backward, and returns the batch's ELBO terms. The optimizer step is
+   * separate (see `train/`).
+   */
+  computeGradients(x: FloatArray, options: StepOptions = {}): ElboTerms {
+    const batch = this.checkBatch(x);
+    const beta = options.beta ?? 1;
+    const freeBits = options.freeBits ?? 0;
+    const xb = this.onBackend(x, 'x');
+    const eps = this.drawNoise(batch, options.noiseOffset);
+    this.forward(xb, eps, batch);
+    const terms = this.averages(batch);
+    if (!Number.isFinite(terms.elbo)) {
+      const which = !Number.isFinite(terms.reconstruction) ? 'reconstruction' : 'kl';
+      throw new FlowVaeError('ERR_NAN', `The ELBO is not finite (${which} term is ${terms[which]})`);
+    }
+    // Free bits: below the floor the KL term is constant, so it contributes no gradient.
+    const klWeight = freeBits > 0 && terms.kl < freeBits * this.latentDim ? 0 : beta;
+    zeroGrad(this.parameters());
+    this.backward(xb, eps, klWeight);
+    return terms;
+  }
+
+  private averages(batch: number): ElboTerms {
+    const logpx = this.buffers.get('logpx')!;
+    const kl = this.buffers.get('kl')!;
+    let rec = 0;
+    let k = 0;
+    for (let r = 0; r < batch; r++) {
+      rec += logpx[r];
+      k += kl[r];
+    }
+    return { elbo: (rec - k) / batch, reconstruction: rec / batch, kl: k / batch };
+  }
+
+  /**
+   * Trains on `data` (`[n, inputDim]`, row-major) with Adam; resolves when
+   * the run completes, stops early or is aborted through `options.signal`.
+   */
+  fit(data: FloatArray | Dataset, options: FitOptions = {}): Promise<FitResult> {
+    return fitVAE(this, data, options);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Checkpoints.
+
+  /**
+   * Writes `<dir>/model.safetensors`: every parameter under its name (PyTorch
+   * layouts), the architecture and the training state (optimizer moments,
+   * noise offset, epoch) in the metadata. Written to a temporary file and
+   * renamed, so an interrupted save leaves the previous checkpoint intact.
+   */
+  save(dir: string): string {
+    if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
+    fs.mkdirSync(dir, { recursive: true });
+    const dtype = this.backend.dtype === 'float64' ? 'F64' : 'F32';
+    const tensors: SafetensorsTensor[] = this.parameters().map((p) => ({ name: p.name, dtype, shape: p.shape, data: p.value }));
+    const metadata: Record<string, string> = {
+      format: CHECKPOINT_FORMAT,
+      version: '1',
+      config: JSON.stringify(this.config),
+      noiseOffset: String(this.noiseOffset),
+    };
+    const t = this.trainingState;
+    if (t) {
+      tensors.push({ name: 'optimizer.m', dtype, shape: [t.optimizer.m.length], data: t.optimizer.m });
+      tensors.push({ name: 'optimizer.v', dtype, shape: [t.optimizer.v.length], data: t.optimizer.v });
+      metadata.training = JSON.stringify({
+        epoch: t.epoch,
+        step: t.optimizer.step,
+        noiseOffset: t.noiseOffset,
+        bestValidationElbo: Number.isFinite(t.bestValidationElbo) ? t.bestValidationElbo : null,
+        epochsWithoutImprovement: t.epochsWithoutImprovement,
+      });
+    }
+    const file = path.join(dir, 'model.safetensors');
+    saveSafetensors(file, tensors, metadata);
+    return file;
+  }
+
+  /** Loads a model saved by `save` onto any backend (default: the current one). */
+  static load(dir: string, options: { backend?: Backend | BackendName } = {}): VAE {
+    if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
+    const file = fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? path.join(dir, 'model.safetensors') : dir;
+    const contents = loadSafetensors(file);
+    const fail = (what: string): never => {
+      throw new FlowVaeError('ERR_CHECKPOINT', `${file} is not a flowvae VAE checkpoint: ${what}`);
+    };
+    const meta = contents.metadata;
+    if (meta.format !== CHECKPOINT_FORMAT) fail(`metadata "format" is ${JSON.stringify(meta.format)}`);
+    let config: VAEConfig;
+    try {
+      config = JSON.parse(meta.config) as VAEConfig;
+    } catch {
+      return fail('metadata "config" is not valid JSON');
+    }
+    let vae: VAE;
+    try {
+      vae = new VAE({ ...config, backend: options.backend });
+    } catch (err) {
+      return fail(`its architecture is invalid (${(err as Error).message})`);
+    }
+    const byName = new Map(contents.tensors.map((t) => [t.name, t]));
+    for (const p of vae.parameters()) {
+      const t = byName.get(p.name) ?? fail(`tensor "${p.name}" is missing`);
+      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+        fail(`tensor "${p.name}" has shape [${t.shape.join(', ')}] but the model needs [${p.shape.join(', ')}]`);
+      }
+      const bad = t.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) fail(`tensor "${p.name}" element ${bad} is ${t.data[bad]}`);
+      p.value.set(t.data);
+      byName.delete(p.name);
+    }
+    vae.noiseOffset = Number(meta.noiseOffset ?? 0);
+    if (meta.training) {
+      const m = byName.get('optimizer.m') ?? fail('tensor "optimizer.m" is missing');
+      const v = byName.get('optimizer.v') ?? fail('tensor "optimizer.v" is missing');
+      let t: { epoch: number; step: number; noiseOffset: number; bestValidationElbo: number | null; epochsWithoutImprovement: number };
+      try {
+        t = JSON.parse(meta.training);
+      } catch {
+        return fail('metadata "training" is not valid JSON');
+      }
+      vae.trainingState = {
+        epoch: t.epoch,
+        optimizer: { step: t.step, m: vae.backend.from(m.data), v: vae.backend.from(v.data) },
+        noiseOffset: t.noiseOffset,
+        bestValidationElbo: t.bestValidationElbo ?? -Infinity,
+        epochsWithoutImprovement: t.epochsWithoutImprovement,
+      };
+      byName.delete('optimizer.m');
+      byName.delete('optimizer.v');
+    }
+    if (byName.size > 0) fail(`unexpected tensor "${[...byName.keys()][0]}"`);
+    return vae;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Evaluation.
+
+  /**
+   * ELBO of `x` averaged over examples and `samples` posterior draws (noise
+   * from stream `seed`, independent of training).
+   */
+  elbo(x: FloatArray, options: { samples?: number; seed?: number; batch?: number } = {}): ElboTerms {
+    checkKnownKeys(options, 'options', ['samples', 'seed', 'batch']);
+    const n = this.checkBatch(x);
+    const samples = checkPositiveInt(options.samples ?? 1, 'samples');
+    const chunk = checkPositiveInt(options.batch ?? 500, 'batch');
+    const seed = checkSize(options.seed ?? 12345, 'seed');
+    let rec = 0;
+    let kl = 0;
+    let offset = 0;
+    for (let start = 0; start < n; start += chunk) {
+      const rows = Math.min(chunk, n - start);
+      const xb = this.onBackend(x.subarray(start * this.inputDim, (start + rows) * this.inputDim), 'eval');
+      for (let s = 0; s < samples; s++) {
+        const eps = this.buf('eps', rows * this.latentDim);
+        this.backend.rng.normal(seed, offset, eps);
+        offset += eps.length;
+        this.forward(xb, eps, rows);
+        const t = this.averages(rows);
+        rec += t.reconstruction * rows;
+        kl += t.kl * rows;
+      }
+    }
+    const denom = n * samples;
+    return { elbo: (rec - kl) / denom, reconstruction: rec / denom, kl: kl / denom };
+  }
+
+  /**
+   * Importance-sampled log-likelihood log p(x) ≈ logsumexp_s(log p(x, z_s) −
+   * log q(z_s | x)) − log S per example (S = `samples`, 5000 in the papers),
+   * evaluated `batch` samples at a time so any S fits in memory. Returns the
+   * per-example estimates and their mean.
+   */
+  logLikelihood(
+    x: FloatArray,
+    options: { samples?: number; batch?: number; seed?: number } = {},
+  ): { mean: number; perExample: Float64Array } {
+    checkKnownKeys(options, 'options', ['samples', 'batch', 'seed']);
+    const n = this.checkBatch(x);
+    const S = checkPositiveInt(options.samples ?? 5000, 'samples');
+    const chunk = Math.min(S, checkPositiveInt(options.batch ?? 500, 'batch'));
+    const seed = checkSize(options.seed ?? 54321, 'seed');
+    const D = this.inputDim;
+    const perExample = new Float64Array(n);
+    const rep = this.buf('iw.x', chunk * D);
+    let offset = 0;
+    for (let i = 0; i < n; i++) {
+      const row = x.subarray(i * D, (i + 1) * D);
+      for (let s = 0; s < chunk; s++) rep.set(row, s * D);
+      // Streaming logsumexp over all S weights.
+      let max = -Infinity;
+      let sum = 0;
+      for (let done = 0; done < S; done += chunk) {
+        const m = Math.min(chunk, S - done);
+        const xb = m === chunk ? rep : rep.subarray(0, m * D);
+        const eps = this.buf(`iw.eps.${m}`, m * this.latentDim);
+        this.backend.rng.normal(seed, offset, eps);
+        offset += eps.length;
+        this.forward(xb, eps, m);
+        const logw = this.buffers.get('logw')!;
+        for (let r = 0; r < m; r++) {
+          const v = logw[r];
+          if (v > max) {
+            sum = sum * Math.exp(max - v) + 1;
+            max = v;
+          } else {
+            sum += Math.exp(v - max);
+          }
+        }
+      }
+      perExample[i] = max + Math.log(sum) - Math.log(S);
+    }
+    let mean = 0;
+    for (const v of perExample) mean += v;
+    return { mean: mean / n, perExample };
+  }
+
+  /** Posterior means μ(x) `[n, latentDim]` (a copy). */
+  encode(x: FloatArray): FloatArray {
+    const n = this.checkBatch(x);
+    const h = this.encoder.forward(this.onBackend(x, 'x'), n);
+    return this.backend.from(this.muHead.forward(h, n));
+  }
+
+  /** Decoder means for latent codes `z` `[n, latentDim]`: Bernoulli probabilities or Gaussian means (a copy). */
+  decode(z: FloatArray): FloatArray {
+    if (!(z instanceof Float32Array || z instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', 'z', z));
+    if (z.length === 0 || z.length % this.latentDim !== 0) {
+      throw rangeError(expected(`array whose length is a positive multiple of latentDim ${this.latentDim}`, 'z', z), 'ERR_SHAPE');
+    }
+    const n = z.length / this.latentDim;
+    const zb = this.backend.dtype === 'float32' ? (z instanceof Float32Array ? z : Float32Array.from(z)) : z instanceof Float64Array ? z : Float64Array.from(z);
+    const out = this.backend.from(this.decoder.forward(zb, n));
+    if (this.config.likelihood === 'bernoulli') this.backend.elementwise.forward('sigmoid', out, out, out.length, 0);
+    return out;
+  }
+
+  /** Reconstructions: decode the posterior sample z_K of each input (noise from `seed`). */
+  reconstruct(x: FloatArray, options: { seed?: number } = {}): FloatArray {
+    const n = this.checkBatch(x);
+    const eps = this.buf('eps', n * this.latentDim);
+    this.backend.rng.normal(checkSize(options.seed ?? 777, 'seed'), 0, eps);
+    this.forward(this.onBackend(x, 'x'), eps, n);
+    const out = this.backend.from(this.decoder.layers[this.decoder.layers.length - 1].output);
+    if (this.config.likelihood === 'bernoulli') this.backend.elementwise.forward('sigmoid', out, out, out.length, 0);
+    return out;
+  }
+
+  /** `n` samples from the model: decoder means at z ~ N(0, I) (stream `seed`). */
+  sample(n: number, options: { seed?: number } = {}): FloatArray {
+    checkPositiveInt(n, 'n');
+    const z = this.backend.alloc(n * this.latentDim);
+    this.backend.rng.normal(checkSize(options.seed ?? 999, 'seed'), 0, z);
+    return this.decode(z);
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Full-covariance helpers: L* is stored per row as the strictly lower triangle
+// in row-major order, (1,0), (2,0), (2,1), (3,0), …
+
+/** z += L* ε per row. */
+function addLowerTimes(lower: FloatArray, eps: FloatArray, z: FloatArray, batch: number, D: number): void {
+  const m = (D * (D - 1)) / 2;
+  for (let r = 0; r < batch; r++) {
+    let k = r * m;
+    for (let i = 1; i < D; i++) {
+      let s = 0;
+      for (let j = 0; j < i; j++) s += lower[k++] * eps[r * D + j];
+      z[r * D + i] += s;
+    }
+  }
+}
+
+/** dL*_{ij} = dz_i ε_j per row. */
+function lowerTimesBackward(dz: FloatArray, eps: FloatArray, dL: FloatArray, batch: number, D: number): void {
+  const m = (D * (D - 1)) / 2;
+  for (let r = 0; r < batch; r++) {
+    let k = r * m;
+    for (let i = 1; i < D; i++) for (let j = 0; j < i; j++) dL[k++] = dz[r * D + i] * eps[r * D + j];
+  }
+}
+
+/** kl[r] += ½ Σ L*² (the off-diagonal part of tr Σ in the closed-form KL). */
+function addHalfSquares(lower: FloatArray, kl: FloatArray, batch: number, m: number): void {
+  for (let r = 0; r < batch; r++) {
+    let s = 0;
+    for (let k = r * m; k < (r + 1) * m; k++) s += lower[k] * lower[k];
+    kl[r] += 0.5 * s;
+  }
+}
+
+function addInto(target: FloatArray, source: FloatArray): void {
+  for (let i = 0; i < target.length; i++) target[i] += source[i];
+}
