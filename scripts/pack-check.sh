@@ -57,7 +57,8 @@ if tarball_name=$(npm pack --silent --pack-destination "$work" 2>"$work/pack.log
   (( size < 10 * 1024 * 1024 )) && ok "packed size under 10 MB" || fail "packed size $size bytes is over 10 MB"
   missing=()
   for f in package.json README.md LICENSE binding.gyp scripts/install.js dist/index.js dist/index.d.ts \
-           dist/backend/native.js native/napi/addon.cc native/napi/args.h native/include/flowvae/parallel.h native/cpu/parallel.cc; do
+           dist/backend/native.js native/napi/addon.cc native/napi/args.h native/include/flowvae/parallel.h native/cpu/parallel.cc \
+           data/mnist-subset/LICENSE data/mnist-subset/train-images-idx3-ubyte.gz; do
     grep -qx "$f" "$work/files.txt" || missing+=("$f")
   done
   grep -q '^prebuilds/linux-x64/.*\.node$' "$work/files.txt" || missing+=("prebuilds/linux-x64/*.node")
@@ -65,7 +66,7 @@ if tarball_name=$(npm pack --silent --pack-destination "$work" 2>"$work/pack.log
   for f in $(node -e 'const p=require("./package.json"); const s=new Set([p.main,p.types]); (function w(e){ if (typeof e==="string") s.add(e); else if (e) Object.values(e).forEach(w); })(p.exports); console.log([...s].filter(Boolean).map(x=>x.replace(/^\.\//,"")).join(" "))'); do
     grep -qx "$f" "$work/files.txt" || missing+=("$f (named in package.json)")
   done
-  [[ ${#missing[@]} -eq 0 ]] && ok "tarball has the runtime, types, prebuild, sources for a source build and install script" || fail "tarball lacks: ${missing[*]}"
+  [[ ${#missing[@]} -eq 0 ]] && ok "tarball has the runtime, types, prebuild, bundled data, sources for a source build and the install script" || fail "tarball lacks: ${missing[*]}"
   extra=$(grep -E '^(src|test|bench|build|build-[^/]*|node_modules|native/test|\.cache|\.ci|scripts/pack-check)/|\.map$|\.tgz$|^\.' "$work/files.txt" | head -5)
   [[ -z $extra ]] && ok "tarball has no sources of tests, benchmarks, builds or source maps" || fail "tarball ships files it should not: $extra"
 else
@@ -102,8 +103,13 @@ else
 fi
 if out=$(cd "$app" && PATH=$nocc_path node quickstart.cjs native 2>&1); then ok "quick start via require: $out"; else echo "$out"; fail "quick start via require"; fi
 if out=$(cd "$app" && PATH=$nocc_path node quickstart.mjs 2>&1); then ok "quick start via import: $out"; else echo "$out"; fail "quick start via import"; fi
+# The consumer's compiler sees Node's own types (@types/node, which a Node
+# project has; the declarations use globals such as AbortSignal) and checks
+# flowvae's .d.ts files in full (skipLibCheck off).
+node -e 'const f=process.argv[1], c=require(f); c.compilerOptions.types=["node"]; c.compilerOptions.typeRoots=[process.argv[2]]; require("fs").writeFileSync(f, JSON.stringify(c, null, 2))' \
+  "$app/tsconfig.json" "$root/node_modules/@types"
 if out=$(cd "$app" && node "$root/node_modules/typescript/bin/tsc" -p tsconfig.json 2>&1); then
-  ok "types resolve for import (.mts) and require (.cts) with moduleResolution nodenext, no @types/node"
+  ok "types resolve for import (.mts) and require (.cts) with moduleResolution nodenext, declarations checked in full"
 else
   echo "$out"; fail "types for import/require"
 fi
