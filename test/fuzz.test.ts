@@ -46,7 +46,7 @@ describe.skipIf(!hasCpu())('native binding fuzz', () => {
     const run = spawnSync(
       process.execPath,
       ['--import', 'tsx', 'test/binding/fuzz-main.ts', addonPath, String(SEED), String(BUDGET_MS), String(CALLS)],
-      { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 },
+      { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, FLOWVAE_FUZZ_JSON: '1' } },
     );
     const progress = run.stderr.split('\n').filter((l) => l.startsWith('fuzz '));
     const last = run.stdout.trim().split('\n').pop() ?? '';
