@@ -331,7 +331,13 @@ function load(): { addon: NativeAddon | null; reason: string } {
     return { addon, reason: '' };
   } catch (err) {
     const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    return { addon: null, reason: `native addon could not be loaded: ${message}` };
+    // node-gyp-build found neither a matching prebuilt binary nor a local build:
+    // the install-time source build failed (scripts/install.js) or never ran.
+    const hint = message.startsWith('No native build was found')
+      ? ' (no prebuilt binary matches this platform and building from source failed or was skipped at install;' +
+        ' install a C++17 compiler, make and python3, then run "npm rebuild flowvae")'
+      : '';
+    return { addon: null, reason: `native addon could not be loaded: ${message}${hint}` };
   }
 }
 
