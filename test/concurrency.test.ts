@@ -163,6 +163,37 @@ describe.skipIf(!hasCpu())('native addon under concurrency', () => {
     expect(bitwiseEqual(message.z, z)).toBe(true);
   });
 
+  it('gives the same bits at 1, 2 and 3 threads for every kernel (the pool contract behind the comparisons below)', () => {
+    // A kernel whose result depends on how many tasks ran (e.g. per-task
+    // partial sums combined afterwards) also differs when another thread holds
+    // the pool and the call runs inline; this names such a kernel directly.
+    addon.setNumThreads(1);
+    const jobs = kernelJobs();
+    const differing: string[] = [];
+    for (const threads of [2, 3]) {
+      addon.setNumThreads(threads);
+      for (const job of jobs) {
+        const args = cloneArgs(job.args);
+        (addon as unknown as Record<string, (...a: unknown[]) => void>)[job.fn](...args);
+        args.forEach((a, i) => {
+          if (bitwiseEqual(a, job.expected[i])) return;
+          const got = a as Float32Array;
+          const want = job.expected[i] as Float32Array;
+          let count = 0;
+          let worst = 0;
+          for (let k = 0; k < got.length; k++) {
+            if (Object.is(got[k], want[k])) continue;
+            count++;
+            const relative = Math.abs(got[k] - want[k]) / (1e-30 + Math.abs(want[k]));
+            worst = Number.isNaN(relative) ? Infinity : Math.max(worst, relative);
+          }
+          differing.push(`${job.fn} argument ${i} at ${threads} threads: ${count} of ${got.length} elements differ from 1 thread (max relative ${worst.toExponential(1)})`);
+        });
+      }
+    }
+    expect(differing).toEqual([]);
+  });
+
   it('gives the main thread’s results when 4 workers and the main thread call every kernel at once', async () => {
     addon.setNumThreads(2);
     const jobs = kernelJobs();
