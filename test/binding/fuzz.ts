@@ -119,8 +119,8 @@ function wrongKindArrays(n: number): unknown[] {
 }
 
 /** A Float32Array whose buffer has been detached (transferred away). */
-function detached(n: number): Float32Array {
-  const a = new Float32Array(n);
+function detached(n: number, Kind: Float32ArrayConstructor = Float32Array): Float32Array {
+  const a = new Kind(n);
   structuredClone(a.buffer, { transfer: [a.buffer] });
   return a;
 }
@@ -343,21 +343,25 @@ export function fuzzAddon(addon: object, options: FuzzOptions): FuzzReport {
         call('null or undefined argument', args);
       } else if (r < 0.56 && arrayPositions.length > 0) {
         const p = pick(arrayPositions);
-        const n = (template.args[p] as Float32Array).length;
-        args[p] = pick(wrongKindArrays(n));
+        const valid = template.args[p] as Float32Array;
+        args[p] = pick(wrongKindArrays(valid.length).filter((a) => (a as object).constructor !== valid.constructor));
         call('wrong array kind, right element count', args);
       } else if (r < 0.62 && arrayPositions.length > 0) {
         const p = pick(arrayPositions);
-        args[p] = detached((template.args[p] as Float32Array).length);
+        const valid = template.args[p] as Float32Array;
+        args[p] = detached(valid.length, valid.constructor as Float32ArrayConstructor);
         call('detached buffer', args, false);
       } else if (r < 0.72 && fixedLengthPositions.length > 0) {
         const p = pick(fixedLengthPositions);
-        const n = (template.args[p] as Float32Array).length;
+        const valid = template.args[p] as Float32Array;
+        const n = valid.length;
+        // Same kind of array as the valid one (Float32Array, or Uint32Array for masks and orderings).
+        const Kind = valid.constructor as Float32ArrayConstructor;
         const length = pick([0, n - 1, n + 1, 2 * n, n + 4096, 1 << 16].filter((x) => x >= 0 && x !== n));
-        if (rand() < 0.5) args[p] = new Float32Array(length);
+        if (rand() < 0.5) args[p] = new Kind(length);
         else {
           // A view into a larger buffer: right-looking memory around it, wrong length.
-          const big = new Float32Array(length + 8);
+          const big = new Kind(length + 8);
           args[p] = big.subarray(3, 3 + length);
         }
         call('array too short or too long', args);
