@@ -7,8 +7,11 @@
  *   cpu        native blocked SGEMM at 1 and 2 threads
  *   numpy      float32 matmul with out= on the system BLAS (OpenBLAS on
  *              Debian when libopenblas0 is installed) at 1 and 2 threads
- * All contenders are interleaved round by round (the order rotates) and we
- * quote the median over rounds, so a noisy machine shifts them alike. FLOPs count 2 per multiply-add of the matrix products only.
+ * Contenders are interleaved layer shape by layer shape, round by round,
+ * in rotating order, and we quote the median over rounds, so a noisy machine
+ * shifts them alike (numpy runs in a fresh process per shape, threads set
+ * through the environment). FLOPs count 2 per multiply-add of the matrix
+ * products only.
  *
  * Environment: FLOWVAE_BENCH_ROUNDS (default 3), FLOWVAE_BENCH_SECONDS
  * (time per measurement, default 0.05).
@@ -121,53 +124,69 @@ export async function run(): Promise<unknown> {
   const loadBefore = os.loadavg()[0];
   if (!cpuInfo.available) notes.push(`cpu skipped: ${cpuInfo.reason}`);
 
-  // seconds[contender][case index] over rounds
+  // samples[contender][case index]: seconds per call, one per round.
   const samples = new Map<Contender, number[][]>();
-  const record = (who: Contender, times: number[]) => {
-    if (!samples.has(who)) samples.set(who, []);
-    samples.get(who)!.push(times);
+  const record = (who: Contender, indices: number[], times: number[]) => {
+    if (!samples.has(who)) samples.set(who, all.map(() => []));
+    indices.forEach((index, j) => samples.get(who)![index].push(times[j]));
   };
   let blas = '';
   let numpyVersion = '';
 
-  // The reference joins every round too, on the layer cases only (it is slow).
+  // A contender measures a group of cases (one layer shape: its forward,
+  // fwd+bwd and three GEMMs). Groups are interleaved with the contenders
+  // rotating, so the contenders of one case are measured seconds apart.
+  type Run = (indices: number[]) => void;
   const reference = backendByName('reference');
-  const contenders: (() => void)[] = [
-    () =>
-      record(
-        'reference',
-        all.map((c) => (c.kind === 'gemm' ? NaN : timeIt(runner(reference, c), { minSeconds: 0.1, rounds: 1 }))),
-      ),
+  const contenders: Run[] = [
+    // The reference is slow: layer cases only, one measurement per round.
+    (indices) => {
+      const layerIndices = indices.filter((i) => all[i].kind !== 'gemm');
+      const times = layerIndices.map((i) => timeIt(runner(reference, all[i]), { minSeconds: 0.1, rounds: 1 }));
+      record('reference', layerIndices, times);
+    },
   ];
   if (cpuInfo.available) {
     const cpu = backendByName('cpu');
     for (const t of THREADS) {
-      contenders.push(() => {
+      contenders.push((indices) => {
         setNumThreads(t);
         record(
           `cpu ${t}t`,
-          all.map((c) => timeIt(runner(cpu, c), { minSeconds, rounds: 3 })),
+          indices,
+          indices.map((i) => timeIt(runner(cpu, all[i]), { minSeconds, rounds: 3 })),
         );
       });
     }
   }
   for (const t of THREADS) {
-    contenders.push(() => {
-      const spec = { minSeconds, rounds: 3, cases: all };
+    contenders.push((indices) => {
+      if (notes.some((n) => n.startsWith('numpy skipped'))) return;
+      const spec = { minSeconds, rounds: 3, cases: indices.map((i) => all[i]) };
       const { result, reason } = runPython<{ numpy: string; blas: string; results: number[] }>('dense_numpy.py', spec, t);
       if (!result) {
-        if (!notes.some((n) => n.startsWith('numpy'))) notes.push(`numpy skipped: ${reason}`);
+        notes.push(`numpy skipped: ${reason}`);
         return;
       }
       blas = result.blas;
       numpyVersion = result.numpy;
-      record(`numpy ${t}t`, result.results);
+      record(`numpy ${t}t`, indices, result.results);
     });
   }
+  const groups = layers
+    .filter((c) => c.kind === 'forward')
+    .map((shape) =>
+      all
+        .map((c, i) => [c, i] as const)
+        .filter(([c]) => c.batch === shape.batch && c.inDim === shape.inDim && c.outDim === shape.outDim)
+        .map(([, i]) => i),
+    );
   for (let r = 0; r < rounds; r++) {
     console.log(`round ${r + 1}/${rounds} ...`);
-    // Rotate the order each round so no contender always runs first or last.
-    for (let i = 0; i < contenders.length; i++) contenders[(i + r) % contenders.length]();
+    groups.forEach((indices, g) => {
+      // Rotate the order so no contender always runs first or last.
+      for (let i = 0; i < contenders.length; i++) contenders[(i + r + g) % contenders.length](indices);
+    });
   }
   setNumThreads(savedThreads);
   if (blas && !/openblas|mkl|blis/i.test(blas)) {
@@ -176,8 +195,8 @@ export async function run(): Promise<unknown> {
 
   // Median over rounds of seconds per call.
   const seconds = (who: Contender, index: number): number => {
-    const rows = samples.get(who);
-    return rows ? median(rows.map((row) => row[index])) : NaN;
+    const perCase = samples.get(who)?.[index];
+    return perCase && perCase.length > 0 ? median(perCase) : NaN;
   };
   const names = [...samples.keys()];
   const ratio = (x: number, y: number) => (Number.isFinite(x) && Number.isFinite(y) ? (y / x).toFixed(2) : '-');
@@ -249,6 +268,23 @@ export async function run(): Promise<unknown> {
   printTable(table1);
   console.log('');
   printTable(table2);
+  // Geometric means of the ratios over every layer and GEMM case: steadier than any single case on a busy machine.
+  const geomean = (who: Contender, over: Contender, indices: number[]): number => {
+    const logs = indices.map((i) => Math.log(seconds(over, i) / seconds(who, i))).filter(Number.isFinite);
+    return logs.length ? Math.exp(logs.reduce((x, y) => x + y, 0) / logs.length) : NaN;
+  };
+  const layerIdx = layers.map((_, i) => i);
+  const gemmIdx = gemms.map((_, j) => layers.length + j);
+  const summary = {
+    cpuOverNumpy1t: { layers: geomean('cpu 1t', 'numpy 1t', layerIdx), gemms: geomean('cpu 1t', 'numpy 1t', gemmIdx) },
+    cpuOverNumpy2t: { layers: geomean('cpu 2t', 'numpy 2t', layerIdx), gemms: geomean('cpu 2t', 'numpy 2t', gemmIdx) },
+    cpu1tOverReference: { layers: geomean('cpu 1t', 'reference', layerIdx) },
+  };
+  console.log(
+    `\ngeometric means: cpu/numpy 1t ${summary.cpuOverNumpy1t.layers.toFixed(2)} (layers), ` +
+      `${summary.cpuOverNumpy1t.gemms.toFixed(2)} (gemms); cpu/numpy 2t ${summary.cpuOverNumpy2t.layers.toFixed(2)} (layers), ` +
+      `${summary.cpuOverNumpy2t.gemms.toFixed(2)} (gemms); cpu 1t/reference ${summary.cpu1tOverReference.layers.toFixed(1)}`,
+  );
   for (const note of notes) console.log(`note: ${note}`);
 
   const result = {
@@ -259,6 +295,7 @@ export async function run(): Promise<unknown> {
     rounds,
     loadAverage: { before: loadBefore, after: os.loadavg()[0] },
     notes,
+    summary,
     layers: layerRows,
     gemms: gemmRows,
   };

@@ -233,7 +233,7 @@ describe.skipIf(!hasCpu())('dense cpu vs reference', () => {
       return -1;
     };
 
-    it('gemm and backward give bit-identical results on 1 and 2 threads', () => {
+    it('gemm and backward give bit-identical results on 1, 2 and 4 threads', () => {
       // Large enough to be split across threads (the split depends on the shape).
       const cases: [boolean, boolean, number, number, number][] = [
         [false, true, 100, 300, 784],
@@ -245,13 +245,15 @@ describe.skipIf(!hasCpu())('dense cpu vs reference', () => {
         const a = f32(data(m * k, 41));
         const b = f32(data(k * n, 42));
         const c0 = f32(data(m * n, 43));
-        const results = [1, 2].map((threads) => {
+        // 4 threads (more than this machine's cores) can split C along both m and n.
+        const results = [1, 2, 4].map((threads) => {
           setNumThreads(threads);
           const c = c0.slice();
           cpu.dense.gemm(transA, transB, m, n, k, 0.5, a, b, 0.25, c);
           return c;
         });
-        expect(firstBitDifference(results[1], results[0]), `m=${m} n=${n} k=${k}`).toBe(-1);
+        expect(firstBitDifference(results[1], results[0]), `m=${m} n=${n} k=${k}, 2 threads`).toBe(-1);
+        expect(firstBitDifference(results[2], results[0]), `m=${m} n=${n} k=${k}, 4 threads`).toBe(-1);
       }
       const [batch, inDim, outDim] = [256, 300, 784];
       const x = f32(data(batch * inDim, 44));

@@ -516,8 +516,20 @@ double tile_cost(std::size_t rows, std::size_t cols, std::size_t mr, std::size_t
 // 20 us on one core, so splitting smaller products would not pay.
 constexpr double kParallelMinFmas = 1048576.0;
 
+// Largest piece of split_range(len, unit, parts, *).
+std::size_t largest_piece(std::size_t len, std::size_t unit, std::size_t parts) {
+  std::size_t largest = 0;
+  for (std::size_t i = 0; i < parts; ++i) {
+    auto piece = split_range(len, unit, parts, i);
+    largest = std::max(largest, piece.second - piece.first);
+  }
+  return largest;
+}
+
 // Chooses a tasks_m x tasks_n grid over C (tasks_m * tasks_n <= threads)
-// minimising the most expensive task.
+// minimising the most expensive task. The cost grows with rows and columns,
+// so the most expensive task is the one with the largest row and column
+// pieces, and only grids using as many threads as possible need trying.
 void choose_grid(std::size_t m, std::size_t n, std::size_t k, std::size_t mr, std::size_t nr, std::size_t* tasks_m,
                  std::size_t* tasks_n) {
   *tasks_m = 1;
@@ -529,23 +541,14 @@ void choose_grid(std::size_t m, std::size_t n, std::size_t k, std::size_t mr, st
   threads = std::min<std::size_t>(threads, static_cast<std::size_t>(work / (kParallelMinFmas / 2)));
   double best = tile_cost(m, n, mr, nr);
   for (std::size_t tm = 1; tm <= threads; ++tm) {
-    for (std::size_t tn = 1; tm * tn <= threads; ++tn) {
-      if (tm * tn == 1) continue;
-      if (tm > ceil_div(m, mr) || tn > ceil_div(n, nr / 2)) continue;
-      double worst = 0.0;
-      for (std::size_t i = 0; i < tm; ++i) {
-        auto rows = split_range(m, mr, tm, i);
-        for (std::size_t j = 0; j < tn; ++j) {
-          auto cols = split_range(n, nr / 2, tn, j);
-          worst = std::max(worst, tile_cost(rows.second - rows.first, cols.second - cols.first, mr, nr));
-        }
-      }
-      // Prefer more tasks only when it pays (1% margin against noise in the model).
-      if (worst < best * 0.99) {
-        best = worst;
-        *tasks_m = tm;
-        *tasks_n = tn;
-      }
+    std::size_t tn = threads / tm;
+    if (tm * tn == 1 || tm > ceil_div(m, mr) || tn > ceil_div(n, nr / 2)) continue;
+    double worst = tile_cost(largest_piece(m, mr, tm), largest_piece(n, nr / 2, tn), mr, nr);
+    // Prefer more tasks only when it pays (1% margin against noise in the model).
+    if (worst < best * 0.99) {
+      best = worst;
+      *tasks_m = tm;
+      *tasks_n = tn;
     }
   }
 }

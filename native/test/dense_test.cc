@@ -118,11 +118,12 @@ void test_gemm_scalars() {
   flowvae::sgemm(false, false, 2, 0, 3, 1.0f, nan_ab.data(), nullptr, 0.0f, nullptr);
 }
 
-// Products large enough to be split across threads (over 2^20 FMAs).
+// Products large enough to be split across threads (over 2^20 FMAs); more
+// threads than cores too, for grids split along both m and n.
 void test_gemm_threads() {
   int saved = flowvae::num_threads();
   Random rng(13);
-  for (int threads : {1, 2}) {
+  for (int threads : {1, 2, 7, 16}) {
     flowvae::set_num_threads(threads);
     check_gemm(false, true, 100, 300, 200, 1.0f, 0.0f, 0, false, rng);
     check_gemm(true, false, 160, 90, 150, 0.5f, 1.0f, 1, false, rng);
