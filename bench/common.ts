@@ -10,30 +10,45 @@ import * as path from 'node:path';
 
 export const RESULTS_DIR = path.resolve(__dirname, 'results');
 
-/** Median seconds per call of fn, after warm-up, over `rounds` rounds of enough calls to last ~minSeconds. */
-export function timeIt(fn: () => void, opts: { minSeconds?: number; rounds?: number } = {}): number {
+/** A contender of timeInterleaved; `prepare` (untimed) runs before each of its rounds, e.g. to set the thread count. */
+export interface Timed {
+  fn: () => void;
+  prepare?: () => void;
+}
+
+/**
+ * Median seconds per call of each contender. Each is warmed up and its calls
+ * per round calibrated to last ~minSeconds; then every round times each
+ * contender once, so a noisy machine shifts them alike.
+ */
+export function timeInterleaved(contenders: Timed[], opts: { minSeconds?: number; rounds?: number } = {}): number[] {
   const minSeconds = opts.minSeconds ?? 0.2;
   const rounds = opts.rounds ?? 5;
-  fn();
-  // Calibrate the number of calls per round.
-  let calls = 1;
-  for (;;) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < calls; i++) fn();
-    const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (dt >= minSeconds / 4 || calls > 1 << 20) {
-      calls = Math.max(1, Math.ceil((calls * minSeconds) / Math.max(dt, 1e-9)));
-      break;
+  const calls = contenders.map(({ fn, prepare }) => {
+    prepare?.();
+    fn();
+    for (let k = 1; ; k *= 4) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < k; i++) fn();
+      const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (dt >= minSeconds / 4 || k > 1 << 20) return Math.max(1, Math.ceil((k * minSeconds) / Math.max(dt, 1e-9)));
     }
-    calls *= 4;
-  }
-  const samples: number[] = [];
+  });
+  const samples: number[][] = contenders.map(() => []);
   for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < calls; i++) fn();
-    samples.push(Number(process.hrtime.bigint() - t0) / 1e9 / calls);
+    contenders.forEach(({ fn, prepare }, c) => {
+      prepare?.();
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < calls[c]; i++) fn();
+      samples[c].push(Number(process.hrtime.bigint() - t0) / 1e9 / calls[c]);
+    });
   }
-  return median(samples);
+  return samples.map(median);
+}
+
+/** Median seconds per call of fn, after warm-up, over `rounds` rounds of enough calls to last ~minSeconds. */
+export function timeIt(fn: () => void, opts: { minSeconds?: number; rounds?: number } = {}): number {
+  return timeInterleaved([{ fn }], opts)[0];
 }
 
 export function median(xs: number[]): number {

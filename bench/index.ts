@@ -6,6 +6,8 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   dense: () => import('./dense').then((m) => m.run()),
   kernels: () => import('./kernels').then((m) => m.run()),
   flows: () => import('./flows').then((m) => m.run()),
+  train: () => import('./train').then((m) => m.run()),
+  autoregressive: () => import('./autoregressive').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {

@@ -7,8 +7,18 @@ export { FlowVaeError, type ErrorCode } from './errors';
 export type { Parameter } from './nn/parameter';
 export { Linear } from './nn/linear';
 export { MLP } from './nn/mlp';
+export { MADE, MaskedLinear, type MADEOptions, type MadeOrdering } from './nn/made';
 export * from './flows';
 export { VAE } from './vae/vae';
 export type { ElboTerms, FlowPosterior, Likelihood, NetworkOptions, Posterior, VAEConfig, VAEOptions } from './vae/vae';
 export { Adam, type AdamOptions } from './train/adam';
 export type { BatchProgress, EpochMetrics, FitOptions, FitResult, LrSchedule, TrainingState } from './train/fit';
+export * from './data';
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  saveSafetensors,
+  saveSafetensorsAsync,
+} from './io/safetensors';
+export type { SafetensorsContents, SafetensorsDType, SafetensorsTensor } from './io/safetensors';

@@ -128,6 +128,27 @@ export function firstNonFinite(a: ArrayLike<number>): number {
   return -1;
 }
 
+/** A finite number > 0 (learning rates, epsilons). */
+export function checkPositiveNumber(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw typeError(expected('positive finite number', name, value));
+  if (!(value > 0) || !Number.isFinite(value)) throw rangeError(expected('positive finite number', name, value));
+  return value;
+}
+
+/** A finite number ≥ 0 (decay rates, clipping norms where 0 disables). */
+export function checkNonNegativeNumber(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw typeError(expected('non-negative finite number', name, value));
+  if (!(value >= 0) || !Number.isFinite(value)) throw rangeError(expected('non-negative finite number', name, value));
+  return value;
+}
+
+/** A plain options object (not null, not an array) whose keys are all in `known`. */
+export function checkOptions(value: unknown, name: string, known: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw typeError(expected('options object', name, value));
+  checkKnownKeys(value, name, known);
+  return value as Record<string, unknown>;
+}
+
 /**
  * Refuses an output array that shares memory with another argument (same
  * buffer, overlapping bytes): kernels read their inputs while writing outputs.
@@ -144,3 +165,4 @@ export function checkDisjoint(out: FloatArray | null, name: string, others: Reco
     }
   }
 }
+

@@ -127,3 +127,17 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 }
+
+/** Asserts two float arrays hold the same bits (NaN payloads and −0 included), naming the first difference. */
+export function expectSameBits(actual: FloatArray, expectedValues: FloatArray, label = ''): void {
+  expect(actual.constructor, `${label} type`).toBe(expectedValues.constructor);
+  expect(actual.length, `${label} length`).toBe(expectedValues.length);
+  const a = new Uint8Array(actual.buffer, actual.byteOffset, actual.byteLength);
+  const b = new Uint8Array(expectedValues.buffer, expectedValues.byteOffset, expectedValues.byteLength);
+  if (Buffer.compare(a, b) === 0) return;
+  const width = actual.BYTES_PER_ELEMENT;
+  let i = 0;
+  while (a[i] === b[i]) i++;
+  const k = Math.floor(i / width);
+  expect.fail(`${label}: element ${k} is ${actual[k]} but expected the same bits as ${expectedValues[k]}`);
+}

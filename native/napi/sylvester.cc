@@ -1,11 +1,179 @@
-// Bindings of the sylvester kernels (native/cpu/sylvester.cc).
+// Bindings of the sylvester kernels (native/cpu/sylvester.cc). Every size is
+// re-checked and every array length compared with what the shape implies,
+// with the messages of the TypeScript reference (src/backend/reference/sylvester.ts).
+#include "flowvae/sylvester.h"
+
+#include <string>
+
 #include "args.h"
 #include "register.h"
 
 namespace flowvae {
 namespace napi {
+namespace {
 
-void RegisterSylvester(Napi::Env, Napi::Object) {}
+// Arguments 0..4: variant index, dim, m, layers, householders.
+SylvesterShape ShapeArgs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::size_t variant = Size(info, 0, "shape.variant");
+  if (variant > 2)
+    ThrowRangeError(env, Expected("0 (orthogonal), 1 (householder) or 2 (triangular)", "shape.variant", info[0]));
+  SylvesterShape s;
+  s.variant = static_cast<SylvesterVariant>(variant);
+  s.dim = PositiveSize(info, 1, "shape.dim");
+  s.m = PositiveSize(info, 2, "shape.m");
+  s.layers = PositiveSize(info, 3, "shape.layers");
+  s.householders = Size(info, 4, "shape.householders");
+  static const char* const kNames[] = {"orthogonal", "householder", "triangular"};
+  const std::string name = kNames[variant];
+  if (s.variant == SylvesterVariant::kOrthogonal) {
+    if (s.m > s.dim)
+      ThrowRangeError(env, Expected("integer between 1 and dim (" + std::to_string(s.dim) + ")", "shape.m", info[2]));
+  } else if (s.m != s.dim) {
+    ThrowRangeError(env, Expected("dim (" + std::to_string(s.dim) + ") for the " + name + " variant", "shape.m", info[2]));
+  }
+  if (s.variant == SylvesterVariant::kHouseholder) {
+    if (s.householders < 1)
+      ThrowRangeError(env, Expected("positive integer for the householder variant", "shape.householders", info[4]));
+  } else if (s.householders != 0) {
+    ThrowRangeError(env, Expected("0 for the " + name + " variant", "shape.householders", info[4]));
+  }
+  return s;
+}
+
+// Array sizes implied by a shape, each product checked against overflow.
+struct Sizes {
+  std::size_t set;        // values per parameter set
+  std::size_t q_layers;   // orthogonalized Q values per set (all layers)
+  std::size_t saved_row;  // saved values per row
+};
+
+Sizes ShapeSizes(Napi::Env env, const SylvesterShape& s) {
+  const std::size_t mm = Product(env, s.m, s.m, "shape");
+  const std::size_t per_layer_raw =
+      s.variant == SylvesterVariant::kOrthogonal    ? Product(env, s.dim, s.m, "shape")
+      : s.variant == SylvesterVariant::kHouseholder ? Product(env, s.householders, s.dim, "shape")
+                                                    : 0;
+  const std::size_t per_layer = mm + 3 * s.m + per_layer_raw;
+  Sizes z;
+  z.set = Product(env, s.layers, per_layer, "params");
+  z.q_layers = s.variant == SylvesterVariant::kTriangular ? 0 : Product(env, s.layers, Product(env, s.dim, s.m, "q"), "q");
+  z.saved_row = Product(env, s.layers, s.dim + s.m, "saved");
+  return z;
+}
+
+// A number in (0, Infinity).
+double PositiveNumber(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) ThrowTypeError(info.Env(), Expected("number in (0, Infinity)", name, v));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d > 0) || !std::isfinite(d)) ThrowRangeError(info.Env(), Expected("number in (0, Infinity)", name, v));
+  return d;
+}
+
+// (shape..., sets, params, q, maxSteps, tolerance) -> worst residual
+Napi::Value Orthogonalize(const Napi::CallbackInfo& info) {
+  Arity(info, 10, "sylvesterOrthogonalize");
+  Napi::Env env = info.Env();
+  const SylvesterShape s = ShapeArgs(info);
+  const Sizes z = ShapeSizes(env, s);
+  const std::size_t sets = PositiveSize(info, 5, "sets");
+  const float* params = F32(info, 6, "params", Product(env, sets, z.set, "params"));
+  float* q = F32(info, 7, "q", Product(env, sets, z.q_layers, "q"));
+  const std::size_t max_steps = Size(info, 8, "options.maxSteps");
+  const double tol = PositiveNumber(info, 9, "options.tolerance");
+  return Napi::Number::New(env, sylvester_orthogonalize(s, sets, params, q, max_steps, tol));
+}
+
+// (shape..., sets, params, gradQ, gradParams, maxSteps, tolerance)
+Napi::Value OrthogonalizeBackward(const Napi::CallbackInfo& info) {
+  Arity(info, 11, "sylvesterOrthogonalizeBackward");
+  Napi::Env env = info.Env();
+  const SylvesterShape s = ShapeArgs(info);
+  const Sizes z = ShapeSizes(env, s);
+  const std::size_t sets = PositiveSize(info, 5, "sets");
+  const float* params = F32(info, 6, "params", Product(env, sets, z.set, "params"));
+  const float* grad_q = F32(info, 7, "gradQ", Product(env, sets, z.q_layers, "gradQ"));
+  float* grad_params = F32(info, 8, "gradParams", Product(env, sets, z.set, "gradParams"));
+  const std::size_t max_steps = Size(info, 9, "options.maxSteps");
+  const double tol = PositiveNumber(info, 10, "options.tolerance");
+  sylvester_orthogonalize_backward(s, sets, params, grad_q, grad_params, max_steps, tol);
+  return env.Undefined();
+}
+
+// (shape..., batch, amortized, x, params, q, y, logDet, saved|null)
+Napi::Value Forward(const Napi::CallbackInfo& info) {
+  Arity(info, 13, "sylvesterForward");
+  Napi::Env env = info.Env();
+  const SylvesterShape s = ShapeArgs(info);
+  const Sizes z = ShapeSizes(env, s);
+  const std::size_t batch = PositiveSize(info, 5, "batch");
+  const bool amortized = Bool(info, 6, "amortized");
+  const std::size_t sets = amortized ? batch : 1;
+  const std::size_t rows = Product(env, batch, s.dim, "x");
+  const float* x = F32(info, 7, "x", rows);
+  const float* params = F32(info, 8, "params", Product(env, sets, z.set, "params"));
+  const float* q = F32(info, 9, "q", Product(env, sets, z.q_layers, "q"));
+  float* y = F32(info, 10, "y", rows);
+  float* log_det = F32(info, 11, "logDet", batch);
+  float* saved = OptF32(info, 12, "saved", Product(env, batch, z.saved_row, "saved"));
+  sylvester_forward(s, batch, amortized, x, params, q, y, log_det, saved);
+  return env.Undefined();
+}
+
+// (shape..., batch, amortized, params, q, saved, gradY, gradLogDet, gradX, gradParams, gradQ)
+Napi::Value Backward(const Napi::CallbackInfo& info) {
+  Arity(info, 15, "sylvesterBackward");
+  Napi::Env env = info.Env();
+  const SylvesterShape s = ShapeArgs(info);
+  const Sizes z = ShapeSizes(env, s);
+  const std::size_t batch = PositiveSize(info, 5, "batch");
+  const bool amortized = Bool(info, 6, "amortized");
+  const std::size_t sets = amortized ? batch : 1;
+  const std::size_t rows = Product(env, batch, s.dim, "gradY");
+  const float* params = F32(info, 7, "params", Product(env, sets, z.set, "params"));
+  const float* q = F32(info, 8, "q", Product(env, sets, z.q_layers, "q"));
+  const float* saved = F32(info, 9, "saved", Product(env, batch, z.saved_row, "saved"));
+  const float* grad_y = F32(info, 10, "gradY", rows);
+  const float* grad_log_det = F32(info, 11, "gradLogDet", batch);
+  float* grad_x = F32(info, 12, "gradX", rows);
+  float* grad_params = F32(info, 13, "gradParams", Product(env, sets, z.set, "gradParams"));
+  float* grad_q = F32(info, 14, "gradQ", Product(env, sets, z.q_layers, "gradQ"));
+  sylvester_backward(s, batch, amortized, params, q, saved, grad_y, grad_log_det, grad_x, grad_params, grad_q);
+  return env.Undefined();
+}
+
+// (shape..., batch, amortized, y, params, q, x, logDet, maxIterations, tolerance) -> failed rows
+Napi::Value Inverse(const Napi::CallbackInfo& info) {
+  Arity(info, 14, "sylvesterInverse");
+  Napi::Env env = info.Env();
+  const SylvesterShape s = ShapeArgs(info);
+  const Sizes z = ShapeSizes(env, s);
+  const std::size_t batch = PositiveSize(info, 5, "batch");
+  const bool amortized = Bool(info, 6, "amortized");
+  const std::size_t sets = amortized ? batch : 1;
+  const std::size_t rows = Product(env, batch, s.dim, "y");
+  const float* y = F32(info, 7, "y", rows);
+  const float* params = F32(info, 8, "params", Product(env, sets, z.set, "params"));
+  const float* q = F32(info, 9, "q", Product(env, sets, z.q_layers, "q"));
+  float* x = F32(info, 10, "x", rows);
+  float* log_det = F32(info, 11, "logDet", batch);
+  const std::size_t max_iterations = PositiveSize(info, 12, "options.maxIterations");
+  const double tol = PositiveNumber(info, 13, "options.tolerance");
+  return Napi::Number::New(
+      env, static_cast<double>(sylvester_inverse(s, batch, amortized, y, params, q, x, log_det, max_iterations, tol)));
+}
+
+}  // namespace
+
+void RegisterSylvester(Napi::Env env, Napi::Object exports) {
+  exports.Set("sylvesterOrthogonalize", Napi::Function::New(env, Orthogonalize, "sylvesterOrthogonalize"));
+  exports.Set("sylvesterOrthogonalizeBackward",
+              Napi::Function::New(env, OrthogonalizeBackward, "sylvesterOrthogonalizeBackward"));
+  exports.Set("sylvesterForward", Napi::Function::New(env, Forward, "sylvesterForward"));
+  exports.Set("sylvesterBackward", Napi::Function::New(env, Backward, "sylvesterBackward"));
+  exports.Set("sylvesterInverse", Napi::Function::New(env, Inverse, "sylvesterInverse"));
+}
 
 }  // namespace napi
 }  // namespace flowvae

@@ -9,6 +9,7 @@
  * explicitly and every array length is checked against them.
  */
 import type { AdamKernels } from './kernels/adam';
+import type { AutoregressiveKernels } from './kernels/autoregressive';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
@@ -16,6 +17,7 @@ import type { LikelihoodKernels } from './kernels/likelihood';
 import type { PlanarKernels } from './kernels/planar';
 import type { RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
+import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
 
 export interface Backend {
@@ -33,8 +35,10 @@ export interface Backend {
   readonly adam: AdamKernels;
   readonly gaussian: GaussianKernels;
   readonly likelihood: LikelihoodKernels;
+  readonly autoregressive: AutoregressiveKernels;
   readonly planar: PlanarKernels;
   readonly radial: RadialKernels;
+  readonly sylvester: SylvesterKernels;
 }
 
 export type { BackendName, DType, FloatArray };

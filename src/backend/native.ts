@@ -122,6 +122,41 @@ export interface NativeAddon {
     dim: number,
   ): void;
 
+  // autoregressive (native/napi/autoregressive.cc)
+  autoregressiveMaskWeights(
+    weight: Float32Array,
+    outDegrees: Uint32Array,
+    inDegrees: Uint32Array,
+    strict: boolean,
+    out: Float32Array,
+    outDim: number,
+    inDim: number,
+  ): void;
+  autoregressiveIafForward(z: Float32Array, ms: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveIafBackward(
+    z: Float32Array,
+    ms: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dz: Float32Array,
+    dms: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+  autoregressiveIafInverse(y: Float32Array, ms: Float32Array, z: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveMafForward(x: Float32Array, ms: Float32Array, u: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveMafBackward(
+    x: Float32Array,
+    ms: Float32Array,
+    du: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dms: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+  autoregressiveMafInverse(u: Float32Array, ms: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+
   // planar (native/napi/planar.cc); each returns the number of non-finite (or unconverged) rows
   planarForward(
     x: Float32Array,
@@ -193,6 +228,81 @@ export interface NativeAddon {
     dim: number,
     layers: number,
     amortized: boolean,
+  ): number;
+
+  // sylvester (native/napi/sylvester.cc); the shape is (variant index, dim, m, layers, householders)
+  sylvesterOrthogonalize(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    sets: number,
+    params: Float32Array,
+    q: Float32Array,
+    maxSteps: number,
+    tolerance: number,
+  ): number;
+  sylvesterOrthogonalizeBackward(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    sets: number,
+    params: Float32Array,
+    gradQ: Float32Array,
+    gradParams: Float32Array,
+    maxSteps: number,
+    tolerance: number,
+  ): void;
+  sylvesterForward(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    batch: number,
+    amortized: boolean,
+    x: Float32Array,
+    params: Float32Array,
+    q: Float32Array,
+    y: Float32Array,
+    logDet: Float32Array,
+    saved: Float32Array | null,
+  ): void;
+  sylvesterBackward(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    batch: number,
+    amortized: boolean,
+    params: Float32Array,
+    q: Float32Array,
+    saved: Float32Array,
+    gradY: Float32Array,
+    gradLogDet: Float32Array,
+    gradX: Float32Array,
+    gradParams: Float32Array,
+    gradQ: Float32Array,
+  ): void;
+  sylvesterInverse(
+    variant: number,
+    dim: number,
+    m: number,
+    layers: number,
+    householders: number,
+    batch: number,
+    amortized: boolean,
+    y: Float32Array,
+    params: Float32Array,
+    q: Float32Array,
+    x: Float32Array,
+    logDet: Float32Array,
+    maxIterations: number,
+    tolerance: number,
   ): number;
 }
 

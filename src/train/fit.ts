@@ -7,8 +7,11 @@
  * reproduced exactly.
  */
 import type { FloatArray } from '../backend/types';
+import type { Dataset } from '../data/dataset';
+import { permutation } from '../data/random';
+import { checkBernoulliRange, describeBadValue, findNonFinite } from '../data/validate';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
-import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize, firstNonFinite } from '../validate';
+import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 import type { ElboTerms, VAE } from '../vae/vae';
 import { Adam, type AdamState } from './adam';
 
@@ -32,8 +35,8 @@ export interface FitOptions {
   beta?: number;
   /** Free bits λ (nats per latent dimension). */
   freeBits?: number;
-  /** Validation: a fraction of the data held out (seeded), or a separate array. */
-  validation?: number | FloatArray;
+  /** Validation: a fraction of the data held out (seeded), or a separate data set. */
+  validation?: number | FloatArray | Dataset;
   /** Stop after this many epochs without a better validation ELBO (0: never). */
   patience?: number;
   /** Restore the parameters of the best validation epoch at the end (default true with validation). */
@@ -93,31 +96,27 @@ const KEYS = [
   'resume',
 ] as const;
 
-/** Seeded Fisher–Yates permutation of 0..n−1 from the counter-based uniform stream. */
-export function permutation(vae: VAE, n: number, seed: number, offset: number): Uint32Array {
-  const u = vae.backend.alloc(n);
-  vae.backend.rng.uniform(seed, offset, u);
-  const perm = new Uint32Array(n);
-  for (let i = 0; i < n; i++) perm[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(u[i] * (i + 1));
-    const t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
+/**
+ * The rows of `data` (a flat array or a Dataset) after the checks training
+ * needs: the model's width, finite values, and values in [0, 1] for a
+ * Bernoulli likelihood. Errors name the first offending row and column.
+ */
+export function checkTrainingData(data: unknown, name: string, vae: VAE): FloatArray {
+  const dim = vae.inputDim;
+  let x: unknown = data;
+  if (typeof data === 'object' && data !== null && !ArrayBuffer.isView(data) && 'x' in data) {
+    const ds = data as Dataset;
+    if (ds.dim !== dim) throw rangeError(`Expected rows of width ${dim} (inputDim) in "${name}" but received width ${ds.dim}`, 'ERR_SHAPE');
+    x = ds.x;
   }
-  return perm;
-}
-
-function checkData(x: unknown, name: string, dim: number): FloatArray {
-  if (!(x instanceof Float32Array || x instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', name, x));
+  if (!(x instanceof Float32Array || x instanceof Float64Array)) throw typeError(expected('Float32Array, Float64Array or Dataset', name, x));
   if (x.length === 0) throw new FlowVaeError('ERR_DATA', `"${name}" is empty`);
   if (x.length % dim !== 0) {
     throw rangeError(expected(`array whose length is a multiple of inputDim ${dim}`, name, x), 'ERR_SHAPE');
   }
-  const bad = firstNonFinite(x);
-  if (bad >= 0) {
-    throw new FlowVaeError('ERR_DATA', `"${name}" row ${Math.floor(bad / dim)}, column ${bad % dim} is ${x[bad]}`);
-  }
+  const bad = findNonFinite(x, dim);
+  if (bad) throw new FlowVaeError('ERR_DATA', `"${name}" ${describeBadValue(bad.row, bad.column, bad.value)}`);
+  if (vae.config.likelihood === 'bernoulli') checkBernoulliRange(x, dim, `"${name}"`);
   return x;
 }
 
@@ -128,11 +127,11 @@ function gatherRows(src: FloatArray, rows: ArrayLike<number>, start: number, cou
   }
 }
 
-export async function fitVAE(vae: VAE, data: FloatArray, options: FitOptions = {}): Promise<FitResult> {
+export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: FitOptions = {}): Promise<FitResult> {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   checkKnownKeys(options, 'options', KEYS);
   const dim = vae.inputDim;
-  checkData(data, 'data', dim);
+  const data = checkTrainingData(dataIn, 'data', vae);
   const epochs = checkPositiveInt(options.epochs ?? 10, 'epochs');
   const batchSize = checkPositiveInt(options.batchSize ?? 100, 'batchSize');
   const lr0 = checkInRange(options.lr ?? 1e-3, 'lr', 0, 10, { lo: true });
@@ -157,7 +156,7 @@ export async function fitVAE(vae: VAE, data: FloatArray, options: FitOptions = {
   let validation: FloatArray | null = null;
   if (typeof options.validation === 'number') {
     const frac = checkInRange(options.validation, 'validation', 0, 1, { hi: true });
-    const perm = permutation(vae, nAll, seed * 4 + 3, 0);
+    const perm = permutation(nAll, seed, 3);
     const nVal = Math.floor(nAll * frac);
     if (nVal > 0) {
       validation = vae.backend.alloc(nVal * dim);
@@ -165,7 +164,7 @@ export async function fitVAE(vae: VAE, data: FloatArray, options: FitOptions = {
     }
     trainRows = perm.slice(nVal);
   } else {
-    if (options.validation !== undefined) validation = checkData(options.validation, 'validation', dim);
+    if (options.validation !== undefined) validation = checkTrainingData(options.validation, 'validation', vae);
     trainRows = new Uint32Array(nAll).map((_, i) => i);
   }
   const n = trainRows.length;
@@ -209,7 +208,8 @@ export async function fitVAE(vae: VAE, data: FloatArray, options: FitOptions = {
     const t0 = performance.now();
     adam.lr =
       schedule === 'constant' ? lr0 : schedule === 'exponential' ? lr0 * lrGamma ** epoch : (0.5 * lr0 * (1 + Math.cos((Math.PI * epoch) / epochs)));
-    const order = permutation(vae, n, seed * 4 + 1, epoch * n);
+    // The order of an epoch depends only on (seed, epoch), so a resumed run sees the same batches.
+    const order = permutation(n, seed, 1000 + epoch);
     let rec = 0;
     let kl = 0;
     let seen = 0;
@@ -273,6 +273,7 @@ export async function fitVAE(vae: VAE, data: FloatArray, options: FitOptions = {
       }
     }
     history.push(metrics);
+    vae.trainingState = state();
     if (options.onEpoch) await options.onEpoch(metrics);
     if (stopped === 'aborted') break;
     if (patience > 0 && sinceBest >= patience) {
@@ -281,7 +282,8 @@ export async function fitVAE(vae: VAE, data: FloatArray, options: FitOptions = {
     }
   }
   if (keepBest && best > -Infinity) restore(params, bestParams);
-  return { history, stopped, state: state() };
+  vae.trainingState = state();
+  return { history, stopped, state: vae.trainingState };
 }
 
 function restore(params: { value: FloatArray }[], saved: FloatArray[] | null): void {

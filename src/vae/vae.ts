@@ -24,7 +24,11 @@ import { FLOW_FAMILIES } from '../flows';
 import { Linear } from '../nn/linear';
 import { MLP } from '../nn/mlp';
 import { prefixParameters, zeroGrad, type Parameter } from '../nn/parameter';
-import { fitVAE, type FitOptions, type FitResult } from '../train/fit';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Dataset } from '../data/dataset';
+import { loadSafetensors, saveSafetensors, type SafetensorsTensor } from '../io/safetensors';
+import { fitVAE, type FitOptions, type FitResult, type TrainingState } from '../train/fit';
 import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 
 export type Likelihood = 'bernoulli' | 'gaussian';
@@ -92,6 +96,9 @@ export interface StepOptions {
   noiseOffset?: number;
 }
 
+/** `format` metadata of VAE checkpoints. */
+export const CHECKPOINT_FORMAT = 'flowvae-vae';
+
 const VAE_KEYS = ['inputDim', 'latentDim', 'encoder', 'decoder', 'likelihood', 'likelihoodLogVar', 'posterior', 'seed', 'backend'] as const;
 const NET_KEYS = ['hidden', 'activation'] as const;
 
@@ -154,6 +161,8 @@ export class VAE {
 
   /** Next element of the training noise stream (saved in checkpoints). */
   noiseOffset = 0;
+  /** State of the last (or loaded) training run: pass it as `fit(data, { resume })` to continue. */
+  trainingState: TrainingState | undefined;
 
   private readonly fixedLogVar: FloatArray | null;
   private readonly buffers = new Map<string, FloatArray>();
@@ -439,8 +448,102 @@ export class VAE {
    * Trains on `data` (`[n, inputDim]`, row-major) with Adam; resolves when
    * the run completes, stops early or is aborted through `options.signal`.
    */
-  fit(data: FloatArray, options: FitOptions = {}): Promise<FitResult> {
+  fit(data: FloatArray | Dataset, options: FitOptions = {}): Promise<FitResult> {
     return fitVAE(this, data, options);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Checkpoints.
+
+  /**
+   * Writes `<dir>/model.safetensors`: every parameter under its name (PyTorch
+   * layouts), the architecture and the training state (optimizer moments,
+   * noise offset, epoch) in the metadata. Written to a temporary file and
+   * renamed, so an interrupted save leaves the previous checkpoint intact.
+   */
+  save(dir: string): string {
+    if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
+    fs.mkdirSync(dir, { recursive: true });
+    const dtype = this.backend.dtype === 'float64' ? 'F64' : 'F32';
+    const tensors: SafetensorsTensor[] = this.parameters().map((p) => ({ name: p.name, dtype, shape: p.shape, data: p.value }));
+    const metadata: Record<string, string> = {
+      format: CHECKPOINT_FORMAT,
+      version: '1',
+      config: JSON.stringify(this.config),
+      noiseOffset: String(this.noiseOffset),
+    };
+    const t = this.trainingState;
+    if (t) {
+      tensors.push({ name: 'optimizer.m', dtype, shape: [t.optimizer.m.length], data: t.optimizer.m });
+      tensors.push({ name: 'optimizer.v', dtype, shape: [t.optimizer.v.length], data: t.optimizer.v });
+      metadata.training = JSON.stringify({
+        epoch: t.epoch,
+        step: t.optimizer.step,
+        noiseOffset: t.noiseOffset,
+        bestValidationElbo: Number.isFinite(t.bestValidationElbo) ? t.bestValidationElbo : null,
+        epochsWithoutImprovement: t.epochsWithoutImprovement,
+      });
+    }
+    const file = path.join(dir, 'model.safetensors');
+    saveSafetensors(file, tensors, metadata);
+    return file;
+  }
+
+  /** Loads a model saved by `save` onto any backend (default: the current one). */
+  static load(dir: string, options: { backend?: Backend | BackendName } = {}): VAE {
+    if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
+    const file = fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? path.join(dir, 'model.safetensors') : dir;
+    const contents = loadSafetensors(file);
+    const fail = (what: string): never => {
+      throw new FlowVaeError('ERR_CHECKPOINT', `${file} is not a flowvae VAE checkpoint: ${what}`);
+    };
+    const meta = contents.metadata;
+    if (meta.format !== CHECKPOINT_FORMAT) fail(`metadata "format" is ${JSON.stringify(meta.format)}`);
+    let config: VAEConfig;
+    try {
+      config = JSON.parse(meta.config) as VAEConfig;
+    } catch {
+      return fail('metadata "config" is not valid JSON');
+    }
+    let vae: VAE;
+    try {
+      vae = new VAE({ ...config, backend: options.backend });
+    } catch (err) {
+      return fail(`its architecture is invalid (${(err as Error).message})`);
+    }
+    const byName = new Map(contents.tensors.map((t) => [t.name, t]));
+    for (const p of vae.parameters()) {
+      const t = byName.get(p.name) ?? fail(`tensor "${p.name}" is missing`);
+      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+        fail(`tensor "${p.name}" has shape [${t.shape.join(', ')}] but the model needs [${p.shape.join(', ')}]`);
+      }
+      const bad = t.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) fail(`tensor "${p.name}" element ${bad} is ${t.data[bad]}`);
+      p.value.set(t.data);
+      byName.delete(p.name);
+    }
+    vae.noiseOffset = Number(meta.noiseOffset ?? 0);
+    if (meta.training) {
+      const m = byName.get('optimizer.m') ?? fail('tensor "optimizer.m" is missing');
+      const v = byName.get('optimizer.v') ?? fail('tensor "optimizer.v" is missing');
+      let t: { epoch: number; step: number; noiseOffset: number; bestValidationElbo: number | null; epochsWithoutImprovement: number };
+      try {
+        t = JSON.parse(meta.training);
+      } catch {
+        return fail('metadata "training" is not valid JSON');
+      }
+      vae.trainingState = {
+        epoch: t.epoch,
+        optimizer: { step: t.step, m: vae.backend.from(m.data), v: vae.backend.from(v.data) },
+        noiseOffset: t.noiseOffset,
+        bestValidationElbo: t.bestValidationElbo ?? -Infinity,
+        epochsWithoutImprovement: t.epochsWithoutImprovement,
+      };
+      byName.delete('optimizer.m');
+      byName.delete('optimizer.v');
+    }
+    if (byName.size > 0) fail(`unexpected tensor "${[...byName.keys()][0]}"`);
+    return vae;
   }
 
   // ---------------------------------------------------------------------------

@@ -24,3 +24,15 @@ export interface AdamKernels {
    */
   step(params: FloatArray, grads: FloatArray, m: FloatArray, v: FloatArray, n: number, options: AdamStepOptions): number;
 }
+
+/** The keys of AdamStepOptions, all required; backends refuse any other. */
+export const ADAM_STEP_OPTION_KEYS = [
+  'lr',
+  'beta1',
+  'beta2',
+  'eps',
+  'weightDecay',
+  'decoupled',
+  'step',
+  'maxGradNorm',
+] as const satisfies readonly (keyof AdamStepOptions)[];

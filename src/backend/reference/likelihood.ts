@@ -1,19 +1,9 @@
 /** Reference observation log-likelihoods (float64). */
 import type { LikelihoodKernels } from '../kernels/likelihood';
 import { checkArray, checkSize } from '../../validate';
+import { sigmoid, softplus } from './elementwise';
 
 const LOG_2PI = Math.log(2 * Math.PI);
-
-/** log(1 + eˣ) without overflow or cancellation. */
-export function softplus(x: number): number {
-  return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
-}
-
-export function sigmoid(x: number): number {
-  if (x >= 0) return 1 / (1 + Math.exp(-x));
-  const e = Math.exp(x);
-  return e / (1 + e);
-}
 
 function sizes(batch: number, dim: number): number {
   checkSize(batch, 'batch');

@@ -1,0 +1,88 @@
+/**
+ * `npm run bench -- train`: examples/s of a VAE training epoch (MLP
+ * 784-300-300-40, ReLU, Bernoulli likelihood, batch 100) for several
+ * posteriors on cpu (1 and 2 threads) and reference, beside PyTorch CPU with
+ * the same model and threads, and the epoch's matrix products alone through
+ * numpy/OpenBLAS (the GEMM-only ceiling). Synthetic binary data: throughput
+ * does not depend on the pixel values.
+ */
+import { backends, getNumThreads, setNumThreads } from '../src/backend';
+import { VAE, type Posterior } from '../src/vae/vae';
+import { printTable, runPython, si, writeResults } from './common';
+
+interface Model {
+  name: string;
+  posterior: Posterior;
+  /** Name of the same model in bench/peers/train_torch.py, when it has one. */
+  peer?: string;
+}
+
+const MODELS: Model[] = [
+  { name: 'diagonal', posterior: 'diagonal', peer: 'diagonal' },
+];
+
+function data(n: number): Float32Array {
+  const x = new Float32Array(n * 784);
+  let s = 12345;
+  for (let i = 0; i < x.length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    x[i] = s / 4294967296 < 0.13 ? 1 : 0;
+  }
+  return x;
+}
+
+async function epochRate(model: Model, backend: 'cpu' | 'reference', x: Float32Array, n: number): Promise<number> {
+  const vae = new VAE({ inputDim: 784, latentDim: 40, encoder: { hidden: [300, 300] }, decoder: { hidden: [300, 300] }, posterior: model.posterior, backend });
+  const input = backend === 'reference' ? Float64Array.from(x.subarray(0, n * 784)) : x.subarray(0, n * 784);
+  await vae.fit(input, { epochs: 1, batchSize: 100 }); // warm-up
+  const rates: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    await vae.fit(input, { epochs: 1, batchSize: 100, seed: r });
+    rates.push(n / ((performance.now() - t0) / 1000));
+  }
+  return rates.sort((a, b) => a - b)[1];
+}
+
+export async function run(): Promise<void> {
+  const available = backends();
+  const hasCpu = available.find((b) => b.name === 'cpu')!.available;
+  const n = 2000;
+  const x = data(n);
+  const before = hasCpu ? getNumThreads() : 1;
+  const rows: (string | number)[][] = [['model', 'threads', 'reference', 'cpu', 'PyTorch', 'GEMM ceiling', 'cpu/PyTorch', 'cpu/ceiling']];
+  const results: Record<string, unknown>[] = [];
+  const refRates = new Map<string, number>();
+  for (const model of MODELS) refRates.set(model.name, await epochRate(model, 'reference', x, 200));
+  for (const threads of [1, 2]) {
+    const peer = runPython<Record<string, { torch: number; gemm: number }>>(
+      'train_torch.py',
+      { threads, n, batch: 100, models: MODELS.map((m) => m.peer).filter(Boolean), reps: 3 },
+      threads,
+    );
+    if (!peer.result) console.log(`PyTorch peer unavailable: ${peer.reason}`);
+    for (const model of MODELS) {
+      let cpu = NaN;
+      if (hasCpu) {
+        setNumThreads(threads);
+        cpu = await epochRate(model, 'cpu', x, n);
+      }
+      const p = model.peer ? peer.result?.[model.peer] : undefined;
+      rows.push([
+        model.name,
+        threads,
+        si(refRates.get(model.name)!),
+        si(cpu),
+        p ? si(p.torch) : '-',
+        p ? si(p.gemm) : '-',
+        p ? (cpu / p.torch).toFixed(2) : '-',
+        p ? (cpu / p.gemm).toFixed(2) : '-',
+      ]);
+      results.push({ model: model.name, threads, reference: refRates.get(model.name), cpu, torch: p?.torch, gemmCeiling: p?.gemm });
+    }
+  }
+  if (hasCpu) setNumThreads(before);
+  console.log('Training throughput, examples/s (MLP 784-300-300-40, batch 100):');
+  printTable(rows);
+  console.log(`\nwrote ${writeResults('train', { results })}`);
+}

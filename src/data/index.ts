@@ -1,0 +1,16 @@
+export { createDataset, subsetRows, trainValidationSplit } from './dataset';
+export type { CreateDatasetOptions, Dataset, SplitOptions } from './dataset';
+export { checkBernoulliRange, findNonFinite, validateDataset } from './validate';
+export type { ValidateOptions } from './validate';
+export { CounterRandom, permutation, permutationInto } from './random';
+export { BatchIterator } from './batches';
+export type { Batch, BatchOptions } from './batches';
+export { binarize, binarizeThreshold } from './binarize';
+export { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, encodeIdx, loadFashionMnist, loadIdxDataset, parseIdx, readIdx } from './idx';
+export type { FashionMnistOptions, IdxArray, IdxDType, IdxDatasetOptions, Split } from './idx';
+export { MNIST_SUBSET_DIR, MNIST_SUBSET_SIZES, loadMnistSubset } from './mnist';
+export type { MnistSubsetOptions } from './mnist';
+export { csvTableToDataset, loadCsvDataset, parseCsv, readCsv } from './csv';
+export type { CsvDatasetOptions, CsvDelimiter, CsvOptions, CsvTable } from './csv';
+export { encodeNpy, loadNpyDataset, parseNpy, readNpy, saveNpy } from './npy';
+export type { NpyArray, NpyData, NpyDatasetOptions } from './npy';
