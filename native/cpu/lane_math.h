@@ -412,17 +412,6 @@ FLOWVAE_LANE_INLINE std::size_t CountBadLanes(const typename Vec<W>::F& probe, s
 }
 
 template <int C>
-FLOWVAE_LANE_INLINE float Dot(const float* a, const float* b, std::size_t n) {
-  using FC = typename Vec<C>::F;
-  FC acc = FC{};
-  std::size_t d = 0;
-  for (; d + C <= n; d += C) acc += Load<FC>(a + d) * Load<FC>(b + d);
-  float s = n >= C ? HorizontalSum(acc) : 0.0f;
-  for (; d < n; ++d) s += a[d] * b[d];
-  return s;
-}
-
-template <int C>
 FLOWVAE_LANE_INLINE bool RowFinite(const float* v, std::size_t n) {
   using FC = typename Vec<C>::F;
   FC probe = FC{};

@@ -1,16 +1,24 @@
 // Planar flow stacks (see flowvae/planar.h for the mathematics and layouts).
 //
-// Work is split over blocks of 16 rows (parallel_for). Inside a block, rows
-// advance through the K layers in lock-step groups of W rows (W = the SIMD
-// width: 16 AVX-512, 8 AVX2, 4 SSE2): the per-row dot products run SIMD over
-// dim, then the scalar chain of the group (tanh, log-det, the
-// reparametrization) runs SIMD across the W rows, then the rank-1 updates run
-// SIMD over dim again. A group's rows (W·dim floats) stay in L1 for all K
-// layers, and the W independent rows hide the latency of each row's chain.
+// Work is split over blocks of 16 rows (parallel_for); inside a block, rows
+// go through all K layers in lock-step groups of W rows (W = the SIMD width:
+// 16 AVX-512, 8 AVX2, 4 SSE2), so a group's rows stay in L1 for the whole
+// stack and the W independent rows hide each row's dependency chain.
 //
-// Backward reconstructs each layer's input from its output,
-// z_k = z_{k+1} − û_k tanh(a_k), with a_k the stashed pre-activation, so it
-// needs neither per-layer copies of z nor a second forward pass.
+// Shared parameters: the group is transposed (zT[d·W + lane], one lane per
+// row) and every step is a vector op across rows with the parameter
+// broadcast; tanh, log and the rest of the scalar chain are vectorized across
+// rows for free. Backward carries only ∂L/∂z through the layers: because each
+// layer moves z along its own û_k, the parameter sums Σ t_k g_{k+1} and
+// Σ ga_k z_k follow from a few per-group outer products (see
+// BackwardSharedLanes), without rebuilding z.
+//
+// Amortized parameters differ per row and are contiguous per row, so rows
+// stay row-major: dot products run SIMD over dim, are reduced across the
+// group's rows with a transpose tree, the scalar chain runs SIMD across rows,
+// and the next group's parameter block is prefetched meanwhile. Backward
+// rebuilds each layer's input from its output, z_k = z_{k+1} − û_k tanh(a_k),
+// with a_k the stashed pre-activation.
 #include "flowvae/planar.h"
 
 #include <algorithm>
@@ -27,7 +35,6 @@ namespace flowvae {
 namespace {
 
 using lanes::CountBadLanes;
-using lanes::Dot;
 using lanes::DotLanes;
 using lanes::GatherRows;
 using lanes::HorizontalSum;
