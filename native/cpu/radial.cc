@@ -321,7 +321,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
     // Rebuild the layer inputs from the stashed radii.
     for (std::size_t k = 0; k < K; ++k) {
       for (int l = 0; l < W; ++l) lane[l] = static_cast<std::size_t>(l) < rows ? A.stash[(r0 + l) * K + k] : 1.0f;
-      const F bh = S.beta[k] / (S.alpha[k] + Load<F>(lane));
+      // Same expression as the forward, so the rebuilt inputs match it exactly.
+      const F bh = S.beta[k] * (1.0f / (S.alpha[k] + Load<F>(lane)));
       Store(bh_lanes + k * W, bh);
       if (k + 1 == K) break;
       const float* c = z0 + k * D;
@@ -499,7 +500,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
       Store(sp_l + k * W, sp);
       Store(sig_a_l + k * W, lanes::SigmoidFromExp(ar, ea));
       Store(sig_b_l + k * W, lanes::SigmoidFromExp(br, eb));
-      Store(bh_l + k * W, (sp - alpha) / (alpha + Load<F>(r_l + k * W)));
+      // Same expression as the forward, so the rebuilt inputs match it exactly.
+      Store(bh_l + k * W, (sp - alpha) * (1.0f / (alpha + Load<F>(r_l + k * W))));
       if (k + 1 == K) break;
       for (std::size_t g = 0; g < rows; ++g) {
         const float* z = zs + (k * W + g) * D;
