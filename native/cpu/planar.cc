@@ -277,22 +277,22 @@ FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::si
       const float* uh = u_hat + k * D;
       if (k + 1 < K) {
         const float* wn = w + (k + 1) * D;
-        F a0 = F{}, a1 = F{};
+        // Four accumulators: the dot product is on the critical path of the layer chain.
+        F acc[4] = {F{}, F{}, F{}, F{}};
         std::size_t d = 0;
-        for (; d + 2 <= D; d += 2) {
-          const F z0 = Load<F>(zT + d * W) + t * uh[d];
-          const F z1 = Load<F>(zT + (d + 1) * W) + t * uh[d + 1];
-          Store(zT + d * W, z0);
-          Store(zT + (d + 1) * W, z1);
-          a0 += wn[d] * z0;
-          a1 += wn[d + 1] * z1;
+        for (; d + 4 <= D; d += 4) {
+          for (int j = 0; j < 4; ++j) {
+            const F zj = Load<F>(zT + (d + j) * W) + t * uh[d + j];
+            Store(zT + (d + j) * W, zj);
+            acc[j] += wn[d + j] * zj;
+          }
         }
         for (; d < D; ++d) {
           const F z0 = Load<F>(zT + d * W) + t * uh[d];
           Store(zT + d * W, z0);
-          a0 += wn[d] * z0;
+          acc[d & 3] += wn[d] * z0;
         }
-        a = a0 + a1;
+        a = (acc[0] + acc[1]) + (acc[2] + acc[3]);
       } else {
         for (std::size_t d = 0; d < D; ++d) Store(zT + d * W, Load<F>(zT + d * W) + t * uh[d]);
       }
@@ -408,22 +408,22 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
       const float* wk = w + k * D;
       if (k > 0) {
         const float* uh_prev = u_hat + (k - 1) * D;
-        F g0 = F{}, g1 = F{};
+        // Four accumulators: the dot product is on the critical path of the layer chain.
+        F acc[4] = {F{}, F{}, F{}, F{}};
         std::size_t d = 0;
-        for (; d + 2 <= D; d += 2) {
-          const F n0 = Load<F>(gT + d * W) + ga * wk[d];
-          const F n1 = Load<F>(gT + (d + 1) * W) + ga * wk[d + 1];
-          Store(gT + d * W, n0);
-          Store(gT + (d + 1) * W, n1);
-          g0 += uh_prev[d] * n0;
-          g1 += uh_prev[d + 1] * n1;
+        for (; d + 4 <= D; d += 4) {
+          for (int j = 0; j < 4; ++j) {
+            const F nj = Load<F>(gT + (d + j) * W) + ga * wk[d + j];
+            Store(gT + (d + j) * W, nj);
+            acc[j] += uh_prev[d + j] * nj;
+          }
         }
-        if (d < D) {
+        for (; d < D; ++d) {
           const F n0 = Load<F>(gT + d * W) + ga * wk[d];
           Store(gT + d * W, n0);
-          g0 += uh_prev[d] * n0;
+          acc[d & 3] += uh_prev[d] * n0;
         }
-        gyu = g0 + g1;
+        gyu = (acc[0] + acc[1]) + (acc[2] + acc[3]);
       } else {
         for (std::size_t d = 0; d < D; ++d) Store(gT + d * W, Load<F>(gT + d * W) + ga * wk[d]);
       }
