@@ -130,7 +130,7 @@ function prepare(backend: Backend, c: Case): Prepared {
 
 interface TorchResult {
   torch: string;
-  results: number[];
+  results: (number | null)[];
 }
 
 export async function run(): Promise<void> {
@@ -157,6 +157,8 @@ export async function run(): Promise<void> {
     threads,
     minSeconds: seconds,
     rounds: 1,
+    // Keeps the default run short when the peer is slow (a loaded machine).
+    budgetSeconds: 30,
     cases: all.map((c) => ({ family: c.family.name, batch: c.batch, dim: c.dim, layers: c.layers, amortized: c.amortized, mode: c.mode })),
   });
 
@@ -178,7 +180,9 @@ export async function run(): Promise<void> {
         continue;
       }
       torchVersion = out.result.torch;
-      out.result.results.forEach((t, i) => times[`torch${threads}`][i].push(t));
+      out.result.results.forEach((t, i) => {
+        if (t !== null) times[`torch${threads}`][i].push(t);
+      });
     }
   }
 

@@ -4,7 +4,8 @@ Reads a JSON spec from argv[1]:
   {"threads": n, "minSeconds": s, "rounds": r,
    "cases": [{"family": "planar"|"radial", "batch": B, "dim": D, "layers": K,
               "amortized": bool, "mode": "forward"|"backward"}]}
-and prints {"torch": version, "results": [seconds per call, ...]} (median of rounds).
+and prints {"torch": version, "results": [seconds per call or null, ...]}
+(median of rounds; null for cases skipped after "budgetSeconds").
 
 The stacks are written the way PyTorch users write them: one nn.Module per
 layer with autograd, the log-det summed over layers. Amortized parameters
@@ -142,7 +143,14 @@ def make_case(c):
 
 
 def time_it(fn, min_seconds, rounds):
-    fn()
+    """Median seconds per call over `rounds` rounds of enough calls to last min_seconds."""
+    t0 = time.perf_counter()
+    fn()  # warm-up
+    first = time.perf_counter() - t0
+    if first >= min_seconds:  # slow case: one more call is the measurement
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
     calls = 1
     while True:
         t0 = time.perf_counter()
@@ -168,7 +176,12 @@ def main():
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(spec["threads"])
     out = []
+    start = time.perf_counter()
     for c in spec["cases"]:
+        # Past the time budget the remaining cases are skipped (reported as null).
+        if time.perf_counter() - start > spec.get("budgetSeconds", float("inf")):
+            out.append(None)
+            continue
         run = make_case(c)
         backward = c["mode"] == "backward"
         if backward:

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -52,7 +53,7 @@ FLOWVAE_LANE_INLINE F Load(const float* p) {
 }
 
 template <class F>
-FLOWVAE_LANE_INLINE void Store(float* p, F v) {
+FLOWVAE_LANE_INLINE void Store(float* p, const F& v) {
   std::memcpy(p, &v, sizeof(F));
 }
 
@@ -67,28 +68,28 @@ FLOWVAE_LANE_INLINE constexpr int Width() {
 }
 
 template <class F, class I>
-FLOWVAE_LANE_INLINE F Select(I mask, F a, F b) {
+FLOWVAE_LANE_INLINE F Select(const I& mask, const F& a, const F& b) {
   return mask ? a : b;
 }
 
 template <class F>
-FLOWVAE_LANE_INLINE F Abs(F x) {
+FLOWVAE_LANE_INLINE F Abs(const F& x) {
   using I = decltype(x < x);
   return (F)((I)x & 0x7fffffff);
 }
 
 template <class F>
-FLOWVAE_LANE_INLINE F Max(F a, F b) {
+FLOWVAE_LANE_INLINE F Max(const F& a, const F& b) {
   return a > b ? a : b;
 }
 
 template <class F>
-FLOWVAE_LANE_INLINE F Min(F a, F b) {
+FLOWVAE_LANE_INLINE F Min(const F& a, const F& b) {
   return a < b ? a : b;
 }
 
 template <class F>
-FLOWVAE_LANE_INLINE F Sqrt(F x) {
+FLOWVAE_LANE_INLINE F Sqrt(const F& x) {
   F r;
   for (int i = 0; i < Width<F>(); ++i) r[i] = __builtin_sqrtf(x[i]);
   return r;
@@ -96,7 +97,8 @@ FLOWVAE_LANE_INLINE F Sqrt(F x) {
 
 // Horizontal sum of all lanes.
 template <class F>
-FLOWVAE_LANE_INLINE float HorizontalSum(F v) {
+FLOWVAE_LANE_INLINE float HorizontalSum(const F& value) {
+  F v = value;
   using I = decltype(v < v);
   constexpr int W = Width<F>();
   if constexpr (W == 16) {
@@ -119,7 +121,8 @@ FLOWVAE_LANE_INLINE float HorizontalSum(F v) {
 // e^x for x <= 0 (Cephes expf). Arguments below -87.3 return 0 (the true
 // value is subnormal or zero in float32).
 template <class F>
-FLOWVAE_LANE_INLINE F ExpNonPositive(F x) {
+FLOWVAE_LANE_INLINE F ExpNonPositive(const F& arg) {
+  F x = arg;
   using I = decltype(x < x);
   const I underflow = x < -87.33654f;
   x = Max(x, Splat<F>(-87.33654f));
@@ -144,7 +147,7 @@ FLOWVAE_LANE_INLINE F ExpNonPositive(F x) {
 // Natural log for x > 0 (Cephes logf), with subnormals, 0 (-inf), +inf and
 // NaN/negative (NaN) handled.
 template <class F>
-FLOWVAE_LANE_INLINE F Log(F x) {
+FLOWVAE_LANE_INLINE F Log(const F& x) {
   using I = decltype(x < x);
   const I subnormal = x < 1.17549435e-38f;
   const F xs = Select(subnormal, x * 8388608.0f, x);  // 2^23
@@ -178,7 +181,7 @@ FLOWVAE_LANE_INLINE F Log(F x) {
 
 // log(1 + e) for e in [0, 1], accurate for tiny e (log(u)·e/(u − 1), u = 1 + e).
 template <class F>
-FLOWVAE_LANE_INLINE F Log1pUnit(F e) {
+FLOWVAE_LANE_INLINE F Log1pUnit(const F& e) {
   const F u = e + 1.0f;
   const F d = u - 1.0f;
   const F ratio = Select(d == 0.0f, Splat<F>(1.0f), e / Select(d == 0.0f, Splat<F>(1.0f), d));
@@ -188,7 +191,7 @@ FLOWVAE_LANE_INLINE F Log1pUnit(F e) {
 // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|); also returns
 // e = e^-|x| for callers that need the matching sigmoid.
 template <class F>
-FLOWVAE_LANE_INLINE F Softplus(F x, F* exp_neg_abs = nullptr) {
+FLOWVAE_LANE_INLINE F Softplus(const F& x, F* exp_neg_abs = nullptr) {
   const F e = ExpNonPositive(-Abs(x));
   if (exp_neg_abs) *exp_neg_abs = e;
   return Max(x, F{}) + Log1pUnit(e);
@@ -196,7 +199,7 @@ FLOWVAE_LANE_INLINE F Softplus(F x, F* exp_neg_abs = nullptr) {
 
 // sigmoid(x) from e = e^-|x| (as returned by Softplus).
 template <class F>
-FLOWVAE_LANE_INLINE F SigmoidFromExp(F x, F e) {
+FLOWVAE_LANE_INLINE F SigmoidFromExp(const F& x, const F& e) {
   const F inv = 1.0f / (e + 1.0f);
   return Select(x >= 0.0f, inv, e * inv);
 }
@@ -204,7 +207,7 @@ FLOWVAE_LANE_INLINE F SigmoidFromExp(F x, F e) {
 // t = tanh(a) and s = 1 − tanh²(a), both to full relative precision (s does
 // not cancel for large |a|).
 template <class F>
-FLOWVAE_LANE_INLINE void TanhSech2(F a, F* t_out, F* s_out) {
+FLOWVAE_LANE_INLINE void TanhSech2(const F& a, F* t_out, F* s_out) {
   using I = decltype(a < a);
   const F ax = Abs(a);
   // |a| < 0.625: odd polynomial (Cephes tanhf).
@@ -282,7 +285,7 @@ FLOWVAE_LANE_INLINE void Transpose(const float* src, std::size_t src_stride, std
 
 // 0 where every lane of v is finite, nonzero otherwise (v − v is 0 or NaN).
 template <class F>
-FLOWVAE_LANE_INLINE F NonFiniteProbe(F v) {
+FLOWVAE_LANE_INLINE F NonFiniteProbe(const F& v) {
   return v - v;
 }
 
@@ -399,24 +402,13 @@ FLOWVAE_LANE_INLINE typename Vec<W>::F DotLanes(const float* coef, const float* 
 }
 
 template <int W>
-FLOWVAE_LANE_INLINE std::size_t CountBadLanes(typename Vec<W>::F probe, std::size_t rows) {
+FLOWVAE_LANE_INLINE std::size_t CountBadLanes(const typename Vec<W>::F& probe, std::size_t rows) {
   alignas(64) float lane[W];
   Store(lane, probe);
   std::size_t bad = 0;
   for (std::size_t l = 0; l < rows; ++l)
     if (!(lane[l] == 0.0f)) ++bad;
   return bad;
-}
-
-template <int C>
-FLOWVAE_LANE_INLINE float Dot(const float* a, const float* b, std::size_t n) {
-  using FC = typename Vec<C>::F;
-  FC acc = FC{};
-  std::size_t d = 0;
-  for (; d + C <= n; d += C) acc += Load<FC>(a + d) * Load<FC>(b + d);
-  float s = n >= C ? HorizontalSum(acc) : 0.0f;
-  for (; d < n; ++d) s += a[d] * b[d];
-  return s;
 }
 
 template <int C>

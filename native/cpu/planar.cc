@@ -1,16 +1,24 @@
 // Planar flow stacks (see flowvae/planar.h for the mathematics and layouts).
 //
-// Work is split over blocks of 16 rows (parallel_for). Inside a block, rows
-// advance through the K layers in lock-step groups of W rows (W = the SIMD
-// width: 16 AVX-512, 8 AVX2, 4 SSE2): the per-row dot products run SIMD over
-// dim, then the scalar chain of the group (tanh, log-det, the
-// reparametrization) runs SIMD across the W rows, then the rank-1 updates run
-// SIMD over dim again. A group's rows (W·dim floats) stay in L1 for all K
-// layers, and the W independent rows hide the latency of each row's chain.
+// Work is split over blocks of 16 rows (parallel_for); inside a block, rows
+// go through all K layers in lock-step groups of W rows (W = the SIMD width:
+// 16 AVX-512, 8 AVX2, 4 SSE2), so a group's rows stay in L1 for the whole
+// stack and the W independent rows hide each row's dependency chain.
 //
-// Backward reconstructs each layer's input from its output,
-// z_k = z_{k+1} − û_k tanh(a_k), with a_k the stashed pre-activation, so it
-// needs neither per-layer copies of z nor a second forward pass.
+// Shared parameters: the group is transposed (zT[d·W + lane], one lane per
+// row) and every step is a vector op across rows with the parameter
+// broadcast; tanh, log and the rest of the scalar chain are vectorized across
+// rows for free. Backward carries only ∂L/∂z through the layers: because each
+// layer moves z along its own û_k, the parameter sums Σ t_k g_{k+1} and
+// Σ ga_k z_k follow from a few per-group outer products (see
+// BackwardSharedLanes), without rebuilding z.
+//
+// Amortized parameters differ per row and are contiguous per row, so rows
+// stay row-major: dot products run SIMD over dim, are reduced across the
+// group's rows with a transpose tree, the scalar chain runs SIMD across rows,
+// and the next group's parameter block is prefetched meanwhile. Backward
+// rebuilds each layer's input from its output, z_k = z_{k+1} − û_k tanh(a_k),
+// with a_k the stashed pre-activation.
 #include "flowvae/planar.h"
 
 #include <algorithm>
@@ -27,7 +35,6 @@ namespace flowvae {
 namespace {
 
 using lanes::CountBadLanes;
-using lanes::Dot;
 using lanes::DotLanes;
 using lanes::GatherRows;
 using lanes::HorizontalSum;
@@ -41,6 +48,12 @@ using lanes::Store;
 using lanes::Vec;
 
 constexpr std::size_t kBlock = 16;  // rows per parallel work item; a multiple of every group width
+// Shared-parameter gradient sums run in float32 over at most this many rows
+// at a time, then continue in float64 (a multiple of every group width).
+constexpr std::size_t kFlushRows = 512;
+
+// Values in one task's partial sums (BackwardSharedLanes).
+std::size_t PartialSize(std::size_t D, std::size_t K) { return 2 * K * D + 2 * K + K * K; }
 
 double SoftplusD(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))); }
 double SigmoidD(double x) {
@@ -97,7 +110,7 @@ void PrepareShared(const float* params, std::size_t D, std::size_t K, SharedLaye
 
 // Folds a vector of 2·CT (or CT) floats into CT lanes, preserving the lane total.
 template <int CT, class V>
-FLOWVAE_LANE_INLINE typename Vec<CT>::F Fold(V v) {
+FLOWVAE_LANE_INLINE typename Vec<CT>::F Fold(const V& v) {
   using FT = typename Vec<CT>::F;
   if constexpr (sizeof(V) == sizeof(FT)) {
     return v;
@@ -195,7 +208,7 @@ struct AmortizedReparam {
 };
 
 template <class F>
-FLOWVAE_LANE_INLINE AmortizedReparam<F> Reparametrize(F wu, F wn2, bool with_sigmoids) {
+FLOWVAE_LANE_INLINE AmortizedReparam<F> Reparametrize(const F& wu, const F& wn2, bool with_sigmoids) {
   using I = decltype(wu < wu);
   AmortizedReparam<F> r;
   const F e = lanes::ExpNonPositive(-lanes::Abs(wu));
@@ -264,22 +277,22 @@ FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::si
       const float* uh = u_hat + k * D;
       if (k + 1 < K) {
         const float* wn = w + (k + 1) * D;
-        F a0 = F{}, a1 = F{};
+        // Four accumulators: the dot product is on the critical path of the layer chain.
+        F acc[4] = {F{}, F{}, F{}, F{}};
         std::size_t d = 0;
-        for (; d + 2 <= D; d += 2) {
-          const F z0 = Load<F>(zT + d * W) + t * uh[d];
-          const F z1 = Load<F>(zT + (d + 1) * W) + t * uh[d + 1];
-          Store(zT + d * W, z0);
-          Store(zT + (d + 1) * W, z1);
-          a0 += wn[d] * z0;
-          a1 += wn[d + 1] * z1;
+        for (; d + 4 <= D; d += 4) {
+          for (int j = 0; j < 4; ++j) {
+            const F zj = Load<F>(zT + (d + j) * W) + t * uh[d + j];
+            Store(zT + (d + j) * W, zj);
+            acc[j] += wn[d + j] * zj;
+          }
         }
         for (; d < D; ++d) {
           const F z0 = Load<F>(zT + d * W) + t * uh[d];
           Store(zT + d * W, z0);
-          a0 += wn[d] * z0;
+          acc[d & 3] += wn[d] * z0;
         }
-        a = a0 + a1;
+        a = (acc[0] + acc[1]) + (acc[2] + acc[3]);
       } else {
         for (std::size_t d = 0; d < D; ++d) Store(zT + d * W, Load<F>(zT + d * W) + t * uh[d]);
       }
@@ -346,26 +359,35 @@ FLOWVAE_LANE_INLINE void AccumulateOuter(const float* coef, const float* data, s
 // so the sweep over layers only has to carry g.
 template <int W, int C>
 FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::size_t row_begin, std::size_t row_end,
-                                                    float* partial) {
+                                                    double* partial) {
   using F = typename Vec<W>::F;
   const std::size_t D = A.dim, K = A.layers, KD = K * D;
   const float* u_hat = A.shared->u_hat.data();
   const float* w = A.params + KD;
-  float* scratch = ThreadScratch((D + 5 * K) * W + K * K);
+  float* scratch = ThreadScratch((D + 5 * K) * W + 2 * KD + K * K);
   float* gT = scratch;                // [D, W]
   float* t_lanes = gT + D * W;        // [K, W]
   float* ga_lanes = t_lanes + K * W;  // [K, W]
   float* ga_rows = ga_lanes + K * W;  // [W, K]
+  // float32 sums over at most kFlushRows rows, then added into the float64 partial.
   float* acc_b = ga_rows + K * W;     // [K, W]: Σ ga
   float* acc_sp = acc_b + K * W;      // [K, W]: Σ ∂L/∂sp
-  float* acc_c = acc_sp + K * W;      // [K, K]: Σ t_k ga_j
+  float* acc_tdy = acc_sp + K * W;    // [K, D]: TᵀDY
+  float* acc_gay = acc_tdy + KD;      // [K, D]: GAᵀY
+  float* acc_c = acc_gay + KD;        // [K, K]: Σ t_k ga_j
   std::fill(acc_b, acc_c + K * K, 0.0f);
-  float* acc_tdy = partial;           // [K, D]
-  float* acc_gay = partial + KD;      // [K, D]
-  std::fill(partial, partial + 2 * KD, 0.0f);
+  std::fill(partial, partial + PartialSize(D, K), 0.0);
+  auto flush = [&]() {
+    double* out = partial;
+    for (std::size_t i = 0; i < 2 * KD; ++i) out[i] += acc_tdy[i];
+    for (std::size_t i = 0; i < 2 * K; ++i) out[2 * KD + i] += HorizontalSum(Load<F>(acc_b + i * W));
+    for (std::size_t i = 0; i < K * K; ++i) out[2 * KD + 2 * K + i] += acc_c[i];
+    std::fill(acc_b, acc_c + K * K, 0.0f);
+  };
   alignas(64) float lane[W];
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
+    if (r0 > row_begin && (r0 - row_begin) % kFlushRows == 0) flush();
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
     GatherRows<W>(A.dy + r0 * D, rows, D, gT);  // padded lanes: zero gradient, so they add exactly 0
     for (int l = 0; l < W; ++l) lane[l] = static_cast<std::size_t>(l) < rows ? A.d_log_det[r0 + l] : 0.0f;
@@ -386,22 +408,22 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
       const float* wk = w + k * D;
       if (k > 0) {
         const float* uh_prev = u_hat + (k - 1) * D;
-        F g0 = F{}, g1 = F{};
+        // Four accumulators: the dot product is on the critical path of the layer chain.
+        F acc[4] = {F{}, F{}, F{}, F{}};
         std::size_t d = 0;
-        for (; d + 2 <= D; d += 2) {
-          const F n0 = Load<F>(gT + d * W) + ga * wk[d];
-          const F n1 = Load<F>(gT + (d + 1) * W) + ga * wk[d + 1];
-          Store(gT + d * W, n0);
-          Store(gT + (d + 1) * W, n1);
-          g0 += uh_prev[d] * n0;
-          g1 += uh_prev[d + 1] * n1;
+        for (; d + 4 <= D; d += 4) {
+          for (int j = 0; j < 4; ++j) {
+            const F nj = Load<F>(gT + (d + j) * W) + ga * wk[d + j];
+            Store(gT + (d + j) * W, nj);
+            acc[j] += uh_prev[d + j] * nj;
+          }
         }
-        if (d < D) {
+        for (; d < D; ++d) {
           const F n0 = Load<F>(gT + d * W) + ga * wk[d];
           Store(gT + d * W, n0);
-          g0 += uh_prev[d] * n0;
+          acc[d & 3] += uh_prev[d] * n0;
         }
-        gyu = g0 + g1;
+        gyu = (acc[0] + acc[1]) + (acc[2] + acc[3]);
       } else {
         for (std::size_t d = 0; d < D; ++d) Store(gT + d * W, Load<F>(gT + d * W) + ga * wk[d]);
       }
@@ -412,10 +434,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
     lanes::Transpose<(W < 8 ? W : 8)>(ga_lanes, W, K, rows, ga_rows, K);  // [rows, K]
     AccumulateOuter<W, C>(t_lanes, ga_rows, rows, K, K, acc_c);
   }
-  // Lane sums of the scalar accumulators into the task's partial.
-  float* tail = partial + 2 * KD;
-  for (std::size_t i = 0; i < 2 * K; ++i) tail[i] = HorizontalSum(Load<F>(acc_b + i * W));
-  std::copy(acc_c, acc_c + K * K, tail + 2 * K);
+  flush();
   return bad;
 }
 
@@ -479,8 +498,8 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
         const float* u = p + k * D;
         const float* w = p + KD + k * D;
         const float tg = lane_t[g], tc = lane_tc[g];
-        auto step = [&](auto zero, std::size_t d) __attribute__((always_inline)) {
-          using V = decltype(zero);
+        auto step = [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+          using V = std::decay_t<decltype(zero)>;
           Store(z + d, Load<V>(z + d) + (tg * Load<V>(u + d) + tc * Load<V>(w + d)));
         };
         std::size_t d = 0;
@@ -581,8 +600,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         const float tg = lane_t[g], tc = lane_tc[g], ga_g = lane_ga[g], gwu_g = lane_gwu[g],
                     gwn2x2_g = lane_gwn2x2[g];
         // One element step for any vector width V (or float).
-        auto step = [&](auto zero, std::size_t d) __attribute__((always_inline)) {
-          using V = decltype(zero);
+        auto step = [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+          using V = std::decay_t<decltype(zero)>;
           const V uv = Load<V>(u + d), wv = Load<V>(w + d), gv = Load<V>(gp + d);
           const V zv = Load<V>(zp + d) - (tg * uv + tc * wv);
           const V duv = tg * gv + gwu_g * wv;
@@ -619,7 +638,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
 // ---- dispatch ----------------------------------------------------------------
 
 using ForwardFn = std::size_t (*)(const ForwardArgs&, std::size_t, std::size_t);
-using BackwardSharedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t, float*);
+using BackwardSharedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t, double*);
 using BackwardAmortizedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t);
 
 FLOWVAE_TARGET_AVX512 std::size_t ForwardSharedAvx512(const ForwardArgs& a, std::size_t b, std::size_t e) {
@@ -641,13 +660,13 @@ std::size_t ForwardAmortizedBaseline(const ForwardArgs& a, std::size_t b, std::s
   return ForwardAmortizedRows<4, 4, 4>(a, b, e);
 }
 FLOWVAE_TARGET_AVX512 std::size_t BackwardSharedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e,
-                                                       float* p) {
+                                                       double* p) {
   return BackwardSharedLanes<16, 8>(a, b, e, p);
 }
-FLOWVAE_TARGET_AVX2 std::size_t BackwardSharedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e, float* p) {
+FLOWVAE_TARGET_AVX2 std::size_t BackwardSharedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e, double* p) {
   return BackwardSharedLanes<8, 8>(a, b, e, p);
 }
-std::size_t BackwardSharedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e, float* p) {
+std::size_t BackwardSharedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e, double* p) {
   return BackwardSharedLanes<4, 4>(a, b, e, p);
 }
 FLOWVAE_TARGET_AVX512 std::size_t BackwardAmortizedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e) {
@@ -684,9 +703,6 @@ BackwardAmortizedFn PickBackwardAmortized() {
   }
 }
 
-// Floats in one task's partial sums (BackwardSharedLanes).
-std::size_t PartialSize(std::size_t D, std::size_t K) { return 2 * K * D + 2 * K + K * K; }
-
 // Blocks of 16 rows per parallel chunk: enough work (~1e5 multiply-adds) to
 // pay for waking a thread.
 std::size_t GrainBlocks(std::size_t dim, std::size_t layers) {
@@ -700,13 +716,13 @@ thread_local SharedLayers tls_shared;
 // float64, added into d_params:
 //   Σ t_k g_{k+1} = TᵀDY_k + Σ_{j>k} C_kj w_j,   Σ ga_k z_k = GAᵀY_k − Σ_{j≥k} C_jk û_j,
 // then through û = u + c·w, c = (softplus(−wᵀu) − 1)/‖w‖², sp = softplus(wᵀu).
-void FinalizeShared(const float* params, const SharedLayers& s, const float* partials, int tasks, std::size_t D,
+void FinalizeShared(const float* params, const SharedLayers& s, const double* partials, int tasks, std::size_t D,
                     std::size_t K, float* d_params) {
   const std::size_t KD = K * D, stride = PartialSize(D, K);
   thread_local std::vector<double> sum;
   sum.assign(stride, 0.0);
   for (int t = 0; t < tasks; ++t) {
-    const float* p = partials + static_cast<std::size_t>(t) * stride;
+    const double* p = partials + static_cast<std::size_t>(t) * stride;
     for (std::size_t i = 0; i < stride; ++i) sum[i] += p[i];
   }
   const double* tdy = sum.data();
@@ -823,20 +839,20 @@ std::size_t planar_backward(const float* y, const float* stash, const float* par
   PrepareShared(params, dim, layers, &tls_shared);
   const BackwardArgs args{y, stash, params, dy, d_log_det, dx, d_params, dim, layers, &tls_shared};
   const BackwardSharedFn fn = PickBackwardShared();
-  // One partial-sum slice per task, combined in float64 afterwards.
+  // One float64 partial-sum slice per task, combined afterwards.
   const std::size_t stride = PartialSize(dim, layers);
   const int max_tasks = static_cast<int>(std::min<std::size_t>(
       static_cast<std::size_t>(num_threads()), std::max<std::size_t>(1, blocks / grain)));
   // The caller's buffer; workers write their slices through this pointer
   // (naming the thread_local inside the task would give each worker its own).
-  thread_local std::vector<float> partials;
+  thread_local std::vector<double> partials;
   partials.resize(static_cast<std::size_t>(max_tasks) * stride);
-  float* const partial_base = partials.data();
+  double* const partial_base = partials.data();
   std::atomic<int> used{1};
   parallel_tasks(max_tasks, [&](int task, int ntasks) {
     if (task == 0) used = ntasks;
-    float* part = partial_base + static_cast<std::size_t>(task) * stride;
-    std::fill(part, part + stride, 0.0f);
+    double* part = partial_base + static_cast<std::size_t>(task) * stride;
+    std::fill(part, part + stride, 0.0);
     const std::size_t b0 = blocks * static_cast<std::size_t>(task) / static_cast<std::size_t>(ntasks);
     const std::size_t b1 = blocks * static_cast<std::size_t>(task + 1) / static_cast<std::size_t>(ntasks);
     if (b0 < b1) {

@@ -38,6 +38,12 @@ using lanes::ThreadScratch;
 using lanes::Vec;
 
 constexpr std::size_t kBlock = 16;  // rows per parallel work item; a multiple of every group width
+// Shared-parameter gradient sums run in float32 over at most this many rows
+// at a time, then continue in float64 (a multiple of every group width).
+constexpr std::size_t kFlushRows = 512;
+
+// Values in one task's partial sums (BackwardSharedLanes).
+std::size_t PartialSize(std::size_t D, std::size_t K) { return K * D + 2 * K; }
 
 double SoftplusD(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))); }
 double SigmoidD(double x) {
@@ -79,7 +85,7 @@ void PrepareShared(const float* params, std::size_t D, std::size_t K, SharedLaye
 
 // (D − 1)·log((r + sp)·h) + log((r(2α + r) + α·sp)·h²), h = 1/(α + r).
 template <class F>
-FLOWVAE_LANE_INLINE F LayerLogDet(F r, F alpha, F sp, F h, float d_minus_1) {
+FLOWVAE_LANE_INLINE F LayerLogDet(const F& r, const F& alpha, const F& sp, const F& h, float d_minus_1) {
   const F a = lanes::Log((r + sp) * h);
   const F b = lanes::Log((r * (2.0f * alpha + r) + alpha * sp) * h * h);
   return d_minus_1 * a + b;
@@ -93,7 +99,8 @@ struct LayerGrads {
 };
 
 template <class F>
-FLOWVAE_LANE_INLINE LayerGrads<F> LayerBackward(F r, F alpha, F sp, F gl, F gd, float dim) {
+FLOWVAE_LANE_INLINE LayerGrads<F> LayerBackward(const F& r, const F& alpha, const F& sp, const F& gl, const F& gd,
+                                                float dim) {
   const F q = alpha + r;
   const F h = 1.0f / q;
   const F beta = sp - alpha;
@@ -135,7 +142,7 @@ FLOWVAE_LANE_INLINE typename Vec<W>::F SquaredDistanceLanes(const float* c, cons
 
 // Folds a vector of 2·CT (or CT) floats into CT lanes, preserving the lane total.
 template <int CT, class V>
-FLOWVAE_LANE_INLINE typename Vec<CT>::F Fold(V v) {
+FLOWVAE_LANE_INLINE typename Vec<CT>::F Fold(const V& v) {
   using FT = typename Vec<CT>::F;
   if constexpr (sizeof(V) == sizeof(FT)) {
     return v;
@@ -278,7 +285,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::si
 // kept per lane ([K, D, W]) and reduced across lanes at the end.
 template <int W>
 FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::size_t row_begin, std::size_t row_end,
-                                                    float* partial) {
+                                                    double* partial) {
   using F = typename Vec<W>::F;
   const std::size_t D = A.dim, K = A.layers, KD = K * D;
   const float* z0 = A.params;
@@ -292,17 +299,30 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
   float* acc_sp = acc_alpha + K * W;    // [K, W]
   std::fill(acc_z0, acc_z0 + KD * W, 0.0f);
   std::fill(acc_alpha, acc_sp + K * W, 0.0f);
+  std::fill(partial, partial + PartialSize(D, K), 0.0);
+  // float32 lane sums over at most kFlushRows rows, then added into the float64 partial.
+  auto flush = [&]() {
+    for (std::size_t i = 0; i < KD; ++i) partial[i] += HorizontalSum(Load<F>(acc_z0 + i * W));
+    for (std::size_t k = 0; k < K; ++k) {
+      partial[KD + k] += HorizontalSum(Load<F>(acc_alpha + k * W));
+      partial[KD + K + k] += HorizontalSum(Load<F>(acc_sp + k * W));
+    }
+    std::fill(acc_z0, acc_z0 + KD * W, 0.0f);
+    std::fill(acc_alpha, acc_sp + K * W, 0.0f);
+  };
   const float dim = static_cast<float>(D);
   alignas(64) float lane[W];
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
+    if (r0 > row_begin && (r0 - row_begin) % kFlushRows == 0) flush();
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
     GatherRows<W>(A.x + r0 * D, rows, D, zs);
     GatherRows<W>(A.dy + r0 * D, rows, D, gT);  // padded lanes: zero gradient, so they add exactly 0
     // Rebuild the layer inputs from the stashed radii.
     for (std::size_t k = 0; k < K; ++k) {
       for (int l = 0; l < W; ++l) lane[l] = static_cast<std::size_t>(l) < rows ? A.stash[(r0 + l) * K + k] : 1.0f;
-      const F bh = S.beta[k] / (S.alpha[k] + Load<F>(lane));
+      // Same expression as the forward, so the rebuilt inputs match it exactly.
+      const F bh = S.beta[k] * (1.0f / (S.alpha[k] + Load<F>(lane)));
       Store(bh_lanes + k * W, bh);
       if (k + 1 == K) break;
       const float* c = z0 + k * D;
@@ -352,11 +372,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
     }
     bad += CountBadLanes<W>(ScatterRows<W>(gT, rows, D, A.dx + r0 * D), rows);
   }
-  for (std::size_t i = 0; i < KD; ++i) partial[i] = HorizontalSum(Load<F>(acc_z0 + i * W));
-  for (std::size_t k = 0; k < K; ++k) {
-    partial[KD + k] = HorizontalSum(Load<F>(acc_alpha + k * W));
-    partial[KD + K + k] = HorizontalSum(Load<F>(acc_sp + k * W));
-  }
+  flush();
   return bad;
 }
 
@@ -390,8 +406,8 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
       for (std::size_t g = 0; g < rows; ++g) {
         const float* z = y0 + g * D;
         const float* c = p0 + g * K * P + k * D;
-        slot_r2[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
-          using V = decltype(zero);
+        slot_r2[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+          using V = std::decay_t<decltype(zero)>;
           const V e = Load<V>(z + d) - Load<V>(c + d);
           return e * e;
         });
@@ -416,8 +432,8 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
         float* z = y0 + g * D;
         const float* c = p0 + g * K * P + k * D;
         const float bh = lane_bh[g];
-        ForChunks<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
-          using V = decltype(zero);
+        ForChunks<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+          using V = std::decay_t<decltype(zero)>;
           const V v = Load<V>(z + d);
           Store(z + d, v + bh * (v - Load<V>(c + d)));
         });
@@ -484,15 +500,16 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
       Store(sp_l + k * W, sp);
       Store(sig_a_l + k * W, lanes::SigmoidFromExp(ar, ea));
       Store(sig_b_l + k * W, lanes::SigmoidFromExp(br, eb));
-      Store(bh_l + k * W, (sp - alpha) / (alpha + Load<F>(r_l + k * W)));
+      // Same expression as the forward, so the rebuilt inputs match it exactly.
+      Store(bh_l + k * W, (sp - alpha) * (1.0f / (alpha + Load<F>(r_l + k * W))));
       if (k + 1 == K) break;
       for (std::size_t g = 0; g < rows; ++g) {
         const float* z = zs + (k * W + g) * D;
         float* zn = zs + ((k + 1) * W + g) * D;
         const float* c = p0 + g * K * P + k * D;
         const float bh = bh_l[k * W + g];
-        ForChunks<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
-          using V = decltype(zero);
+        ForChunks<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+          using V = std::decay_t<decltype(zero)>;
           const V v = Load<V>(z + d);
           Store(zn + d, v + bh * (v - Load<V>(c + d)));
         });
@@ -506,8 +523,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         const float* gp = g0 + g * D;
         const float* z = zs + (k * W + g) * D;
         const float* c = p0 + g * K * P + k * D;
-        slot_gd[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
-          using V = decltype(zero);
+        slot_gd[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+          using V = std::decay_t<decltype(zero)>;
           return Load<V>(gp + d) * (Load<V>(z + d) - Load<V>(c + d));
         });
       }
@@ -529,8 +546,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         const float bh = bh_l[k * W + g], rho = lane_rho[g];
         FC pr = probe[g];
         pr[0] += (lane_ar[g] - lane_ar[g]) + (lane_br[g] - lane_br[g]);
-        pr += PartialSum<CM, C>(D, [&](auto zero, std::size_t d) __attribute__((always_inline)) {
-          using V = decltype(zero);
+        pr += PartialSum<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+          using V = std::decay_t<decltype(zero)>;
           const V gv = Load<V>(gp + d);
           const V gdiff = bh * gv + rho * (Load<V>(z + d) - Load<V>(c + d));
           Store(gp + d, gv + gdiff);
@@ -550,7 +567,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
 // ---- dispatch -------------------------------------------------------------------------
 
 using ForwardFn = std::size_t (*)(const ForwardArgs&, std::size_t, std::size_t);
-using BackwardSharedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t, float*);
+using BackwardSharedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t, double*);
 using BackwardAmortizedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t);
 
 FLOWVAE_TARGET_AVX512 std::size_t ForwardSharedAvx512(const ForwardArgs& a, std::size_t b, std::size_t e) {
@@ -572,13 +589,13 @@ std::size_t ForwardAmortizedBaseline(const ForwardArgs& a, std::size_t b, std::s
   return ForwardAmortizedRows<4, 4, 4>(a, b, e);
 }
 FLOWVAE_TARGET_AVX512 std::size_t BackwardSharedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e,
-                                                       float* p) {
+                                                       double* p) {
   return BackwardSharedLanes<16>(a, b, e, p);
 }
-FLOWVAE_TARGET_AVX2 std::size_t BackwardSharedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e, float* p) {
+FLOWVAE_TARGET_AVX2 std::size_t BackwardSharedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e, double* p) {
   return BackwardSharedLanes<8>(a, b, e, p);
 }
-std::size_t BackwardSharedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e, float* p) {
+std::size_t BackwardSharedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e, double* p) {
   return BackwardSharedLanes<4>(a, b, e, p);
 }
 FLOWVAE_TARGET_AVX512 std::size_t BackwardAmortizedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e) {
@@ -615,8 +632,6 @@ BackwardAmortizedFn PickBackwardAmortized() {
   }
 }
 
-std::size_t PartialSize(std::size_t D, std::size_t K) { return K * D + 2 * K; }
-
 // Blocks of 16 rows per parallel chunk: enough work to pay for waking a thread.
 std::size_t GrainBlocks(std::size_t dim, std::size_t layers) {
   const std::size_t per_block = kBlock * layers * (dim + 8);
@@ -626,13 +641,13 @@ std::size_t GrainBlocks(std::size_t dim, std::size_t layers) {
 thread_local SharedLayers tls_shared;
 
 // Sums the task partials in float64 and applies the chain rule to z0, α̃, β̃.
-void FinalizeShared(const SharedLayers& s, const float* partials, int tasks, std::size_t D, std::size_t K,
+void FinalizeShared(const SharedLayers& s, const double* partials, int tasks, std::size_t D, std::size_t K,
                     float* d_params) {
   const std::size_t KD = K * D, stride = PartialSize(D, K);
   thread_local std::vector<double> sum;
   sum.assign(stride, 0.0);
   for (int t = 0; t < tasks; ++t) {
-    const float* p = partials + static_cast<std::size_t>(t) * stride;
+    const double* p = partials + static_cast<std::size_t>(t) * stride;
     for (std::size_t i = 0; i < stride; ++i) sum[i] += p[i];
   }
   for (std::size_t i = 0; i < KD; ++i) d_params[i] = static_cast<float>(d_params[i] - sum[i]);
@@ -683,20 +698,20 @@ std::size_t radial_backward(const float* x, const float* stash, const float* par
   PrepareShared(params, dim, layers, &tls_shared);
   const BackwardArgs args{x, stash, params, dy, d_log_det, dx, d_params, dim, layers, &tls_shared};
   const BackwardSharedFn fn = PickBackwardShared();
-  // One partial-sum slice per task, combined in float64 afterwards.
+  // One float64 partial-sum slice per task, combined afterwards.
   const std::size_t stride = PartialSize(dim, layers);
   const int max_tasks = static_cast<int>(std::min<std::size_t>(
       static_cast<std::size_t>(num_threads()), std::max<std::size_t>(1, blocks / grain)));
   // The caller's buffer; workers write their slices through this pointer
   // (naming the thread_local inside the task would give each worker its own).
-  thread_local std::vector<float> partials;
+  thread_local std::vector<double> partials;
   partials.resize(static_cast<std::size_t>(max_tasks) * stride);
-  float* const partial_base = partials.data();
+  double* const partial_base = partials.data();
   std::atomic<int> used{1};
   parallel_tasks(max_tasks, [&](int task, int ntasks) {
     if (task == 0) used = ntasks;
-    float* part = partial_base + static_cast<std::size_t>(task) * stride;
-    std::fill(part, part + stride, 0.0f);
+    double* part = partial_base + static_cast<std::size_t>(task) * stride;
+    std::fill(part, part + stride, 0.0);
     const std::size_t b0 = blocks * static_cast<std::size_t>(task) / static_cast<std::size_t>(ntasks);
     const std::size_t b1 = blocks * static_cast<std::size_t>(task + 1) / static_cast<std::size_t>(ntasks);
     if (b0 < b1) {

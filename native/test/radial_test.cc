@@ -149,8 +149,9 @@ void test_radial() {
     flowvae::set_num_threads(4);
     flowvae::radial_backward(xb.data(), stb.data(), pb.data(), false, dyb.data(), dlb.data(), dxb.data(), two.data(), B, D, K);
     flowvae::set_num_threads(threads);
-    // Different summation order only: float32 sums of 40000 terms.
-    for (std::size_t i = 0; i < K * P; ++i) CHECK_CLOSE(two[i], one[i], 1e-4);
+    // Different summation order only (float32 within blocks of 512 rows,
+    // float64 across blocks and tasks).
+    for (std::size_t i = 0; i < K * P; ++i) CHECK_CLOSE(two[i], one[i], 1e-5);
   }
 
   // batch = 0 touches nothing.
