@@ -175,4 +175,12 @@ void parallel_for(std::size_t n, std::size_t grain, const RangeFn& fn) {
   });
 }
 
+std::size_t reduction_chunk(std::size_t n, std::size_t unit, std::size_t max_chunks) {
+  if (unit == 0) unit = 1;
+  if (max_chunks == 0) max_chunks = 1;
+  const std::size_t units = (n + unit - 1) / unit;
+  const std::size_t units_per_chunk = std::max<std::size_t>(1, (units + max_chunks - 1) / max_chunks);
+  return units_per_chunk * unit;
+}
+
 }  // namespace flowvae

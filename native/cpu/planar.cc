@@ -839,28 +839,26 @@ std::size_t planar_backward(const float* y, const float* stash, const float* par
   PrepareShared(params, dim, layers, &tls_shared);
   const BackwardArgs args{y, stash, params, dy, d_log_det, dx, d_params, dim, layers, &tls_shared};
   const BackwardSharedFn fn = PickBackwardShared();
-  // One float64 partial-sum slice per task, combined afterwards.
+  // One float64 partial-sum slice per fixed chunk of rows (not per task),
+  // combined in chunk order: the gradients are the same bits at any thread
+  // count, and when a busy pool makes the call run inline.
   const std::size_t stride = PartialSize(dim, layers);
-  const int max_tasks = static_cast<int>(std::min<std::size_t>(
-      static_cast<std::size_t>(num_threads()), std::max<std::size_t>(1, blocks / grain)));
+  const std::size_t chunk_rows = reduction_chunk(batch, kFlushRows, 64);
+  const std::size_t chunks = (batch + chunk_rows - 1) / chunk_rows;
   // The caller's buffer; workers write their slices through this pointer
   // (naming the thread_local inside the task would give each worker its own).
   thread_local std::vector<double> partials;
-  partials.resize(static_cast<std::size_t>(max_tasks) * stride);
+  partials.resize(chunks * stride);
   double* const partial_base = partials.data();
-  std::atomic<int> used{1};
-  parallel_tasks(max_tasks, [&](int task, int ntasks) {
-    if (task == 0) used = ntasks;
-    double* part = partial_base + static_cast<std::size_t>(task) * stride;
-    std::fill(part, part + stride, 0.0);
-    const std::size_t b0 = blocks * static_cast<std::size_t>(task) / static_cast<std::size_t>(ntasks);
-    const std::size_t b1 = blocks * static_cast<std::size_t>(task + 1) / static_cast<std::size_t>(ntasks);
-    if (b0 < b1) {
-      const std::size_t n = fn(args, b0 * kBlock, std::min(b1 * kBlock, batch), part);
+  parallel_for(chunks, 1, [&](std::size_t c0, std::size_t c1) {
+    for (std::size_t c = c0; c < c1; ++c) {
+      double* part = partial_base + c * stride;
+      std::fill(part, part + stride, 0.0);
+      const std::size_t n = fn(args, c * chunk_rows, std::min((c + 1) * chunk_rows, batch), part);
       if (n) bad += n;
     }
   });
-  FinalizeShared(params, tls_shared, partial_base, used.load(), dim, layers, d_params);
+  FinalizeShared(params, tls_shared, partial_base, static_cast<int>(chunks), dim, layers, d_params);
   return bad.load();
 }
 

@@ -23,4 +23,10 @@ void parallel_for(std::size_t n, std::size_t grain, const RangeFn& fn);
 // Calls fn(t, T) once on each of T = min(num_threads(), max_tasks) threads.
 void parallel_tasks(int max_tasks, const std::function<void(int task, int ntasks)>& fn);
 
+// Size of the fixed chunks a deterministic reduction over n items uses: a
+// multiple of `unit`, giving at most `max_chunks` chunks. It depends only on
+// n, so partial sums kept per chunk (not per thread) and combined in chunk
+// order give the same bits at any thread count.
+std::size_t reduction_chunk(std::size_t n, std::size_t unit, std::size_t max_chunks);
+
 }  // namespace flowvae
