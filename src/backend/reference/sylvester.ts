@@ -156,11 +156,14 @@ function matmul(
   k: number,
   p: number,
 ): Float64Array {
+  // Element (i, l) of A is a[i·aRow + l·aCol]; element (l, j) of B is b[l·bRow + j·bCol].
+  const [aRow, aCol] = aT ? [1, n] : [k, 1];
+  const [bRow, bCol] = bT ? [1, k] : [p, 1];
   const c = new Float64Array(n * p);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < p; j++) {
       let s = 0;
-      for (let l = 0; l < k; l++) s += (aT ? a[l * n + i] : a[i * k + l]) * (bT ? b[j * k + l] : b[l * p + j]);
+      for (let l = 0; l < k; l++) s += a[i * aRow + l * aCol] * b[l * bRow + j * bCol];
       c[i * p + j] = s;
     }
   }
