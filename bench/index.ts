@@ -7,6 +7,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   kernels: () => import('./kernels').then((m) => m.run()),
   flows: () => import('./flows').then((m) => m.run()),
   train: () => import('./train').then((m) => m.run()),
+  autoregressive: () => import('./autoregressive').then((m) => m.run()),
   sylvester: () => import('./sylvester').then((m) => m.run()),
 };
 

@@ -7,6 +7,7 @@ export { FlowVaeError, type ErrorCode } from './errors';
 export type { Parameter } from './nn/parameter';
 export { Linear } from './nn/linear';
 export { MLP } from './nn/mlp';
+export { MADE, MaskedLinear, type MADEOptions, type MadeOrdering } from './nn/made';
 export * from './flows';
 export { VAE } from './vae/vae';
 export type { ElboTerms, FlowPosterior, Likelihood, NetworkOptions, Posterior, VAEConfig, VAEOptions } from './vae/vae';

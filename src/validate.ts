@@ -148,3 +148,21 @@ export function checkOptions(value: unknown, name: string, known: readonly strin
   checkKnownKeys(value, name, known);
   return value as Record<string, unknown>;
 }
+
+/**
+ * Refuses an output array that shares memory with another argument (same
+ * buffer, overlapping bytes): kernels read their inputs while writing outputs.
+ */
+export function checkDisjoint(out: FloatArray | null, name: string, others: Record<string, FloatArray | null>): void {
+  if (!out) return;
+  for (const [otherName, other] of Object.entries(others)) {
+    if (!other || other.buffer !== out.buffer) continue;
+    const a0 = out.byteOffset;
+    const b0 = other.byteOffset;
+    if (a0 < b0 + other.byteLength && b0 < a0 + out.byteLength) {
+      const kind = out instanceof Float32Array ? 'Float32Array' : 'Float64Array';
+      throw rangeError(expected(`${kind} not overlapping "${otherName}"`, name, out));
+    }
+  }
+}
+

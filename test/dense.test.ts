@@ -19,6 +19,8 @@
  * bound; a wrong index, a dropped k term or a mishandled edge tile is off by
  * about one term, |a·b| ≈ 0.25, orders of magnitude above it.
  */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendByName, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
@@ -79,7 +81,8 @@ const GEMM_SHAPES: [number, number, number][] = [
   [29, 65, 300],
   [141, 47, 385],
   [3, 2100, 5],
-  [100, 300, 784],
+  // Over 2^20 multiply-adds: split across threads when there are two.
+  [60, 130, 400],
   [0, 5, 3],
   [4, 0, 3],
   [4, 5, 0],
@@ -132,7 +135,8 @@ describe.skipIf(!hasCpu())('dense cpu vs reference', () => {
     [7, 33, 1],
     [33, 1, 7],
     [17, 257, 15],
-    [100, 784, 300],
+    // Over 2^20 multiply-adds (split across threads), inDim past one k block (384).
+    [64, 400, 150],
     [4099, 9, 5],
     [0, 3, 4],
     [3, 0, 4],
@@ -220,10 +224,16 @@ describe.skipIf(!hasCpu())('dense cpu vs reference', () => {
     });
     afterAll(() => setNumThreads(saved));
 
-    /** Bit patterns, so that equality is exact (and NaN would compare equal to itself). */
-    const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+    /** Index of the first element whose bit pattern differs (-1 when identical), so equality is exact. */
+    const firstBitDifference = (x: Float32Array, y: Float32Array): number => {
+      if (x.length !== y.length) return Math.min(x.length, y.length);
+      const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+      const v = new Uint32Array(y.buffer, y.byteOffset, y.length);
+      for (let i = 0; i < u.length; i++) if (u[i] !== v[i]) return i;
+      return -1;
+    };
 
-    it('gemm and backward give bit-identical results on 1 and 2 threads', () => {
+    it('gemm and backward give bit-identical results on 1, 2 and 4 threads', () => {
       // Large enough to be split across threads (the split depends on the shape).
       const cases: [boolean, boolean, number, number, number][] = [
         [false, true, 100, 300, 784],
@@ -235,13 +245,15 @@ describe.skipIf(!hasCpu())('dense cpu vs reference', () => {
         const a = f32(data(m * k, 41));
         const b = f32(data(k * n, 42));
         const c0 = f32(data(m * n, 43));
-        const results = [1, 2].map((threads) => {
+        // 4 threads (more than this machine's cores) can split C along both m and n.
+        const results = [1, 2, 4].map((threads) => {
           setNumThreads(threads);
           const c = c0.slice();
           cpu.dense.gemm(transA, transB, m, n, k, 0.5, a, b, 0.25, c);
-          return bits(c);
+          return c;
         });
-        expect(results[1], `m=${m} n=${n} k=${k}`).toEqual(results[0]);
+        expect(firstBitDifference(results[1], results[0]), `m=${m} n=${n} k=${k}, 2 threads`).toBe(-1);
+        expect(firstBitDifference(results[2], results[0]), `m=${m} n=${n} k=${k}, 4 threads`).toBe(-1);
       }
       const [batch, inDim, outDim] = [256, 300, 784];
       const x = f32(data(batch * inDim, 44));
@@ -253,9 +265,52 @@ describe.skipIf(!hasCpu())('dense cpu vs reference', () => {
         const dw = new Float32Array(outDim * inDim);
         const db = new Float32Array(outDim);
         cpu.dense.backward(x, w, dy, dx, dw, db, batch, inDim, outDim, false);
-        return [bits(dx), bits(dw), bits(db)];
+        return [dx, dw, db];
       });
-      expect(grads[1]).toEqual(grads[0]);
+      for (let g = 0; g < 3; g++) expect(firstBitDifference(grads[1][g], grads[0][g]), ['dx', 'dWeight', 'dBias'][g]).toBe(-1);
+    });
+
+    it('concurrent calls from worker threads and the main thread give the same bits', async () => {
+      // Only one caller at a time gets the thread pool; the others run on
+      // their own thread with their own packing workspace.
+      const [m, n, k] = [120, 200, 300];
+      const a = f32(data(m * k, 47));
+      const b = f32(data(n * k, 48));
+      const expected = new Float32Array(m * n);
+      cpu.dense.gemm(false, true, m, n, k, 1, a, b, 0, expected);
+      const code = `
+        const { parentPort, workerData } = require('node:worker_threads');
+        const path = require('node:path');
+        const addon = require(path.join(workerData.root, 'node_modules', 'node-gyp-build'))(workerData.root);
+        const { m, n, k, a, b } = workerData;
+        const results = [];
+        for (let r = 0; r < 8; r++) {
+          const c = new Float32Array(m * n);
+          addon.denseGemm(false, true, m, n, k, 1, a, b, 0, c);
+          results.push(c);
+        }
+        parentPort.postMessage(results);`;
+      const root = path.resolve(__dirname, '..');
+      const workers = [0, 1].map(
+        () =>
+          new Promise<Float32Array[]>((resolve, reject) => {
+            const w = new Worker(code, { eval: true, workerData: { root, m, n, k, a, b } });
+            w.once('message', (msg: Float32Array[]) => {
+              resolve(msg);
+              void w.terminate();
+            });
+            w.once('error', reject);
+          }),
+      );
+      const mainResults: Float32Array[] = [];
+      for (let r = 0; r < 8; r++) {
+        const c = new Float32Array(m * n);
+        cpu.dense.gemm(false, true, m, n, k, 1, a, b, 0, c);
+        mainResults.push(c);
+      }
+      const all = [...mainResults, ...(await Promise.all(workers)).flat()];
+      expect(all.length).toBe(24);
+      for (const c of all) expect(firstBitDifference(c, expected)).toBe(-1);
     });
   });
 });

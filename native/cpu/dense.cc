@@ -17,6 +17,7 @@
 #include "flowvae/dense.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +42,9 @@ namespace flowvae {
 namespace {
 
 constexpr std::size_t kAlign = 64;  // bytes: one cache line, one zmm register
+constexpr std::size_t kAlignFloats = kAlign / sizeof(float);
+// Floats the SIMD packers may write past the end of a packed block (see pack_transposed_avx2).
+constexpr std::size_t kPackSlack = 8;
 
 std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1) / to * to; }
 std::size_t ceil_div(std::size_t x, std::size_t y) { return (x + y - 1) / y; }
@@ -90,6 +94,10 @@ struct Gemm {
   float beta;
   float* c;
   std::size_t ldc;
+  // When set, C = alpha op(A) op(B) + bias (one value per column) and beta is
+  // not used: each task writes the bias into its own rectangle of C first,
+  // where the product then accumulates (the dense layer's forward).
+  const float* bias = nullptr;
 };
 
 // Element (i, p) of op(A) and (p, j) of op(B), for the scalar packers.
@@ -224,80 +232,58 @@ __attribute__((target("avx2,fma"))) inline __m256i lane_mask(std::size_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMaskTable + 8 - n));
 }
 
+// Packed panels are written with whole 8-float stores even where a panel is
+// narrower than a multiple of 8 (A panels of 14 or 6 rows): masked stores are
+// microcoded and slow on AMD. The lanes past the panel's width spill into the
+// first slots of the next k step (or the next panel), which are always
+// written afterwards, so the order of the stores below matters. After the
+// last panel of a buffer up to kPackSlack floats spill past its end.
+
+// Loads 8 floats of a row, or the first n of them (n < 8) with zeros after,
+// never touching memory past the n-th.
+__attribute__((target("avx2,fma"))) inline __m256 load_row(const float* p, std::size_t n) {
+  return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lane_mask(n));
+}
+
 // Transposing pack: dst[c * width + r] = src[r * ld + c] for r < rows,
-// c < cols; dst[c * width + r] = 0 for rows <= r < width. width is a multiple
-// of 8 here or not (A panels of 14 or 6 rows): a group of rows past the
-// panel's end is written with masked stores so no slot of the next k is
-// touched.
+// c < cols; dst[c * width + r] = 0 for rows <= r < width (rows <= width).
+// Rows go in groups of 8 through 8x8 register transposes; the groups are
+// stored last to first so a partial group's spill into the next column is
+// overwritten by that column's group 0.
 __attribute__((target("avx2,fma"))) void pack_transposed_avx2(const float* src, std::size_t ld, std::size_t rows,
                                                                std::size_t cols, std::size_t width, float* dst) {
-  alignas(32) static const float kZeroRow[8] = {};
-  for (std::size_t r0 = 0; r0 < width; r0 += 8) {
-    std::size_t group = std::min<std::size_t>(8, width - r0);  // slots this group fills per column
-    std::size_t live = rows > r0 ? std::min<std::size_t>(group, rows - r0) : 0;
-    __m256i store_mask = lane_mask(group);
-    const float* row_ptr[8];
-    for (std::size_t i = 0; i < 8; ++i) row_ptr[i] = i < live ? src + (r0 + i) * ld : nullptr;
-    std::size_t c0 = 0;
-    for (; c0 + 8 <= cols; c0 += 8) {
+  std::size_t groups = ceil_div(width, 8);
+  for (std::size_t gi = groups; gi-- > 0;) {
+    std::size_t r0 = gi * 8;
+    std::size_t live = rows > r0 ? std::min<std::size_t>(8, rows - r0) : 0;  // rows with data in this group
+    const float* base = src + r0 * ld;
+    float* out = dst + r0;
+    for (std::size_t c0 = 0; c0 < cols; c0 += 8) {
+      std::size_t n = std::min<std::size_t>(8, cols - c0);
       __m256 r[8];
-      for (std::size_t i = 0; i < 8; ++i) r[i] = i < live ? _mm256_loadu_ps(row_ptr[i] + c0) : _mm256_setzero_ps();
-      transpose8x8(r);
-      for (std::size_t j = 0; j < 8; ++j) {
-        float* out = dst + (c0 + j) * width + r0;
-        if (group == 8) {
-          _mm256_storeu_ps(out, r[j]);
-        } else {
-          _mm256_maskstore_ps(out, store_mask, r[j]);
-        }
+      if (live == 8) {
+        for (std::size_t i = 0; i < 8; ++i) r[i] = load_row(base + i * ld + c0, n);
+      } else {
+        for (std::size_t i = 0; i < 8; ++i) r[i] = i < live ? load_row(base + i * ld + c0, n) : _mm256_setzero_ps();
       }
-    }
-    if (c0 < cols) {
-      std::size_t tail = cols - c0;
-      __m256i load_mask = lane_mask(tail);
-      __m256 r[8];
-      for (std::size_t i = 0; i < 8; ++i)
-        r[i] = i < live ? _mm256_maskload_ps(row_ptr[i] + c0, load_mask) : _mm256_load_ps(kZeroRow);
       transpose8x8(r);
-      for (std::size_t j = 0; j < tail; ++j) _mm256_maskstore_ps(dst + (c0 + j) * width + r0, store_mask, r[j]);
+      for (std::size_t j = 0; j < n; ++j) _mm256_storeu_ps(out + (c0 + j) * width, r[j]);
     }
   }
 }
 
 // Copying pack: dst[p * width + j] = src[p * ld + j] for j < cols, zero for
-// cols <= j < width (width a multiple of 8).
+// cols <= j < width. Steps go in increasing p so each step's spill past
+// `width` is overwritten by the next step.
 __attribute__((target("avx2,fma"))) void pack_copy_avx2(const float* src, std::size_t ld, std::size_t kc,
                                                          std::size_t cols, std::size_t width, float* dst) {
-  std::size_t full = cols / 8 * 8;
-  std::size_t tail = cols - full;
-  __m256i tail_mask = lane_mask(tail);
   for (std::size_t p = 0; p < kc; ++p) {
     const float* in = src + p * ld;
     float* out = dst + p * width;
-    std::size_t j = 0;
-    for (; j < full; j += 8) _mm256_storeu_ps(out + j, _mm256_loadu_ps(in + j));
-    if (tail) {
-      _mm256_storeu_ps(out + j, _mm256_maskload_ps(in + j, tail_mask));
-      j += 8;
+    for (std::size_t j = 0; j < width; j += 8) {
+      __m256 v = j < cols ? load_row(in + j, cols - j) : _mm256_setzero_ps();
+      _mm256_storeu_ps(out + j, v);
     }
-    for (; j < width; j += 8) _mm256_storeu_ps(out + j, _mm256_setzero_ps());
-  }
-}
-
-// Copying pack for widths that are not a multiple of 8 (A panels): scalar
-// over the slots, vector copy over the bulk when the panel is full.
-__attribute__((target("avx2,fma"))) void pack_copy_narrow(const float* src, std::size_t ld, std::size_t kc,
-                                                           std::size_t cols, std::size_t width, float* dst) {
-  for (std::size_t p = 0; p < kc; ++p) {
-    const float* in = src + p * ld;
-    float* out = dst + p * width;
-    std::size_t j = 0;
-    if (width >= 8 && cols >= 8) {
-      _mm256_storeu_ps(out, _mm256_loadu_ps(in));
-      j = 8;
-    }
-    for (; j < cols; ++j) out[j] = in[j];
-    for (; j < width; ++j) out[j] = 0.0f;
   }
 }
 
@@ -308,7 +294,7 @@ void pack_a_simd(const Gemm& g, std::size_t i0, std::size_t mc, std::size_t p0, 
     float* panel = dst + r * kc;
     if (g.trans_a) {
       // op(A)(i, p) = A[p, i]: each k step is a contiguous run of rows.
-      pack_copy_narrow(g.a + p0 * g.lda + i0 + r, g.lda, kc, rows, MR, panel);
+      pack_copy_avx2(g.a + p0 * g.lda + i0 + r, g.lda, kc, rows, MR, panel);
     } else {
       pack_transposed_avx2(g.a + (i0 + r) * g.lda + p0, g.lda, rows, kc, MR, panel);
     }
@@ -389,20 +375,17 @@ __attribute__((target("avx2,fma"))) void kernel_avx2(std::size_t cols, std::size
 using KernelFn = void (*)(std::size_t cols, std::size_t kc, const float* ap, const float* bp, float* c,
                           std::size_t ldc, float alpha, float beta);
 
+// Kernels for every edge height 1..MR and 1 or 2 column vectors, in a table
+// built at compile time: table[rows - 1][vectors - 1].
+template <class Kernels, std::size_t... Rows>
+constexpr std::array<std::array<KernelFn, 2>, sizeof...(Rows)> make_kernel_table(std::index_sequence<Rows...>) {
+  return {{{Kernels::template fn<Rows + 1, 1>(), Kernels::template fn<Rows + 1, 2>()}...}};
+}
+
 struct Avx2Kernels {
-  template <std::size_t M>
-  static constexpr KernelFn pick(std::size_t nv) {
-    return nv == 1 ? &kernel_avx2<M, 1> : &kernel_avx2<M, 2>;
-  }
-  static KernelFn get(std::size_t rows, std::size_t nv) {
-    switch (rows) {
-      case 1: return pick<1>(nv);
-      case 2: return pick<2>(nv);
-      case 3: return pick<3>(nv);
-      case 4: return pick<4>(nv);
-      case 5: return pick<5>(nv);
-      default: return pick<6>(nv);
-    }
+  template <std::size_t M, std::size_t NV>
+  static constexpr KernelFn fn() {
+    return &kernel_avx2<M, NV>;
   }
 };
 
@@ -415,9 +398,10 @@ struct Avx2Arch {
   static void pack_b(const Gemm& g, std::size_t p0, std::size_t kc, std::size_t j0, std::size_t nc, float* dst) {
     pack_b_simd<NR>(g, p0, kc, j0, nc, dst);
   }
+  static constexpr auto kTable = make_kernel_table<Avx2Kernels>(std::make_index_sequence<MR>{});
   static void kernel(std::size_t rows, std::size_t cols, std::size_t kc, const float* ap, const float* bp, float* c,
                      std::size_t ldc, float alpha, float beta) {
-    Avx2Kernels::get(rows, ceil_div(cols, 8))(cols, kc, ap, bp, c, ldc, alpha, beta);
+    kTable[rows - 1][ceil_div(cols, 8) - 1](cols, kc, ap, bp, c, ldc, alpha, beta);
   }
 };
 
@@ -474,27 +458,9 @@ __attribute__((target("avx512f"))) void kernel_avx512(std::size_t cols, std::siz
 }
 
 struct Avx512Kernels {
-  template <std::size_t M>
-  static constexpr KernelFn pick(std::size_t nv) {
-    return nv == 1 ? &kernel_avx512<M, 1> : &kernel_avx512<M, 2>;
-  }
-  static KernelFn get(std::size_t rows, std::size_t nv) {
-    switch (rows) {
-      case 1: return pick<1>(nv);
-      case 2: return pick<2>(nv);
-      case 3: return pick<3>(nv);
-      case 4: return pick<4>(nv);
-      case 5: return pick<5>(nv);
-      case 6: return pick<6>(nv);
-      case 7: return pick<7>(nv);
-      case 8: return pick<8>(nv);
-      case 9: return pick<9>(nv);
-      case 10: return pick<10>(nv);
-      case 11: return pick<11>(nv);
-      case 12: return pick<12>(nv);
-      case 13: return pick<13>(nv);
-      default: return pick<14>(nv);
-    }
+  template <std::size_t M, std::size_t NV>
+  static constexpr KernelFn fn() {
+    return &kernel_avx512<M, NV>;
   }
 };
 
@@ -507,9 +473,10 @@ struct Avx512Arch {
   static void pack_b(const Gemm& g, std::size_t p0, std::size_t kc, std::size_t j0, std::size_t nc, float* dst) {
     pack_b_simd<NR>(g, p0, kc, j0, nc, dst);
   }
+  static constexpr auto kTable = make_kernel_table<Avx512Kernels>(std::make_index_sequence<MR>{});
   static void kernel(std::size_t rows, std::size_t cols, std::size_t kc, const float* ap, const float* bp, float* c,
                      std::size_t ldc, float alpha, float beta) {
-    Avx512Kernels::get(rows, ceil_div(cols, 16))(cols, kc, ap, bp, c, ldc, alpha, beta);
+    kTable[rows - 1][ceil_div(cols, 16) - 1](cols, kc, ap, bp, c, ldc, alpha, beta);
   }
 };
 
@@ -533,48 +500,55 @@ std::pair<std::size_t, std::size_t> split_range(std::size_t len, std::size_t uni
   return {begin, end};
 }
 
-// Relative cost of a task's rectangle: micro-tiles weighted by the rows they
-// really compute plus a fixed per-tile overhead (C traffic, loop entry).
+// Relative cost of a task's rectangle per step of k, in vector FMAs: the
+// rows each column vector really computes, a per-tile overhead (C traffic,
+// loop entry), and packing its rows of A and columns of B (about a quarter
+// of a vector FMA per element), which every task does for itself.
 double tile_cost(std::size_t rows, std::size_t cols, std::size_t mr, std::size_t nr) {
   if (rows == 0 || cols == 0) return 0.0;
   double vectors = static_cast<double>(ceil_div(cols, nr / 2));  // half-panel granularity
-  return vectors * (static_cast<double>(rows) + 2.0 * static_cast<double>(ceil_div(rows, mr)));
+  double compute = vectors * (static_cast<double>(rows) + 2.0 * static_cast<double>(ceil_div(rows, mr)));
+  return compute + 0.25 * static_cast<double>(rows + cols);
 }
 
-// Below this many multiply-adds a product runs on the calling thread: waking
-// the pool costs a few microseconds, about what 2^18 FMAs take on one core.
-constexpr double kParallelMinFlops = 262144.0;
+// Below this many multiply-adds a product runs on the calling thread. Waking
+// a pool worker and waiting for it costs 5-10 us here; 2^20 FMAs take about
+// 20 us on one core, so splitting smaller products would not pay.
+constexpr double kParallelMinFmas = 1048576.0;
+
+// Largest piece of split_range(len, unit, parts, *).
+std::size_t largest_piece(std::size_t len, std::size_t unit, std::size_t parts) {
+  std::size_t largest = 0;
+  for (std::size_t i = 0; i < parts; ++i) {
+    auto piece = split_range(len, unit, parts, i);
+    largest = std::max(largest, piece.second - piece.first);
+  }
+  return largest;
+}
 
 // Chooses a tasks_m x tasks_n grid over C (tasks_m * tasks_n <= threads)
-// minimising the most expensive task.
+// minimising the most expensive task. The cost grows with rows and columns,
+// so the most expensive task is the one with the largest row and column
+// pieces, and only grids using as many threads as possible need trying.
 void choose_grid(std::size_t m, std::size_t n, std::size_t k, std::size_t mr, std::size_t nr, std::size_t* tasks_m,
                  std::size_t* tasks_n) {
   *tasks_m = 1;
   *tasks_n = 1;
   double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   std::size_t threads = static_cast<std::size_t>(std::max(1, num_threads()));
-  if (threads == 1 || work < kParallelMinFlops) return;
-  // Never more tasks than about one per 2^17 FMAs.
-  threads = std::min<std::size_t>(threads, static_cast<std::size_t>(work / (kParallelMinFlops / 2)));
+  if (threads == 1 || work < kParallelMinFmas) return;
+  // At least 2^19 FMAs per task.
+  threads = std::min<std::size_t>(threads, static_cast<std::size_t>(work / (kParallelMinFmas / 2)));
   double best = tile_cost(m, n, mr, nr);
   for (std::size_t tm = 1; tm <= threads; ++tm) {
-    for (std::size_t tn = 1; tm * tn <= threads; ++tn) {
-      if (tm * tn == 1) continue;
-      if (tm > ceil_div(m, mr) || tn > ceil_div(n, nr / 2)) continue;
-      double worst = 0.0;
-      for (std::size_t i = 0; i < tm; ++i) {
-        auto rows = split_range(m, mr, tm, i);
-        for (std::size_t j = 0; j < tn; ++j) {
-          auto cols = split_range(n, nr / 2, tn, j);
-          worst = std::max(worst, tile_cost(rows.second - rows.first, cols.second - cols.first, mr, nr));
-        }
-      }
-      // Prefer more tasks only when it pays (1% margin against noise in the model).
-      if (worst < best * 0.99) {
-        best = worst;
-        *tasks_m = tm;
-        *tasks_n = tn;
-      }
+    std::size_t tn = threads / tm;
+    if (tm * tn == 1 || tm > ceil_div(m, mr) || tn > ceil_div(n, nr / 2)) continue;
+    double worst = tile_cost(largest_piece(m, mr, tm), largest_piece(n, nr / 2, tn), mr, nr);
+    // Prefer more tasks only when it pays (1% margin against noise in the model).
+    if (worst < best * 0.99) {
+      best = worst;
+      *tasks_m = tm;
+      *tasks_n = tn;
     }
   }
 }
@@ -595,7 +569,7 @@ struct Driver {
     std::size_t kc = balanced_block(g.k, Arch::KC, 1);
     std::size_t mc = std::min(balanced_block(rows, Arch::MC, MR), round_up(rows, MR));
     std::size_t nc = std::min(balanced_block(cols, Arch::NC, NR), round_up(cols, NR));
-    return round_up(mc * kc, kAlign / sizeof(float)) + round_up(nc * kc, kAlign / sizeof(float));
+    return round_up(mc * kc + kPackSlack, kAlignFloats) + round_up(nc * kc + kPackSlack, kAlignFloats);
   }
 
   // Computes the rectangle `t` of C with packing space `work`.
@@ -606,13 +580,16 @@ struct Driver {
     std::size_t mc_max = std::min(balanced_block(rows, Arch::MC, MR), round_up(rows, MR));
     std::size_t nc_max = std::min(balanced_block(cols, Arch::NC, NR), round_up(cols, NR));
     float* a_pack = work;
-    float* b_pack = work + round_up(mc_max * kc_max, kAlign / sizeof(float));
+    float* b_pack = work + round_up(mc_max * kc_max + kPackSlack, kAlignFloats);
+    if (g.bias != nullptr) {
+      for (std::size_t i = t.m0; i < t.m1; ++i) std::memcpy(g.c + i * g.ldc + t.n0, g.bias + t.n0, cols * sizeof(float));
+    }
     for (std::size_t jc = t.n0; jc < t.n1; jc += nc_max) {
       std::size_t nc = std::min(nc_max, t.n1 - jc);
       for (std::size_t pc = 0; pc < g.k; pc += kc_max) {
         std::size_t kc = std::min(kc_max, g.k - pc);
-        // The first k slice applies beta; later slices add to it.
-        float beta = pc == 0 ? g.beta : 1.0f;
+        // The first k slice applies beta (or adds to the bias); later slices add to it.
+        float beta = pc == 0 && g.bias == nullptr ? g.beta : 1.0f;
         Arch::pack_b(g, pc, kc, jc, nc, b_pack);
         for (std::size_t ic = t.m0; ic < t.m1; ic += mc_max) {
           std::size_t mc = std::min(mc_max, t.m1 - ic);
@@ -661,16 +638,8 @@ struct Driver {
   }
 };
 
-}  // namespace
-
-void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0 || alpha == 0.0f) {
-    scale_c(c, ldc, m, n, beta);
-    return;
-  }
-  Gemm g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+// Runs a product with m, n, k > 0 and alpha != 0 on the best kernels here.
+void run_gemm(const Gemm& g) {
 #if FLOWVAE_X86
   switch (simd_level()) {
     case SimdLevel::kAvx512: Driver<Avx512Arch>::run(g); return;
@@ -681,6 +650,18 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
   Driver<ScalarArch>::run(g);
 }
 
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+           std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == 0.0f) {
+    scale_c(c, ldc, m, n, beta);
+    return;
+  }
+  run_gemm(Gemm{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
+}
+
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
            const float* b, float beta, float* c) {
   sgemm(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
@@ -689,12 +670,14 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 void dense_forward(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
                    std::size_t in_dim, std::size_t out_dim) {
   if (batch == 0 || out_dim == 0) return;
-  if (bias != nullptr) {
-    // Start from the bias and accumulate the product onto it (beta = 1).
-    for (std::size_t r = 0; r < batch; ++r) std::memcpy(y + r * out_dim, bias, out_dim * sizeof(float));
-    sgemm(false, true, batch, out_dim, in_dim, 1.0f, x, weight, 1.0f, y);
-  } else {
+  if (bias == nullptr) {
     sgemm(false, true, batch, out_dim, in_dim, 1.0f, x, weight, 0.0f, y);
+  } else if (in_dim == 0) {
+    for (std::size_t r = 0; r < batch; ++r) std::memcpy(y + r * out_dim, bias, out_dim * sizeof(float));
+  } else {
+    Gemm g{false, true, batch, out_dim, in_dim, 1.0f, x, in_dim, weight, in_dim, 0.0f, y, out_dim};
+    g.bias = bias;
+    run_gemm(g);
   }
 }
 

@@ -21,6 +21,17 @@ int default_threads() {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
+// True on a thread while it runs a pool job: a kernel called from inside
+// another kernel's parallel region then runs inline instead of re-entering
+// the pool (whose busy mutex the caller thread may already hold).
+thread_local bool t_in_job = false;
+
+struct JobScope {
+  bool saved;
+  JobScope() : saved(t_in_job) { t_in_job = true; }
+  ~JobScope() { t_in_job = saved; }
+};
+
 // Workers sleep on a condition variable between jobs. A job is a function
 // called as job(task, ntasks) on `ntasks` threads, task 0 being the caller.
 class Pool {
@@ -91,7 +102,10 @@ class Pool {
         ntasks = job_tasks_;
       }
       if (task < ntasks) {
-        (*job)(task, ntasks);
+        {
+          JobScope scope;
+          (*job)(task, ntasks);
+        }
         std::lock_guard<std::mutex> lock(mutex_);
         if (--pending_ == 0) done_.notify_one();
       }
@@ -118,6 +132,7 @@ Pool& pool() {
 
 std::atomic<int> g_threads{0};
 
+
 }  // namespace
 
 int num_threads() {
@@ -136,9 +151,12 @@ void set_num_threads(int n) {
 
 void parallel_tasks(int max_tasks, const std::function<void(int, int)>& fn) {
   int ntasks = std::max(1, std::min(num_threads(), max_tasks));
-  if (ntasks == 1 || !pool().try_run(ntasks, fn)) {
+  if (ntasks == 1 || t_in_job) {
     fn(0, 1);
+    return;
   }
+  JobScope scope;
+  if (!pool().try_run(ntasks, fn)) fn(0, 1);
 }
 
 void parallel_for(std::size_t n, std::size_t grain, const RangeFn& fn) {

@@ -147,6 +147,14 @@ inline uint32_t* U32(const Napi::CallbackInfo& info, std::size_t i, const char* 
   return length == 0 ? nullptr : a.Data();
 }
 
+// Reads (batch, dim) from arguments `at` and `at + 1` of a row-wise kernel;
+// returns batch * dim, the length of its [batch, dim] arrays.
+inline std::size_t RowShape(const Napi::CallbackInfo& info, std::size_t at, std::size_t* batch, std::size_t* dim) {
+  *batch = Size(info, at, "batch");
+  *dim = Size(info, at + 1, "dim");
+  return Product(info.Env(), *batch, *dim, "batch * dim");
+}
+
 // Checks the call has at least `n` arguments.
 inline void Arity(const Napi::CallbackInfo& info, std::size_t n, const char* fn) {
   if (info.Length() < n)

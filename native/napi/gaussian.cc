@@ -8,17 +8,10 @@ namespace flowvae {
 namespace napi {
 namespace {
 
-// Reads (batch, dim) from the last two arguments; returns batch * dim.
-std::size_t Shape(const Napi::CallbackInfo& info, std::size_t at, std::size_t* batch, std::size_t* dim) {
-  *batch = Size(info, at, "batch");
-  *dim = Size(info, at + 1, "dim");
-  return Product(info.Env(), *batch, *dim, "batch * dim");
-}
-
 Napi::Value SampleDiag(const Napi::CallbackInfo& info) {
   Arity(info, 7, "gaussianSampleDiag");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 5, &batch, &dim);
+  const std::size_t n = RowShape(info, 5, &batch, &dim);
   float* mu = F32(info, 0, "mu", n);
   float* logvar = F32(info, 1, "logvar", n);
   float* eps = F32(info, 2, "eps", n);
@@ -31,7 +24,7 @@ Napi::Value SampleDiag(const Napi::CallbackInfo& info) {
 Napi::Value SampleDiagBackward(const Napi::CallbackInfo& info) {
   Arity(info, 8, "gaussianSampleDiagBackward");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 6, &batch, &dim);
+  const std::size_t n = RowShape(info, 6, &batch, &dim);
   float* logvar = F32(info, 0, "logvar", n);
   float* eps = F32(info, 1, "eps", n);
   float* dz = F32(info, 2, "dz", n);
@@ -45,7 +38,7 @@ Napi::Value SampleDiagBackward(const Napi::CallbackInfo& info) {
 Napi::Value LogStandard(const Napi::CallbackInfo& info) {
   Arity(info, 4, "gaussianLogStandard");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 2, &batch, &dim);
+  const std::size_t n = RowShape(info, 2, &batch, &dim);
   float* x = F32(info, 0, "x", n);
   float* out = F32(info, 1, "out", batch);
   gaussian_log_standard(x, out, batch, dim);
@@ -55,7 +48,7 @@ Napi::Value LogStandard(const Napi::CallbackInfo& info) {
 Napi::Value LogStandardBackward(const Napi::CallbackInfo& info) {
   Arity(info, 5, "gaussianLogStandardBackward");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 3, &batch, &dim);
+  const std::size_t n = RowShape(info, 3, &batch, &dim);
   float* x = F32(info, 0, "x", n);
   float* dOut = F32(info, 1, "dOut", batch);
   float* dx = F32(info, 2, "dx", n);
@@ -66,7 +59,7 @@ Napi::Value LogStandardBackward(const Napi::CallbackInfo& info) {
 Napi::Value KlStandard(const Napi::CallbackInfo& info) {
   Arity(info, 5, "gaussianKlStandard");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 3, &batch, &dim);
+  const std::size_t n = RowShape(info, 3, &batch, &dim);
   float* mu = F32(info, 0, "mu", n);
   float* logvar = F32(info, 1, "logvar", n);
   float* out = F32(info, 2, "out", batch);
@@ -77,7 +70,7 @@ Napi::Value KlStandard(const Napi::CallbackInfo& info) {
 Napi::Value KlStandardBackward(const Napi::CallbackInfo& info) {
   Arity(info, 7, "gaussianKlStandardBackward");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 5, &batch, &dim);
+  const std::size_t n = RowShape(info, 5, &batch, &dim);
   float* mu = F32(info, 0, "mu", n);
   float* logvar = F32(info, 1, "logvar", n);
   float* dOut = F32(info, 2, "dOut", batch);

@@ -8,16 +8,10 @@ namespace flowvae {
 namespace napi {
 namespace {
 
-std::size_t Shape(const Napi::CallbackInfo& info, std::size_t at, std::size_t* batch, std::size_t* dim) {
-  *batch = Size(info, at, "batch");
-  *dim = Size(info, at + 1, "dim");
-  return Product(info.Env(), *batch, *dim, "batch * dim");
-}
-
 Napi::Value Bernoulli(const Napi::CallbackInfo& info) {
   Arity(info, 5, "likelihoodBernoulli");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 3, &batch, &dim);
+  const std::size_t n = RowShape(info, 3, &batch, &dim);
   float* x = F32(info, 0, "x", n);
   float* logits = F32(info, 1, "logits", n);
   float* out = F32(info, 2, "out", batch);
@@ -28,7 +22,7 @@ Napi::Value Bernoulli(const Napi::CallbackInfo& info) {
 Napi::Value BernoulliBackward(const Napi::CallbackInfo& info) {
   Arity(info, 6, "likelihoodBernoulliBackward");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 4, &batch, &dim);
+  const std::size_t n = RowShape(info, 4, &batch, &dim);
   float* x = F32(info, 0, "x", n);
   float* logits = F32(info, 1, "logits", n);
   float* dOut = F32(info, 2, "dOut", batch);
@@ -40,7 +34,7 @@ Napi::Value BernoulliBackward(const Napi::CallbackInfo& info) {
 Napi::Value Gaussian(const Napi::CallbackInfo& info) {
   Arity(info, 6, "likelihoodGaussian");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 4, &batch, &dim);
+  const std::size_t n = RowShape(info, 4, &batch, &dim);
   float* x = F32(info, 0, "x", n);
   float* mean = F32(info, 1, "mean", n);
   float* logvar = F32(info, 2, "logvar", dim);
@@ -52,7 +46,7 @@ Napi::Value Gaussian(const Napi::CallbackInfo& info) {
 Napi::Value GaussianBackward(const Napi::CallbackInfo& info) {
   Arity(info, 8, "likelihoodGaussianBackward");
   std::size_t batch, dim;
-  const std::size_t n = Shape(info, 6, &batch, &dim);
+  const std::size_t n = RowShape(info, 6, &batch, &dim);
   float* x = F32(info, 0, "x", n);
   float* mean = F32(info, 1, "mean", n);
   float* logvar = F32(info, 2, "logvar", dim);

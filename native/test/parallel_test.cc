@@ -26,6 +26,18 @@ void test_parallel() {
       flowvae::parallel_tasks(threads, [&](int task, int) { sum.fetch_add(task + 1); });
     }
     CHECK(sum.load() > 0);
+    // A parallel region inside another runs inline and still covers every index.
+    std::vector<std::atomic<int>> nested(64 * 100);
+    flowvae::parallel_for(64, 1, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) {
+        flowvae::parallel_for(100, 1, [&](std::size_t b2, std::size_t e2) {
+          for (std::size_t j = b2; j < e2; ++j) nested[i * 100 + j].fetch_add(1);
+        });
+      }
+    });
+    bool nested_once = true;
+    for (auto& h : nested) nested_once = nested_once && h.load() == 1;
+    CHECK(nested_once);
   }
   flowvae::set_num_threads(2);
 }

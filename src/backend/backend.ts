@@ -9,10 +9,13 @@
  * explicitly and every array length is checked against them.
  */
 import type { AdamKernels } from './kernels/adam';
+import type { AutoregressiveKernels } from './kernels/autoregressive';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
 import type { LikelihoodKernels } from './kernels/likelihood';
+import type { PlanarKernels } from './kernels/planar';
+import type { RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
 import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
@@ -32,6 +35,9 @@ export interface Backend {
   readonly adam: AdamKernels;
   readonly gaussian: GaussianKernels;
   readonly likelihood: LikelihoodKernels;
+  readonly autoregressive: AutoregressiveKernels;
+  readonly planar: PlanarKernels;
+  readonly radial: RadialKernels;
   readonly sylvester: SylvesterKernels;
 }
 

@@ -121,6 +121,115 @@ export interface NativeAddon {
     batch: number,
     dim: number,
   ): void;
+
+  // autoregressive (native/napi/autoregressive.cc)
+  autoregressiveMaskWeights(
+    weight: Float32Array,
+    outDegrees: Uint32Array,
+    inDegrees: Uint32Array,
+    strict: boolean,
+    out: Float32Array,
+    outDim: number,
+    inDim: number,
+  ): void;
+  autoregressiveIafForward(z: Float32Array, ms: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveIafBackward(
+    z: Float32Array,
+    ms: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dz: Float32Array,
+    dms: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+  autoregressiveIafInverse(y: Float32Array, ms: Float32Array, z: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveMafForward(x: Float32Array, ms: Float32Array, u: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  autoregressiveMafBackward(
+    x: Float32Array,
+    ms: Float32Array,
+    du: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dms: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+  autoregressiveMafInverse(u: Float32Array, ms: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+
+  // planar (native/napi/planar.cc); each returns the number of non-finite (or unconverged) rows
+  planarForward(
+    x: Float32Array,
+    params: Float32Array,
+    y: Float32Array,
+    logDet: Float32Array,
+    layerLogDet: Float32Array | null,
+    stash: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  planarBackward(
+    y: Float32Array,
+    stash: Float32Array,
+    params: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dParams: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  planarInverse(
+    y: Float32Array,
+    params: Float32Array,
+    x: Float32Array,
+    logDet: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  // radial (native/napi/radial.cc); same calls as planar, backward takes x instead of y
+  radialForward(
+    x: Float32Array,
+    params: Float32Array,
+    y: Float32Array,
+    logDet: Float32Array,
+    layerLogDet: Float32Array | null,
+    stash: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  radialBackward(
+    x: Float32Array,
+    stash: Float32Array,
+    params: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dParams: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+  radialInverse(
+    y: Float32Array,
+    params: Float32Array,
+    x: Float32Array,
+    logDet: Float32Array,
+    batch: number,
+    dim: number,
+    layers: number,
+    amortized: boolean,
+  ): number;
+
   // sylvester (native/napi/sylvester.cc); the shape is (variant index, dim, m, layers, householders)
   sylvesterOrthogonalize(
     variant: number,
@@ -222,7 +331,13 @@ function load(): { addon: NativeAddon | null; reason: string } {
     return { addon, reason: '' };
   } catch (err) {
     const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    return { addon: null, reason: `native addon could not be loaded: ${message}` };
+    // node-gyp-build found neither a matching prebuilt binary nor a local build:
+    // the install-time source build failed (scripts/install.js) or never ran.
+    const hint = message.startsWith('No native build was found')
+      ? ' (no prebuilt binary matches this platform and building from source failed or was skipped at install;' +
+        ' install a C++17 compiler, make and python3, then run "npm rebuild flowvae")'
+      : '';
+    return { addon: null, reason: `native addon could not be loaded: ${message}${hint}` };
   }
 }
 

@@ -6,4 +6,76 @@
 export * from './flow';
 export * from './registry';
 export { FlowSequence } from './sequence';
+export { AutoregressiveFlow, type AutoregressiveFlowOptions } from './autoregressive';
+export { IAFFlow, type IAFOptions } from './iaf';
+export { MAFFlow, type MAFOptions } from './maf';
+export { PlanarFlow, type PlanarFlowOptions } from './planar';
+export { RadialFlow, type RadialFlowOptions } from './radial';
+
+import type { Activation } from '../backend/kernels/elementwise';
+import { checkKnownKeys } from '../validate';
+import { IAFFlow } from './iaf';
+import { MAFFlow } from './maf';
+import { registerFlow, type FlowFactoryOptions } from './registry';
+import { PlanarFlow } from './planar';
+import { RadialFlow } from './radial';
+import { SylvesterFlow } from './sylvester';
+
+const AUTOREGRESSIVE_KEYS = ['hidden', 'contextDim', 'activation', 'hiddenDegrees'] as const;
+
+function autoregressiveOptions(o: FlowFactoryOptions, defaultContextDim: number) {
+  const extra = o.extra as {
+    hidden?: number[];
+    contextDim?: number;
+    activation?: Activation;
+    hiddenDegrees?: 'random' | 'cyclic';
+    gateBias?: number;
+  };
+  return {
+    dim: o.dim,
+    layers: o.layers,
+    seed: o.seed,
+    backend: o.backend,
+    hidden: extra.hidden,
+    contextDim: extra.contextDim ?? defaultContextDim,
+    activation: extra.activation,
+    hiddenDegrees: extra.hiddenDegrees,
+    gateBias: extra.gateBias,
+  };
+}
+
+// IAF as a VAE posterior is conditioned on a context vector from the encoder
+// (Kingma et al. 2016); by default that context is as wide as the latent.
+registerFlow('iaf', {
+  amortizable: false,
+  shareable: true,
+  create(o) {
+    checkKnownKeys(o.extra, 'posterior', [...AUTOREGRESSIVE_KEYS, 'gateBias']);
+    return new IAFFlow(autoregressiveOptions(o, o.dim));
+  },
+});
+
+registerFlow('maf', {
+  amortizable: false,
+  shareable: true,
+  create(o) {
+    checkKnownKeys(o.extra, 'posterior', AUTOREGRESSIVE_KEYS);
+    const { gateBias: _unused, ...options } = autoregressiveOptions(o, 0);
+    return new MAFFlow(options);
+  },
+});
+
+function stackOptions({ dim, layers, amortized, seed, backend, extra }: FlowFactoryOptions) {
+  return { dim, layers, amortized, seed, backend, ...extra };
+}
+registerFlow('planar', { amortizable: true, shareable: true, create: (o) => new PlanarFlow(stackOptions(o)) });
+registerFlow('radial', { amortizable: true, shareable: true, create: (o) => new RadialFlow(stackOptions(o)) });
 export { SylvesterFlow, type SylvesterFlowOptions, type SylvesterVariant } from './sylvester';
+
+for (const variant of ['orthogonal', 'householder', 'triangular'] as const) {
+  registerFlow(`sylvester-${variant}`, {
+    amortizable: true,
+    shareable: true,
+    create: (o) => new SylvesterFlow({ ...stackOptions(o), variant }),
+  });
+}

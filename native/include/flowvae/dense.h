@@ -14,9 +14,11 @@ namespace flowvae {
 //   C is [m, n] (ldc >= n).
 // beta == 0 overwrites C (NaN/Inf already in C do not propagate); alpha == 0
 // or k == 0 only scales C by beta, and then A and B are not read.
-// Large products run on the thread pool (parallel.h); results do not depend
-// on the thread count. Safe to call from inside a parallel_for task (it then
-// runs on the calling thread).
+// C must not overlap A or B. Large products run on the thread pool
+// (parallel.h); results are bit-identical whatever the thread count. Safe to
+// call from several threads at once and from inside a parallel_for task (it
+// then runs on the calling thread). Packing space is a grow-only buffer per
+// calling thread; the first call at a new size may throw std::bad_alloc.
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
            std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc);
 

@@ -3,10 +3,13 @@ import type { Backend } from '../backend';
 import type { NativeAddon } from '../native';
 import { checkSize } from '../../validate';
 import { cpuAdam } from './adam';
+import { cpuAutoregressive } from './autoregressive';
 import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
 import { cpuLikelihood } from './likelihood';
+import { cpuPlanar } from './planar';
+import { cpuRadial } from './radial';
 import { cpuRng } from './rng';
 import { cpuSylvester } from './sylvester';
 
@@ -22,6 +25,9 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     adam: cpuAdam(addon),
     gaussian: cpuGaussian(addon),
     likelihood: cpuLikelihood(addon),
+    autoregressive: cpuAutoregressive(addon),
+    planar: cpuPlanar(addon),
+    radial: cpuRadial(addon),
     sylvester: cpuSylvester(addon),
   };
 }

@@ -2,10 +2,13 @@
 import type { Backend } from '../backend';
 import { checkSize } from '../../validate';
 import { referenceAdam } from './adam';
+import { referenceAutoregressive } from './autoregressive';
 import { referenceDense } from './dense';
 import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
 import { referenceLikelihood } from './likelihood';
+import { referencePlanar } from './planar';
+import { referenceRadial } from './radial';
 import { referenceRng } from './rng';
 import { referenceSylvester } from './sylvester';
 
@@ -20,5 +23,8 @@ export const referenceBackend: Backend = {
   adam: referenceAdam,
   gaussian: referenceGaussian,
   likelihood: referenceLikelihood,
+  autoregressive: referenceAutoregressive,
+  planar: referencePlanar,
+  radial: referenceRadial,
   sylvester: referenceSylvester,
 };

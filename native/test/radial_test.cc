@@ -1,0 +1,159 @@
+// Radial kernels against a float64 implementation written here from the
+// formulas (flowvae/radial.h), for shared and amortized parameters at small
+// awkward shapes: forward values, log-dets, per-layer log-dets, gradients
+// (against central differences of the float64 forward) and the inverse.
+#include <cmath>
+#include <vector>
+
+#include "check.h"
+#include "flowvae/parallel.h"
+#include "flowvae/radial.h"
+
+namespace {
+
+using flowvae::test::Random;
+
+double SoftplusRef(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+
+// y, per-layer log-dets [B, K] of the stack in float64.
+void RadialForwardRef(const std::vector<double>& x, const std::vector<double>& params, bool amortized, std::size_t B,
+                      std::size_t D, std::size_t K, std::vector<double>* y, std::vector<double>* layer_ld) {
+  const std::size_t P = D + 2;
+  y->assign(x.begin(), x.end());
+  layer_ld->assign(B * K, 0.0);
+  for (std::size_t r = 0; r < B; ++r) {
+    const double* p = params.data() + (amortized ? r * K * P : 0);
+    double* z = y->data() + r * D;
+    for (std::size_t k = 0; k < K; ++k) {
+      const double* z0 = p + k * D;
+      const double alpha = SoftplusRef(p[K * D + k]);
+      const double beta = -alpha + SoftplusRef(p[K * D + K + k]);
+      double r2 = 0;
+      for (std::size_t d = 0; d < D; ++d) r2 += (z[d] - z0[d]) * (z[d] - z0[d]);
+      const double rad = std::sqrt(r2);
+      const double h = 1 / (alpha + rad);
+      const double dh = -h * h;
+      for (std::size_t d = 0; d < D; ++d) z[d] += beta * h * (z[d] - z0[d]);
+      (*layer_ld)[r * K + k] =
+          static_cast<double>(D - 1) * std::log(1 + beta * h) + std::log(1 + beta * h + beta * dh * rad);
+    }
+  }
+}
+
+struct Case {
+  std::size_t B, D, K;
+  bool amortized;
+};
+
+void CheckCase(const Case& c, uint64_t seed) {
+  const std::size_t B = c.B, D = c.D, K = c.K, P = flowvae::radial_param_size(D);
+  const std::size_t np = (c.amortized ? B : 1) * K * P;
+  Random rng(seed);
+  const std::vector<float> x = rng.floats(B * D, -1.5, 1.5);
+  const std::vector<float> params = rng.floats(np, -0.8, 0.8);
+  const std::vector<float> dy = rng.floats(B * D);
+  const std::vector<float> dl = rng.floats(B);
+  std::vector<float> y(B * D), ld(B), layer_ld(B * K), stash(B * K), dx(B * D), dp(np, 0.0f), xi(B * D), ldi(B);
+  CHECK(flowvae::radial_forward(x.data(), params.data(), c.amortized, y.data(), ld.data(), layer_ld.data(),
+                                stash.data(), B, D, K) == 0);
+
+  const std::vector<double> xd(x.begin(), x.end());
+  std::vector<double> pd(params.begin(), params.end());
+  std::vector<double> yd, ldd;
+  RadialForwardRef(xd, pd, c.amortized, B, D, K, &yd, &ldd);
+  // float32 through K ≤ 4 layers of O(1) values: 1e-5 relative to (1 + |value|).
+  for (std::size_t i = 0; i < B * D; ++i) CHECK_CLOSE(y[i], yd[i], 1e-5);
+  for (std::size_t r = 0; r < B; ++r) {
+    double sum = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+      CHECK_CLOSE(layer_ld[r * K + k], ldd[r * K + k], 1e-5);
+      sum += ldd[r * K + k];
+    }
+    CHECK_CLOSE(ld[r], sum, 1e-5);
+  }
+
+  // Gradients of L = Σ y·dy + Σ logdet·dl against central differences of the float64 forward.
+  CHECK(flowvae::radial_backward(x.data(), stash.data(), params.data(), c.amortized, dy.data(), dl.data(), dx.data(),
+                                 dp.data(), B, D, K) == 0);
+  auto loss = [&](const std::vector<double>& xs, const std::vector<double>& ps) {
+    std::vector<double> yy, ll;
+    RadialForwardRef(xs, ps, c.amortized, B, D, K, &yy, &ll);
+    double l = 0;
+    for (std::size_t i = 0; i < B * D; ++i) l += yy[i] * dy[i];
+    for (std::size_t r = 0; r < B; ++r)
+      for (std::size_t k = 0; k < K; ++k) l += ll[r * K + k] * dl[r];
+    return l;
+  };
+  const double h = 1e-6;
+  std::vector<double> xs = xd;
+  for (std::size_t i = 0; i < B * D; ++i) {
+    xs[i] = xd[i] + h;
+    const double up = loss(xs, pd);
+    xs[i] = xd[i] - h;
+    const double down = loss(xs, pd);
+    xs[i] = xd[i];
+    CHECK_CLOSE(dx[i], (up - down) / (2 * h), 1e-4);  // float32 gradient vs float64 difference quotient
+  }
+  for (std::size_t i = 0; i < np; ++i) {
+    const double v = pd[i];
+    pd[i] = v + h;
+    const double up = loss(xd, pd);
+    pd[i] = v - h;
+    const double down = loss(xd, pd);
+    pd[i] = v;
+    CHECK_CLOSE(dp[i], (up - down) / (2 * h), 1e-4);
+  }
+
+  // Inverse of the float32 output returns the input.
+  CHECK(flowvae::radial_inverse(y.data(), params.data(), c.amortized, xi.data(), ldi.data(), B, D, K) == 0);
+  for (std::size_t i = 0; i < B * D; ++i) CHECK_CLOSE(xi[i], x[i], 1e-4);
+  for (std::size_t r = 0; r < B; ++r) CHECK_CLOSE(ldi[r], -ld[r], 1e-4);
+}
+
+}  // namespace
+
+void test_radial() {
+  const Case cases[] = {{1, 1, 1, false}, {1, 1, 1, true},   {3, 2, 4, false},  {3, 2, 4, true},
+                        {17, 7, 3, false}, {17, 7, 3, true}, {5, 33, 2, false}, {5, 33, 2, true}};
+  uint64_t seed = 101;
+  for (const Case& c : cases) CheckCase(c, seed++);
+
+  // A non-finite input row is counted, the others are not affected.
+  std::vector<float> x = {0.1f, 0.2f, INFINITY, 0.4f}, params = {0.3f, -0.2f, 0.5f, 0.1f}, y(4), ld(2), st(2);
+  CHECK(flowvae::radial_forward(x.data(), params.data(), false, y.data(), ld.data(), nullptr, st.data(), 2, 2, 1) == 1);
+  CHECK(std::isfinite(y[0]) && std::isfinite(y[1]) && std::isfinite(ld[0]));
+
+  // At z = z0 (r = 0) everything stays finite and y = z0.
+  x = {0.3f, -0.2f, 0.3f, -0.2f};
+  std::vector<float> dy = {1, 0, 0, 1}, dl = {0.5f, 0.5f}, dx(4), g1(4, 0.0f), g2(4, 1.0f);
+  CHECK(flowvae::radial_forward(x.data(), params.data(), false, y.data(), ld.data(), nullptr, st.data(), 2, 2, 1) == 0);
+  CHECK(y[0] == 0.3f && y[1] == -0.2f && st[0] == 0.0f);
+  CHECK(flowvae::radial_backward(x.data(), st.data(), params.data(), false, dy.data(), dl.data(), dx.data(), g1.data(),
+                                 2, 2, 1) == 0);
+  // Shared parameter gradients are added to what d_params holds.
+  flowvae::radial_backward(x.data(), st.data(), params.data(), false, dy.data(), dl.data(), dx.data(), g2.data(), 2, 2, 1);
+  for (int i = 0; i < 4; ++i) CHECK_CLOSE(g2[i], g1[i] + 1.0f, 1e-6);
+
+  // Large enough for the shared backward to split into several tasks: the
+  // per-task partial sums must combine to the single-task result.
+  {
+    const std::size_t B = 40000, D = 1, K = 2, P = flowvae::radial_param_size(D);
+    Random rng(77);
+    const std::vector<float> xb = rng.floats(B * D, -1.5, 1.5), pb = rng.floats(K * P, -0.8, 0.8);
+    const std::vector<float> dyb = rng.floats(B * D), dlb = rng.floats(B);
+    std::vector<float> yb(B * D), ldb(B), stb(B * K), dxb(B * D), one(K * P, 0.0f), two(K * P, 0.0f);
+    const int threads = flowvae::num_threads();
+    CHECK(flowvae::radial_forward(xb.data(), pb.data(), false, yb.data(), ldb.data(), nullptr, stb.data(), B, D, K) == 0);
+    flowvae::set_num_threads(1);
+    flowvae::radial_backward(xb.data(), stb.data(), pb.data(), false, dyb.data(), dlb.data(), dxb.data(), one.data(), B, D, K);
+    flowvae::set_num_threads(4);
+    flowvae::radial_backward(xb.data(), stb.data(), pb.data(), false, dyb.data(), dlb.data(), dxb.data(), two.data(), B, D, K);
+    flowvae::set_num_threads(threads);
+    // Different summation order only (float32 within blocks of 512 rows,
+    // float64 across blocks and tasks).
+    for (std::size_t i = 0; i < K * P; ++i) CHECK_CLOSE(two[i], one[i], 1e-5);
+  }
+
+  // batch = 0 touches nothing.
+  CHECK(flowvae::radial_forward(nullptr, params.data(), true, nullptr, nullptr, nullptr, nullptr, 0, 2, 1) == 0);
+}

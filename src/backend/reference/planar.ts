@@ -1,0 +1,258 @@
+/**
+ * Reference planar-flow stacks (float64), row by row and layer by layer: the
+ * definition the native kernels are tested against (see kernels/planar.ts
+ * for the mathematics, layouts and conventions).
+ */
+import { planarParamSize, type PlanarKernels } from '../kernels/planar';
+import type { FloatArray } from '../types';
+import {
+  checkArray,
+  checkBoolean,
+  checkDisjoint,
+  checkOptionalArray,
+  checkPositiveInt,
+  checkSize,
+  sizeProduct,
+} from '../../validate';
+
+export function softplus(x: number): number {
+  return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
+}
+
+export function sigmoid(x: number): number {
+  const e = Math.exp(-Math.abs(x));
+  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+
+/** 1 − tanh²(a) without cancellation. */
+export function sech2(a: number): number {
+  const c = Math.cosh(a);
+  return 1 / (c * c);
+}
+
+/** Constants of one layer derived from (u, w): the reparametrization and what backward needs. */
+interface PlanarLayer {
+  /** Offsets of u_k, w_k and b_k in the parameter array. */
+  u: number;
+  w: number;
+  b: number;
+  wn2: number;
+  /** û = u + c·w. */
+  c: number;
+  /** 1 + wᵀû = softplus(wᵀu), or 1 when ‖w‖ = 0. */
+  sp: number;
+  /** sigmoid(wᵀu), sigmoid(−wᵀu). */
+  sig: number;
+  sigNeg: number;
+}
+
+function layerAt(params: FloatArray, base: number, k: number, dim: number, layers: number): PlanarLayer {
+  const u = base + k * dim;
+  const w = base + layers * dim + k * dim;
+  let wu = 0;
+  let wn2 = 0;
+  for (let d = 0; d < dim; d++) {
+    wu += params[w + d] * params[u + d];
+    wn2 += params[w + d] * params[w + d];
+  }
+  const hasW = wn2 > 0;
+  return {
+    u,
+    w,
+    b: base + 2 * layers * dim + k,
+    wn2,
+    // m(wᵀu) − wᵀu = softplus(−wᵀu) − 1
+    c: hasW ? (softplus(-wu) - 1) / wn2 : 0,
+    sp: hasW ? softplus(wu) : 1,
+    sig: sigmoid(wu),
+    sigNeg: sigmoid(-wu),
+  };
+}
+
+/** log(1 + sech²(a)·m) written as log(tanh²(a) + sech²(a)·(1 + m)): no cancellation as m → −1. */
+function layerLogDet(a: number, sp: number): number {
+  const t = Math.tanh(a);
+  return Math.log(t * t + sech2(a) * sp);
+}
+
+interface Sizes {
+  values: number;
+  params: number;
+  perLayer: number;
+  rowParams: number;
+}
+
+function checkSizes(batch: number, dim: number, layers: number, amortized: boolean): Sizes {
+  checkSize(batch, 'batch');
+  checkPositiveInt(dim, 'dim');
+  checkPositiveInt(layers, 'layers');
+  checkBoolean(amortized, 'amortized');
+  const rowParams = sizeProduct(layers, planarParamSize(dim));
+  return {
+    values: sizeProduct(batch, dim),
+    params: amortized ? sizeProduct(batch, rowParams) : rowParams,
+    perLayer: sizeProduct(batch, layers),
+    rowParams,
+  };
+}
+
+function rowFinite(a: FloatArray, start: number, n: number): boolean {
+  for (let i = start; i < start + n; i++) if (!Number.isFinite(a[i])) return false;
+  return true;
+}
+
+/**
+ * Solves α + m·tanh(α + b) = target (monotone in α since m > −1): Newton
+ * steps inside a shrinking bracket, bisection when a step leaves it. Returns
+ * NaN when it does not reach a residual of 1e-6·(1 + |target| + |m|).
+ */
+export function solvePlanarScalar(target: number, m: number, b: number): number {
+  if (!Number.isFinite(target) || !Number.isFinite(m) || !Number.isFinite(b)) return NaN;
+  let lo = target - Math.abs(m);
+  let hi = target + Math.abs(m);
+  let alpha = Math.min(Math.max(target - m * Math.tanh(target + b), lo), hi);
+  const scale = 1 + Math.abs(target) + Math.abs(m);
+  let f = 0;
+  for (let it = 0; it < 200; it++) {
+    const th = Math.tanh(alpha + b);
+    f = alpha + m * th - target;
+    if (Math.abs(f) <= 1e-13 * scale) break;
+    if (f > 0) hi = alpha;
+    else lo = alpha;
+    let next = alpha - f / (1 + m * (1 - th * th));
+    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    if (next === alpha) break;
+    alpha = next;
+  }
+  return Math.abs(f) <= 1e-6 * scale ? alpha : NaN;
+}
+
+export const referencePlanar: PlanarKernels = {
+  forward(x, params, y, logDet, layerLogDets, stash, batch, dim, layers, amortized) {
+    const s = checkSizes(batch, dim, layers, amortized);
+    checkArray(x, 'x', s.values);
+    checkArray(params, 'params', s.params);
+    checkArray(y, 'y', s.values);
+    checkDisjoint(y, 'y', { x, params });
+    checkArray(logDet, 'logDet', batch);
+    checkDisjoint(logDet, 'logDet', { x, params, y });
+    checkOptionalArray(layerLogDets, 'layerLogDet', s.perLayer);
+    checkDisjoint(layerLogDets, 'layerLogDet', { x, params, y, logDet });
+    checkArray(stash, 'stash', s.perLayer);
+    checkDisjoint(stash, 'stash', { x, params, y, logDet, layerLogDet: layerLogDets });
+    const z = new Float64Array(dim);
+    let bad = 0;
+    for (let r = 0; r < batch; r++) {
+      for (let d = 0; d < dim; d++) z[d] = x[r * dim + d];
+      const base = amortized ? r * s.rowParams : 0;
+      let total = 0;
+      for (let k = 0; k < layers; k++) {
+        const L = layerAt(params, base, k, dim, layers);
+        let a = params[L.b];
+        for (let d = 0; d < dim; d++) a += params[L.w + d] * z[d];
+        const t = Math.tanh(a);
+        for (let d = 0; d < dim; d++) z[d] += t * (params[L.u + d] + L.c * params[L.w + d]);
+        const ld = layerLogDet(a, L.sp);
+        total += ld;
+        stash[r * layers + k] = a;
+        if (layerLogDets) layerLogDets[r * layers + k] = ld;
+      }
+      for (let d = 0; d < dim; d++) y[r * dim + d] = z[d];
+      logDet[r] = total;
+      if (!rowFinite(y, r * dim, dim) || !Number.isFinite(logDet[r])) bad++;
+    }
+    return bad;
+  },
+
+  backward(y, stash, params, dy, dLogDet, dx, dParams, batch, dim, layers, amortized) {
+    const s = checkSizes(batch, dim, layers, amortized);
+    checkArray(y, 'y', s.values);
+    checkArray(stash, 'stash', s.perLayer);
+    checkArray(params, 'params', s.params);
+    checkArray(dy, 'dy', s.values);
+    checkArray(dLogDet, 'dLogDet', batch);
+    checkArray(dx, 'dx', s.values);
+    checkDisjoint(dx, 'dx', { y, stash, params, dy, dLogDet });
+    checkArray(dParams, 'dParams', s.params);
+    checkDisjoint(dParams, 'dParams', { y, stash, params, dy, dLogDet, dx });
+    const z = new Float64Array(dim);
+    const g = new Float64Array(dim);
+    let bad = 0;
+    for (let r = 0; r < batch; r++) {
+      for (let d = 0; d < dim; d++) {
+        z[d] = y[r * dim + d];
+        g[d] = dy[r * dim + d];
+      }
+      const gl = dLogDet[r];
+      const base = amortized ? r * s.rowParams : 0;
+      for (let k = layers - 1; k >= 0; k--) {
+        const L = layerAt(params, base, k, dim, layers);
+        const a = stash[r * layers + k];
+        const t = Math.tanh(a);
+        const sh = sech2(a);
+        let gyu = 0;
+        let gw = 0;
+        for (let d = 0; d < dim; d++) {
+          const uh = params[L.u + d] + L.c * params[L.w + d];
+          z[d] -= t * uh; // this layer's input
+          gyu += g[d] * uh;
+          gw += g[d] * params[L.w + d];
+        }
+        const det = t * t + sh * L.sp;
+        const ga = (gyu - (2 * gl * t * (L.sp - 1)) / det) * sh; // ∂L/∂a
+        const gsp = (gl * sh) / det; // ∂L/∂sp
+        const gc = t * gw; // ∂L/∂c
+        const gwu = L.wn2 > 0 ? gsp * L.sig - (gc * L.sigNeg) / L.wn2 : 0;
+        const gwn2 = L.wn2 > 0 ? (-gc * L.c) / L.wn2 : 0;
+        // Amortized rows overwrite their own gradients; shared ones accumulate over rows and calls.
+        const out = amortized ? r * s.rowParams : 0;
+        const put = (i: number, v: number) => {
+          dParams[i] = amortized ? v : dParams[i] + v;
+        };
+        for (let d = 0; d < dim; d++) {
+          const u = params[L.u + d];
+          const w = params[L.w + d];
+          put(out + k * dim + d, t * g[d] + gwu * w);
+          put(out + (layers + k) * dim + d, ga * z[d] + L.c * t * g[d] + gwu * u + 2 * gwn2 * w);
+          g[d] += ga * w;
+        }
+        put(out + 2 * layers * dim + k, ga);
+      }
+      for (let d = 0; d < dim; d++) dx[r * dim + d] = g[d];
+      if (!rowFinite(dx, r * dim, dim) || (amortized && !rowFinite(dParams, r * s.rowParams, s.rowParams))) bad++;
+    }
+    return bad;
+  },
+
+  inverse(y, params, x, logDet, batch, dim, layers, amortized) {
+    const s = checkSizes(batch, dim, layers, amortized);
+    checkArray(y, 'y', s.values);
+    checkArray(params, 'params', s.params);
+    checkArray(x, 'x', s.values);
+    checkDisjoint(x, 'x', { y, params });
+    checkArray(logDet, 'logDet', batch);
+    checkDisjoint(logDet, 'logDet', { y, params, x });
+    const z = new Float64Array(dim);
+    let bad = 0;
+    for (let r = 0; r < batch; r++) {
+      for (let d = 0; d < dim; d++) z[d] = y[r * dim + d];
+      const base = amortized ? r * s.rowParams : 0;
+      let total = 0;
+      for (let k = layers - 1; k >= 0 && !Number.isNaN(total); k--) {
+        const L = layerAt(params, base, k, dim, layers);
+        let wy = 0;
+        for (let d = 0; d < dim; d++) wy += params[L.w + d] * z[d];
+        const b = params[L.b];
+        const alpha = solvePlanarScalar(wy, L.sp - 1, b);
+        const t = Math.tanh(alpha + b);
+        for (let d = 0; d < dim; d++) z[d] -= t * (params[L.u + d] + L.c * params[L.w + d]);
+        total -= layerLogDet(alpha + b, L.sp);
+      }
+      for (let d = 0; d < dim; d++) x[r * dim + d] = z[d];
+      const ok = Number.isFinite(total) && rowFinite(x, r * dim, dim);
+      logDet[r] = ok ? total : NaN;
+      if (!ok) bad++;
+    }
+    return bad;
+  },
+};
