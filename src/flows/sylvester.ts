@@ -36,7 +36,6 @@ import {
 import type { FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Parameter } from '../nn/parameter';
-import { registerFlow } from './registry';
 import {
   checkArray,
   checkBoolean,
@@ -356,16 +355,3 @@ export class SylvesterFlow implements Flow {
   }
 }
 
-/** Options a VAE posterior (or any registry user) may pass through `extra`. */
-const REGISTRY_EXTRA_KEYS = ['m', 'householders', 'bjorckSteps', 'bjorckTolerance', 'inverseTolerance', 'inverseMaxIterations'];
-
-for (const variant of SYLVESTER_VARIANTS) {
-  registerFlow(`sylvester-${variant}`, {
-    amortizable: true,
-    shareable: true,
-    create: ({ dim, layers, amortized, seed, backend, extra }) => {
-      checkKnownKeys(extra, 'posterior', REGISTRY_EXTRA_KEYS);
-      return new SylvesterFlow({ ...(extra as Partial<SylvesterFlowOptions>), dim, layers, amortized, seed, backend, variant });
-    },
-  });
-}
