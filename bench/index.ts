@@ -8,6 +8,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   flows: () => import('./flows').then((m) => m.run()),
   train: () => import('./train').then((m) => m.run()),
   autoregressive: () => import('./autoregressive').then((m) => m.run()),
+  sylvester: () => import('./sylvester').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {

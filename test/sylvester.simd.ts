@@ -8,7 +8,6 @@
 import { backendByName, backends } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
 import { SYLVESTER_VARIANTS, sylvesterLayout, type SylvesterShape } from '../src/backend/kernels/sylvester';
-import { referenceSylvester } from '../src/backend/reference/sylvester';
 
 function rand(seed: number): () => number {
   let a = seed >>> 0;
@@ -83,5 +82,4 @@ for (const variant of SYLVESTER_VARIANTS) {
     }
   }
 }
-void referenceSylvester;
 process.stdout.write(JSON.stringify({ simd: backends().find((b) => b.name === 'cpu')!.simd, worst, cases }));

@@ -320,6 +320,29 @@ describe.skipIf(!hasCpu())('sylvester: cpu kernels equal the reference', () => {
     expectClose(got.gradParams, want.gradParams, bwd(want.gradParams), 'gradParams');
   });
 
+  it.each([
+    [40, 40],
+    [33, 7],
+    [7, 7],
+  ])('Björck in float32 reaches max|QᵀQ − I| ≤ 1e-5 (D=%d M=%d, Gaussian raw matrices)', (d, m) => {
+    const shape = shapeOf('orthogonal', d, m, 3);
+    const sets = 4;
+    const q = cpu.alloc(sets * 3 * d * m);
+    const residual = cpu.sylvester.orthogonalize(shape, sets, cpu.from(randomParams(shape, sets, 57)), q, bjorck);
+    expect(residual).toBeLessThanOrEqual(1e-5);
+    let worst = 0;
+    for (let k = 0; k < sets * 3; k++)
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < m; j++) {
+          let s = 0;
+          for (let r = 0; r < d; r++) s += q[k * d * m + r * m + i] * q[k * d * m + r * m + j];
+          worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+        }
+    // Recomputed in float64 from the float32 Q: the kernel's own float32 check plus
+    // the rounding of QᵀQ (≲ D·eps32 = 2e-6).
+    expect(worst).toBeLessThanOrEqual(1e-5 + 3e-6);
+  });
+
   it.each(SYLVESTER_VARIANTS)('%s: inverse agrees with the reference (and with x)', (variant) => {
     for (const amortized of [false, true]) {
       const shape = shapeOf(variant, 7, 5, 3);

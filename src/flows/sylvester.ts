@@ -36,7 +36,6 @@ import {
 import type { FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Parameter } from '../nn/parameter';
-import { registerFlow } from './registry';
 import {
   checkArray,
   checkBoolean,
@@ -154,26 +153,22 @@ export class SylvesterFlow implements Flow {
     const seed = options.seed ?? 0;
     if (typeof seed !== 'number') throw typeError(expected('integer in [0, 2^53)', 'seed', seed));
     if (!Number.isSafeInteger(seed) || seed < 0) throw rangeError(expected('integer in [0, 2^53)', 'seed', seed));
-    this.bjorck = {
-      maxSteps: checkSize(options.bjorckSteps ?? 100, 'bjorckSteps'),
-      tolerance: 0,
-    };
-    this.inverseOptions = {
-      maxIterations: checkPositiveInt(options.inverseMaxIterations ?? 100, 'inverseMaxIterations'),
-      tolerance: checkInRange(options.inverseTolerance ?? 1e-6, 'inverseTolerance', 0, 1, { lo: true, hi: true }),
-    };
     const backend = options.backend ?? getBackend();
     if (typeof backend !== 'object' || backend === null || typeof backend.alloc !== 'function' || !backend.sylvester) {
       throw typeError(expected('Backend', 'backend', backend));
     }
     this.backend = backend;
-    this.bjorck.tolerance = checkInRange(
-      options.bjorckTolerance ?? (backend.dtype === 'float64' ? 1e-12 : 1e-5),
-      'bjorckTolerance',
-      0,
-      1,
-      { lo: true, hi: true },
-    );
+    this.bjorck = {
+      maxSteps: checkSize(options.bjorckSteps ?? 100, 'bjorckSteps'),
+      tolerance: checkInRange(options.bjorckTolerance ?? (backend.dtype === 'float64' ? 1e-12 : 1e-5), 'bjorckTolerance', 0, 1, {
+        lo: true,
+        hi: true,
+      }),
+    };
+    this.inverseOptions = {
+      maxIterations: checkPositiveInt(options.inverseMaxIterations ?? 100, 'inverseMaxIterations'),
+      tolerance: checkInRange(options.inverseTolerance ?? 1e-6, 'inverseTolerance', 0, 1, { lo: true, hi: true }),
+    };
     this.shape = { variant: this.variant, dim: this.dim, m: this.m, layers: this.layers, householders: this.householders };
     sizeProduct(this.layers, this.m, Math.max(this.m, this.dim));
     this.layout = sylvesterLayout(this.shape);
@@ -360,16 +355,3 @@ export class SylvesterFlow implements Flow {
   }
 }
 
-/** Options a VAE posterior (or any registry user) may pass through `extra`. */
-const REGISTRY_EXTRA_KEYS = ['m', 'householders', 'bjorckSteps', 'bjorckTolerance', 'inverseTolerance', 'inverseMaxIterations'];
-
-for (const variant of SYLVESTER_VARIANTS) {
-  registerFlow(`sylvester-${variant}`, {
-    amortizable: true,
-    shareable: true,
-    create: ({ dim, layers, amortized, seed, backend, extra }) => {
-      checkKnownKeys(extra, 'posterior', REGISTRY_EXTRA_KEYS);
-      return new SylvesterFlow({ ...(extra as Partial<SylvesterFlowOptions>), dim, layers, amortized, seed, backend, variant });
-    },
-  });
-}

@@ -1,6 +1,5 @@
-import { SYLVESTER_VARIANTS, type SylvesterKernels, type SylvesterShape } from '../kernels/sylvester';
+import { SYLVESTER_VARIANTS, checkSylvesterShape, type SylvesterKernels, type SylvesterShape } from '../kernels/sylvester';
 import type { NativeAddon } from '../native';
-import { checkSylvesterShape } from '../reference/sylvester';
 
 /** The shape as the addon's leading numeric arguments (checked here and again in the binding). */
 function shapeArgs(shape: SylvesterShape): [number, number, number, number, number] {

@@ -1,3 +1,5 @@
+import { expected, rangeError, typeError } from '../../errors';
+import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize, sizeProduct } from '../../validate';
 import type { FloatArray } from '../types';
 
 /**
@@ -68,6 +70,30 @@ export interface SylvesterShape {
   layers: number;
   /** n: Householder reflections per layer (householder variant, ≥ 1; 0 for the others). */
   householders: number;
+}
+
+/** Validates a shape object (every backend's kernels call it first; messages are shared). */
+export function checkSylvesterShape(shape: unknown): SylvesterShape {
+  if (typeof shape !== 'object' || shape === null) throw typeError(expected('Sylvester shape object', 'shape', shape));
+  checkKnownKeys(shape, 'shape', ['variant', 'dim', 'm', 'layers', 'householders']);
+  const s = shape as Record<string, unknown>;
+  const variant = checkOneOf(s.variant, 'shape.variant', SYLVESTER_VARIANTS);
+  const dim = checkPositiveInt(s.dim, 'shape.dim');
+  const m = checkPositiveInt(s.m, 'shape.m');
+  const layers = checkPositiveInt(s.layers, 'shape.layers');
+  const householders = checkSize(s.householders, 'shape.householders');
+  if (variant === 'orthogonal') {
+    if (m > dim) throw rangeError(expected(`integer between 1 and dim (${dim})`, 'shape.m', m));
+  } else if (m !== dim) {
+    throw rangeError(expected(`dim (${dim}) for the ${variant} variant`, 'shape.m', m));
+  }
+  if (variant === 'householder') {
+    if (householders < 1) throw rangeError(expected('positive integer for the householder variant', 'shape.householders', householders));
+  } else if (householders !== 0) {
+    throw rangeError(expected(`0 for the ${variant} variant`, 'shape.householders', householders));
+  }
+  sizeProduct(layers, dim, Math.max(m, householders, 1));
+  return { variant, dim, m, layers, householders };
 }
 
 export interface SylvesterLayout {

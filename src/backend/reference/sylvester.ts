@@ -7,7 +7,7 @@
  */
 import {
   SYLVESTER_DIAGONAL_CLAMP,
-  SYLVESTER_VARIANTS,
+  checkSylvesterShape,
   sylvesterLayout,
   type SylvesterBjorckOptions,
   type SylvesterInverseOptions,
@@ -16,44 +16,11 @@ import {
   type SylvesterShape,
 } from '../kernels/sylvester';
 import type { FloatArray } from '../types';
-import { expected, rangeError, typeError } from '../../errors';
-import {
-  checkArray,
-  checkBoolean,
-  checkInRange,
-  checkKnownKeys,
-  checkOneOf,
-  checkPositiveInt,
-  checkSize,
-  sizeProduct,
-} from '../../validate';
+import { expected, typeError } from '../../errors';
+import { checkArray, checkBoolean, checkInRange, checkPositiveInt, checkSize, sizeProduct } from '../../validate';
 
 // ---------------------------------------------------------------------------
 // Argument checks
-
-/** Validates a shape object (also used by the module and the cpu wrapper's callers). */
-export function checkSylvesterShape(shape: unknown): SylvesterShape {
-  if (typeof shape !== 'object' || shape === null) throw typeError(expected('Sylvester shape object', 'shape', shape));
-  checkKnownKeys(shape, 'shape', ['variant', 'dim', 'm', 'layers', 'householders']);
-  const s = shape as Record<string, unknown>;
-  const variant = checkOneOf(s.variant, 'shape.variant', SYLVESTER_VARIANTS);
-  const dim = checkPositiveInt(s.dim, 'shape.dim');
-  const m = checkPositiveInt(s.m, 'shape.m');
-  const layers = checkPositiveInt(s.layers, 'shape.layers');
-  const householders = checkSize(s.householders, 'shape.householders');
-  if (variant === 'orthogonal') {
-    if (m > dim) throw rangeError(expected(`integer between 1 and dim (${dim})`, 'shape.m', m));
-  } else if (m !== dim) {
-    throw rangeError(expected(`dim (${dim}) for the ${variant} variant`, 'shape.m', m));
-  }
-  if (variant === 'householder') {
-    if (householders < 1) throw rangeError(expected('positive integer for the householder variant', 'shape.householders', householders));
-  } else if (householders !== 0) {
-    throw rangeError(expected(`0 for the ${variant} variant`, 'shape.householders', householders));
-  }
-  sizeProduct(layers, dim, Math.max(m, householders, 1));
-  return { variant, dim, m, layers, householders };
-}
 
 function checkBjorck(options: unknown): SylvesterBjorckOptions {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
@@ -156,11 +123,14 @@ function matmul(
   k: number,
   p: number,
 ): Float64Array {
+  // Element (i, l) of A is a[i·aRow + l·aCol]; element (l, j) of B is b[l·bRow + j·bCol].
+  const [aRow, aCol] = aT ? [1, n] : [k, 1];
+  const [bRow, bCol] = bT ? [1, k] : [p, 1];
   const c = new Float64Array(n * p);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < p; j++) {
       let s = 0;
-      for (let l = 0; l < k; l++) s += (aT ? a[l * n + i] : a[i * k + l]) * (bT ? b[j * k + l] : b[l * p + j]);
+      for (let l = 0; l < k; l++) s += a[i * aRow + l * aCol] * b[l * bRow + j * bCol];
       c[i * p + j] = s;
     }
   }
