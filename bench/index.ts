@@ -5,10 +5,13 @@
 const SUITES: Record<string, () => Promise<unknown>> = {
   dense: () => import('./dense').then((m) => m.run()),
   kernels: () => import('./kernels').then((m) => m.run()),
-  flows: () => import('./flows').then((m) => m.run()),
+  // Planar and radial stacks, then the three Sylvester variants.
+  flows: async () => {
+    await (await import('./flows')).run();
+    await (await import('./sylvester')).run();
+  },
   train: () => import('./train').then((m) => m.run()),
   autoregressive: () => import('./autoregressive').then((m) => m.run()),
-  sylvester: () => import('./sylvester').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {
