@@ -2,11 +2,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace flowvae {
 namespace {
@@ -32,8 +37,35 @@ struct JobScope {
   ~JobScope() { t_in_job = saved; }
 };
 
-// Workers sleep on a condition variable between jobs. A job is a function
-// called as job(task, ntasks) on `ntasks` threads, task 0 being the caller.
+// How long a thread polls before it blocks: a worker waiting for the next
+// job, the caller waiting for the workers to finish. Waking a blocked thread
+// costs 30-50 us on these virtual machines, more than many kernels take, and
+// kernels come back to back (a layer's forward, its activation, the next
+// layer), so a short poll keeps workers on hand for the next call.
+constexpr std::chrono::microseconds kSpin(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Polls `ready` for up to kSpin; true if it became true.
+template <class Ready>
+bool spin_until(Ready ready) {
+  auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 1;; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+    if (i % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin) return ready();
+  }
+}
+
+// Workers poll, then sleep on a condition variable between jobs. A job is a
+// function called as job(task, ntasks) on `ntasks` threads, task 0 being the
+// caller.
 class Pool {
  public:
   ~Pool() { resize(0); }
@@ -48,13 +80,16 @@ class Pool {
       std::lock_guard<std::mutex> lock(mutex_);
       job_ = &job;
       job_tasks_ = ntasks;
-      pending_ = ntasks - 1;
-      ++generation_;
+      pending_.store(ntasks - 1, std::memory_order_relaxed);
+      generation_.store(generation_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
     wake_.notify_all();
     job(0, ntasks);
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
     job_ = nullptr;
     return true;
   }
@@ -64,12 +99,12 @@ class Pool {
     if (workers >= static_cast<int>(threads_.size())) return ensure_workers(workers);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_relaxed);
     }
     wake_.notify_all();
     for (auto& t : threads_) t.join();
     threads_.clear();
-    stop_ = false;
+    stop_.store(false, std::memory_order_relaxed);
     ensure_workers(workers);
   }
 
@@ -78,11 +113,7 @@ class Pool {
   // current generation, so it picks up the next job even if that job is
   // published before the thread first runs.
   void ensure_workers(int workers) {
-    unsigned long generation;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      generation = generation_;
-    }
+    unsigned long generation = generation_.load(std::memory_order_relaxed);
     while (static_cast<int>(threads_.size()) < workers) {
       int index = static_cast<int>(threads_.size());
       threads_.emplace_back([this, index, generation] { worker_loop(index + 1, generation); });
@@ -93,11 +124,16 @@ class Pool {
     for (;;) {
       const std::function<void(int, int)>* job = nullptr;
       int ntasks = 0;
+      // Poll for the next job for a while before sleeping; the job itself is
+      // always read under the mutex.
+      spin_until([&] {
+        return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
+      });
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
+        wake_.wait(lock, [&] { return stop_.load(std::memory_order_relaxed) || generation_.load() != seen; });
+        if (stop_.load(std::memory_order_relaxed)) return;
+        seen = generation_.load(std::memory_order_relaxed);
         job = job_;
         ntasks = job_tasks_;
       }
@@ -106,21 +142,25 @@ class Pool {
           JobScope scope;
           (*job)(task, ntasks);
         }
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (--pending_ == 0) done_.notify_one();
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          // Under the mutex, so a caller that checked pending_ and is about
+          // to block cannot miss the notification.
+          std::lock_guard<std::mutex> lock(mutex_);
+          done_.notify_one();
+        }
       }
     }
   }
 
   std::mutex busy_;   // held by the caller thread that owns the pool for a job
-  std::mutex mutex_;  // guards the fields below
+  std::mutex mutex_;  // guards the fields below (the atomics are written under it, polled without it)
   std::condition_variable wake_, done_;
   std::vector<std::thread> threads_;
   const std::function<void(int, int)>* job_ = nullptr;
   int job_tasks_ = 0;
-  int pending_ = 0;
-  unsigned long generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> pending_{0};  // workers still running the current job
+  std::atomic<unsigned long> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 Pool& pool() {
