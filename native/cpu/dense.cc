@@ -511,9 +511,10 @@ double tile_cost(std::size_t rows, std::size_t cols, std::size_t mr, std::size_t
   return compute + 0.25 * static_cast<double>(rows + cols);
 }
 
-// Below this many multiply-adds a product runs on the calling thread. Waking
-// a pool worker and waiting for it costs 5-10 us here; 2^20 FMAs take about
-// 20 us on one core, so splitting smaller products would not pay.
+// Below this many multiply-adds a product runs on the calling thread. A pool
+// worker still polling from the previous call joins in under a microsecond,
+// but a sleeping one takes 30-50 us to wake on these virtual machines; 2^20
+// FMAs take about 20 us on one core, so smaller products stay on one thread.
 constexpr double kParallelMinFmas = 1048576.0;
 
 // Largest piece of split_range(len, unit, parts, *).
