@@ -12,29 +12,12 @@ import { FlowVaeError } from '../src/errors';
 import '../src/flows';
 import type { Flow } from '../src/flows/flow';
 import { FLOW_FAMILIES } from '../src/flows/registry';
+import { logAbsDet } from './flow-stack-helpers';
 import { dot, expectClose, randomArray } from './helpers';
 
 const reference = backendByName('reference');
 const DIM = 3;
 const BATCH = 2;
-
-/** log|det| of a small square matrix by Gaussian elimination with partial pivoting. */
-function logAbsDet(a: Float64Array, n: number): number {
-  const m = Float64Array.from(a);
-  let s = 0;
-  for (let c = 0; c < n; c++) {
-    let p = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(m[r * n + c]) > Math.abs(m[p * n + c])) p = r;
-    if (m[p * n + c] === 0) return -Infinity;
-    if (p !== c) for (let k = 0; k < n; k++) [m[c * n + k], m[p * n + k]] = [m[p * n + k], m[c * n + k]];
-    s += Math.log(Math.abs(m[c * n + c]));
-    for (let r = c + 1; r < n; r++) {
-      const f = m[r * n + c] / m[c * n + c];
-      for (let k = c; k < n; k++) m[r * n + k] -= f * m[c * n + k];
-    }
-  }
-  return s;
-}
 
 interface Case {
   name: string;
