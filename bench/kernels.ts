@@ -98,6 +98,24 @@ function adamCase(label: string, options: Omit<AdamStepOptions, 'step'>): Kernel
   };
 }
 
+/** Philox streams: normals (Box–Muller, portable log/sin/cos) or uniforms; no peer (PyTorch's generator differs). */
+function rngCase(kind: 'normal' | 'uniform'): KernelCase {
+  return {
+    name: `rng ${kind}`,
+    n: N,
+    streams: 1, // write out
+    setup(b, n) {
+      const out = b.alloc(n);
+      let offset = 0;
+      return () => {
+        b.rng[kind](42, offset, out);
+        offset += n;
+      };
+    },
+    peer: null,
+  };
+}
+
 const ADAM: Omit<AdamStepOptions, 'step'> = {
   lr: 1e-3,
   beta1: 0.9,
@@ -117,7 +135,9 @@ const CASES: KernelCase[] = [
   backwardCase('softplus'),
   adamCase('(Adam)', ADAM),
   adamCase('(AdamW, clip 1.0)', { ...ADAM, weightDecay: 0.01, decoupled: true, maxGradNorm: 1 }),
-  // Other memory-bound kernel families (rng, …) add their cases here.
+  rngCase('normal'),
+  rngCase('uniform'),
+  // Other memory-bound kernel families add their cases here.
 ];
 
 interface Contender {
