@@ -841,23 +841,15 @@ std::size_t planar_backward(const float* y, const float* stash, const float* par
   const BackwardSharedFn fn = PickBackwardShared();
   // One float64 partial-sum slice per fixed chunk of rows (not per task),
   // combined in chunk order: the gradients are the same bits at any thread
-  // count, and when a busy pool makes the call run inline.
-  const std::size_t stride = PartialSize(dim, layers);
-  const std::size_t chunk_rows = reduction_chunk(batch, kFlushRows, 64);
-  const std::size_t chunks = (batch + chunk_rows - 1) / chunk_rows;
-  // The caller's buffer; workers write their slices through this pointer
-  // (naming the thread_local inside the task would give each worker its own).
+  // count, and when a busy pool makes the call run inline. The buffer is the
+  // caller's (naming the thread_local inside a task would give each worker its own).
   thread_local std::vector<double> partials;
-  partials.resize(chunks * stride);
-  double* const partial_base = partials.data();
-  parallel_for(chunks, 1, [&](std::size_t c0, std::size_t c1) {
-    for (std::size_t c = c0; c < c1; ++c) {
-      double* part = partial_base + c * stride;
-      std::fill(part, part + stride, 0.0);
-      const std::size_t n = fn(args, c * chunk_rows, std::min((c + 1) * chunk_rows, batch), part);
-      if (n) bad += n;
-    }
-  });
+  const std::size_t chunks = reduce_in_chunks(batch, kFlushRows, 64, PartialSize(dim, layers), &partials,
+                                              [&](std::size_t r0, std::size_t r1, double* part) {
+                                                const std::size_t n = fn(args, r0, r1, part);
+                                                if (n) bad += n;
+                                              });
+  const double* const partial_base = partials.data();
   FinalizeShared(params, tls_shared, partial_base, static_cast<int>(chunks), dim, layers, d_params);
   return bad.load();
 }
