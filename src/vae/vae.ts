@@ -269,27 +269,51 @@ export class VAE {
   // ---------------------------------------------------------------------------
   // Forward pass shared by training, evaluation and importance sampling.
 
+  /** Encoder trunk and heads for `x` `[batch, inputDim]`: everything of q(z | x) that does not depend on the noise. */
+  private encodeHeads(x: FloatArray, batch: number): PosteriorHeads {
+    const h = this.encoder.forward(x, batch);
+    return {
+      mu: this.muHead.forward(h, batch),
+      lv: this.logvarHead.forward(h, batch),
+      cov: this.covarianceHead ? this.covarianceHead.forward(h, batch) : null,
+      params: this.flowHead ? this.flowHead.forward(h, batch) : undefined,
+      context: this.contextHead ? this.contextHead.forward(h, batch) : undefined,
+    };
+  }
+
+  /** The heads of one example repeated `rows` times (in reusable buffers). */
+  private tileHeads(one: PosteriorHeads, rows: number): PosteriorHeads {
+    const tile = (name: string, src: FloatArray): FloatArray => {
+      const dst = this.buf(`iw.${name}`, rows * src.length);
+      for (let r = 0; r < rows; r++) dst.set(src, r * src.length);
+      return dst;
+    };
+    return {
+      mu: tile('mu', one.mu),
+      lv: tile('lv', one.lv),
+      cov: one.cov && tile('cov', one.cov),
+      params: one.params && tile('params', one.params),
+      context: one.context && tile('context', one.context),
+    };
+  }
+
   /**
    * Runs encoder → posterior sample → decoder for `x` `[batch, inputDim]` with
    * noise `eps` `[batch, latentDim]`; fills per-example terms in buffers
    * `logpx`, `kl` and, for importance weights, `logw` = log p(x, z) − log q(z | x).
    */
-  private forward(x: FloatArray, eps: FloatArray, batch: number): void {
+  private forward(x: FloatArray, eps: FloatArray, batch: number, heads?: PosteriorHeads): void {
     const b = this.backend;
     const D = this.latentDim;
-    const h = this.encoder.forward(x, batch);
-    const mu = this.muHead.forward(h, batch);
-    const lv = this.logvarHead.forward(h, batch);
+    const { mu, lv, cov, params, context } = heads ?? this.encodeHeads(x, batch);
     const z0 = this.buf('z0', batch * D);
     const logq0 = this.buf('logq0', batch);
     b.gaussian.sampleDiag(mu, lv, eps, z0, logq0, batch, D);
-    if (this.covarianceHead) addLowerTimes(this.covarianceHead.forward(h, batch), eps, z0, batch, D);
+    if (cov) addLowerTimes(cov, eps, z0, batch, D);
     let zK = z0;
     const logDet = this.buf('logDet', batch);
     logDet.fill(0);
     if (this.flow) {
-      const params = this.flowHead ? this.flowHead.forward(h, batch) : undefined;
-      const context = this.contextHead ? this.contextHead.forward(h, batch) : undefined;
       const out = this.flow.forward(z0, batch, { params, context });
       zK = out.y;
       logDet.set(out.logDet);
@@ -306,7 +330,7 @@ export class VAE {
     for (let r = 0; r < batch; r++) logw[r] = logpx[r] + logpz[r] - logq0[r] + logDet[r];
     if (this.closedFormKl) {
       b.gaussian.klStandard(mu, lv, kl, batch, D);
-      if (this.covarianceHead) addHalfSquares(this.covarianceHead.output, kl, batch, (D * (D - 1)) / 2);
+      if (cov) addHalfSquares(cov, kl, batch, (D * (D - 1)) / 2);
     } else {
       for (let r = 0; r < batch; r++) kl[r] = logq0[r] - logDet[r] - logpz[r];
     }
@@ -601,6 +625,9 @@ export class VAE {
     for (let i = 0; i < n; i++) {
       const row = x.subarray(i * D, (i + 1) * D);
       for (let s = 0; s < chunk; s++) rep.set(row, s * D);
+      // q(z | x) is the same for every sample of this example: encode it once
+      // and repeat the head outputs, so each sample costs only the flow and decoder.
+      const tiled = this.tileHeads(this.encodeHeads(this.onBackend(row, 'iw.row'), 1), chunk);
       // Streaming logsumexp over all S weights.
       let max = -Infinity;
       let sum = 0;
@@ -610,7 +637,7 @@ export class VAE {
         const eps = this.buf(`iw.eps.${m}`, m * this.latentDim);
         this.backend.rng.normal(seed, offset, eps);
         offset += eps.length;
-        this.forward(xb, eps, m);
+        this.forward(xb, eps, m, m === chunk ? tiled : sliceHeads(tiled, m, this.latentDim));
         const logw = this.buffers.get('logw')!;
         for (let r = 0; r < m; r++) {
           const v = logw[r];
@@ -706,4 +733,26 @@ function addHalfSquares(lower: FloatArray, kl: FloatArray, batch: number, m: num
 
 function addInto(target: FloatArray, source: FloatArray): void {
   for (let i = 0; i < target.length; i++) target[i] += source[i];
+}
+
+/** What the encoder gives the posterior, per row: q0's mean and log-variance, and the optional heads. */
+interface PosteriorHeads {
+  mu: FloatArray;
+  lv: FloatArray;
+  cov: FloatArray | null;
+  params: FloatArray | undefined;
+  context: FloatArray | undefined;
+}
+
+/** The first `rows` rows of tiled heads. */
+function sliceHeads(h: PosteriorHeads, rows: number, latentDim: number): PosteriorHeads {
+  const first = (a: FloatArray, width: number) => a.subarray(0, rows * width);
+  const per = (a: FloatArray) => a.length / (h.mu.length / latentDim);
+  return {
+    mu: first(h.mu, latentDim),
+    lv: first(h.lv, latentDim),
+    cov: h.cov && first(h.cov, per(h.cov)),
+    params: h.params && first(h.params, per(h.params)),
+    context: h.context && first(h.context, per(h.context)),
+  };
 }
