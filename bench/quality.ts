@@ -1,0 +1,221 @@
+/**
+ * `npm run quality -- [--data mnist-subset|fashion-mnist] [--seeds 0,1] [--jobs 2] [--families a,b]`
+ *
+ * The posterior-quality table: one fixed MLP VAE (784-300-300-40, ReLU,
+ * Bernoulli likelihood) trained with every posterior family at the same
+ * budget, then scored on the test set by the ELBO and by the importance-
+ * sampled negative log-likelihood (5000 samples, as in the papers).
+ *
+ * Budget, identical for every family: Adam lr 1e-3, batch 100, KL warm-up over
+ * 10 epochs, dynamic binarization, 10% of the training set held out for
+ * validation, at most `epochs` epochs (100) with early stopping (patience 10) and the
+ * best validation epoch kept. The test set is binarized once with a fixed seed.
+ *
+ * Each (family, seed) runs in its own process on one thread (`--jobs` at a
+ * time) and writes bench/results/quality/<data>/<family>.seed<s>.json, so an
+ * interrupted table resumes where it stopped. The table (mean ± half the
+ * spread over seeds) is printed as markdown and written to
+ * bench/results/quality-<data>.json.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setNumThreads } from '../src/backend';
+import { binarize } from '../src/data/binarize';
+import type { Dataset } from '../src/data/dataset';
+import { loadFashionMnist } from '../src/data/idx';
+import { loadMnistSubset } from '../src/data/mnist';
+import { referenceRng } from '../src/backend/reference/rng';
+import { VAE, type Posterior } from '../src/vae/vae';
+
+/** The posterior families of the table, as the VAE takes them. */
+export const FAMILIES: Record<string, Posterior> = {
+  diagonal: 'diagonal',
+  'full-covariance': 'full-covariance',
+  'planar K=16': { flow: 'planar', layers: 16, amortized: true },
+  'radial K=16': { flow: 'radial', layers: 16, amortized: true },
+  'IAF K=4': { flow: 'iaf', layers: 4, hidden: [320] },
+  'Sylvester orthogonal K=8 M=16': { flow: 'sylvester-orthogonal', layers: 8, amortized: true, m: 16 },
+  'Sylvester Householder K=8 H=8': { flow: 'sylvester-householder', layers: 8, amortized: true, householders: 8 },
+  'Sylvester triangular K=8': { flow: 'sylvester-triangular', layers: 8, amortized: true },
+};
+
+interface Settings {
+  data: 'mnist-subset' | 'fashion-mnist';
+  epochs: number;
+  samples: number;
+  /** Test examples scored by the NLL (all when 0). */
+  nllExamples: number;
+}
+
+interface RunResult {
+  family: string;
+  seed: number;
+  settings: Settings;
+  epochs: number;
+  bestEpoch: number;
+  stopped: string;
+  trainSeconds: number;
+  examplesPerSecond: number;
+  validationElbo: number;
+  testElbo: number;
+  testNll: number;
+  nllExamples: number;
+  nllSeconds: number;
+}
+
+function loadData(name: Settings['data']): { train: Dataset; test: Dataset } {
+  if (name === 'mnist-subset') return { train: loadMnistSubset({ split: 'train' }), test: loadMnistSubset({ split: 'test' }) };
+  return { train: loadFashionMnist({ split: 'train' }), test: loadFashionMnist({ split: 'test' }) };
+}
+
+/** The test set binarized once, from a fixed stream, the same for every family. */
+function binarizedTest(test: Dataset): Float32Array {
+  const u = new Float64Array(test.x.length);
+  referenceRng.uniform(2024, 0, u);
+  const out = new Float32Array(test.x.length);
+  binarize(test.x, Float32Array.from(u), out);
+  return out;
+}
+
+async function runOne(family: string, seed: number, settings: Settings): Promise<RunResult> {
+  setNumThreads(1);
+  const { train, test } = loadData(settings.data);
+  const vae = new VAE({
+    inputDim: 784,
+    latentDim: 40,
+    encoder: { hidden: [300, 300], activation: 'relu' },
+    decoder: { hidden: [300, 300], activation: 'relu' },
+    likelihood: 'bernoulli',
+    posterior: FAMILIES[family],
+    seed,
+    backend: 'cpu',
+  });
+  const t0 = performance.now();
+  let trained = 0;
+  const fit = await vae.fit(train, {
+    epochs: settings.epochs,
+    batchSize: 100,
+    lr: 1e-3,
+    warmup: 10,
+    binarize: 'dynamic',
+    validation: 0.1,
+    patience: 10,
+    keepBest: true,
+    seed,
+    onEpoch: (m) => {
+      trained += train.n * 0.9;
+      const v = m.validation ? m.validation.elbo.toFixed(2) : '-';
+      console.error(`${family} seed ${seed} epoch ${m.epoch}: train ${m.train.elbo.toFixed(2)} val ${v} (${m.examplesPerSecond.toFixed(0)} ex/s)`);
+    },
+  });
+  const trainSeconds = (performance.now() - t0) / 1000;
+  const best = fit.history.reduce((a, b) => ((b.validation?.elbo ?? -Infinity) > (a.validation?.elbo ?? -Infinity) ? b : a));
+  const x = binarizedTest(test);
+  const testElbo = vae.elbo(x, { samples: 1, seed: 777 }).elbo;
+  const nllRows = settings.nllExamples > 0 ? Math.min(settings.nllExamples, test.n) : test.n;
+  const t1 = performance.now();
+  const ll = vae.logLikelihood(x.subarray(0, nllRows * 784), { samples: settings.samples, batch: 500, seed: 778 });
+  return {
+    family,
+    seed,
+    settings,
+    epochs: fit.history.length,
+    bestEpoch: best.epoch,
+    stopped: fit.stopped,
+    trainSeconds,
+    examplesPerSecond: trained / trainSeconds,
+    validationElbo: best.validation?.elbo ?? NaN,
+    testElbo,
+    testNll: -ll.mean,
+    nllExamples: nllRows,
+    nllSeconds: (performance.now() - t1) / 1000,
+  };
+}
+
+function parseArgs(argv: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`Unexpected argument "${a}"`);
+    out[a.slice(2)] = argv[++i];
+  }
+  return out;
+}
+
+function resultPath(settings: Settings, family: string, seed: number): string {
+  const slug = family.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/-$/, '');
+  return path.join(__dirname, 'results', 'quality', settings.data, `${slug}.seed${seed}.json`);
+}
+
+function runChild(family: string, seed: number, settings: Settings): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', __filename, '--one', family, '--seed', String(seed), '--settings', JSON.stringify(settings)],
+      { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, FLOWVAE_NUM_THREADS: '1' } },
+    );
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${family} seed ${seed} exited with ${code}`))));
+  });
+}
+
+function table(results: RunResult[], families: string[]): string {
+  const fmt = (xs: number[]) => {
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const half = xs.length > 1 ? (Math.max(...xs) - Math.min(...xs)) / 2 : NaN;
+    return Number.isNaN(half) ? mean.toFixed(2) : `${mean.toFixed(2)} ± ${half.toFixed(2)}`;
+  };
+  const lines = [
+    '| posterior | test ELBO | test NLL | epochs (best) | train ex/s | seeds |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const f of families) {
+    const rs = results.filter((r) => r.family === f);
+    if (rs.length === 0) continue;
+    lines.push(
+      `| ${f} | ${fmt(rs.map((r) => r.testElbo))} | ${fmt(rs.map((r) => r.testNll))} | ` +
+        `${rs.map((r) => `${r.epochs} (${r.bestEpoch})`).join(', ')} | ${fmt(rs.map((r) => r.examplesPerSecond)).split(' ')[0]} | ${rs.length} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.one) {
+    const settings = JSON.parse(args.settings) as Settings;
+    const result = await runOne(args.one, Number(args.seed), settings);
+    const file = resultPath(settings, args.one, result.seed);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+    return;
+  }
+  const data = (args.data ?? 'mnist-subset') as Settings['data'];
+  const settings: Settings = {
+    data,
+    epochs: Number(args.epochs ?? (data === 'mnist-subset' ? 100 : 30)),
+    samples: Number(args.samples ?? 5000),
+    nllExamples: Number(args['nll-examples'] ?? 0),
+  };
+  const seeds = (args.seeds ?? '0,1').split(',').map(Number);
+  const families = args.families ? args.families.split(',') : Object.keys(FAMILIES);
+  for (const f of families) if (!FAMILIES[f]) throw new Error(`Unknown family "${f}"; expected one of ${Object.keys(FAMILIES).join(', ')}`);
+  const queue = families.flatMap((f) => seeds.map((s) => [f, s] as const)).filter(([f, s]) => !fs.existsSync(resultPath(settings, f, s)));
+  const jobs = Number(args.jobs ?? 2);
+  await Promise.all(
+    Array.from({ length: jobs }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) await runChild(next[0], next[1], settings);
+    }),
+  );
+  const results = families.flatMap((f) =>
+    seeds.map((s) => resultPath(settings, f, s)).filter((p) => fs.existsSync(p)).map((p) => JSON.parse(fs.readFileSync(p, 'utf8')) as RunResult),
+  );
+  const markdown = table(results, families);
+  console.log(markdown);
+  fs.writeFileSync(path.join(__dirname, 'results', `quality-${data}.json`), JSON.stringify({ settings, seeds, results }, null, 2) + '\n');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
