@@ -22,8 +22,8 @@ interface Model {
 const MODELS: Model[] = [
   { name: 'diagonal', posterior: 'diagonal', peer: 'diagonal' },
   { name: 'planar K=16 (amortized)', posterior: { flow: 'planar', layers: 16, amortized: true }, peer: 'planar' },
-  { name: 'IAF K=4 (MADE 320)', posterior: { flow: 'iaf', layers: 4, hidden: [320] } },
-  { name: 'Sylvester orthogonal K=16 (amortized)', posterior: { flow: 'sylvester-orthogonal', layers: 16, amortized: true }, skipReference: true },
+  { name: 'IAF K=4 (MADE 320)', posterior: { flow: 'iaf', layers: 4, hidden: [320] }, peer: 'iaf' },
+  { name: 'Sylvester orthogonal K=16 (amortized)', posterior: { flow: 'sylvester-orthogonal', layers: 16, amortized: true }, peer: 'sylvester', skipReference: true },
 ];
 
 function data(n: number): Float32Array {
