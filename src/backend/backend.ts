@@ -13,6 +13,7 @@ import type { AutoregressiveKernels } from './kernels/autoregressive';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
+import type { GlowKernels } from './kernels/glow';
 import type { LikelihoodKernels } from './kernels/likelihood';
 import type { PlanarKernels } from './kernels/planar';
 import type { RadialKernels } from './kernels/radial';
@@ -39,6 +40,7 @@ export interface Backend {
   readonly planar: PlanarKernels;
   readonly radial: RadialKernels;
   readonly sylvester: SylvesterKernels;
+  readonly glow: GlowKernels;
 }
 
 export type { BackendName, DType, FloatArray };

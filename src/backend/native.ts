@@ -304,6 +304,23 @@ export interface NativeAddon {
     maxIterations: number,
     tolerance: number,
   ): number;
+
+  // glow (native/napi/glow.cc); perm must be a permutation of 0..dim-1
+  glowAffineForward(x: Float32Array, logScale: Float32Array, shift: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  glowAffineInverse(y: Float32Array, logScale: Float32Array, shift: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  glowAffineBackward(
+    x: Float32Array,
+    logScale: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dLogScale: Float32Array,
+    dShift: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+  glowPermuteColumns(x: Float32Array, perm: Uint32Array, y: Float32Array, batch: number, dim: number): void;
+  glowUnpermuteColumns(y: Float32Array, perm: Uint32Array, x: Float32Array, batch: number, dim: number): void;
 }
 
 /** Repository/package root: this file is src/backend/native.ts or dist/backend/native.js. */

@@ -15,7 +15,7 @@
 import type { Backend } from '../backend/backend';
 import type { FloatArray } from '../backend/types';
 import { FlowVaeError } from '../errors';
-import type { Parameter } from '../nn/parameter';
+import type { NamedBuffer, Parameter } from '../nn/parameter';
 
 export interface FlowCallOptions {
   /** Per-example parameters `[batch, amortizedSize]` (amortized flows only). */
@@ -58,6 +58,11 @@ export interface Flow {
   readonly contextDim: number;
   /** Named shared parameters (empty for a purely amortized flow). */
   parameters(): Parameter[];
+  /**
+   * Named state that is saved with the model but not trained (e.g. ActNorm's
+   * `initialized` flag, a fixed permutation). Optional: most flows have none.
+   */
+  buffers?(): NamedBuffer[];
   forward(x: FloatArray, batch: number, options?: FlowCallOptions): FlowForwardResult;
   /** Throws FlowVaeError ERR_NO_INVERSE when the flow has none, ERR_NOT_CONVERGED when an iterative inverse fails. */
   inverse(y: FloatArray, batch: number, options?: FlowCallOptions): FlowInverseResult;

@@ -79,3 +79,60 @@ for (const variant of ['orthogonal', 'householder', 'triangular'] as const) {
     create: (o) => new SylvesterFlow({ ...stackOptions(o), variant }),
   });
 }
+
+// Glow pieces (Kingma & Dhariwal 2018): shared parameters only, no context.
+// A family with `layers: K` builds K copies (seeds seed, seed + 1, …) in a
+// FlowSequence; one layer is the module itself.
+export { ActNorm, ACTNORM_EPSILON, type ActNormOptions } from './actnorm';
+export { ElementwiseAffine, type ElementwiseAffineOptions } from './elementwise-affine';
+export { InvertibleLinearLU, type InvertibleLinearLUOptions } from './linear-lu';
+export { Permutation, PERMUTATION_ORDERS, type PermutationOptions, type PermutationOrder } from './permutation';
+
+import type { Flow } from './flow';
+import { FlowSequence } from './sequence';
+import { ActNorm } from './actnorm';
+import { ElementwiseAffine } from './elementwise-affine';
+import { InvertibleLinearLU } from './linear-lu';
+import { Permutation, type PermutationOrder } from './permutation';
+
+function copies(o: FlowFactoryOptions, make: (seed: number) => Flow): Flow {
+  if (o.layers === 1) return make(o.seed);
+  return new FlowSequence(Array.from({ length: o.layers }, (_, k) => make(o.seed + k)));
+}
+
+registerFlow('actnorm', {
+  amortizable: false,
+  shareable: true,
+  create(o) {
+    checkKnownKeys(o.extra, 'posterior', []);
+    return copies(o, () => new ActNorm({ dim: o.dim, backend: o.backend }));
+  },
+});
+
+registerFlow('elementwise-affine', {
+  amortizable: false,
+  shareable: true,
+  create(o) {
+    checkKnownKeys(o.extra, 'posterior', []);
+    return copies(o, () => new ElementwiseAffine({ dim: o.dim, backend: o.backend }));
+  },
+});
+
+registerFlow('linear-lu', {
+  amortizable: false,
+  shareable: true,
+  create(o) {
+    checkKnownKeys(o.extra, 'posterior', []);
+    return copies(o, (seed) => new InvertibleLinearLU({ dim: o.dim, seed, backend: o.backend }));
+  },
+});
+
+registerFlow('permutation', {
+  amortizable: false,
+  shareable: true,
+  create(o) {
+    checkKnownKeys(o.extra, 'posterior', ['order']);
+    const order = o.extra.order as PermutationOrder | undefined;
+    return copies(o, (seed) => new Permutation({ dim: o.dim, order, seed, backend: o.backend }));
+  },
+});

@@ -7,7 +7,7 @@
 import type { Backend } from '../backend/backend';
 import type { FloatArray } from '../backend/types';
 import { expected, rangeError, typeError } from '../errors';
-import { prefixParameters, type Parameter } from '../nn/parameter';
+import { prefixBuffers, prefixParameters, type NamedBuffer, type Parameter } from '../nn/parameter';
 import { checkArray, checkPositiveInt } from '../validate';
 import {
   Workspace,
@@ -75,6 +75,10 @@ export class FlowSequence implements Flow {
 
   parameters(): Parameter[] {
     return this.flows.flatMap((f, i) => prefixParameters(String(i), f.parameters()));
+  }
+
+  buffers(): NamedBuffer[] {
+    return this.flows.flatMap((f, i) => (f.buffers ? prefixBuffers(String(i), f.buffers()) : []));
   }
 
   private memberOptions(i: number, batch: number, options: FlowCallOptions | undefined): FlowCallOptions {

@@ -95,13 +95,15 @@ export function initUniformScaled(backend: Backend, params: FloatArray, dim: num
   initUniform(backend, params, seed, 0, -bound, bound);
 }
 
-function checkSeed(value: unknown): number {
+/** A stream seed: an integer in [0, 2^53). */
+export function checkSeed(value: unknown): number {
   if (typeof value !== 'number') throw typeError(expected('integer in [0, 2^53)', 'seed', value));
   if (!Number.isSafeInteger(value) || value < 0) throw rangeError(expected('integer in [0, 2^53)', 'seed', value));
   return value;
 }
 
-function checkBackend(value: unknown, kind: string): Backend {
+/** A Backend object that has the kernel family `kind`. */
+export function checkBackend(value: unknown, kind: string): Backend {
   const ok =
     typeof value === 'object' &&
     value !== null &&

@@ -20,6 +20,22 @@ export function createParameter(backend: Backend, name: string, shape: readonly 
   return { name, shape: [...shape], value: backend.alloc(size), grad: backend.alloc(size) };
 }
 
+/**
+ * A named tensor saved with a model but not trained (PyTorch's buffers): e.g.
+ * ActNorm's `initialized` flag or a flow's fixed permutation. Optimizers never
+ * see it; checkpoints store it beside the parameters.
+ */
+export interface NamedBuffer {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly value: FloatArray;
+}
+
+/** The same buffers (same arrays) under `prefix.name`. */
+export function prefixBuffers(prefix: string, buffers: readonly NamedBuffer[]): NamedBuffer[] {
+  return buffers.map((b) => ({ name: `${prefix}.${b.name}`, shape: b.shape, value: b.value }));
+}
+
 /** The same parameters (same arrays) under `prefix.name`. */
 export function prefixParameters(prefix: string, params: readonly Parameter[]): Parameter[] {
   return params.map((p) => ({ name: `${prefix}.${p.name}`, shape: p.shape, value: p.value, grad: p.grad }));

@@ -2,8 +2,8 @@
  * Adam / AdamW over a model's named parameters through the backend's fused
  * kernel. The kernel works on one flat buffer (global-norm clipping needs all
  * gradients at once), so the optimizer keeps flat copies of the parameters
- * and their moments: each step gathers the gradients, updates the flat
- * parameters and writes them back to the modules' arrays.
+ * and their moments: each step gathers the parameters and gradients, updates
+ * the flat parameters and writes them back to the modules' arrays.
  */
 import type { Backend } from '../backend/backend';
 import type { FloatArray } from '../backend/types';
@@ -84,8 +84,12 @@ export class Adam {
 
   /** One update from the accumulated gradients; returns the gradient norm before clipping. */
   step(): number {
+    // The modules' arrays are the source of truth: values changed since the
+    // last step (ActNorm's data-dependent initialization, weights loaded or
+    // restored) are read back, not overwritten with a stale copy.
     let off = 0;
     for (const p of this.params) {
+      this.flatParams.set(p.value, off);
       this.flatGrads.set(p.grad, off);
       off += p.grad.length;
     }

@@ -23,7 +23,7 @@ import type { Flow } from '../flows/flow';
 import { FLOW_FAMILIES } from '../flows';
 import { Linear } from '../nn/linear';
 import { MLP } from '../nn/mlp';
-import { prefixParameters, zeroGrad, type Parameter } from '../nn/parameter';
+import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Dataset } from '../data/dataset';
@@ -246,6 +246,14 @@ export class VAE {
       ...prefixParameters('decoder.net', this.decoder.parameters()),
       ...(this.outputLogVar ? [this.outputLogVar] : []),
     ];
+  }
+
+  /**
+   * Named state that is saved in checkpoints but not trained (e.g. ActNorm's
+   * `flow.0.initialized`, a flow's fixed permutation).
+   */
+  namedBuffers(): NamedBuffer[] {
+    return this.flow?.buffers ? prefixBuffers('flow', this.flow.buffers()) : [];
   }
 
   private buf(name: string, length: number): FloatArray {
@@ -480,8 +488,8 @@ export class VAE {
   // Checkpoints.
 
   /**
-   * Writes `<dir>/model.safetensors`: every parameter under its name (PyTorch
-   * layouts), the architecture and the training state (optimizer moments,
+   * Writes `<dir>/model.safetensors`: every parameter and buffer under its name
+   * (PyTorch layouts), the architecture and the training state (optimizer moments,
    * noise offset, epoch) in the metadata. Written to a temporary file and
    * renamed, so an interrupted save leaves the previous checkpoint intact.
    */
@@ -489,7 +497,12 @@ export class VAE {
     if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
     fs.mkdirSync(dir, { recursive: true });
     const dtype = this.backend.dtype === 'float64' ? 'F64' : 'F32';
-    const tensors: SafetensorsTensor[] = this.parameters().map((p) => ({ name: p.name, dtype, shape: p.shape, data: p.value }));
+    const tensors: SafetensorsTensor[] = [...this.parameters(), ...this.namedBuffers()].map((p) => ({
+      name: p.name,
+      dtype,
+      shape: p.shape,
+      data: p.value,
+    }));
     const metadata: Record<string, string> = {
       format: CHECKPOINT_FORMAT,
       version: '1',
@@ -536,7 +549,7 @@ export class VAE {
       return fail(`its architecture is invalid (${(err as Error).message})`);
     }
     const byName = new Map(contents.tensors.map((t) => [t.name, t]));
-    for (const p of vae.parameters()) {
+    for (const p of [...vae.parameters(), ...vae.namedBuffers()]) {
       const t = byName.get(p.name) ?? fail(`tensor "${p.name}" is missing`);
       if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
         fail(`tensor "${p.name}" has shape [${t.shape.join(', ')}] but the model needs [${p.shape.join(', ')}]`);

@@ -98,6 +98,18 @@ function fill(array: ArrayBufferView & ArrayLike<number>, rand: () => number): v
  * for dimensions.
  */
 export function valueFor(expects: string, attempt: number, size: number, rand: () => number): unknown {
+  // A column permutation (glow): each of 0..n−1 once, shuffled.
+  const permutation = /^permutation of 0\.\.(\d+) as a Uint32Array/.exec(expects);
+  if (permutation) {
+    const n = Number(permutation[1]) + 1;
+    if (n > MAX_INFERRED_LENGTH) return undefined;
+    const perm = new Uint32Array(n).map((_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [perm[i], perm[j]] = [perm[j], perm[i]];
+    }
+    return perm;
+  }
   const typed = /^(Float32Array|Float64Array|Int32Array|Uint32Array|Uint8Array|Int8Array|Int16Array|Uint16Array)(?: of length (\d+))?/.exec(
     expects,
   );

@@ -7,6 +7,7 @@ import { cpuAutoregressive } from './autoregressive';
 import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
+import { cpuGlow } from './glow';
 import { cpuLikelihood } from './likelihood';
 import { cpuPlanar } from './planar';
 import { cpuRadial } from './radial';
@@ -29,5 +30,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     planar: cpuPlanar(addon),
     radial: cpuRadial(addon),
     sylvester: cpuSylvester(addon),
+    glow: cpuGlow(addon),
   };
 }

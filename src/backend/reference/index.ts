@@ -6,6 +6,7 @@ import { referenceAutoregressive } from './autoregressive';
 import { referenceDense } from './dense';
 import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
+import { referenceGlow } from './glow';
 import { referenceLikelihood } from './likelihood';
 import { referencePlanar } from './planar';
 import { referenceRadial } from './radial';
@@ -27,4 +28,5 @@ export const referenceBackend: Backend = {
   planar: referencePlanar,
   radial: referenceRadial,
   sylvester: referenceSylvester,
+  glow: referenceGlow,
 };
