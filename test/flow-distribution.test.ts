@@ -406,17 +406,23 @@ describe('FlowDistribution: fit conventions', () => {
     expect(Array.from(mle2.losses)).toEqual(Array.from(mle.losses));
   });
 
-  it('yields to the event loop between batches', async () => {
+  it('yields to the event loop between batches: a timer set before the run fires during it', async () => {
     let timerFired = false;
-    let stepWhenFired = -1;
-    let lastStep = 0;
-    setTimeout(() => {
-      timerFired = true;
-      stepWhenFired = lastStep;
-    }, 0);
-    await make().fitTarget(t, { steps: 30, batchSize: 8, onBatch: (p) => (lastStep = p.step) });
+    setTimeout(() => (timerFired = true), 1);
+    const controller = new AbortController();
+    // Without yields the timer could only fire after all 100 000 steps; with them it fires within
+    // a few milliseconds and the run is aborted from the progress callback.
+    const result = await make().fitTarget(t, {
+      steps: 100_000,
+      batchSize: 4,
+      signal: controller.signal,
+      onBatch: () => {
+        if (timerFired) controller.abort();
+      },
+    });
     expect(timerFired).toBe(true);
-    expect(stepWhenFired).toBeLessThan(30);
+    expect(result.stopped).toBe('aborted');
+    expect(result.steps).toBeLessThan(100_000);
   });
 
   it('stops at an AbortSignal: mid-run and before the first batch', async () => {
