@@ -6,8 +6,8 @@
 // tanh and an exp per element, which scalar libm calls would make a visible
 // fraction of a coupling layer. So the affine kernels run SIMD along each
 // row's transformed columns (AVX-512, AVX2 or SSE2, picked at run time; a
-// row's last partial vector goes through the same code zero-padded), parallel
-// over rows. The transformed columns are read and written in place in the
+// row's columns go in full vectors, then half and quarter vectors, and the
+// last < 4 zero-padded through the same code), parallel over rows. The transformed columns are read and written in place in the
 // full rows: no gathered copies of halves.
 //
 // Row sums (log-det) are per row, so they do not depend on the thread count;
@@ -137,15 +137,50 @@ FLOWVAE_LANE_INLINE F AffineStep(const AffineArgs& a, std::size_t r, std::size_t
   return s;
 }
 
+// Columns [j, width) of one row, in vectors of W lanes, then one of W/2 and
+// one of W/4 lanes where they fit (an AVX-512 row of 20 is 16 + 4 with no
+// padding), then a zero-padded partial vector of 4 lanes for the last < 4.
+// `step.template Run<F>(j, lanes)` handles one vector and returns its
+// contribution to the row sum. (Steps are structs with always-inline members,
+// not lambdas: a lambda would not inherit the caller's SIMD target.)
+template <int W, class Step>
+FLOWVAE_LANE_INLINE float ForEachVector(std::size_t width, const Step& step) {
+  using F = typename Vec<W>::F;
+  using F4 = typename Vec<4>::F;
+  F sum{};
+  std::size_t j = 0;
+  for (; j + W <= width; j += W) sum += step.template Run<F>(j, W);
+  float total = HorizontalSum(sum);
+  if constexpr (W >= 16) {
+    if (j + 8 <= width) {
+      total += HorizontalSum(step.template Run<typename Vec<8>::F>(j, 8));
+      j += 8;
+    }
+  }
+  if constexpr (W >= 8) {
+    if (j + 4 <= width) {
+      total += HorizontalSum(step.template Run<F4>(j, 4));
+      j += 4;
+    }
+  }
+  if (j < width) total += HorizontalSum(step.template Run<F4>(j, width - j));
+  return total;
+}
+
+template <bool kInverse>
+struct ForwardRowStep {
+  const AffineArgs& a;
+  std::size_t r;
+  template <class F>
+  FLOWVAE_LANE_INLINE F Run(std::size_t j, std::size_t lanes) const {
+    return AffineStep<F, kInverse>(a, r, j, lanes);
+  }
+};
+
 template <int W, bool kInverse>
 FLOWVAE_LANE_INLINE void AffineRows(const AffineArgs& a, std::size_t r0, std::size_t r1) {
-  using F = typename Vec<W>::F;
   for (std::size_t r = r0; r < r1; ++r) {
-    F sum{};
-    std::size_t j = 0;
-    for (; j + W <= a.width; j += W) sum += AffineStep<F, kInverse>(a, r, j, W);
-    if (j < a.width) sum += AffineStep<F, kInverse>(a, r, j, a.width - j);
-    const float ld = HorizontalSum(sum);
+    const float ld = ForEachVector<W>(a.width, ForwardRowStep<kInverse>{a, r});
     a.log_det[r] = kInverse ? -ld : ld;
   }
 }
@@ -185,16 +220,24 @@ FLOWVAE_LANE_INLINE void AffineBackwardStep(const AffineArgs& a, std::size_t r, 
 }
 
 // Rows [r0, r1) of the backward; the d_scale partial sums go to part[width] (float64).
+struct BackwardRowStep {
+  const AffineArgs& a;
+  std::size_t r;
+  float* acc;
+  template <class F>
+  FLOWVAE_LANE_INLINE F Run(std::size_t j, std::size_t lanes) const {
+    AffineBackwardStep<F>(a, r, j, lanes, acc);
+    return F{};
+  }
+};
+
 template <int W>
 FLOWVAE_LANE_INLINE void AffineBackwardRows(const AffineArgs& a, std::size_t r0, std::size_t r1, double* part) {
-  using F = typename Vec<W>::F;
   thread_local std::vector<float> acc;
   acc.assign(a.width, 0.0f);
   std::size_t since_flush = 0;
   for (std::size_t r = r0; r < r1; ++r) {
-    std::size_t j = 0;
-    for (; j + W <= a.width; j += W) AffineBackwardStep<F>(a, r, j, W, acc.data());
-    if (j < a.width) AffineBackwardStep<F>(a, r, j, a.width - j, acc.data());
+    ForEachVector<W>(a.width, BackwardRowStep{a, r, acc.data()});
     if (++since_flush == kFlushRows || r + 1 == r1) {
       for (std::size_t c = 0; c < a.width; ++c) {
         part[c] += acc[c];
