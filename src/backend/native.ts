@@ -351,9 +351,10 @@ export type CudaKernelName =
 /**
  * `addon.cuda` (native/napi/cuda/): each kernel takes host Float32Arrays like
  * its cpu twin, uploads them, runs on the GPU and downloads the outputs
- * before returning. Without a usable device every kernel throws a
- * FlowVaeError-like Error with code ERR_BACKEND_UNAVAILABLE (after the same
- * argument checks as the cpu); CUDA failures throw code ERR_CUDA naming the kernel.
+ * before returning. Arguments are checked as by the cpu bindings (same
+ * errors); then, without a usable device, every kernel throws an Error with
+ * code ERR_BACKEND_UNAVAILABLE and the reason, and a CUDA failure throws one
+ * with code ERR_CUDA naming the kernel.
  */
 export interface CudaAddon extends Pick<NativeAddon, CudaKernelName> {
   status(): CudaStatus;

@@ -109,13 +109,15 @@ template <Napi::Value (*kBinding)(const Napi::CallbackInfo&)>
 Napi::Value Guarded(const Napi::CallbackInfo& info) {
   try {
     return kBinding(info);
+  } catch (const Napi::Error&) {
+    throw;  // argument errors, already in the cpu bindings' form
   } catch (const Unavailable& e) {
     ThrowWithCode(Napi::Error::New(info.Env(), "Backend \"cuda\" is unavailable: " + e.reason),
                   "ERR_BACKEND_UNAVAILABLE");
   } catch (const cuda::Error& e) {
     ThrowWithCode(Napi::Error::New(info.Env(), std::string("CUDA error in ") + e.what()), "ERR_CUDA");
-  } catch (const std::bad_alloc&) {
-    ThrowWithCode(Napi::Error::New(info.Env(), "Out of host memory in a cuda binding"), "ERR_CUDA");
+  } catch (const std::exception& e) {  // std::bad_alloc and the like: never let one escape into Node
+    ThrowWithCode(Napi::Error::New(info.Env(), std::string("Error in a cuda binding: ") + e.what()), "ERR_CUDA");
   }
 }
 
