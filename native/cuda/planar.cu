@@ -180,8 +180,8 @@ __global__ void __launch_bounds__(kRowThreads) ForwardKernel(ForwardArgs a) {
         layer = a.shared.layers[k];
       }
       float dot = 0.0f;
-  #pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
+#pragma unroll
+      for (int i = 0; i < z.size(); ++i) {
         const std::size_t d = lane + kWarp * i;
         if (d < D) dot += w[d] * z[i];
       }
@@ -190,8 +190,8 @@ __global__ void __launch_bounds__(kRowThreads) ForwardKernel(ForwardArgs a) {
       TanhSech2(pre, &t, &sech2);
       // 1 + sech²·m written as t² + sech²·(1 + m): no cancellation as m → −1.
       const float ld = logf(t * t + sech2 * layer.sp);
-  #pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
+#pragma unroll
+      for (int i = 0; i < z.size(); ++i) {
         const std::size_t d = lane + kWarp * i;
         if (d < D) z[i] += t * (kAmortized ? u[d] + layer.c * w[d] : a.shared.u_hat[k * D + d]);
       }
@@ -278,8 +278,8 @@ __global__ void __launch_bounds__(kRowThreads) BackwardKernel(BackwardArgs a) {
       float t, sech2;
       TanhSech2(a.stash[row * K + k], &t, &sech2);
       float gyu = 0.0f, gw = 0.0f;
-  #pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
+#pragma unroll
+      for (int i = 0; i < z.size(); ++i) {
         const std::size_t d = lane + kWarp * i;
         if (d < D) {
           const float uh = kAmortized ? u[d] + layer.c * w[d] : a.shared.u_hat[k * D + d];
@@ -295,10 +295,11 @@ __global__ void __launch_bounds__(kRowThreads) BackwardKernel(BackwardArgs a) {
       const float gsp = gl * sech2 / det;                                      // ∂L/∂sp
       const float gc = t * gw;                                                  // ∂L/∂c
       // c = (softplus(−wᵀu) − 1)/‖w‖², sp = softplus(wᵀu); both leave the graph when ‖w‖ = 0.
-      const float gwu = layer.has_w * (gsp * layer.sig - gc * layer.sig_neg * layer.inv_wn2);
-      const float gwn2 = layer.has_w * (-gc * layer.c * layer.inv_wn2);
-  #pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
+      const bool has_w = layer.has_w != 0.0f;
+      const float gwu = has_w ? gsp * layer.sig - gc * layer.sig_neg * layer.inv_wn2 : 0.0f;
+      const float gwn2 = has_w ? -gc * layer.c * layer.inv_wn2 : 0.0f;
+#pragma unroll
+      for (int i = 0; i < z.size(); ++i) {
         const std::size_t d = lane + kWarp * i;
         if (d < D) {
           const float du = t * g[i] + gwu * w[d];
@@ -405,8 +406,8 @@ __global__ void __launch_bounds__(kRowThreads) InverseKernel(InverseArgs a) {
         sp = a.shared.layers_d[k].sp;
       }
       double wy = 0;
-  #pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
+#pragma unroll
+      for (int i = 0; i < z.size(); ++i) {
         const std::size_t d = lane + kWarp * i;
         if (d < D) wy += static_cast<double>(w[d]) * z[i];
       }
@@ -414,8 +415,8 @@ __global__ void __launch_bounds__(kRowThreads) InverseKernel(InverseArgs a) {
       double alpha = nan("");
       ok = SolveAlongW(wy, sp - 1, b, &alpha);
       const double t = tanh(alpha + b);
-  #pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
+#pragma unroll
+      for (int i = 0; i < z.size(); ++i) {
         const std::size_t d = lane + kWarp * i;
         if (d < D) z[i] -= (kAmortized ? u[d] + c * w[d] : a.shared.u_hat_d[k * D + d]) * t;
       }
@@ -458,7 +459,6 @@ PreparedBuffers Prepare(const float* params, const Sizes& s) {
   check_launch("planar_prepare");
   return b;
 }
-
 
 }  // namespace
 

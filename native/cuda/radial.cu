@@ -340,7 +340,6 @@ __global__ void __launch_bounds__(kRowThreads) InverseKernel(InverseArgs a) {
   }
 }
 
-
 }  // namespace
 
 void radial_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
