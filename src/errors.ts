@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_NO_INVERSE'
   | 'ERR_NOT_CONVERGED'
   | 'ERR_BACKEND_UNAVAILABLE'
+  | 'ERR_CUDA'
   | 'ERR_CHECKPOINT'
   | 'ERR_DATA'
   | 'ERR_ABORTED';

@@ -378,7 +378,7 @@ describe('dense reference', () => {
   });
 });
 
-describeBackends(['reference', 'cpu'], 'dense semantics', (backend: Backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'dense semantics', (backend: Backend) => {
   const arr = (values: number[]) => backend.from(values);
 
   it('beta = 0 overwrites C, even NaN and Infinity', () => {
@@ -416,11 +416,11 @@ describeBackends(['reference', 'cpu'], 'dense semantics', (backend: Backend) => 
   });
 });
 
-describeBackends(['reference', 'cpu'], 'dense bad arguments', (backend: Backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'dense bad arguments', (backend: Backend) => {
   const kind = backend.dtype === 'float32' ? 'Float32Array' : 'Float64Array';
   /** What the backend says it accepts where a float array is required. */
-  const arrayKind = backend.name === 'cpu' ? 'Float32Array' : 'Float32Array or Float64Array';
-  const optionalKind = backend.name === 'cpu' ? 'Float32Array or null' : 'Float32Array or Float64Array';
+  const arrayKind = backend.name === 'reference' ? 'Float32Array or Float64Array' : 'Float32Array';
+  const optionalKind = backend.name === 'reference' ? 'Float32Array or Float64Array' : 'Float32Array or null';
   const arr = (n: number) => backend.alloc(n);
 
   type Loose = (...args: unknown[]) => void;

@@ -94,7 +94,7 @@ describe('planar reference: log-det against log|det| of the numerical Jacobian',
   });
 });
 
-describeBackends(['reference', 'cpu'], 'planar inverse(forward(x)) ≈ x', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'planar inverse(forward(x)) ≈ x', (backend) => {
   it.each(shapes([[4, 2, 3], [5, 7, 8], [3, 40, 16], [2, 1, 32]]).map((s) => [shapeName(s), s] as const))('%s', (_n, s) => {
     roundTripCheck(PLANAR, backend, s, 13);
   });
@@ -105,7 +105,7 @@ function m(x: number): number {
   return -1 + Math.log1p(Math.exp(x));
 }
 
-describeBackends(['reference', 'cpu'], 'planar: a raw u with wᵀu < −1 is made invertible', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'planar: a raw u with wᵀu < −1 is made invertible', (backend) => {
   // w = (1, 0.5), u = (−3, −1): wᵀu = −3.5, so the raw layer z + u tanh(wᵀz + b)
   // has det 1 + (1 − t²)wᵀu = −2.5 at t = 0 (not invertible).
   const w = [1, 0.5];
@@ -169,7 +169,7 @@ function editShared(flow: PlanarFlow | RadialFlow, edit: (flat: FloatArray) => v
   }
 }
 
-describeBackends(['reference', 'cpu'], 'planar: extreme inputs give finite values or a clear error', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'planar: extreme inputs give finite values or a clear error', (backend) => {
   const dim = 3;
   const layers = 4;
   const cases: [string, number, (p: FloatArray) => void][] = [
@@ -255,7 +255,7 @@ function kernelArgs(backend: Backend) {
   };
 }
 
-describeBackends(['reference', 'cpu'], 'planar kernels: bad arguments', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'planar kernels: bad arguments', (backend) => {
   const kind = backend.dtype === 'float32' ? 'Float32Array' : 'Float64Array';
   const other = backend.dtype === 'float32' ? new Float64Array(6) : new Int32Array(6);
   const a = kernelArgs(backend);
@@ -334,7 +334,7 @@ describeBackends(['reference', 'cpu'], 'planar kernels: bad arguments', (backend
   }
 });
 
-describeBackends(['reference', 'cpu'], 'PlanarFlow module', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'PlanarFlow module', (backend) => {
   it('named parameters u [K, D], w [K, D], b [K]; amortizedSize when amortized', () => {
     const flow = new PlanarFlow({ dim: 3, layers: 4, backend });
     expect(flow.parameters().map((p) => [p.name, p.shape])).toEqual([

@@ -95,7 +95,7 @@ describe('radial reference: log-det against log|det| of the numerical Jacobian',
   });
 });
 
-describeBackends(['reference', 'cpu'], 'radial inverse(forward(x)) ≈ x', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'radial inverse(forward(x)) ≈ x', (backend) => {
   it.each(shapes([[4, 2, 3], [5, 7, 8], [3, 40, 16], [2, 1, 32]]).map((s) => [shapeName(s), s] as const))('%s', (_n, s) => {
     roundTripCheck(RADIAL, backend, s, 41);
   });
@@ -111,7 +111,7 @@ function setShared(flow: RadialFlow, z0: number[], alphaRaw: number, betaRaw: nu
 
 const softplus = (x: number) => Math.log1p(Math.exp(x));
 
-describeBackends(['reference', 'cpu'], 'radial: constraint and special points', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'radial: constraint and special points', (backend) => {
   const tol = backend.dtype === 'float64' ? 1e-10 : 2e-6;
 
   it('β → −α (β̃ = −30) stays invertible: det > 0 and the round trip holds away from z0', () => {
@@ -181,7 +181,7 @@ describeBackends(['reference', 'cpu'], 'radial: constraint and special points', 
   });
 });
 
-describeBackends(['reference', 'cpu'], 'radial: extreme inputs give finite values or a clear error', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'radial: extreme inputs give finite values or a clear error', (backend) => {
   const dim = 3;
   const layers = 4;
   const KD = layers * dim;
@@ -252,7 +252,7 @@ describeBackends(['reference', 'cpu'], 'radial: extreme inputs give finite value
   });
 });
 
-describeBackends(['reference', 'cpu'], 'radial kernels: bad arguments', (backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'radial kernels: bad arguments', (backend) => {
   const kind = backend.dtype === 'float32' ? 'Float32Array' : 'Float64Array';
   const [batch, dim, layers] = [3, 2, 2];
   const x = backend.alloc(batch * dim);
@@ -293,7 +293,7 @@ describeBackends(['reference', 'cpu'], 'radial kernels: bad arguments', (backend
   }
 });
 
-describeBackends(['reference', 'cpu'], 'RadialFlow module', (backend: Backend) => {
+describeBackends(['reference', 'cpu', 'cuda'], 'RadialFlow module', (backend: Backend) => {
   it('named parameters z0 [K, D], alpha [K], beta [K]; amortizedSize when amortized', () => {
     const flow = new RadialFlow({ dim: 3, layers: 4, backend });
     expect(flow.parameters().map((p) => [p.name, p.shape])).toEqual([

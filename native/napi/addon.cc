@@ -6,6 +6,9 @@
 #include "flowvae/cpu_features.h"
 #include "flowvae/parallel.h"
 #include "register.h"
+#ifdef FLOWVAE_WITH_CUDA
+#include "cuda/register.h"  // exports.cuda (cmake-js builds with CUDA only)
+#endif
 
 namespace flowvae {
 namespace napi {
@@ -45,6 +48,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterGlow(env, exports);
   RegisterGaussian(env, exports);
   RegisterLikelihood(env, exports);
+#ifdef FLOWVAE_WITH_CUDA
+  RegisterCuda(env, exports);
+#endif
   return exports;
 }
 

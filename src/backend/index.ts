@@ -6,6 +6,7 @@
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Backend } from './backend';
 import { createCpuBackend } from './cpu';
+import { createCudaBackend } from './cuda';
 import { loadNative, nativeUnavailableReason } from './native';
 import { referenceBackend } from './reference';
 import type { BackendName } from './types';
@@ -21,11 +22,14 @@ export interface BackendInfo {
   threads: number;
   /** SIMD path the cpu kernels take on this machine (cpu only). */
   simd?: string;
+  /** The GPU in use (cuda only, when available). */
+  device?: string;
 }
 
 const NAMES: readonly BackendName[] = ['reference', 'cpu', 'cuda'];
 
 let cpuBackend: Backend | null | undefined;
+let cudaBackend: Backend | null | undefined;
 let current: Backend | undefined;
 let noticeShown = false;
 
@@ -37,8 +41,21 @@ function cpu(): Backend | null {
   return cpuBackend;
 }
 
+/** Why the cuda backend is unavailable ('' when it is available). */
 function cudaReason(): string {
-  return 'this build has no CUDA support (build with cmake-js and FLOWVAE_CUDA=1)';
+  const addon = loadNative();
+  if (!addon) return `the native addon is unavailable (${nativeUnavailableReason()})`;
+  if (!addon.cuda) return 'this build has no CUDA support (build with cmake-js and FLOWVAE_CUDA=1)';
+  return addon.cuda.status().reason;
+}
+
+function cuda(): Backend | null {
+  if (cudaBackend === undefined) {
+    const addon = loadNative();
+    const native = cpu();
+    cudaBackend = addon?.cuda?.status().available && native ? createCudaBackend(addon.cuda, native) : null;
+  }
+  return cudaBackend;
 }
 
 /** Every backend with its availability and, when unavailable, the reason. */
@@ -54,7 +71,14 @@ export function backends(): BackendInfo[] {
       threads: addon ? addon.getNumThreads() : 0,
       ...(addon ? { simd: addon.simdLevel() } : {}),
     },
-    { name: 'cuda', available: false, reason: cudaReason(), dtype: 'float32', threads: 0 },
+    {
+      name: 'cuda',
+      available: cuda() !== null,
+      reason: cuda() ? '' : cudaReason(),
+      dtype: 'float32',
+      threads: 0,
+      ...(cuda() && addon?.cuda ? { device: addon.cuda.status().device } : {}),
+    },
   ];
 }
 
@@ -70,7 +94,9 @@ export function backendByName(name: BackendName): Backend {
     if (!b) throw new FlowVaeError('ERR_BACKEND_UNAVAILABLE', `Backend "cpu" is unavailable: ${nativeUnavailableReason()}`);
     return b;
   }
-  throw new FlowVaeError('ERR_BACKEND_UNAVAILABLE', `Backend "cuda" is unavailable: ${cudaReason()}`);
+  const b = cuda();
+  if (!b) throw new FlowVaeError('ERR_BACKEND_UNAVAILABLE', `Backend "cuda" is unavailable: ${cudaReason()}`);
+  return b;
 }
 
 /** Selects the backend used by modules created from now on without an explicit backend. */

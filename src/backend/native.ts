@@ -394,6 +394,63 @@ export interface NativeAddon {
   ): void;
   glowPermuteColumns(x: Float32Array, perm: Uint32Array, y: Float32Array, batch: number, dim: number): void;
   glowUnpermuteColumns(y: Float32Array, perm: Uint32Array, x: Float32Array, batch: number, dim: number): void;
+  /** Present only in a build with CUDA (cmake-js, CMakeLists.txt; native/napi/cuda/). */
+  cuda?: CudaAddon;
+}
+
+/** What the CUDA runtime said about the device (probed once, never throws). */
+export interface CudaStatus {
+  available: boolean;
+  /** Why the cuda backend cannot be used ('' when available). */
+  reason: string;
+  /** e.g. 'NVIDIA H100 80GB HBM3 (compute capability 9.0)' ('' without a device). */
+  device: string;
+  /** CUDA runtime and driver versions as 1000·major + 10·minor (driver 0: no driver loaded). */
+  runtimeVersion: number;
+  driverVersion: number;
+}
+
+/** The kernels the cuda bindings provide, with the cpu bindings' names and arguments. */
+export type CudaKernelName =
+  | 'denseGemm'
+  | 'denseForward'
+  | 'denseBackward'
+  | 'elementwiseForward'
+  | 'elementwiseBackward'
+  | 'rngNormal'
+  | 'rngUniform'
+  | 'adamStep'
+  | 'gaussianSampleDiag'
+  | 'gaussianSampleDiagBackward'
+  | 'gaussianLogStandard'
+  | 'gaussianLogStandardBackward'
+  | 'gaussianKlStandard'
+  | 'gaussianKlStandardBackward'
+  | 'likelihoodBernoulli'
+  | 'likelihoodBernoulliBackward'
+  | 'likelihoodGaussian'
+  | 'likelihoodGaussianBackward'
+  | 'planarForward'
+  | 'planarBackward'
+  | 'planarInverse'
+  | 'radialForward'
+  | 'radialBackward'
+  | 'radialInverse';
+
+/**
+ * `addon.cuda` (native/napi/cuda/): each kernel takes host Float32Arrays like
+ * its cpu twin, uploads them, runs on the GPU and downloads the outputs
+ * before returning. Arguments are checked as by the cpu bindings (same
+ * errors); then, without a usable device, every kernel throws an Error with
+ * code ERR_BACKEND_UNAVAILABLE and the reason, and a CUDA failure throws one
+ * with code ERR_CUDA naming the kernel.
+ */
+export interface CudaAddon extends Pick<NativeAddon, CudaKernelName> {
+  status(): CudaStatus;
+  /** Device bytes handed out by the caching allocator and held in it for reuse. */
+  memoryStats(): { inUse: number; cached: number };
+  /** Returns the cached device memory to the driver. */
+  releaseCached(): void;
 }
 
 /** Repository/package root: this file is src/backend/native.ts or dist/backend/native.js. */
