@@ -469,7 +469,7 @@ describe('ActNorm: data-dependent initialization', () => {
     for (let r = 0; r < batch; r++) for (let j = 0; j < dim; j++) raw[r * dim + j] = j - 3 + (0.1 + 0.8 * j) * raw[r * dim + j];
     const flow = new ActNorm({ dim, backend: b });
     expect(flow.initialized).toBe(false);
-    const { y, logDet } = flow.forward(b.from(raw), batch);
+    const { y, logDet } = flow.forward(b.from(raw), batch, { training: true });
     expect(flow.initialized).toBe(true);
     const { mean, std } = columnStats(y, batch, dim);
     // float64: exact but for Glow's ε (std/(std + 1e-6) ≥ 1 − 2e-5 at std ≥ 0.05).
@@ -490,8 +490,8 @@ describe('ActNorm: data-dependent initialization', () => {
     const x = asFloat32Values(randomArray(batch * dim, 52, -2, 3));
     const r = new ActNorm({ dim, backend: reference });
     const c = new ActNorm({ dim, backend: cpu! });
-    r.forward(x, batch);
-    c.forward(cpu!.from(x), batch);
+    r.forward(x, batch, { training: true });
+    c.forward(cpu!.from(x), batch, { training: true });
     // The statistics are computed in float64 from identical inputs; cpu rounds the results to float32.
     expectClose(c.logScale.value, r.logScale.value, { atol: EPS32, rtol: EPS32 }, 'logScale');
     expectClose(c.shift.value, r.shift.value, { atol: 2 * EPS32, rtol: 2 * EPS32 }, 'shift');
@@ -501,15 +501,25 @@ describe('ActNorm: data-dependent initialization', () => {
     const dim = 3;
     const flow = new ActNorm({ dim, backend: reference });
     const first = randomArray(10 * dim, 53, 2, 6);
-    flow.forward(first, 10);
+    flow.forward(first, 10, { training: true });
     const ls = Float64Array.from(flow.logScale.value);
     const other = randomArray(4 * dim, 54, -10, 10);
-    flow.forward(other, 4);
+    flow.forward(other, 4, { training: true });
     expect(Array.from(flow.logScale.value)).toEqual(Array.from(ls));
     flow.initialize(other, 4);
     expect(Array.from(flow.logScale.value)).not.toEqual(Array.from(ls));
     const { mean } = columnStats(flow.forward(other, 4).y, 4, dim);
     expectClose(mean, new Float64Array(dim), { atol: 1e-12, rtol: 0 }, 'mean after initialize()');
+  });
+
+  it('evaluation forwards do not initialize; the first training forward does', () => {
+    const flow = new ActNorm({ dim: 2, backend: reference });
+    const x = Float64Array.from([1, 2, 3, 5]);
+    expect(Array.from(flow.forward(x, 2).y)).toEqual([1, 2, 3, 5]);
+    expect(flow.initialized).toBe(false);
+    flow.forward(x, 2, { training: true });
+    expect(flow.initialized).toBe(true);
+    expect(Array.from(flow.logScale.value)).not.toEqual([0, 0]);
   });
 
   it('inverse does not initialize (identity before any forward)', () => {
@@ -521,11 +531,11 @@ describe('ActNorm: data-dependent initialization', () => {
 
   it('refuses to initialize from one row or from non-finite data', () => {
     const flow = new ActNorm({ dim: 2, backend: reference });
-    expect(() => flow.forward(Float64Array.from([1, 2]), 1)).toThrow(RangeError);
-    expect(() => flow.forward(Float64Array.from([1, 2]), 1)).toThrow(
+    expect(() => flow.forward(Float64Array.from([1, 2]), 1, { training: true })).toThrow(RangeError);
+    expect(() => flow.forward(Float64Array.from([1, 2]), 1, { training: true })).toThrow(
       'Expected batch of at least 2 rows to initialize ActNorm from for "batch" but received 1 (number)',
     );
-    expect(() => flow.forward(Float64Array.from([1, 2, NaN, 4]), 2)).toThrow('ActNorm.initialize: row 1 of "x" is not finite');
+    expect(() => flow.forward(Float64Array.from([1, 2, NaN, 4]), 2, { training: true })).toThrow('ActNorm.initialize: row 1 of "x" is not finite');
     expect(flow.initialized).toBe(false);
   });
 
@@ -535,7 +545,7 @@ describe('ActNorm: data-dependent initialization', () => {
     const adam = new Adam(reference, flow.parameters(), { lr: 1e-3 });
     // Mean ≈ 5.2, std ≈ 0.12: the initialization sets logScale ≈ 2.1 and shift ≈ −45.
     const x = randomArray(20 * dim, 55, 5, 5.4);
-    flow.forward(x, 20);
+    flow.forward(x, 20, { training: true });
     const initScale = Float64Array.from(flow.logScale.value);
     const initShift = Float64Array.from(flow.shift.value);
     flow.backward(randomArray(20 * dim, 56), randomArray(20, 57));

@@ -285,7 +285,7 @@ export class FlowDistribution {
     let loss = 0;
     if (this.direction === 'normalizing') {
       // Explicit: u = f(x); loss = −mean(log base(u) + logDet).
-      const { y: u, logDet } = this.flow.forward(xb, batch);
+      const { y: u, logDet } = this.flow.forward(xb, batch, { training: true });
       this.base.logProbInto(u, logBase, batch);
       for (let r = 0; r < batch; r++) loss -= c * (logBase[r] + logDet[r]);
       if (!Number.isFinite(loss)) return loss;
@@ -337,7 +337,7 @@ export class FlowDistribution {
     let loss = 0;
     if (this.direction === 'generative') {
       // Explicit: x = f(z); loss = mean(log base(z) − logDet − β log p̃(x)).
-      const { y: x, logDet } = this.flow.forward(z, batch);
+      const { y: x, logDet } = this.flow.forward(z, batch, { training: true });
       x64.set(x);
       t.evaluate(x64, batch, logp, grad);
       for (let r = 0; r < batch; r++) loss += c * (logBase[r] - logDet[r] - logp[r]);

@@ -3,8 +3,9 @@
  *
  *   y = x ⊙ e^{logScale} + shift,   log|det J| = Σ_j logScale[j]
  *
- * whose parameters are initialized from the data: the first forward call
- * (whatever runs it: a training step or an evaluation) sets, per dimension,
+ * whose parameters are initialized from the data: the first training forward
+ * (a call with `training: true`, as the training loops of VAE.fit and
+ * FlowDistribution make) sets, per dimension,
  *
  *   logScale = −log(std + 1e-6),   shift = −mean · e^{logScale}
  *
@@ -17,14 +18,16 @@
  *
  * The `initialized` flag is a buffer (`buffers()`), saved in checkpoints, so
  * a loaded model is not initialized again. `initialize(x, batch)` runs the
- * initialization explicitly on a chosen batch. An inverse call never
- * initializes (it uses the current parameters: the identity before any forward).
+ * initialization explicitly on a chosen batch. Evaluation, sampling and
+ * inverse calls never initialize (before training they use the current
+ * parameters: the identity), so scoring a sample never changes the model.
  */
 import type { FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError } from '../errors';
 import type { NamedBuffer } from '../nn/parameter';
 import { checkArray, checkPositiveInt, firstNonFinite } from '../validate';
 import { ElementwiseAffine } from './elementwise-affine';
+import type { FlowCallOptions } from './flow';
 import type { GlowPieceOptions } from './glow-common';
 
 export type ActNormOptions = GlowPieceOptions;
@@ -84,7 +87,7 @@ export class ActNorm extends ElementwiseAffine {
     this.initializedFlag.value[0] = 1;
   }
 
-  protected override beforeForward(x: FloatArray, batch: number): void {
-    if (!this.initialized) this.initialize(x, batch);
+  protected override beforeForward(x: FloatArray, batch: number, options: FlowCallOptions | undefined): void {
+    if (!this.initialized && options?.training) this.initialize(x, batch);
   }
 }

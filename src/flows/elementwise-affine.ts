@@ -50,11 +50,11 @@ export class ElementwiseAffine implements Flow {
   }
 
   /** Called by forward before the map is applied (ActNorm initializes here). */
-  protected beforeForward(_x: FloatArray, _batch: number): void {}
+  protected beforeForward(_x: FloatArray, _batch: number, _options: FlowCallOptions | undefined): void {}
 
   forward(x: FloatArray, batch: number, options?: FlowCallOptions): FlowForwardResult {
     checkUnconditionalCall(this.kind, this.backend, x, 'x', batch, this.dim, options);
-    this.beforeForward(x, batch);
+    this.beforeForward(x, batch, options);
     const y = this.ws.get('y', batch * this.dim);
     const logDet = this.ws.get('logDet', batch);
     this.backend.glow.affineForward(x, this.logScale.value, this.shift.value, y, logDet, batch, this.dim);

@@ -22,6 +22,12 @@ export interface FlowCallOptions {
   params?: FloatArray;
   /** Per-example context `[batch, contextDim]` (conditional flows only). */
   context?: FloatArray;
+  /**
+   * True when the call is a training step (set by the training loops). Flows
+   * with data-dependent initialization (ActNorm) initialize on their first
+   * training forward; evaluation and sampling never change parameters.
+   */
+  training?: boolean;
 }
 
 export interface FlowForwardResult {

@@ -54,7 +54,7 @@ export function checkUnconditionalCall(
   checkArray(input, inputName, batch * dim, backend.dtype);
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
-  checkKnownKeys(options, 'options', ['params', 'context']);
+  checkKnownKeys(options, 'options', ['params', 'context', 'training']);
   if (options.context !== undefined) {
     throw rangeError(expected(`no context (the ${kind} flow is not conditional)`, 'context', options.context));
   }

@@ -90,6 +90,7 @@ export class FlowSequence implements Flow {
       member.params = block;
     }
     if (f.contextDim > 0) member.context = options!.context;
+    if (options?.training) member.training = true;
     return member;
   }
 

@@ -199,7 +199,7 @@ export abstract class FlowStack implements Flow {
   private callParams(batch: number, options: FlowCallOptions | undefined): FloatArray {
     if (options !== undefined) {
       if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
-      checkKnownKeys(options, 'options', ['params', 'context']);
+      checkKnownKeys(options, 'options', ['params', 'context', 'training']);
       if (options.context !== undefined) {
         throw rangeError(expected(`no context (the ${this.kind} flow is not conditional)`, 'context', options.context));
       }

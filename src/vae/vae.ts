@@ -310,7 +310,7 @@ export class VAE {
    * noise `eps` `[batch, latentDim]`; fills per-example terms in buffers
    * `logpx`, `kl` and, for importance weights, `logw` = log p(x, z) − log q(z | x).
    */
-  private forward(x: FloatArray, eps: FloatArray, batch: number, heads?: PosteriorHeads): void {
+  private forward(x: FloatArray, eps: FloatArray, batch: number, heads?: PosteriorHeads, training = false): void {
     const b = this.backend;
     const D = this.latentDim;
     const { mu, lv, cov, params, context } = heads ?? this.encodeHeads(x, batch);
@@ -322,7 +322,7 @@ export class VAE {
     const logDet = this.buf('logDet', batch);
     logDet.fill(0);
     if (this.flow) {
-      const out = this.flow.forward(z0, batch, { params, context });
+      const out = this.flow.forward(z0, batch, training ? { params, context, training } : { params, context });
       zK = out.y;
       logDet.set(out.logDet);
     }
@@ -451,7 +451,7 @@ export class VAE {
     const freeBits = options.freeBits ?? 0;
     const xb = this.onBackend(x, 'x');
     const eps = this.drawNoise(batch, options.noiseOffset);
-    this.forward(xb, eps, batch);
+    this.forward(xb, eps, batch, undefined, true);
     const terms = this.averages(batch);
     if (!Number.isFinite(terms.elbo)) {
       const which = !Number.isFinite(terms.reconstruction) ? 'reconstruction' : 'kl';
