@@ -175,6 +175,29 @@ describe('flowvae train (default model, tiny budget)', () => {
   });
 });
 
+describe('flowvae train on a CSV file', () => {
+  it('holds out a test set, picks a Gaussian likelihood for data outside [0, 1] and draws rows as strips', async () => {
+    const csv = path.join(tmp, 'table.csv');
+    const lines = ['a,b,c,d,e,f'];
+    for (let r = 0; r < 40; r++) lines.push(Array.from({ length: 6 }, (_, c) => (Math.sin(r * 1.7 + c * 0.9) * 3 + c).toFixed(4)).join(','));
+    fs.writeFileSync(csv, `${lines.join('\n')}\n`);
+    const run = path.join(tmp, 'csv-run');
+    const r = await flowvae('train', '--data', `csv:${csv}`, '--epochs', '2', '--batch', '8', '--hidden', '16', '--latent', '2', '--layers', '2', '--samples', '4', '--threads', '1', '--out', run);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    expect(m.settings).toMatchObject({ likelihood: 'gaussian', binarize: 'none' });
+    // 20 % of 40 rows held out as the test set, 10 % of the remaining 32 for validation.
+    expect(m.data).toMatchObject({ train: 29, validation: 3, test: 8, dim: 6, imageShape: [1, 6] });
+    expect(m.epochs).toHaveLength(2);
+    expect(Number.isFinite(m.test.nll)).toBe(true);
+    const samples = readPng(path.join(run, 'samples.png'));
+    // 64 strips of 6 values at 2 pixels each, 8 pixels high, 8 per row, 2-pixel gaps.
+    expect([samples.width, samples.height]).toEqual([2 + 8 * 14, 2 + 8 * 10]);
+    expect(levels(samples)).toBeGreaterThan(10);
+  });
+});
+
 describe('flowvae train --resume', () => {
   it('continues from the checkpoint: the epoch count continues and the run matches an uninterrupted one', async () => {
     const straight = path.join(tmp, 'straight');
@@ -233,7 +256,7 @@ describe('flowvae train, Ctrl-C', () => {
     expect(r.signal).toBeNull();
     expect(r.stdout).toContain('flowvae: stopping after the current batch');
     expect(r.stdout).toMatch(/flowvae: interrupted (in epoch \d+ at batch \d+\/3|after epoch \d+); checkpoint saved to /);
-    expect(r.stdout).toContain(`continue with: flowvae train --resume ${run} --epochs 1000`);
+    expect(r.stdout).toContain(`continue with: flowvae train --resume ${run}\n`);
     const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
     expect(m.status).toBe('interrupted');
     expect(m.test).toBeNull();

@@ -5,6 +5,7 @@
  * directories) use it; a single CSV/NPY file has a seeded 20 % held out as
  * its test set unless `--test-data` names one.
  */
+import path from 'node:path';
 import type { Dataset } from '../data/dataset';
 import { subsetRows, trainValidationSplit } from '../data/dataset';
 import { loadCsvDataset } from '../data/csv';
@@ -34,10 +35,14 @@ export function parseDataSpec(value: string): DataSpec {
   throw new InvalidArgumentError(`Expected ${DATA_HELP}.`);
 }
 
-/** Option parser for `--data`/`--test-data`: checks the value, keeps the string. */
+/**
+ * Option parser for `--data`/`--test-data`: checks the value and makes a file
+ * path absolute, so the run's settings still find the data from another
+ * directory (`eval`, `--resume`).
+ */
 export function dataSourceOption(value: string): string {
-  parseDataSpec(value);
-  return value;
+  const spec = parseDataSpec(value);
+  return 'path' in spec ? `${spec.kind}:${path.resolve(spec.path)}` : value;
 }
 
 export function formatDataSpec(spec: DataSpec): string {

@@ -442,7 +442,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
     const where = last?.interrupted ? `in epoch ${last.epoch} at batch ${last.interrupted.batches}/${last.interrupted.of}` : `after epoch ${fitResult.state.epoch}`;
     output.log(
       `flowvae: interrupted ${where}; checkpoint saved to ${files.model} (epoch ${fitResult.state.epoch})\n` +
-        `  continue with: flowvae train --resume ${out}${settings.epochs !== TRAIN_DEFAULTS.epochs ? ` --epochs ${settings.epochs}` : ''}`,
+        `  continue with: flowvae train --resume ${out}`,
     );
     output.event('interrupted', { out, epoch: fitResult.state.epoch, at: interruptedAt, checkpoint: files.model });
     process.exitCode = EXIT_INTERRUPTED;
@@ -452,6 +452,9 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   // Test set: ELBO, then the importance-sampled NLL (the long part, with its own progress bar).
   const testStarted = performance.now();
   const elbo = testElbo(vae, testRows);
+  output.log(
+    `test ELBO ${fmt(elbo.elbo)} on ${loaded.test.n} examples; importance-sampled NLL with ${settings.samples} samples per example...`,
+  );
   const nllEta = new Eta();
   const nll = await testNll(vae, testRows, {
     samples: settings.samples,
