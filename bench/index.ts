@@ -12,6 +12,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   },
   train: () => import('./train').then((m) => m.run()),
   autoregressive: () => import('./autoregressive').then((m) => m.run()),
+  'reverse-kl': () => import('./reverse-kl').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {

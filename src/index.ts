@@ -13,6 +13,15 @@ export { VAE } from './vae/vae';
 export type { ElboTerms, FlowPosterior, Likelihood, NetworkOptions, Posterior, VAEConfig, VAEOptions } from './vae/vae';
 export { Adam, type AdamOptions } from './train/adam';
 export type { BatchProgress, EpochMetrics, FitOptions, FitResult, LrSchedule, TrainingState } from './train/fit';
+export * from './distributions';
+export type {
+  DensityEpochMetrics,
+  DensityFitOptions,
+  DistributionBatchProgress,
+  DistributionFitBaseOptions,
+  DistributionFitResult,
+  ReverseKLFitOptions,
+} from './train/fit-distribution';
 export * from './data';
 export {
   decodeSafetensors,
