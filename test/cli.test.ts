@@ -325,6 +325,45 @@ describe.concurrent('flowvae command line errors', () => {
   });
 });
 
+describe('flowvae fit2d', () => {
+  it('fits U1 by reverse KL, writes the three-panel picture and reports the reverse KL', async () => {
+    const file = path.join(tmp, 'u1.png');
+    const r = await flowvae('fit2d', '--target', 'u1', '--flow', 'planar', '--layers', '8', '--steps', '400', '--warmup', '0', '--kl-samples', '4000', '--threads', '1', '--out', file, '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events[0]).toMatchObject({ type: 'start', target: 'U1', flow: 'planar', layers: 8, steps: 400 });
+    const progress = events.filter((e) => e.type === 'progress');
+    expect(progress.map((e) => e.step)).toEqual([40, 80, 120, 160, 200, 240, 280, 320, 360, 400]);
+    // The loss (mean of log q − log p̃ over a window) falls as the fit improves.
+    expect(progress[9].loss).toBeLessThan(progress[0].loss - 0.5);
+    const summary = events[events.length - 1];
+    expect(summary.type).toBe('summary');
+    // log Z of U1 by quadrature (test/targets2d.test.ts pins it); KL ≥ 0 up to its Monte Carlo error.
+    expect(summary.logZ).toBeCloseTo(1.8775, 3);
+    expect(summary.reverseKL).toBeGreaterThan(-4 * summary.standardError);
+    expect(summary.reverseKL).toBeLessThan(2);
+    const png = readPng(file);
+    // Three 256-pixel panels with 8-pixel margins.
+    expect([png.width, png.height]).toEqual([3 * 256 + 4 * 8, 256 + 2 * 8]);
+    // The target panel is a viridis heatmap: dark purple (68, 1, 84) far out, bright where U1 has its mass (|z| = 2, z1 = ±2).
+    const at = (x: number, y: number) => Array.from(png.data.subarray(4 * (y * png.width + x), 4 * (y * png.width + x) + 3));
+    expect(at(8 + 5, 8 + 5)).toEqual([68, 1, 84]);
+    // z = (2, 0) (column (2 + 4)/8 × 256 = 192, row 128) lies on U1's mass; z = (0, 2) (column 128, row 64) on
+    // the ring but between the two lobes, where the density is e^-4.9 of the peak. The colour scale is shared
+    // with the fit, so only the order is pinned: transposed or flipped axes would swap them.
+    expect(at(8 + 192, 8 + 128)[1]).toBeGreaterThan(at(8 + 128, 8 + 64)[1] + 40);
+  });
+
+  it('rejects an unknown target', async () => {
+    const r = await flowvae('fit2d', '--target', 'u9');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `error: option '--target <name>' argument 'u9' is invalid. Allowed choices are u1, u2, u3, u4, two-moons, rings, eight-gaussians. (see "flowvae fit2d --help")\n`,
+    );
+  });
+});
+
 describe('flowvae backends', () => {
   it('lists every backend with its availability, as text and as JSON', async () => {
     const [text, json] = await Promise.all([flowvae('backends'), flowvae('backends', '--json')]);
