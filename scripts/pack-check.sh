@@ -7,8 +7,8 @@
 #  3. the tarball installed into an empty project with g++/cc/c++/make/python
 #     off PATH: the prebuilt binary loads (cpu backend), the quick start runs
 #     from require and import, the types resolve for both (tsc, nodenext),
-#     `npx flowvae backends` runs from the bin link and `npx flowvae bench`
-#     says the benchmarks are not in the package;
+#     `npx flowvae backends` and a tiny `npx flowvae train` run from the bin
+#     link, and `npx flowvae bench` says the benchmarks are not in the package;
 #  4. the same tarball without its prebuilds, still no compiler: npm install
 #     succeeds, the library runs on the reference backend with one notice
 #     saying why, and `npx flowvae backends` says why cpu is unavailable;
@@ -77,11 +77,12 @@ else
   echo; echo "$failures failed"; exit 1
 fi
 
-# A PATH with node, npm and sh (npm runs package scripts with it) only: no compiler, make or python.
+# A PATH with node, npm, npx and sh (npm runs package scripts with it) only: no compiler, make or python.
 bin=$work/bin
 mkdir -p "$bin"
 ln -s "$(command -v node)" "$bin/node"
 ln -s "$(readlink -f "$(command -v npm)")" "$bin/npm"
+ln -s "$(readlink -f "$(command -v npx)")" "$bin/npx"
 ln -s "$(command -v sh)" "$bin/sh"
 nocc_path=$bin
 if PATH=$nocc_path command -v g++ cc make python3 >/dev/null 2>&1; then fail "the restricted PATH still reaches a compiler"; fi
@@ -110,6 +111,13 @@ if out=$(cd "$app" && PATH=$nocc_path npx --no-install flowvae backends 2>&1) &&
   ok "npx flowvae backends: $(grep '^  cpu' <<<"$out" | tr -s ' ')"
 else
   echo "$out"; fail "npx flowvae backends from the installed package"
+fi
+# A tiny training from the installed package: bundled data found from dist/, pictures written with pngjs.
+if out=$(cd "$app" && PATH=$nocc_path npx --no-install flowvae train --epochs 1 --train-size 200 --test-size 10 --samples 2 --hidden 32 --out "$work/run" 2>&1) \
+   && [[ -s $work/run/model.safetensors && -s $work/run/samples.png && -s $work/run/reconstructions.png && -s $work/run/curves.svg ]]; then
+  ok "npx flowvae train (tiny budget) on the bundled data: $(grep -o 'test NLL .*nats' <<<"$out" | tr -s ' ')"
+else
+  echo "$out"; fail "npx flowvae train from the installed package"
 fi
 out=$(cd "$app" && PATH=$nocc_path npx --no-install flowvae bench 2>&1); code=$?
 if [[ $code == 1 ]] && grep -q 'not part of the installed package' <<<"$out"; then

@@ -364,6 +364,14 @@ describe('flowvae fit2d', () => {
   });
 });
 
+describe('flowvae bench', () => {
+  it('runs bench/index.ts from a clone (an unknown suite is its error and exit code)', async () => {
+    const r = await flowvae('bench', 'no-such-suite');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Unknown benchmark suite "no-such-suite"; expected one of dense, kernels, flows');
+  });
+});
+
 describe('flowvae backends', () => {
   it('lists every backend with its availability, as text and as JSON', async () => {
     const [text, json] = await Promise.all([flowvae('backends'), flowvae('backends', '--json')]);
