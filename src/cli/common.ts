@@ -1,0 +1,72 @@
+/**
+ * Pieces every subcommand shares: choosing the backend and thread count,
+ * the package version, Ctrl-C handling.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { backendByName, backends, getBackend, setNumThreads } from '../backend';
+import type { Backend } from '../backend/backend';
+import type { BackendName } from '../backend/types';
+import { CliError, EXIT_FAILURE, EXIT_INTERRUPTED } from './args';
+
+export const BACKEND_CHOICES = ['auto', 'cpu', 'reference'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+/** The package root: this file is src/cli/ (sources) or dist/cli/ (package), two levels down. */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * The backend for `--backend` (auto: cpu when the native addon loads, else
+ * reference) after `--threads`; unavailable backends fail with the reason.
+ */
+export function selectBackend(choice: BackendChoice, threads: number | undefined): Backend {
+  // The thread count of the native pool (no effect on the reference backend).
+  if (threads !== undefined) setNumThreads(threads);
+  if (choice === 'auto') return getBackend();
+  try {
+    return backendByName(choice as BackendName);
+  } catch (err) {
+    throw new CliError(`error: ${(err as Error).message}`, EXIT_FAILURE);
+  }
+}
+
+/** Native threads in use (1 for the reference backend). */
+export function threadCount(backend: Backend): number {
+  if (backend.name !== 'cpu') return 1;
+  return backends().find((b) => b.name === 'cpu')?.threads ?? 1;
+}
+
+/**
+ * Ctrl-C handling for long commands: the first SIGINT (or SIGTERM) aborts
+ * `signal` so the command stops after the current step and saves; a second
+ * one exits at once (the last checkpoint on disk is intact: files are written
+ * to a temporary name and renamed).
+ */
+export function interruptible(onFirst: () => void): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const handler = (): void => {
+    if (controller.signal.aborted) {
+      process.stderr.write('\nflowvae: stopped\n');
+      process.exit(EXIT_INTERRUPTED);
+    }
+    controller.abort();
+    onFirst();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}

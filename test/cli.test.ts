@@ -1,0 +1,386 @@
+/**
+ * The `flowvae` command driven as a user drives it: a child process per
+ * call (src/cli/index.ts through tsx), stdout a pipe (so the plain
+ * one-line-per-epoch output), files checked on disk. Budgets are tiny
+ * (--train-size, --test-size, --samples) so each training takes seconds;
+ * --threads 1 keeps the suite polite on a shared 2-core machine (results do
+ * not depend on the thread count).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VAE } from '../src/vae/vae';
+
+const root = path.resolve(__dirname, '..');
+const entry = path.join(root, 'src', 'cli', 'index.ts');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flowvae-cli-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function start(args: string[]): ChildProcess {
+  // FLOWVAE_BACKEND unset: the CLI picks its default backend as a user's shell would.
+  const env = { ...process.env };
+  delete env.FLOWVAE_BACKEND;
+  return spawn(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function finish(child: ChildProcess): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
+
+function flowvae(...args: string[]): Promise<Result> {
+  return finish(start(args));
+}
+
+/** Tiny budget for the default model (planar K = 16, latent 40, MLP 300-300). */
+const TINY = ['--train-size', '300', '--test-size', '20', '--samples', '8', '--threads', '1'];
+
+function readPng(file: string): PNG {
+  return PNG.sync.read(fs.readFileSync(file));
+}
+
+/** Distinct grey levels in a PNG (red channel). */
+function levels(png: PNG): number {
+  const seen = new Set<number>();
+  for (let i = 0; i < png.data.length; i += 4) seen.add(png.data[i]);
+  return seen.size;
+}
+
+/** Mean of a rectangle of the red channel. */
+function meanOver(png: PNG, x0: number, y0: number, w: number, h: number): number {
+  let s = 0;
+  for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) s += png.data[4 * (y * png.width + x)];
+  return s / (w * h);
+}
+
+describe('flowvae train (default model, tiny budget)', () => {
+  const run = path.join(tmp, 'default');
+  let result: Result;
+  beforeAll(async () => {
+    result = await flowvae('train', '--epochs', '1', ...TINY, '--out', run);
+  });
+
+  it('exits 0 and prints one line per epoch and the summary (stdout is not a terminal)', () => {
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^epoch 1\/1 {2}train ELBO -\d+\.\d\d \(KL \d+\.\d\d\) {2}val ELBO/m);
+    expect(result.stdout).toMatch(/^ {2}test ELBO {7}-\d+\.\d\d nats/m);
+    expect(result.stdout).toMatch(/^ {2}test NLL {8}\d+\.\d\d nats {2}\(importance sampling, 8 samples per example, 20 examples\)/m);
+    // No progress-bar carriage returns in a pipe.
+    expect(result.stdout).not.toContain('\r');
+  });
+
+  it('writes every file of the run folder', () => {
+    for (const f of ['model.safetensors', 'metrics.json', 'samples.png', 'reconstructions.png', 'curves.svg']) {
+      expect(fs.existsSync(path.join(run, f)), f).toBe(true);
+    }
+    // Temporary files of the atomic writes are gone.
+    expect(fs.readdirSync(run).filter((f) => f.includes('.tmp'))).toEqual([]);
+  });
+
+  it('metrics.json has the settings, the epoch and the test numbers', () => {
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    expect(m.status).toBe('completed');
+    expect(m.settings).toMatchObject({ data: 'mnist-subset', posterior: 'flow', flow: 'planar', layers: 16, latent: 40, epochs: 1 });
+    expect(m.data).toMatchObject({ train: 270, validation: 30, test: 20, dim: 784, imageShape: [28, 28] });
+    expect(m.epochs).toHaveLength(1);
+    const e = m.epochs[0];
+    expect(e.epoch).toBe(1);
+    expect(e.examplesPerSecond).toBeGreaterThan(0);
+    for (const v of [e.train.elbo, e.train.kl, e.validation.elbo, e.validation.kl]) expect(Number.isFinite(v)).toBe(true);
+    expect(e.train.elbo).toBeLessThan(0);
+    expect(m.test.examples).toBe(20);
+    expect(m.test.nllSamples).toBe(8);
+    // The importance-sampled bound is at least as tight as the ELBO on average; with S = 8 and one ELBO
+    // sample both are noisy, so only the sign and finiteness are pinned here.
+    expect(m.test.nll).toBeGreaterThan(0);
+    expect(m.test.elbo).toBeLessThan(0);
+    // The printed summary shows the stored numbers.
+    expect(result.stdout).toContain(`test ELBO       ${m.test.elbo.toFixed(2)} nats`);
+  });
+
+  it('samples.png and reconstructions.png are valid PNGs of the documented size with real content', () => {
+    const samples = readPng(path.join(run, 'samples.png'));
+    // 64 samples, 8 per row, 28×28 pixels at scale 2 with 2-pixel gaps: 2 + 8 × (56 + 2) = 466.
+    expect([samples.width, samples.height]).toEqual([466, 466]);
+    expect(levels(samples)).toBeGreaterThan(20);
+    const rec = readPng(path.join(run, 'reconstructions.png'));
+    // The 20 test inputs (3 rows of 8) beside their reconstructions, 12-pixel margins:
+    // 2 × 466 + 3 × 12 wide, 2 + 3 × 58 + 2 × 12 high.
+    expect([rec.width, rec.height]).toEqual([968, 200]);
+    const left = meanOver(rec, 12, 12, 466, 176);
+    const right = meanOver(rec, 12 + 466 + 12, 12, 466, 176);
+    // Both halves hold drawings (not blank white 255, not black).
+    for (const m of [left, right]) {
+      expect(m).toBeGreaterThan(60);
+      expect(m).toBeLessThan(250);
+    }
+    expect(levels(rec)).toBeGreaterThan(20);
+  });
+
+  it('curves.svg is an SVG with the ELBO and KL panels', () => {
+    const svg = fs.readFileSync(path.join(run, 'curves.svg'), 'utf8');
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg).toContain('ELBO (nats per example)');
+    expect(svg).toContain('KL (nats per example)');
+  });
+
+  it('eval reproduces the test ELBO and NLL of the run exactly', async () => {
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    // A different thread count: results are bit-identical at any thread count.
+    const r = await flowvae('eval', run, '--json', '--threads', '2');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.examples).toBe(20);
+    expect(out.elbo).toBe(m.test.elbo);
+    expect(out.kl).toBe(m.test.kl);
+    expect(out.nll).toBe(m.test.nll);
+    expect(out.nllSamples).toBe(8);
+  });
+
+  it('eval --samples changes the NLL estimate but not the ELBO', async () => {
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    const r = await flowvae('eval', run, '--json', '--samples', '3', '--threads', '1');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.nllSamples).toBe(3);
+    expect(out.elbo).toBe(m.test.elbo);
+    expect(out.nll).not.toBe(m.test.nll);
+  });
+
+  it('sample writes a PNG grid of the requested count', async () => {
+    const file = path.join(tmp, 'grid.png');
+    const r = await flowvae('sample', run, '-n', '10', '--columns', '5', '--out', file);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`10 examples (seed 999) -> ${file}`);
+    const png = readPng(file);
+    // 5 columns × 2 rows of 56-pixel cells with 2-pixel gaps.
+    expect([png.width, png.height]).toEqual([2 + 5 * 58, 2 + 2 * 58]);
+    expect(levels(png)).toBeGreaterThan(20);
+  });
+});
+
+describe('flowvae train on a CSV file', () => {
+  it('holds out a test set, picks a Gaussian likelihood for data outside [0, 1] and draws rows as strips', async () => {
+    const csv = path.join(tmp, 'table.csv');
+    const lines = ['a,b,c,d,e,f'];
+    for (let r = 0; r < 40; r++) lines.push(Array.from({ length: 6 }, (_, c) => (Math.sin(r * 1.7 + c * 0.9) * 3 + c).toFixed(4)).join(','));
+    fs.writeFileSync(csv, `${lines.join('\n')}\n`);
+    const run = path.join(tmp, 'csv-run');
+    const r = await flowvae('train', '--data', `csv:${csv}`, '--epochs', '2', '--batch', '8', '--hidden', '16', '--latent', '2', '--layers', '2', '--samples', '4', '--threads', '1', '--out', run);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    expect(m.settings).toMatchObject({ likelihood: 'gaussian', binarize: 'none' });
+    // 20 % of 40 rows held out as the test set, 10 % of the remaining 32 for validation.
+    expect(m.data).toMatchObject({ train: 29, validation: 3, test: 8, dim: 6, imageShape: [1, 6] });
+    expect(m.epochs).toHaveLength(2);
+    expect(Number.isFinite(m.test.nll)).toBe(true);
+    const samples = readPng(path.join(run, 'samples.png'));
+    // 64 strips of 6 values at 2 pixels each, 8 pixels high, 8 per row, 2-pixel gaps.
+    expect([samples.width, samples.height]).toEqual([2 + 8 * 14, 2 + 8 * 10]);
+    expect(levels(samples)).toBeGreaterThan(10);
+  });
+});
+
+describe('flowvae train --resume', () => {
+  it('continues from the checkpoint: the epoch count continues and the run matches an uninterrupted one', async () => {
+    const straight = path.join(tmp, 'straight');
+    const split = path.join(tmp, 'split');
+    const [a, b] = await Promise.all([
+      flowvae('train', '--epochs', '2', ...TINY, '--out', straight),
+      flowvae('train', '--epochs', '1', ...TINY, '--out', split),
+    ]);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    const r = await flowvae('train', '--resume', split, '--epochs', '2', '--threads', '1', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // --json: every line is one JSON object.
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.map((e) => e.type)).toEqual(['start', 'epoch', 'summary']);
+    expect(events[0].startEpoch).toBe(1);
+    expect(events[1].epoch).toBe(2);
+    const resumed = JSON.parse(fs.readFileSync(path.join(split, 'metrics.json'), 'utf8'));
+    const direct = JSON.parse(fs.readFileSync(path.join(straight, 'metrics.json'), 'utf8'));
+    expect(resumed.epochs.map((e: { epoch: number }) => e.epoch)).toEqual([1, 2]);
+    // Optimizer moments, noise offset and shuffles were restored: the second epoch is the same to the bit.
+    expect(resumed.epochs[1].train).toEqual(direct.epochs[1].train);
+    expect(resumed.epochs[1].validation).toEqual(direct.epochs[1].validation);
+    expect(resumed.test.elbo).toBe(direct.test.elbo);
+    expect(VAE.load(split).trainingState?.epoch).toBe(2);
+  });
+
+  it('refuses to change the model of a resumed run, and to train no further', async () => {
+    const run = path.join(tmp, 'default');
+    const r = await flowvae('train', '--resume', run, '--latent', '8', '--epochs', '2');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: --latent 8 differs from the run being resumed (40); a resumed run keeps its model and data\n');
+    const again = await flowvae('train', '--resume', run, '--epochs', '1');
+    expect(again.code).toBe(2);
+    expect(again.stderr).toBe(`error: ${run} has already trained 1 epochs; pass --epochs above 1 to train more\n`);
+  });
+});
+
+describe('flowvae train, Ctrl-C', () => {
+  it('SIGINT stops after the current batch, exits 130 and leaves a loadable checkpoint', async () => {
+    const run = path.join(tmp, 'interrupted');
+    const child = start(['train', '--epochs', '1000', '--train-size', '300', '--test-size', '20', '--threads', '1', '--out', run]);
+    const done = finish(child);
+    // Interrupt once the first epoch has been logged (a checkpoint exists by then).
+    await new Promise<void>((resolve) => {
+      let seen = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (/^epoch +1\/1000/m.test(seen)) resolve();
+      });
+    });
+    child.kill('SIGINT');
+    const r = await done;
+    expect(r.code).toBe(130);
+    expect(r.signal).toBeNull();
+    expect(r.stdout).toContain('flowvae: stopping after the current batch');
+    expect(r.stdout).toMatch(/flowvae: interrupted (in epoch \d+ at batch \d+\/3|after epoch \d+); checkpoint saved to /);
+    expect(r.stdout).toContain(`continue with: flowvae train --resume ${run}\n`);
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    expect(m.status).toBe('interrupted');
+    expect(m.test).toBeNull();
+    // The checkpoint loads, with the training state of the last (possibly partial) epoch.
+    const vae = VAE.load(run);
+    expect(vae.trainingState?.epoch).toBe(m.epochs.length);
+    expect(vae.trainingState!.epoch).toBeGreaterThanOrEqual(1);
+    expect(Number.isFinite(vae.elbo(vae.sample(4)).elbo)).toBe(true);
+  });
+});
+
+describe.concurrent('flowvae command line errors', () => {
+  // Each case: arguments, exit code, the one line on stderr.
+  const cases: [string[], number, string][] = [
+    [['train', '--epoch', '3'], 2, `error: unknown option '--epoch' (Did you mean --epochs?) (see "flowvae train --help")`],
+    [['train', '--epochs', '0'], 2, `error: option '--epochs <n>' argument '0' is invalid. Expected a positive integer. (see "flowvae train --help")`],
+    [['train', '--lr', 'fast'], 2, `error: option '--lr <rate>' argument 'fast' is invalid. Expected a positive number. (see "flowvae train --help")`],
+    [['train', '--hidden', '300,x'], 2, `error: option '--hidden <widths>' argument '300,x' is invalid. Expected comma-separated positive integers, e.g. 300,300. (see "flowvae train --help")`],
+    [
+      ['train', '--data', 'mnist'],
+      2,
+      `error: option '--data <source>' argument 'mnist' is invalid. Expected mnist-subset | fashion-mnist | idx:<dir> | csv:<file> | npy:<file>. (see "flowvae train --help")`,
+    ],
+    [
+      ['train', '--flow', 'planr'],
+      2,
+      `error: option '--flow <family>' argument 'planr' is invalid. Allowed choices are iaf, maf, planar, radial, sylvester-orthogonal, sylvester-householder, sylvester-triangular. (see "flowvae train --help")`,
+    ],
+    [['train', '--posterior', 'diagonal', '--flow', 'radial'], 2, 'error: --flow needs --posterior flow, but --posterior is diagonal'],
+    [['train', 'extra'], 2, `error: too many arguments for 'train'. Expected 0 arguments but got 1. (see "flowvae train --help")`],
+    [['trian'], 2, `error: unknown command 'trian' (Did you mean train?) (see "flowvae --help")`],
+    [['eval'], 2, `error: missing required argument 'run' (see "flowvae eval --help")`],
+    [['sample', 'x', '-n', '-3'], 2, `error: option '-n, --count <n>' argument '-3' is invalid. Expected a positive integer. (see "flowvae sample --help")`],
+  ];
+  for (const [args, code, line] of cases) {
+    it(`flowvae ${args.join(' ')}`, async () => {
+      const r = await flowvae(...args);
+      expect(r.code).toBe(code);
+      expect(r.stderr).toBe(`${line}\n`);
+      expect(r.stdout).toBe('');
+    });
+  }
+
+  it('a missing run folder and a bad data file fail with exit code 1 and one line', async () => {
+    const missing = path.join(tmp, 'no-such-run');
+    const r = await flowvae('eval', missing);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`error: ${missing} is not a run folder (no such directory)\n`);
+    const csv = path.join(tmp, 'bad.csv');
+    fs.writeFileSync(csv, '0.1,0.2\n0.3,nan\n0.5,0.6\n');
+    const bad = await flowvae('train', '--data', `csv:${csv}`, '--out', path.join(tmp, 'bad-run'));
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe(`error: ${csv}: row 1, column 1 is NaN (line 2, field 2)\n`);
+  });
+
+  it('--help works on the program and on every subcommand', async () => {
+    const top = await flowvae('--help');
+    expect(top.code).toBe(0);
+    for (const c of ['train', 'eval', 'sample', 'fit2d', 'backends', 'bench']) expect(top.stdout).toContain(`  ${c} `);
+    const helps = await Promise.all(['train', 'eval', 'sample', 'fit2d', 'backends', 'bench'].map((c) => flowvae(c, '--help')));
+    helps.forEach((h, i) => {
+      expect(h.code).toBe(0);
+      expect(h.stdout).toContain(`Usage: flowvae ${['train', 'eval', 'sample', 'fit2d', 'backends', 'bench'][i]}`);
+    });
+    expect(helps[0].stdout).toContain('--free-bits <nats>');
+  });
+});
+
+describe('flowvae fit2d', () => {
+  it('fits U1 by reverse KL, writes the three-panel picture and reports the reverse KL', async () => {
+    const file = path.join(tmp, 'u1.png');
+    const r = await flowvae('fit2d', '--target', 'u1', '--flow', 'planar', '--layers', '8', '--steps', '400', '--warmup', '0', '--kl-samples', '4000', '--threads', '1', '--out', file, '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events[0]).toMatchObject({ type: 'start', target: 'U1', flow: 'planar', layers: 8, steps: 400 });
+    const progress = events.filter((e) => e.type === 'progress');
+    expect(progress.map((e) => e.step)).toEqual([40, 80, 120, 160, 200, 240, 280, 320, 360, 400]);
+    // The loss (mean of log q − log p̃ over a window) falls as the fit improves.
+    expect(progress[9].loss).toBeLessThan(progress[0].loss - 0.5);
+    const summary = events[events.length - 1];
+    expect(summary.type).toBe('summary');
+    // log Z of U1 by quadrature (test/targets2d.test.ts pins it); KL ≥ 0 up to its Monte Carlo error.
+    expect(summary.logZ).toBeCloseTo(1.8775, 3);
+    expect(summary.reverseKL).toBeGreaterThan(-4 * summary.standardError);
+    expect(summary.reverseKL).toBeLessThan(2);
+    const png = readPng(file);
+    // Three 256-pixel panels with 8-pixel margins.
+    expect([png.width, png.height]).toEqual([3 * 256 + 4 * 8, 256 + 2 * 8]);
+    // The target panel is a viridis heatmap: dark purple (68, 1, 84) far out, bright where U1 has its mass (|z| = 2, z1 = ±2).
+    const at = (x: number, y: number) => Array.from(png.data.subarray(4 * (y * png.width + x), 4 * (y * png.width + x) + 3));
+    expect(at(8 + 5, 8 + 5)).toEqual([68, 1, 84]);
+    // z = (2, 0) (column (2 + 4)/8 × 256 = 192, row 128) lies on U1's mass; z = (0, 2) (column 128, row 64) on
+    // the ring but between the two lobes, where the density is e^-4.9 of the peak. The colour scale is shared
+    // with the fit, so only the order is pinned: transposed or flipped axes would swap them.
+    expect(at(8 + 192, 8 + 128)[1]).toBeGreaterThan(at(8 + 128, 8 + 64)[1] + 40);
+  });
+
+  it('rejects an unknown target', async () => {
+    const r = await flowvae('fit2d', '--target', 'u9');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `error: option '--target <name>' argument 'u9' is invalid. Allowed choices are u1, u2, u3, u4, two-moons, rings, eight-gaussians. (see "flowvae fit2d --help")\n`,
+    );
+  });
+});
+
+describe('flowvae bench', () => {
+  it('runs bench/index.ts from a clone (an unknown suite is its error and exit code)', async () => {
+    const r = await flowvae('bench', 'no-such-suite');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Unknown benchmark suite "no-such-suite"; expected one of dense, kernels, flows');
+  });
+});
+
+describe('flowvae backends', () => {
+  it('lists every backend with its availability, as text and as JSON', async () => {
+    const [text, json] = await Promise.all([flowvae('backends'), flowvae('backends', '--json')]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^ {2}reference .*available: float64/m);
+    const parsed = JSON.parse(json.stdout);
+    expect(parsed.backends.map((b: { name: string }) => b.name)).toEqual(['reference', 'cpu', 'cuda']);
+    for (const b of parsed.backends) {
+      if (!b.available) expect(text.stdout).toContain(`unavailable: ${b.reason}`);
+    }
+  });
+});
