@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FLOW_FAMILIES } from '../src/flows';
 import { VAE } from '../src/vae/vae';
 
 const root = path.resolve(__dirname, '..');
@@ -283,7 +284,7 @@ describe.concurrent('flowvae command line errors', () => {
     [
       ['train', '--flow', 'planr'],
       2,
-      `error: option '--flow <family>' argument 'planr' is invalid. Allowed choices are iaf, maf, planar, radial, sylvester-orthogonal, sylvester-householder, sylvester-triangular. (see "flowvae train --help")`,
+      `error: option '--flow <family>' argument 'planr' is invalid. Allowed choices are ${Object.keys(FLOW_FAMILIES).join(', ')}. (see "flowvae train --help")`,
     ],
     [['train', '--posterior', 'diagonal', '--flow', 'radial'], 2, 'error: --flow needs --posterior flow, but --posterior is diagonal'],
     [['train', 'extra'], 2, `error: too many arguments for 'train'. Expected 0 arguments but got 1. (see "flowvae train --help")`],

@@ -419,7 +419,7 @@ describeBackends(['reference', 'cpu', 'cuda'], 'PlanarFlow module', (backend) =>
     e = thrown(() => shared.forward(backend.alloc(2), 1, { context: backend.alloc(1) }));
     expect(e.message).toBe(`Expected no context (the planar flow is not conditional) for "context" but received ${kind}(1)`);
     e = thrown(() => shared.forward(backend.alloc(2), 1, { param: 1 } as never));
-    expect(e.message).toBe('Unknown option "param" in "options"; expected one of "params", "context"');
+    expect(e.message).toBe('Unknown option "param" in "options"; expected one of "params", "context", "training"');
     const amortized = new PlanarFlow({ dim: 2, layers: 1, amortized: true, backend });
     e = thrown(() => amortized.forward(backend.alloc(2), 1));
     expect(e).toBeInstanceOf(TypeError);
