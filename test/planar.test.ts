@@ -152,6 +152,29 @@ describeBackends(['reference', 'cpu', 'cuda'], 'planar: a raw u with wᵀu < −
   });
 });
 
+describeBackends(['reference', 'cpu', 'cuda'], 'planar inverse where plain Newton bounces across the knee of tanh', (backend) => {
+  // One layer with wᵀû = m ≈ 4 (a steep tanh): solving α + m·tanh(α + b) = wᵀy
+  // from the usual start, Newton jumps between α ≈ −1.7 and α ≈ 3.2 while the
+  // bracket shrinks by ~1% a step, and 200 steps are not enough. Found on a
+  // planar K = 32 flow fitted to U1; the solver must bisect when Newton stalls.
+  it('converges and round-trips', () => {
+    const flow = new PlanarFlow({ dim: 1, layers: 1, backend });
+    const [pu, pw, pb] = flow.parameters();
+    const w = 2.99839;
+    const target = 2.161180528510082;
+    const mTarget = 4.005307598297108;
+    // softplus(wu) − 1 = m  ⇒  wu = log(e^{m+1} − 1); û = m / w.
+    pu.value.set([Math.log(Math.expm1(mTarget + 1)) / w]);
+    pw.value.set([w]);
+    pb.value.set([0.06856092065572739]);
+    const y = backend.from([target / w]);
+    const { x } = flow.inverse(y, 1);
+    const again = flow.forward(backend.from(x), 1).y;
+    // float32 on cpu: y ≈ 0.72 to a few ulps (the solve itself is float64).
+    expect(Math.abs(again[0] - y[0])).toBeLessThan(backend.dtype === 'float64' ? 1e-12 : 1e-6);
+  });
+});
+
 /** Applies `edit` to the shared parameters laid out as the kernels see them (u | w | b). */
 function editShared(flow: PlanarFlow | RadialFlow, edit: (flat: FloatArray) => void): void {
   const params = flow.parameters();

@@ -769,13 +769,14 @@ void FinalizeShared(const float* params, const SharedLayers& s, const double* pa
 // ---- inverse (float64 per row) ---------------------------------------------------
 
 // Solves α + m·tanh(α + b) = target for α (monotone since m > −1): Newton
-// steps kept inside a shrinking bracket, bisection when a step leaves it.
+// steps kept inside a shrinking bracket, bisection when a step leaves it or stalls.
 bool SolveAlongW(double target, double m, double b, double* alpha_out) {
   if (!std::isfinite(target) || !std::isfinite(m) || !std::isfinite(b)) return false;
   double lo = target - std::fabs(m), hi = target + std::fabs(m);
   double alpha = std::min(std::max(target - m * std::tanh(target + b), lo), hi);
   const double scale = 1 + std::fabs(target) + std::fabs(m);
   double f = 0;
+  double previous = HUGE_VAL;
   for (int it = 0; it < 200; ++it) {
     const double th = std::tanh(alpha + b);
     f = alpha + m * th - target;
@@ -783,7 +784,11 @@ bool SolveAlongW(double target, double m, double b, double* alpha_out) {
     if (f > 0) hi = alpha; else lo = alpha;
     const double slope = 1 + m * (1 - th * th);
     double next = alpha - f / slope;
-    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    // Bisect when Newton leaves the bracket or stalls (|f| not halved by the
+    // last step): across the knee of tanh, Newton can bounce between the two
+    // sides of the root while the bracket shrinks only slowly.
+    if (!(next > lo && next < hi) || std::fabs(f) > 0.5 * previous) next = 0.5 * (lo + hi);
+    previous = std::fabs(f);
     if (next == alpha) break;
     alpha = next;
   }

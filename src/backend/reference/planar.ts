@@ -113,6 +113,7 @@ export function solvePlanarScalar(target: number, m: number, b: number): number 
   let alpha = Math.min(Math.max(target - m * Math.tanh(target + b), lo), hi);
   const scale = 1 + Math.abs(target) + Math.abs(m);
   let f = 0;
+  let previous = Infinity;
   for (let it = 0; it < 200; it++) {
     const th = Math.tanh(alpha + b);
     f = alpha + m * th - target;
@@ -120,7 +121,11 @@ export function solvePlanarScalar(target: number, m: number, b: number): number 
     if (f > 0) hi = alpha;
     else lo = alpha;
     let next = alpha - f / (1 + m * (1 - th * th));
-    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    // Bisect when Newton leaves the bracket or stalls (|f| not halved by the
+    // last step): across the knee of tanh, Newton can bounce between the two
+    // sides of the root while the bracket shrinks only slowly.
+    if (!(next > lo && next < hi) || Math.abs(f) > 0.5 * previous) next = 0.5 * (lo + hi);
+    previous = Math.abs(f);
     if (next === alpha) break;
     alpha = next;
   }
