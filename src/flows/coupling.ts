@@ -43,7 +43,7 @@ import { ACTIVATIONS, type Activation } from '../backend/kernels/elementwise';
 import type { FloatArray } from '../backend/types';
 import { expected, rangeError, typeError } from '../errors';
 import { MLP } from '../nn/mlp';
-import { createParameter, prefixParameters, type Parameter } from '../nn/parameter';
+import { createParameter, prefixParameters, type NamedBuffer, type Parameter } from '../nn/parameter';
 import { checkArray, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 import {
   Workspace,
@@ -429,6 +429,10 @@ export class CouplingStack implements Flow {
 
   parameters(): Parameter[] {
     return this.sequence.parameters();
+  }
+
+  buffers(): NamedBuffer[] {
+    return this.sequence.buffers();
   }
 
   forward(x: FloatArray, batch: number, options?: FlowCallOptions): FlowForwardResult {

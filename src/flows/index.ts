@@ -28,6 +28,7 @@ export {
 } from './coupling';
 export { NICEFlow, type NICEOptions } from './nice';
 export { RealNVPFlow, type RealNVPOptions } from './realnvp';
+export { GlowFlow, type GlowFlowOptions } from './glow';
 export { ScalingFlow, type ScalingFlowOptions } from './scaling';
 
 import type { Activation } from '../backend/kernels/elementwise';
@@ -36,6 +37,7 @@ import { IAFFlow } from './iaf';
 import { MAFFlow } from './maf';
 import { NICEFlow } from './nice';
 import { RealNVPFlow } from './realnvp';
+import { GlowFlow } from './glow';
 import { registerFlow, type FlowFactoryOptions } from './registry';
 import { PlanarFlow } from './planar';
 import { RadialFlow } from './radial';
@@ -177,3 +179,5 @@ function couplingOptions(o: FlowFactoryOptions) {
 
 registerFlow('nice', { amortizable: false, shareable: true, create: (o) => new NICEFlow(couplingOptions(o)) });
 registerFlow('realnvp', { amortizable: false, shareable: true, create: (o) => new RealNVPFlow(couplingOptions(o)) });
+// Glow steps: ActNorm → LU linear map → affine coupling, `layers` steps.
+registerFlow('glow', { amortizable: false, shareable: true, create: (o) => new GlowFlow(couplingOptions(o)) });
