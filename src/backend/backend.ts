@@ -17,6 +17,7 @@ import type { LikelihoodKernels } from './kernels/likelihood';
 import type { PlanarKernels } from './kernels/planar';
 import type { RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
+import type { SplineKernels } from './kernels/spline';
 import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
 
@@ -39,6 +40,7 @@ export interface Backend {
   readonly planar: PlanarKernels;
   readonly radial: RadialKernels;
   readonly sylvester: SylvesterKernels;
+  readonly spline: SplineKernels;
 }
 
 export type { BackendName, DType, FloatArray };

@@ -304,6 +304,24 @@ export interface NativeAddon {
     maxIterations: number,
     tolerance: number,
   ): number;
+
+  // spline (native/napi/spline.cc): x, y, dy, dx [batch, dim], window [start, start + width); params [batch, 3·bins − 1, width]
+  splineForward(x: Float32Array, params: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number, width: number, start: number, bins: number, bound: number): void;
+  splineBackward(
+    x: Float32Array,
+    params: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dParams: Float32Array,
+    batch: number,
+    dim: number,
+    width: number,
+    start: number,
+    bins: number,
+    bound: number,
+  ): void;
+  splineInverse(y: Float32Array, params: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number, width: number, start: number, bins: number, bound: number): void;
 }
 
 /** Repository/package root: this file is src/backend/native.ts or dist/backend/native.js. */

@@ -12,6 +12,7 @@ import { cpuPlanar } from './planar';
 import { cpuRadial } from './radial';
 import { cpuRng } from './rng';
 import { cpuSylvester } from './sylvester';
+import { cpuSpline } from './spline';
 
 export function createCpuBackend(addon: NativeAddon): Backend {
   return {
@@ -29,5 +30,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     planar: cpuPlanar(addon),
     radial: cpuRadial(addon),
     sylvester: cpuSylvester(addon),
+    spline: cpuSpline(addon),
   };
 }

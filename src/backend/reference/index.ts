@@ -11,6 +11,7 @@ import { referencePlanar } from './planar';
 import { referenceRadial } from './radial';
 import { referenceRng } from './rng';
 import { referenceSylvester } from './sylvester';
+import { referenceSpline } from './spline';
 
 export const referenceBackend: Backend = {
   name: 'reference',
@@ -27,4 +28,5 @@ export const referenceBackend: Backend = {
   planar: referencePlanar,
   radial: referenceRadial,
   sylvester: referenceSylvester,
+  spline: referenceSpline,
 };
