@@ -10,6 +10,7 @@
  */
 import type { AdamKernels } from './kernels/adam';
 import type { AutoregressiveKernels } from './kernels/autoregressive';
+import type { CouplingKernels } from './kernels/coupling';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
@@ -37,6 +38,7 @@ export interface Backend {
   readonly gaussian: GaussianKernels;
   readonly likelihood: LikelihoodKernels;
   readonly autoregressive: AutoregressiveKernels;
+  readonly coupling: CouplingKernels;
   readonly planar: PlanarKernels;
   readonly radial: RadialKernels;
   readonly sylvester: SylvesterKernels;

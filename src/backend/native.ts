@@ -157,6 +157,79 @@ export interface NativeAddon {
   ): void;
   autoregressiveMafInverse(u: Float32Array, ms: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
 
+  // coupling (native/napi/coupling.cc)
+  couplingGather(
+    x: Float32Array,
+    context: Float32Array | null,
+    out: Float32Array,
+    batch: number,
+    dim: number,
+    offset: number,
+    width: number,
+    contextDim: number,
+  ): void;
+  couplingScatterAdd(
+    dIn: Float32Array,
+    dx: Float32Array,
+    dContext: Float32Array | null,
+    batch: number,
+    dim: number,
+    offset: number,
+    width: number,
+    contextDim: number,
+  ): void;
+  couplingAffineForward(
+    x: Float32Array,
+    h: Float32Array,
+    scale: Float32Array,
+    y: Float32Array,
+    logDet: Float32Array,
+    batch: number,
+    dim: number,
+    offset: number,
+    width: number,
+  ): void;
+  couplingAffineInverse(
+    y: Float32Array,
+    h: Float32Array,
+    scale: Float32Array,
+    x: Float32Array,
+    logDet: Float32Array,
+    batch: number,
+    dim: number,
+    offset: number,
+    width: number,
+  ): void;
+  couplingAffineBackward(
+    x: Float32Array,
+    h: Float32Array,
+    scale: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dh: Float32Array,
+    dScale: Float32Array,
+    batch: number,
+    dim: number,
+    offset: number,
+    width: number,
+  ): void;
+  couplingAdditiveForward(x: Float32Array, h: Float32Array, y: Float32Array, batch: number, dim: number, offset: number, width: number): void;
+  couplingAdditiveInverse(y: Float32Array, h: Float32Array, x: Float32Array, batch: number, dim: number, offset: number, width: number): void;
+  couplingAdditiveBackward(dy: Float32Array, dx: Float32Array, dh: Float32Array, batch: number, dim: number, offset: number, width: number): void;
+  couplingScaleForward(x: Float32Array, logScale: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  couplingScaleInverse(y: Float32Array, logScale: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
+  couplingScaleBackward(
+    x: Float32Array,
+    logScale: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dLogScale: Float32Array,
+    batch: number,
+    dim: number,
+  ): void;
+
   // planar (native/napi/planar.cc); each returns the number of non-finite (or unconverged) rows
   planarForward(
     x: Float32Array,

@@ -11,11 +11,31 @@ export { IAFFlow, type IAFOptions } from './iaf';
 export { MAFFlow, type MAFOptions } from './maf';
 export { PlanarFlow, type PlanarFlowOptions } from './planar';
 export { RadialFlow, type RadialFlowOptions } from './radial';
+export {
+  AdditiveCouplingTransform,
+  AffineCouplingTransform,
+  CouplingFlow,
+  CouplingStack,
+  alternatingCouplings,
+  couplingSplit,
+  defaultCouplingHidden,
+  type CouplingFlowOptions,
+  type CouplingHalf,
+  type CouplingStackOptions,
+  type CouplingTransform,
+  type CouplingTransformFactory,
+  type CouplingTransformSpec,
+} from './coupling';
+export { NICEFlow, type NICEOptions } from './nice';
+export { RealNVPFlow, type RealNVPOptions } from './realnvp';
+export { ScalingFlow, type ScalingFlowOptions } from './scaling';
 
 import type { Activation } from '../backend/kernels/elementwise';
 import { checkKnownKeys } from '../validate';
 import { IAFFlow } from './iaf';
 import { MAFFlow } from './maf';
+import { NICEFlow } from './nice';
+import { RealNVPFlow } from './realnvp';
 import { registerFlow, type FlowFactoryOptions } from './registry';
 import { PlanarFlow } from './planar';
 import { RadialFlow } from './radial';
@@ -79,3 +99,25 @@ for (const variant of ['orthogonal', 'householder', 'triangular'] as const) {
     create: (o) => new SylvesterFlow({ ...stackOptions(o), variant }),
   });
 }
+
+// Coupling flows: global (shared) parameters only, their conditioners are
+// networks of their own. `layers` is the number of coupling layers; options
+// in `extra`: hidden, activation, contextDim (default 0: unconditional).
+const COUPLING_KEYS = ['hidden', 'activation', 'contextDim'] as const;
+
+function couplingOptions(o: FlowFactoryOptions) {
+  checkKnownKeys(o.extra, 'posterior', COUPLING_KEYS);
+  const extra = o.extra as { hidden?: number[]; activation?: Activation; contextDim?: number };
+  return {
+    dim: o.dim,
+    layers: o.layers,
+    seed: o.seed,
+    backend: o.backend,
+    hidden: extra.hidden,
+    activation: extra.activation,
+    contextDim: extra.contextDim,
+  };
+}
+
+registerFlow('nice', { amortizable: false, shareable: true, create: (o) => new NICEFlow(couplingOptions(o)) });
+registerFlow('realnvp', { amortizable: false, shareable: true, create: (o) => new RealNVPFlow(couplingOptions(o)) });

@@ -4,6 +4,7 @@ import type { NativeAddon } from '../native';
 import { checkSize } from '../../validate';
 import { cpuAdam } from './adam';
 import { cpuAutoregressive } from './autoregressive';
+import { cpuCoupling } from './coupling';
 import { cpuDense } from './dense';
 import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
@@ -27,6 +28,7 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     gaussian: cpuGaussian(addon),
     likelihood: cpuLikelihood(addon),
     autoregressive: cpuAutoregressive(addon),
+    coupling: cpuCoupling(addon),
     planar: cpuPlanar(addon),
     radial: cpuRadial(addon),
     sylvester: cpuSylvester(addon),

@@ -3,6 +3,7 @@ import type { Backend } from '../backend';
 import { checkSize } from '../../validate';
 import { referenceAdam } from './adam';
 import { referenceAutoregressive } from './autoregressive';
+import { referenceCoupling } from './coupling';
 import { referenceDense } from './dense';
 import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
@@ -25,6 +26,7 @@ export const referenceBackend: Backend = {
   gaussian: referenceGaussian,
   likelihood: referenceLikelihood,
   autoregressive: referenceAutoregressive,
+  coupling: referenceCoupling,
   planar: referencePlanar,
   radial: referenceRadial,
   sylvester: referenceSylvester,
