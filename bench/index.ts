@@ -5,13 +5,15 @@
 const SUITES: Record<string, () => Promise<unknown>> = {
   dense: () => import('./dense').then((m) => m.run()),
   kernels: () => import('./kernels').then((m) => m.run()),
-  // Planar and radial stacks, then the three Sylvester variants.
+  // Planar and radial stacks, then the three Sylvester variants, then RealNVP.
   flows: async () => {
     await (await import('./flows')).run();
     await (await import('./sylvester')).run();
+    await (await import('./coupling')).run();
   },
   train: () => import('./train').then((m) => m.run()),
   autoregressive: () => import('./autoregressive').then((m) => m.run()),
+  coupling: () => import('./coupling').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {
