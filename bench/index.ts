@@ -10,10 +10,12 @@ const SUITES: Record<string, () => Promise<unknown>> = {
     await (await import('./flows')).run();
     await (await import('./sylvester')).run();
     await (await import('./coupling')).run();
+    await (await import('./spline')).run(); // neural spline flow, coupling form
   },
   train: () => import('./train').then((m) => m.run()),
   autoregressive: () => import('./autoregressive').then((m) => m.run()),
   coupling: () => import('./coupling').then((m) => m.run()),
+  spline: () => import('./spline').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {
