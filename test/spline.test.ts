@@ -9,6 +9,8 @@
  * reference) and argument errors.
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendByName } from '../src/backend';
@@ -17,8 +19,10 @@ import { SPLINE_MIN_BIN, SPLINE_MIN_DERIVATIVE } from '../src/backend/kernels/sp
 import { referenceSpline as ref } from '../src/backend/reference/spline';
 import type { FloatArray } from '../src/backend/types';
 import { FLOW_FAMILIES, SplineAutoregressiveFlow, SplineCouplingFlow, type Flow } from '../src/flows';
+import { Adam } from '../src/train/adam';
+import { VAE } from '../src/vae/vae';
 import { EPS32, logAbsDet } from './flow-stack-helpers';
-import { asFloat32Values, describeBackends, dot, expectClose, hasCpu, numericalGradient, randomArray } from './helpers';
+import { asFloat32Values, describeBackends, dot, expectClose, hasCpu, numericalGradient, randomArray, randomNormal } from './helpers';
 import { SPLINE_CASES, caseData, caseTolerances, runCase, type CaseResult } from './spline-cases';
 
 const reference = backendByName('reference');
@@ -505,6 +509,94 @@ describe('spline flows: structure and options', () => {
     expect(() => FLOW_FAMILIES['spline-coupling'].create({ dim: 3, layers: 1, amortized: false, seed: 1, backend: reference, extra: { bin: 8 } })).toThrow(
       /Unknown option "bin"/,
     );
+  });
+});
+
+describe('spline flows: learning and checkpoints', () => {
+  /**
+   * x = (a, b): a from ½N(−1.5, 0.35²) + ½N(1.5, 0.35²), b | a ~ N(a/2, 0.3²). Its
+   * entropy is about 1.25 nats; the best Gaussian (full covariance) reaches only
+   * 2.07, so getting close needs the splines' bimodal shape.
+   */
+  function data(n: number, seed: number): Float64Array {
+    const g = randomNormal(2 * n, seed);
+    const u = randomArray(n, seed + 1, 0, 1);
+    const x = new Float64Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      const a = (u[i] < 0.5 ? -1.5 : 1.5) + 0.35 * g[2 * i];
+      x[2 * i] = a;
+      x[2 * i + 1] = 0.5 * a + 0.3 * g[2 * i + 1];
+    }
+    return x;
+  }
+  const gauss = (v: number, m: number, s: number) => Math.exp(-0.5 * ((v - m) / s) ** 2) / (s * Math.sqrt(2 * Math.PI));
+  const trueNll = (x: Float64Array) => {
+    let sum = 0;
+    for (let i = 0; i < x.length / 2; i++) {
+      const a = x[2 * i];
+      sum -= Math.log(0.5 * (gauss(a, -1.5, 0.35) + gauss(a, 1.5, 0.35)) * gauss(x[2 * i + 1], 0.5 * a, 0.3));
+    }
+    return (2 * sum) / x.length;
+  };
+
+  // Seeded maximum-likelihood runs (full batch of 512, Adam lr 1e-2, 300 steps, K = 8 on [−4, 4));
+  // cpu only: the float64 reference takes ~20 s here. Held-out NLL must come within the stated
+  // gap of the true entropy of the held-out sample (measured: 0.08 autoregressive, 0.13 coupling).
+  it.skipIf(!cpu).each([
+    ['autoregressive', 0.15, () => new SplineAutoregressiveFlow({ dim: 2, layers: 2, hidden: [32], bins: 8, bound: 4, seed: 1, backend: cpu! })],
+    ['coupling', 0.25, () => new SplineCouplingFlow({ dim: 2, layers: 4, hidden: [32], bins: 8, bound: 4, seed: 1, backend: cpu! })],
+  ] as [string, number, () => Flow][])('%s form fits a bimodal 2-D density by maximum likelihood (gap < %f nats)', (_, gap, make) => {
+    const b = cpu!;
+    const flow = make();
+    const n = 512;
+    const x = b.from(data(n, 1));
+    const params = flow.parameters();
+    const adam = new Adam(b, params, { lr: 1e-2 });
+    // Loss = mean over rows of ½|u|² − log|det| (+ const): ∂/∂u = u/n, ∂/∂logDet = −1/n.
+    const gy = b.alloc(2 * n);
+    const gl = b.alloc(n).fill(-1 / n);
+    for (let step = 0; step < 300; step++) {
+      for (const p of params) p.grad.fill(0);
+      const out = flow.forward(x, n);
+      for (let i = 0; i < 2 * n; i++) gy[i] = out.y[i] / n;
+      flow.backward(gy, gl);
+      adam.step();
+    }
+    const test = data(2000, 2);
+    const out = flow.forward(b.from(test), 2000);
+    let nll = 0;
+    for (let r = 0; r < 2000; r++) nll += 0.5 * (out.y[2 * r] ** 2 + out.y[2 * r + 1] ** 2) + Math.log(2 * Math.PI) - out.logDet[r];
+    nll /= 2000;
+    expect(nll).toBeLessThan(trueNll(test) + gap);
+  });
+
+  it('a VAE with a spline posterior saves and reloads (bins and bound included) on either backend', () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flowvae-spline-'));
+    try {
+      for (const flow of ['spline-coupling', 'spline-autoregressive']) {
+        const vae = new VAE({
+          inputDim: 6,
+          latentDim: 3,
+          encoder: { hidden: [8] },
+          decoder: { hidden: [8] },
+          posterior: { flow, layers: 2, amortized: false, bins: 4, bound: 2.5 },
+          seed: 2,
+          backend: 'reference',
+        });
+        for (const p of vae.parameters()) if (p.name.includes('flow')) p.value.set(randomArray(p.value.length, p.value.length, -0.3, 0.3));
+        const x = randomArray(12, 3, 0, 1).map((v) => (v > 0.5 ? 1 : 0));
+        const before = vae.elbo(x, { samples: 4, seed: 5 }).elbo;
+        vae.save(path.join(tmp, flow));
+        const again = VAE.load(path.join(tmp, flow), { backend: 'reference' });
+        expect(again.elbo(x, { samples: 4, seed: 5 }).elbo).toBe(before);
+        if (cpu) {
+          // float32 weights and arithmetic: the ELBO of a tiny model agrees to ~1e-5 relative.
+          expect(VAE.load(path.join(tmp, flow), { backend: 'cpu' }).elbo(x, { samples: 4, seed: 5 }).elbo).toBeCloseTo(before, 3);
+        }
+      }
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 
