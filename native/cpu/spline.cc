@@ -382,10 +382,11 @@ FLOWVAE_SPLINE_ENTRIES(Backward, Mode::kBackward)
 #undef FLOWVAE_SPLINE_ENTRY
 
 void Run(RowsFn fn, const Args& a) {
-  // Rows per task: ~32k parameter values of work (each costs a few flops and
-  // a share of an exp), so small batches run inline.
+  // Rows per task: ~64k parameter values, at ~0.7 ns (forward) to ~1 ns
+  // (backward) each about 50 µs of work, above the cost of waking a thread;
+  // small batches run inline.
   const std::size_t per_row = a.width * (3 * a.bins - 1) + 1;
-  parallel_for(a.batch, 1 + 32768 / per_row, [&](std::size_t r0, std::size_t r1) { fn(a, r0, r1); });
+  parallel_for(a.batch, 1 + 65536 / per_row, [&](std::size_t r0, std::size_t r1) { fn(a, r0, r1); });
 }
 
 }  // namespace
