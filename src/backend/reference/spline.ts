@@ -42,6 +42,54 @@ function checkSizes(batch: number, dim: number, width: number, start: number, bi
   return { values: sizeProduct(batch, dim), params: sizeProduct(batch, P, width), P };
 }
 
+/** p = softmax(θ) over θ_j = params[at + j·stride], j < K. */
+function softmax(params: FloatArray, at: number, stride: number, K: number, p: Float64Array): void {
+  let mx = -Infinity;
+  for (let j = 0; j < K; j++) mx = Math.max(mx, params[at + j * stride]);
+  let sum = 0;
+  for (let j = 0; j < K; j++) {
+    p[j] = Math.exp(params[at + j * stride] - mx);
+    sum += p[j];
+  }
+  for (let j = 0; j < K; j++) p[j] /= sum;
+}
+
+/** Knots −B + 2B·Σ_{j<k} (min + (1 − K·min) p_j) for k < K, and B at k = K. */
+function knots(p: Float64Array, K: number, bound: number, out: Float64Array): void {
+  let cum = 0;
+  out[0] = -bound;
+  for (let j = 1; j < K; j++) {
+    cum += SPLINE_MIN_BIN + (1 - K * SPLINE_MIN_BIN) * p[j - 1];
+    out[j] = -bound + 2 * bound * cum;
+  }
+  out[K] = bound;
+}
+
+/**
+ * ∂L/∂v for one of the variables v ∈ {ξ, s, d_k, d_{k+1}}, where y = y_k + H·N/D and
+ * log dy/dx = 2 log s + log M − 2 log D: given ∂N/∂v, ∂D/∂v, ∂M/∂v (and ∂(2 log s)/∂v),
+ * L = gy·y + gl·log dy/dx.
+ */
+function chain(gyH: number, gl: number, R: number, D: number, M: number, dN: number, dD: number, dM: number, dLogS2: number): number {
+  return (gyH * (dN - R * dD)) / D + gl * (dM / M - (2 * dD) / D + dLogS2);
+}
+
+/**
+ * Writes ∂L/∂θ_j (j < K, at dParams[at + j·stride]) given ∂L/∂knot_k for k = 0 … K:
+ * only interior knots depend on θ (knot_0 = −B, knot_K = B):
+ * ∂knot_k/∂p_j = 2B(1 − K·min)·[j < k],  ∂L/∂θ_j = p_j (g_j − Σ_i p_i g_i).
+ */
+function throughSoftmax(gKnot: Float64Array, p: Float64Array, K: number, bound: number, gp: Float64Array, dParams: FloatArray, at: number, stride: number): void {
+  let mean = 0;
+  for (let j = 0; j < K; j++) {
+    let g = 0;
+    for (let m = j + 1; m < K; m++) g += gKnot[m];
+    gp[j] = 2 * bound * (1 - K * SPLINE_MIN_BIN) * g;
+    mean += p[j] * gp[j];
+  }
+  for (let j = 0; j < K; j++) dParams[at + j * stride] = p[j] * (gp[j] - mean);
+}
+
 /**
  * The spline of one element: knots of both sides, slopes, and the bin
  * holding `v` on the searched side (x for forward, y for inverse). Buffers
@@ -67,29 +115,10 @@ class Element {
   /** Loads θ of element i of a row whose parameters start at `base` (blocked: θ_j at base + j·width + i). */
   load(params: FloatArray, base: number, width: number, i: number, bound: number): void {
     const K = this.bins;
-    const softmax = (offset: number, p: Float64Array) => {
-      let mx = -Infinity;
-      for (let j = 0; j < K; j++) mx = Math.max(mx, params[base + (offset + j) * width + i]);
-      let sum = 0;
-      for (let j = 0; j < K; j++) {
-        p[j] = Math.exp(params[base + (offset + j) * width + i] - mx);
-        sum += p[j];
-      }
-      for (let j = 0; j < K; j++) p[j] /= sum;
-    };
-    const knots = (p: Float64Array, k: Float64Array) => {
-      let cum = 0;
-      k[0] = -bound;
-      for (let j = 1; j < K; j++) {
-        cum += SPLINE_MIN_BIN + (1 - K * SPLINE_MIN_BIN) * p[j - 1];
-        k[j] = -bound + 2 * bound * cum;
-      }
-      k[K] = bound;
-    };
-    softmax(0, this.px);
-    softmax(K, this.py);
-    knots(this.px, this.xk);
-    knots(this.py, this.yk);
+    softmax(params, base + i, width, K, this.px);
+    softmax(params, base + K * width + i, width, K, this.py);
+    knots(this.px, K, bound, this.xk);
+    knots(this.py, K, bound, this.yk);
     this.d[0] = 1;
     this.d[K] = 1;
     for (let k = 1; k < K; k++) {
@@ -191,16 +220,11 @@ export const referenceSpline: SplineKernels = {
         const D = sl + sumD * t;
         const M = dHi * xi * xi + 2 * sl * t + dLo * (1 - xi) * (1 - xi);
         const R = N / D;
-        const dN = { xi: 2 * sl * xi + dLo * dt, s: xi * xi, dLo: t, dHi: 0 };
-        const dD = { xi: sumD * dt, s: 1 - 2 * t, dLo: t, dHi: t };
-        const dM = { xi: 2 * dHi * xi + 2 * sl * dt - 2 * dLo * (1 - xi), s: 2 * t, dLo: (1 - xi) * (1 - xi), dHi: xi * xi };
-        const grad = (key: 'xi' | 's' | 'dLo' | 'dHi') => {
-          const dR = (dN[key] - R * dD[key]) / D;
-          const dL = dM[key] / M - (2 * dD[key]) / D + (key === 's' ? 2 / sl : 0);
-          return gy * h * dR + gl * dL;
-        };
-        const gXi = grad('xi');
-        const gS = grad('s');
+        const gyH = gy * h;
+        const gXi = chain(gyH, gl, R, D, M, 2 * sl * xi + dLo * dt, sumD * dt, 2 * dHi * xi + 2 * sl * dt - 2 * dLo * (1 - xi), 0);
+        const gS = chain(gyH, gl, R, D, M, xi * xi, 1 - 2 * t, 2 * t, 2 / sl);
+        const gDLo = chain(gyH, gl, R, D, M, t, t, (1 - xi) * (1 - xi), 0);
+        const gDHi = chain(gyH, gl, R, D, M, 0, t, xi * xi, 0);
         // ξ = (x − x_k)/W, s = H/W, W = x_{k+1} − x_k, H = y_{k+1} − y_k.
         const gW = -(gXi * xi) / w - (gS * sl) / w;
         const gH = gy * R + gS / w;
@@ -211,23 +235,11 @@ export const referenceSpline: SplineKernels = {
         gKnotX[k + 1] = gW;
         gKnotY[k] = gy - gH;
         gKnotY[k + 1] = gH;
-        // Interior knots only (x_0 = y_0 = −B and x_K = y_K = B are constants):
-        // knot_k = −B + 2B Σ_{j<k} (min + (1 − K·min) p_j), p = softmax(θ).
-        const throughSoftmax = (gKnot: Float64Array, p: Float64Array, offset: number) => {
-          let mean = 0;
-          for (let j = 0; j < K; j++) {
-            let g = 0;
-            for (let m = j + 1; m < K; m++) g += gKnot[m];
-            gp[j] = 2 * bound * (1 - K * SPLINE_MIN_BIN) * g;
-            mean += p[j] * gp[j];
-          }
-          for (let j = 0; j < K; j++) dParams[base + (offset + j) * width + i] = p[j] * (gp[j] - mean);
-        };
-        throughSoftmax(gKnotX, e.px, 0);
-        throughSoftmax(gKnotY, e.py, K);
+        throughSoftmax(gKnotX, e.px, K, bound, gp, dParams, base + i, width);
+        throughSoftmax(gKnotY, e.py, K, bound, gp, dParams, base + K * width + i, width);
         // d_m = min + softplus(θd_{m−1} + c) for interior m.
-        if (k >= 1) dParams[base + (2 * K + k - 1) * width + i] += grad('dLo') * e.sig[k];
-        if (k + 1 <= K - 1) dParams[base + (2 * K + k) * width + i] += grad('dHi') * e.sig[k + 1];
+        if (k >= 1) dParams[base + (2 * K + k - 1) * width + i] += gDLo * e.sig[k];
+        if (k + 1 <= K - 1) dParams[base + (2 * K + k) * width + i] += gDHi * e.sig[k + 1];
       }
     }
   },
