@@ -8,6 +8,7 @@
  * gradient. Also reports the share of a cpu step spent outside the
  * conditioner's matrix products (the coupling glue).
  */
+import * as os from 'node:os';
 import { backendByName, backends, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
 import { RealNVPFlow } from '../src/flows/realnvp';
@@ -74,6 +75,7 @@ function glueShare(batch: number): { total: number; dense: number } {
 
 export async function run(): Promise<void> {
   const hasCpu = backends().find((b) => b.name === 'cpu')!.available;
+  const loadBefore = os.loadavg()[0];
   const before = hasCpu ? getNumThreads() : 1;
   const reference = backendByName('reference');
   // The float64 TypeScript reference takes about a second per step at batch
@@ -125,5 +127,11 @@ export async function run(): Promise<void> {
         `(step ${((g.secondsPerStep as number) * 1e3).toFixed(2)} ms)`,
     );
   }
-  console.log(`\nwrote ${writeResults('coupling', { model: { dim: DIM, layers: LAYERS, hidden: HIDDEN, activation: 'relu' }, results, glue })}`);
+  console.log(`\nwrote ${writeResults('coupling', {
+      model: { dim: DIM, layers: LAYERS, hidden: HIDDEN, activation: 'relu' },
+      // A busy machine (load above the core count) makes the 2-thread figures meaningless.
+      loadAverage: { before: loadBefore, after: os.loadavg()[0] },
+      results,
+      glue,
+    })}`);
 }
