@@ -11,6 +11,7 @@
  * thread, the share of a step spent in the spline kernels and in the
  * conditioners' dense kernels.
  */
+import * as os from 'node:os';
 import { backendByName, backends, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
 import type { CouplingFlow } from '../src/flows/coupling';
@@ -87,6 +88,7 @@ function breakdown(batch: number): { total: number; spline: number; dense: numbe
 export async function run(): Promise<void> {
   const hasCpu = backends().find((b) => b.name === 'cpu')!.available;
   const before = hasCpu ? getNumThreads() : 1;
+  const loadBefore = os.loadavg()[0];
   const reference = backendByName('reference');
   // The float64 TypeScript reference takes about a second per step at batch 256: one short round there, none at 4096.
   const refRate = rate(reference, BATCHES[0], 0.5, 1);
@@ -133,6 +135,10 @@ export async function run(): Promise<void> {
       `(D = ${DIM}, ${LAYERS} couplings, K = ${BINS} bins on [−${BOUND}, ${BOUND}), conditioner ${DIM / 2} → ${HIDDEN.join(' → ')} → ${(DIM / 2) * (3 * BINS - 1)}, ReLU):`,
   );
   printTable(rows);
+  const loadAverage = { before: loadBefore, after: os.loadavg()[0] };
+  if (Math.max(loadAverage.before, loadAverage.after) > os.cpus().length) {
+    console.log(`load average ${loadAverage.before.toFixed(1)} → ${loadAverage.after.toFixed(1)} on ${os.cpus().length} cores: the 2-thread figures are not meaningful`);
+  }
   for (const s of shares) {
     const total = s.secondsPerStep as number;
     console.log(
@@ -142,6 +148,6 @@ export async function run(): Promise<void> {
     );
   }
   console.log(
-    `\nwrote ${writeResults('spline', { model: { dim: DIM, layers: LAYERS, bins: BINS, bound: BOUND, hidden: HIDDEN, activation: 'relu' }, results, shares })}`,
+    `\nwrote ${writeResults('spline', { model: { dim: DIM, layers: LAYERS, bins: BINS, bound: BOUND, hidden: HIDDEN, activation: 'relu' }, results, shares, loadAverage })}`,
   );
 }
