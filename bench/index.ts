@@ -5,18 +5,20 @@
 const SUITES: Record<string, () => Promise<unknown>> = {
   dense: () => import('./dense').then((m) => m.run()),
   kernels: () => import('./kernels').then((m) => m.run()),
-  // Planar and radial stacks, then the three Sylvester variants, then RealNVP, then a Glow step.
+  // Planar and radial stacks, the three Sylvester variants, RealNVP, a Glow step, a spline coupling flow.
   flows: async () => {
     await (await import('./flows')).run();
     await (await import('./sylvester')).run();
     await (await import('./coupling')).run();
     await (await import('./glow')).run();
+    await (await import('./spline')).run();
   },
   glow: () => import('./glow').then((m) => m.run()),
   train: () => import('./train').then((m) => m.run()),
   autoregressive: () => import('./autoregressive').then((m) => m.run()),
   'reverse-kl': () => import('./reverse-kl').then((m) => m.run()),
   coupling: () => import('./coupling').then((m) => m.run()),
+  spline: () => import('./spline').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {

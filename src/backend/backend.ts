@@ -19,6 +19,7 @@ import type { LikelihoodKernels } from './kernels/likelihood';
 import type { PlanarKernels } from './kernels/planar';
 import type { RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
+import type { SplineKernels } from './kernels/spline';
 import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
 
@@ -43,6 +44,7 @@ export interface Backend {
   readonly radial: RadialKernels;
   readonly sylvester: SylvesterKernels;
   readonly glow: GlowKernels;
+  readonly spline: SplineKernels;
 }
 
 export type { BackendName, DType, FloatArray };

@@ -378,6 +378,23 @@ export interface NativeAddon {
     tolerance: number,
   ): number;
 
+  // spline (native/napi/spline.cc): x, y, dy, dx [batch, dim], window [start, start + width); params [batch, 3·bins − 1, width]
+  splineForward(x: Float32Array, params: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number, width: number, start: number, bins: number, bound: number): void;
+  splineBackward(
+    x: Float32Array,
+    params: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dParams: Float32Array,
+    batch: number,
+    dim: number,
+    width: number,
+    start: number,
+    bins: number,
+    bound: number,
+  ): void;
+  splineInverse(y: Float32Array, params: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number, width: number, start: number, bins: number, bound: number): void;
   // glow (native/napi/glow.cc); perm must be a permutation of 0..dim-1
   glowAffineForward(x: Float32Array, logScale: Float32Array, shift: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
   glowAffineInverse(y: Float32Array, logScale: Float32Array, shift: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;

@@ -51,11 +51,13 @@ export abstract class AutoregressiveFlow implements Flow {
   readonly layers: number;
   readonly hidden: readonly number[];
   readonly mades: readonly MADE[];
+  /** MADE outputs per input dimension (2 for IAF/MAF: m and s/α). */
+  readonly outputsPerDim: number;
   protected readonly ws: Workspace;
   private inputs: FloatArray[] = [];
   private batch = 0;
 
-  protected constructor(options: AutoregressiveFlowOptions, lastInitScale: number) {
+  protected constructor(options: AutoregressiveFlowOptions, lastInitScale: number, outputsPerDim = 2) {
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
     this.dim = checkPositiveInt(options.dim, 'dim');
     this.layers = checkPositiveInt(options.layers ?? 1, 'layers');
@@ -66,6 +68,7 @@ export abstract class AutoregressiveFlow implements Flow {
     const seed = checkSize(options.seed ?? 0, 'seed');
     if (typeof options.backend !== 'object' || options.backend === null) throw typeError(expected('Backend', 'backend', options.backend));
     this.backend = options.backend;
+    this.outputsPerDim = outputsPerDim;
     const mades: MADE[] = [];
     for (let k = 0; k < this.layers; k++) {
       mades.push(
@@ -78,6 +81,7 @@ export abstract class AutoregressiveFlow implements Flow {
           activation: options.activation,
           seed: seed + 1009 * k,
           lastInitScale,
+          outputsPerDim,
         }),
       );
     }
@@ -147,7 +151,7 @@ export abstract class AutoregressiveFlow implements Flow {
     const n = batch * this.dim;
     checkArray(gradOutput, 'gradOutput', n);
     checkArray(gradLogDet, 'gradLogDet', batch);
-    const dms = this.ws.get('dms', 2 * n);
+    const dms = this.ws.get('dms', this.outputsPerDim * n);
     const gradContext = this.contextDim > 0 ? this.ws.get('gradContext', batch * this.contextDim) : null;
     gradContext?.fill(0);
     let g = gradOutput;

@@ -181,3 +181,39 @@ registerFlow('nice', { amortizable: false, shareable: true, create: (o) => new N
 registerFlow('realnvp', { amortizable: false, shareable: true, create: (o) => new RealNVPFlow(couplingOptions(o)) });
 // Glow steps: ActNorm → LU linear map → affine coupling, `layers` steps.
 registerFlow('glow', { amortizable: false, shareable: true, create: (o) => new GlowFlow(couplingOptions(o)) });
+
+// Neural spline flows: shared parameters only (conditioner networks of their
+// own). `layers` is the number of coupling layers or autoregressive steps;
+// options in `extra`: bins (default 8), bound (default 3: splines on [−3, 3),
+// identity outside), hidden, activation, contextDim (default 0), and for the
+// autoregressive form hiddenDegrees.
+export {
+  SPLINE_DEFAULT_BINS,
+  SPLINE_DEFAULT_BOUND,
+  SplineAutoregressiveFlow,
+  SplineCouplingFlow,
+  SplineCouplingTransform,
+  type SplineAutoregressiveOptions,
+  type SplineCouplingOptions,
+  type SplineOptions,
+} from './spline';
+import { SplineAutoregressiveFlow, SplineCouplingFlow } from './spline';
+
+const SPLINE_KEYS = ['bins', 'bound', 'hidden', 'activation', 'contextDim'] as const;
+
+function splineOptions(o: FlowFactoryOptions, known: readonly string[]) {
+  checkKnownKeys(o.extra, 'posterior', known);
+  const extra = o.extra as { bins?: number; bound?: number; hidden?: number[]; activation?: Activation; contextDim?: number; hiddenDegrees?: 'random' | 'cyclic' };
+  return { dim: o.dim, layers: o.layers, seed: o.seed, backend: o.backend, ...extra };
+}
+
+registerFlow('spline-coupling', {
+  amortizable: false,
+  shareable: true,
+  create: (o) => new SplineCouplingFlow(splineOptions(o, SPLINE_KEYS)),
+});
+registerFlow('spline-autoregressive', {
+  amortizable: false,
+  shareable: true,
+  create: (o) => new SplineAutoregressiveFlow(splineOptions(o, [...SPLINE_KEYS, 'hiddenDegrees'])),
+});

@@ -14,6 +14,7 @@ import { cpuPlanar } from './planar';
 import { cpuRadial } from './radial';
 import { cpuRng } from './rng';
 import { cpuSylvester } from './sylvester';
+import { cpuSpline } from './spline';
 
 export function createCpuBackend(addon: NativeAddon): Backend {
   return {
@@ -33,5 +34,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     radial: cpuRadial(addon),
     sylvester: cpuSylvester(addon),
     glow: cpuGlow(addon),
+    spline: cpuSpline(addon),
   };
 }

@@ -13,6 +13,7 @@ import { referencePlanar } from './planar';
 import { referenceRadial } from './radial';
 import { referenceRng } from './rng';
 import { referenceSylvester } from './sylvester';
+import { referenceSpline } from './spline';
 
 export const referenceBackend: Backend = {
   name: 'reference',
@@ -31,4 +32,5 @@ export const referenceBackend: Backend = {
   radial: referenceRadial,
   sylvester: referenceSylvester,
   glow: referenceGlow,
+  spline: referenceSpline,
 };
