@@ -25,6 +25,14 @@ export function checkPositiveInt(value: unknown, name: string): number {
   return value;
 }
 
+/** An integer in [lo, hi] (a budget or count with a hard ceiling). */
+export function checkIntegerBetween(value: unknown, name: string, lo: number, hi: number): number {
+  const what = `integer between ${lo} and ${hi}`;
+  if (typeof value !== 'number') throw typeError(expected(what, name, value));
+  if (!Number.isInteger(value) || value < lo || value > hi) throw rangeError(expected(what, name, value));
+  return value;
+}
+
 export function checkFinite(value: unknown, name: string): number {
   if (typeof value !== 'number') throw typeError(expected('finite number', name, value));
   if (!Number.isFinite(value)) throw rangeError(expected('finite number', name, value));

@@ -93,6 +93,18 @@ inline std::size_t PositiveSize(const Napi::CallbackInfo& info, std::size_t i, c
   return static_cast<std::size_t>(d);
 }
 
+// An integer in [lo, hi] (an iteration budget, a count with a hard ceiling).
+inline std::size_t SizeBetween(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::size_t lo,
+                               std::size_t hi) {
+  Napi::Value v = info[i];
+  const std::string what = "integer between " + std::to_string(lo) + " and " + std::to_string(hi);
+  if (!v.IsNumber()) ThrowTypeError(info.Env(), Expected(what, name, v));
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= static_cast<double>(lo)) || d != std::floor(d) || d > static_cast<double>(hi))
+    ThrowRangeError(info.Env(), Expected(what, name, v));
+  return static_cast<std::size_t>(d);
+}
+
 // Any finite number.
 inline double Number(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
   Napi::Value v = info[i];

@@ -80,7 +80,7 @@ Napi::Value Orthogonalize(const Napi::CallbackInfo& info) {
   const std::size_t sets = PositiveSize(info, 5, "sets");
   const float* params = F32(info, 6, "params", Product(env, sets, z.set, "params"));
   float* q = F32(info, 7, "q", Product(env, sets, z.q_layers, "q"));
-  const std::size_t max_steps = Size(info, 8, "options.maxSteps");
+  const std::size_t max_steps = SizeBetween(info, 8, "options.maxSteps", 0, kSylvesterMaxIterations);
   const double tol = PositiveNumber(info, 9, "options.tolerance");
   return Napi::Number::New(env, sylvester_orthogonalize(s, sets, params, q, max_steps, tol));
 }
@@ -95,7 +95,7 @@ Napi::Value OrthogonalizeBackward(const Napi::CallbackInfo& info) {
   const float* params = F32(info, 6, "params", Product(env, sets, z.set, "params"));
   const float* grad_q = F32(info, 7, "gradQ", Product(env, sets, z.q_layers, "gradQ"));
   float* grad_params = F32(info, 8, "gradParams", Product(env, sets, z.set, "gradParams"));
-  const std::size_t max_steps = Size(info, 9, "options.maxSteps");
+  const std::size_t max_steps = SizeBetween(info, 9, "options.maxSteps", 0, kSylvesterMaxIterations);
   const double tol = PositiveNumber(info, 10, "options.tolerance");
   sylvester_orthogonalize_backward(s, sets, params, grad_q, grad_params, max_steps, tol);
   return env.Undefined();
@@ -158,7 +158,7 @@ Napi::Value Inverse(const Napi::CallbackInfo& info) {
   const float* q = F32(info, 9, "q", Product(env, sets, z.q_layers, "q"));
   float* x = F32(info, 10, "x", rows);
   float* log_det = F32(info, 11, "logDet", batch);
-  const std::size_t max_iterations = PositiveSize(info, 12, "options.maxIterations");
+  const std::size_t max_iterations = SizeBetween(info, 12, "options.maxIterations", 1, kSylvesterMaxIterations);
   const double tol = PositiveNumber(info, 13, "options.tolerance");
   return Napi::Number::New(
       env, static_cast<double>(sylvester_inverse(s, batch, amortized, y, params, q, x, log_det, max_iterations, tol)));

@@ -28,7 +28,7 @@ import type { FloatArray } from '../backend/types';
 import { SPLINE_MAX_BINS, splineParamsPerElement } from '../backend/kernels/spline';
 import { expected, rangeError, typeError } from '../errors';
 import type { Parameter } from '../nn/parameter';
-import { checkInRange, checkPositiveInt } from '../validate';
+import { checkInRange, checkIntegerBetween, checkPositiveInt } from '../validate';
 import { AutoregressiveFlow, type AutoregressiveFlowOptions, type StepKernels } from './autoregressive';
 import {
   CouplingStack,
@@ -53,9 +53,7 @@ export interface SplineOptions {
 
 function checkSplineOptions(options: SplineOptions): { bins: number; bound: number } {
   const bins = options.bins ?? SPLINE_DEFAULT_BINS;
-  const what = `integer between 1 and ${SPLINE_MAX_BINS}`;
-  if (typeof bins !== 'number') throw typeError(expected(what, 'bins', bins));
-  if (!Number.isInteger(bins) || bins < 1 || bins > SPLINE_MAX_BINS) throw rangeError(expected(what, 'bins', bins));
+  checkIntegerBetween(bins, 'bins', 1, SPLINE_MAX_BINS);
   const bound = checkInRange(options.bound ?? SPLINE_DEFAULT_BOUND, 'bound', 1e-30, 1e30);
   return { bins, bound };
 }

@@ -27,6 +27,7 @@
 import { getBackend } from '../backend';
 import type { Backend } from '../backend/backend';
 import {
+  SYLVESTER_MAX_ITERATIONS,
   SYLVESTER_VARIANTS,
   sylvesterLayout,
   type SylvesterLayout,
@@ -40,6 +41,7 @@ import {
   checkArray,
   checkBoolean,
   checkInRange,
+  checkIntegerBetween,
   checkKnownKeys,
   checkOneOf,
   checkPositiveInt,
@@ -159,14 +161,14 @@ export class SylvesterFlow implements Flow {
     }
     this.backend = backend;
     this.bjorck = {
-      maxSteps: checkSize(options.bjorckSteps ?? 100, 'bjorckSteps'),
+      maxSteps: checkIntegerBetween(options.bjorckSteps ?? 100, 'bjorckSteps', 0, SYLVESTER_MAX_ITERATIONS),
       tolerance: checkInRange(options.bjorckTolerance ?? (backend.dtype === 'float64' ? 1e-12 : 1e-5), 'bjorckTolerance', 0, 1, {
         lo: true,
         hi: true,
       }),
     };
     this.inverseOptions = {
-      maxIterations: checkPositiveInt(options.inverseMaxIterations ?? 100, 'inverseMaxIterations'),
+      maxIterations: checkIntegerBetween(options.inverseMaxIterations ?? 100, 'inverseMaxIterations', 1, SYLVESTER_MAX_ITERATIONS),
       tolerance: checkInRange(options.inverseTolerance ?? 1e-6, 'inverseTolerance', 0, 1, { lo: true, hi: true }),
     };
     this.shape = { variant: this.variant, dim: this.dim, m: this.m, layers: this.layers, householders: this.householders };

@@ -34,6 +34,10 @@ SylvesterLayout sylvester_layout(const SylvesterShape& shape);
 // Raw diagonal values are clamped to [-8, 8] before tanh (see the TS contract).
 constexpr float kSylvesterDiagonalClamp = 8.0f;
 
+// Most Björck steps or inverse iterations a call accepts: a budget, not a
+// size, so an absurd value is refused instead of running for hours.
+constexpr std::size_t kSylvesterMaxIterations = 10000;
+
 // Builds Q [sets, K, q_per_layer]. Returns the worst max|Q^T Q - I| (orthogonal),
 // 0 (other variants), NaN when some raw matrix/vector is zero or not finite.
 double sylvester_orthogonalize(const SylvesterShape& shape, std::size_t sets, const float* params, float* q,

@@ -60,6 +60,9 @@ export type SylvesterVariant = (typeof SYLVESTER_VARIANTS)[number];
 /** Bound applied to the raw diagonal values before tanh (see above). */
 export const SYLVESTER_DIAGONAL_CLAMP = 8;
 
+/** Most Björck steps or inverse iterations a call accepts (a budget, refused above this rather than run for hours). */
+export const SYLVESTER_MAX_ITERATIONS = 10000;
+
 export interface SylvesterShape {
   variant: SylvesterVariant;
   /** D: width of a row. */
@@ -136,14 +139,14 @@ export function sylvesterLayout(shape: SylvesterShape): SylvesterLayout {
 }
 
 export interface SylvesterBjorckOptions {
-  /** Most Björck steps per matrix (orthogonal variant), ≥ 0. */
+  /** Most Björck steps per matrix (orthogonal variant), 0 … SYLVESTER_MAX_ITERATIONS. */
   maxSteps: number;
   /** Stop once max|QᵀQ − I| ≤ tolerance (> 0). */
   tolerance: number;
 }
 
 export interface SylvesterInverseOptions {
-  /** Most iterations of each scalar Newton solve and of the outer refinement, ≥ 1. */
+  /** Most iterations of each scalar Newton solve and of the outer refinement, 1 … SYLVESTER_MAX_ITERATIONS. */
   maxIterations: number;
   /** Converged when max|f(x) − y| ≤ tolerance · (1 + max|y|) for the row (> 0). */
   tolerance: number;

@@ -7,6 +7,7 @@
  */
 import {
   SYLVESTER_DIAGONAL_CLAMP,
+  SYLVESTER_MAX_ITERATIONS,
   checkSylvesterShape,
   sylvesterLayout,
   type SylvesterBjorckOptions,
@@ -17,7 +18,7 @@ import {
 } from '../kernels/sylvester';
 import type { FloatArray } from '../types';
 import { expected, typeError } from '../../errors';
-import { checkArray, checkBoolean, checkInRange, checkPositiveInt, checkSize, sizeProduct } from '../../validate';
+import { checkArray, checkBoolean, checkInRange, checkIntegerBetween, checkPositiveInt, sizeProduct } from '../../validate';
 
 // ---------------------------------------------------------------------------
 // Argument checks
@@ -25,7 +26,7 @@ import { checkArray, checkBoolean, checkInRange, checkPositiveInt, checkSize, si
 function checkBjorck(options: unknown): SylvesterBjorckOptions {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   const o = options as Record<string, unknown>;
-  const maxSteps = checkSize(o.maxSteps, 'options.maxSteps');
+  const maxSteps = checkIntegerBetween(o.maxSteps, 'options.maxSteps', 0, SYLVESTER_MAX_ITERATIONS);
   const tolerance = checkInRange(o.tolerance, 'options.tolerance', 0, Infinity, { lo: true, hi: true });
   return { maxSteps, tolerance };
 }
@@ -33,7 +34,7 @@ function checkBjorck(options: unknown): SylvesterBjorckOptions {
 function checkInverseOptions(options: unknown): SylvesterInverseOptions {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   const o = options as Record<string, unknown>;
-  const maxIterations = checkPositiveInt(o.maxIterations, 'options.maxIterations');
+  const maxIterations = checkIntegerBetween(o.maxIterations, 'options.maxIterations', 1, SYLVESTER_MAX_ITERATIONS);
   const tolerance = checkInRange(o.tolerance, 'options.tolerance', 0, Infinity, { lo: true, hi: true });
   return { maxIterations, tolerance };
 }
