@@ -35,6 +35,8 @@ export const FAMILIES: Record<string, Posterior> = {
   'planar K=16': { flow: 'planar', layers: 16, amortized: true },
   'radial K=16': { flow: 'radial', layers: 16, amortized: true },
   'IAF K=4': { flow: 'iaf', layers: 4, hidden: [320] },
+  // The IAF default gate bias was 1 (σ ≈ 0.73 per step at the start); kept to show what it costs.
+  'IAF K=4 gate bias 1': { flow: 'iaf', layers: 4, hidden: [320], gateBias: 1 },
   'Sylvester orthogonal K=8 M=16': { flow: 'sylvester-orthogonal', layers: 8, amortized: true, m: 16 },
   'Sylvester Householder K=8 H=8': { flow: 'sylvester-householder', layers: 8, amortized: true, householders: 8 },
   'Sylvester triangular K=8': { flow: 'sylvester-triangular', layers: 8, amortized: true },

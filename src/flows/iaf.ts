@@ -8,16 +8,18 @@
  * encoder's context vector in a VAE posterior). Sampling direction (z → y)
  * is one MADE pass per step; the inverse takes D passes per step.
  *
- * Initialisation as recommended in the paper: the MADE output layer starts
- * small and the gate biases at `gateBias` (default 1), so each step starts
- * near σ ≈ sigmoid(1) with m ≈ 0, a gentle contraction close to the identity.
+ * Initialisation near the identity, like the other flow families: the MADE
+ * output layer starts small and the gate biases at `gateBias` (default 3), so
+ * each step starts at σ ≈ sigmoid(3) = 0.95 with m ≈ 0. (With a bias of 1,
+ * σ ≈ 0.73 per step shrinks z0 to 0.28 over four steps at the start, and a
+ * VAE posterior measurably trails the diagonal one early in training.)
  */
 import type { StepKernels } from './autoregressive';
 import { AutoregressiveFlow, type AutoregressiveFlowOptions } from './autoregressive';
 import { checkFinite } from '../validate';
 
 export interface IAFOptions extends AutoregressiveFlowOptions {
-  /** Initial bias of the gate pre-activations s (default 1). */
+  /** Initial bias of the gate pre-activations s (default 3: σ ≈ 0.95, near the identity). */
   gateBias?: number;
 }
 
@@ -27,7 +29,7 @@ export class IAFFlow extends AutoregressiveFlow {
 
   constructor(options: IAFOptions) {
     super(options, 0.1);
-    const gateBias = checkFinite(options.gateBias ?? 1, 'gateBias');
+    const gateBias = checkFinite(options.gateBias ?? 3, 'gateBias');
     for (const made of this.mades) {
       const bias = made.layers[made.layers.length - 1].bias.value;
       for (let i = this.dim; i < 2 * this.dim; i++) bias[i] += gateBias;
