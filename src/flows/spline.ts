@@ -26,7 +26,7 @@
  */
 import type { FloatArray } from '../backend/types';
 import { SPLINE_MAX_BINS, splineParamsPerElement } from '../backend/kernels/spline';
-import { expected, rangeError, typeError } from '../errors';
+import { expected, typeError } from '../errors';
 import type { Parameter } from '../nn/parameter';
 import { checkInRange, checkIntegerBetween, checkPositiveInt } from '../validate';
 import { AutoregressiveFlow, type AutoregressiveFlowOptions, type StepKernels } from './autoregressive';

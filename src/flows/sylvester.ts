@@ -45,7 +45,6 @@ import {
   checkKnownKeys,
   checkOneOf,
   checkPositiveInt,
-  checkSize,
   firstNonFinite,
   sizeProduct,
 } from '../validate';
