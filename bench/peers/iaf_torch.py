@@ -7,11 +7,12 @@ orderings alternating natural/reversed between steps. Prints JSON
 {batch: samples/s}."""
 import json
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from timing import samples_per_second
 
 spec = json.loads(sys.argv[1])
 threads = spec["threads"]
@@ -91,24 +92,5 @@ for batch in spec["batches"]:
         y, ld = flow(z, h)
         ((y * wy).sum() + (ld * wl).sum()).backward()
 
-    for _ in range(3):
-        step()
-    # Calibrate to ~0.2 s per round, then take the median of rounds.
-    calls, t = 1, 0.0
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            step()
-        t = time.perf_counter() - t0
-        if t >= 0.05:
-            break
-        calls *= 4
-    calls = max(1, int(calls * 0.2 / t))
-    rates = []
-    for _ in range(spec.get("rounds", 5)):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            step()
-        rates.append(batch * calls / (time.perf_counter() - t0))
-    out[str(batch)] = sorted(rates)[len(rates) // 2]
+    out[str(batch)] = samples_per_second(step, batch, spec.get("rounds", 5))
 print(json.dumps(out))
