@@ -1,7 +1,7 @@
 /**
  * flowvae: variational autoencoders and normalizing flows for TypeScript/Node.
  */
-export { backends, backendByName, getBackend, getNumThreads, setNumThreads, useBackend } from './backend';
+export { backends, backendByName, getBackend, getNumThreads, resolveBackend, setNumThreads, useBackend } from './backend';
 export type { Backend, BackendInfo, BackendName, DType, FloatArray } from './backend';
 export { FlowVaeError, type ErrorCode } from './errors';
 export type { NamedBuffer, Parameter } from './nn/parameter';

@@ -3,7 +3,23 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendByName, backends, getNumThreads, setNumThreads, useBackend } from '../src/backend';
 import { loadNative } from '../src/backend/native';
+import { DiagonalGaussian } from '../src/distributions/diagonal-gaussian';
+import { FlowDistribution } from '../src/distributions/flow-distribution';
 import { FlowVaeError } from '../src/errors';
+import { ActNorm } from '../src/flows/actnorm';
+import { ElementwiseAffine } from '../src/flows/elementwise-affine';
+import { GlowFlow } from '../src/flows/glow';
+import { IAFFlow } from '../src/flows/iaf';
+import { InvertibleLinearLU } from '../src/flows/linear-lu';
+import { MAFFlow } from '../src/flows/maf';
+import { NICEFlow } from '../src/flows/nice';
+import { Permutation } from '../src/flows/permutation';
+import { PlanarFlow } from '../src/flows/planar';
+import { RadialFlow } from '../src/flows/radial';
+import { RealNVPFlow } from '../src/flows/realnvp';
+import { SplineAutoregressiveFlow, SplineCouplingFlow } from '../src/flows/spline';
+import { SylvesterFlow } from '../src/flows/sylvester';
+import { VAE } from '../src/vae/vae';
 import { hasCpu } from './helpers';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -101,5 +117,36 @@ describe('fallback when the native addon cannot load', () => {
     const bad = runSnippet(`require('./src/backend').getBackend()`, { FLOWVAE_BACKEND: 'tpu' });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('Expected one of "reference", "cpu", "cuda" for "name" but received "tpu" (string)');
+  });
+});
+
+describe('the backend option', () => {
+  // Every public constructor takes the backend as a name or as a Backend object.
+  const makers: [string, (backend: never) => { backend: unknown }][] = [
+    ['DiagonalGaussian', (backend) => new DiagonalGaussian({ dim: 2, backend })],
+    ['PlanarFlow', (backend) => new PlanarFlow({ dim: 2, backend })],
+    ['RadialFlow', (backend) => new RadialFlow({ dim: 2, backend })],
+    ['SylvesterFlow', (backend) => new SylvesterFlow({ dim: 2, variant: 'triangular', backend })],
+    ['IAFFlow', (backend) => new IAFFlow({ dim: 2, backend })],
+    ['MAFFlow', (backend) => new MAFFlow({ dim: 2, backend })],
+    ['NICEFlow', (backend) => new NICEFlow({ dim: 2, backend })],
+    ['RealNVPFlow', (backend) => new RealNVPFlow({ dim: 2, backend })],
+    ['SplineCouplingFlow', (backend) => new SplineCouplingFlow({ dim: 2, backend })],
+    ['SplineAutoregressiveFlow', (backend) => new SplineAutoregressiveFlow({ dim: 2, backend })],
+    ['GlowFlow', (backend) => new GlowFlow({ dim: 2, backend })],
+    ['ActNorm', (backend) => new ActNorm({ dim: 2, backend })],
+    ['ElementwiseAffine', (backend) => new ElementwiseAffine({ dim: 2, backend })],
+    ['InvertibleLinearLU', (backend) => new InvertibleLinearLU({ dim: 2, backend })],
+    ['Permutation', (backend) => new Permutation({ dim: 2, backend })],
+    ['FlowDistribution.create', (backend) => FlowDistribution.create({ dim: 2, flow: 'planar', backend })],
+    ['VAE', (backend) => new VAE({ inputDim: 2, latentDim: 1, encoder: { hidden: [2] }, decoder: { hidden: [2] }, backend })],
+  ];
+
+  it.each(makers)('%s takes "reference" or the backend object, and refuses anything else by name', (_, make) => {
+    const reference = backendByName('reference');
+    expect(make('reference' as never).backend).toBe(reference);
+    expect(make(reference as never).backend).toBe(reference);
+    expect(() => make('gpu' as never)).toThrow('Expected one of "reference", "cpu", "cuda" for "backend" but received "gpu" (string)');
+    expect(() => make({} as never)).toThrow('Expected backend name or Backend for "backend" but received object');
   });
 });

@@ -392,7 +392,6 @@ const FLOW_CASES: FlowCase[] = [
   { kind: 'nice', dim: 5, layers: 3, contextDim: 0, hidden: [4, 4] },
   { kind: 'realnvp', dim: 8, layers: 2, contextDim: 3, hidden: [6] },
 ];
-const flowName = (fc: FlowCase) => `${fc.kind} dim ${fc.dim}, ${fc.layers} layers, context ${fc.contextDim}, hidden [${fc.hidden}]`;
 
 describe('CouplingFlow: structure', () => {
   it('splits by halves, the second half one wider for odd dim, and alternates the transformed half', () => {

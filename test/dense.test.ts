@@ -24,7 +24,6 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendByName, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
-import type { FloatArray } from '../src/backend/types';
 import { asFloat32Values, describeBackends, dot, expectClose, hasCpu, numericalGradient, randomArray } from './helpers';
 
 const U32 = 2 ** -24;

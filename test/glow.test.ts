@@ -796,7 +796,7 @@ describe('Glow pieces: bad arguments', () => {
       'Expected one of "reverse", "random" for "order" but received "sideways" (string)',
     ],
     [() => new Permutation(null as never), TypeError, 'Expected options object for "options" but received null'],
-    [() => new ActNorm({ dim: 2, backend: {} as never }), TypeError, 'Expected backend for "backend" but received object'],
+    [() => new ActNorm({ dim: 2, backend: {} as never }), TypeError, 'Expected backend name or Backend for "backend" but received object'],
   ])('constructor %#', (make, kind, message) => {
     expect(make).toThrow(kind);
     expect(make).toThrow(message);

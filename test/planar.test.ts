@@ -426,7 +426,7 @@ describeBackends(['reference', 'cpu', 'cuda'], 'PlanarFlow module', (backend) =>
     expect(e).toBeInstanceOf(TypeError);
     expect(e.message).toBe('Expected options object for "options" but received null');
     e = thrown(() => new PlanarFlow({ dim: 2, backend: {} as never }));
-    expect(e.message).toBe('Expected backend for "backend" but received object');
+    expect(e.message).toBe('Expected backend name or Backend for "backend" but received object');
 
     const kind = backend.dtype === 'float32' ? 'Float32Array' : 'Float64Array';
     const shared = new PlanarFlow({ dim: 2, layers: 1, backend, keepLayerLogDets: false });

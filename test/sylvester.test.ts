@@ -600,7 +600,7 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
       [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', seed: -1, backend }), 'RangeError', 'Expected integer in [0, 2^53) for "seed" but received -1 (number)'],
       [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', bjorckTolerance: 0, backend }), 'RangeError', 'Expected number in (0, 1) for "bjorckTolerance" but received 0 (number)'],
       [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', amortized: 1, backend } as never), 'TypeError', 'Expected boolean for "amortized" but received 1 (number)'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', backend: {} } as never), 'TypeError', 'Expected Backend for "backend" but received object'],
+      [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', backend: {} } as never), 'TypeError', 'Expected backend name or Backend for "backend" but received object'],
     ];
     for (const [fn, kind, message] of cases) {
       const err = catchError(fn);

@@ -1,13 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { backendByName } from '../src/backend';
 import { referenceRng } from '../src/backend/reference/rng';
 import type { FloatArray } from '../src/backend/types';
 import { FLOW_FAMILIES } from '../src/flows/registry';
 import { loadMnistSubset } from '../src/data/mnist';
 import { VAE, type Posterior, type VAEOptions } from '../src/vae/vae';
 import { expectClose, hasCpu, randomArray } from './helpers';
-
-const reference = backendByName('reference');
 
 function tinyData(n: number, dim: number, seed: number): Float64Array {
   return randomArray(n * dim, seed, 0, 1).map((v) => (v > 0.5 ? 1 : 0));
@@ -224,7 +221,7 @@ describe('VAE: options are validated', () => {
     [{ ...base, posterior: { flow: 'nope' } }, RangeError, 'for "posterior.flow" but received "nope" (string)'],
     [{ ...base, seed: -1 }, RangeError, 'Expected non-negative integer for "seed" but received -1 (number)'],
     [{ ...base, likelihoodLogVar: NaN }, RangeError, 'for "likelihoodLogVar" but received NaN (number)'],
-    [{ ...base, backend: 'tpu' }, RangeError, 'for "name" but received "tpu" (string)'],
+    [{ ...base, backend: 'tpu' }, RangeError, 'for "backend" but received "tpu" (string)'],
   ])('%j', (options, kind, message) => {
     expect(() => new VAE(options as never)).toThrow(kind);
     expect(() => new VAE(options as never)).toThrow(message);

@@ -99,6 +99,22 @@ export function backendByName(name: BackendName): Backend {
   return b;
 }
 
+/**
+ * The backend an option names, as every constructor takes it: a name
+ * ('reference', 'cpu', 'cuda'), a Backend object, or undefined for the
+ * current backend (getBackend()).
+ */
+export function resolveBackend(value: unknown, name = 'backend'): Backend {
+  if (value === undefined) return getBackend();
+  if (typeof value === 'string') {
+    if (!NAMES.includes(value as BackendName)) throw rangeError(expected(`one of ${NAMES.map((n) => `"${n}"`).join(', ')}`, name, value));
+    return backendByName(value as BackendName);
+  }
+  const ok = typeof value === 'object' && value !== null && typeof (value as Backend).alloc === 'function' && 'dense' in value;
+  if (!ok) throw typeError(expected('backend name or Backend', name, value));
+  return value as Backend;
+}
+
 /** Selects the backend used by modules created from now on without an explicit backend. */
 export function useBackend(name: BackendName): Backend {
   current = backendByName(name);

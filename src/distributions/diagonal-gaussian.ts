@@ -6,8 +6,8 @@
  * through the backend's gaussian kernels.
  */
 import type { Backend } from '../backend/backend';
-import { getBackend } from '../backend';
-import type { FloatArray } from '../backend/types';
+import { resolveBackend } from '../backend';
+import type { BackendName, FloatArray } from '../backend/types';
 import { expected, rangeError, typeError } from '../errors';
 import { checkSeed } from '../data/random';
 import { checkArray, checkKnownKeys, checkPositiveInt, firstNonFinite } from '../validate';
@@ -20,7 +20,7 @@ export interface DiagonalGaussianOptions {
   /** log σ² `[dim]` (default 0). */
   logVar?: ArrayLike<number>;
   /** Backend of the arrays it reads and returns (default: the current backend). */
-  backend?: Backend;
+  backend?: Backend | BackendName;
 }
 
 const KEYS = ['dim', 'mean', 'logVar', 'backend'] as const;
@@ -49,8 +49,7 @@ export class DiagonalGaussian {
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
     checkKnownKeys(options, 'options', KEYS);
     this.dim = checkPositiveInt(options.dim, 'dim');
-    const b = options.backend ?? getBackend();
-    if (typeof b !== 'object' || b === null || typeof (b as Backend).alloc !== 'function') throw typeError(expected('backend', 'backend', b));
+    const b = resolveBackend(options.backend);
     this.backend = b;
     const mean = options.mean === undefined ? new Float64Array(this.dim) : checkVector(options.mean, 'mean', this.dim);
     const logVar = options.logVar === undefined ? new Float64Array(this.dim) : checkVector(options.logVar, 'logVar', this.dim);

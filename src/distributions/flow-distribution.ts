@@ -28,14 +28,15 @@
  * distribution's `noiseOffset`, which sampling and training advance; the
  * same seed and offsets reproduce a run on any backend up to float32 rounding.
  */
-import { backendByName, getBackend } from '../backend';
+import { resolveBackend } from '../backend';
 import type { Backend } from '../backend/backend';
 import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Flow } from '../flows/flow';
 import { Workspace } from '../flows/flow';
 import { FLOW_FAMILIES } from '../flows';
-import { prefixParameters, zeroGrad, type Parameter } from '../nn/parameter';
+import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
+import { checkpointFileForLoad, checkpointFileForSave, metadataJson, readCheckpoint, restoreTensors, writeCheckpoint } from '../io/checkpoint';
 import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 import type { Dataset } from '../data/dataset';
 import {
@@ -60,6 +61,20 @@ export function defaultDirection(flow: Flow): FlowDirection {
 
 /** A target given as a function: writes log p̃(z_r) into logp[r] and ∇ log p̃ into grad (when non-null). */
 export type LogDensityFunction = (z: Float64Array, batch: number, logp: Float64Array, grad: Float64Array | null) => void;
+
+/** Checkpoint format tag of FlowDistribution.save. */
+export const FLOW_DISTRIBUTION_FORMAT = 'flowvae-flow-distribution';
+
+/** What FlowDistribution.create was given, as saved in a checkpoint. */
+export interface FlowDistributionSpec {
+  dim: number;
+  flow: string;
+  layers: number;
+  seed: number;
+  direction: FlowDirection;
+  /** The family options (JSON values). */
+  options: Record<string, unknown>;
+}
 
 export interface FlowDistributionOptions {
   /** 'generative' or 'normalizing' (default: defaultDirection(flow)). */
@@ -157,24 +172,104 @@ export class FlowDistribution {
     if (!family.shareable) throw rangeError(`The ${flowName} flow needs amortized parameters and cannot define a distribution`);
     const layers = checkPositiveInt(layersIn ?? 4, 'layers');
     const seed = checkSize(seedIn ?? 0, 'seed');
-    let backend: Backend;
-    if (backendIn === undefined) backend = getBackend();
-    else if (typeof backendIn === 'string') backend = backendByName(backendIn as BackendName);
-    else if (typeof backendIn === 'object' && backendIn !== null && 'dense' in backendIn) backend = backendIn;
-    else throw typeError(expected('backend name or Backend', 'backend', backendIn));
+    const backend = resolveBackend(backendIn);
     const base = new DiagonalGaussian({ dim, mean: baseMean, logVar: baseLogVar, backend });
     // Flow initialization and the noise stream are spread apart so their Philox words never coincide.
     const make = (e: Record<string, unknown>) => family.create({ dim, layers, amortized: false, seed: seed * 1000 + 200, backend, extra: e });
     // Options left undefined mean "the family's default", as everywhere else.
     for (const key of Object.keys(extra)) if (extra[key] === undefined) delete extra[key];
     let flow = make(extra);
-    if (flow.contextDim > 0 && !('contextDim' in extra)) flow = make({ ...extra, contextDim: 0 });
-    return new FlowDistribution(base, flow, { direction, seed });
+    let familyOptions = extra;
+    if (flow.contextDim > 0 && !('contextDim' in extra)) {
+      familyOptions = { ...extra, contextDim: 0 };
+      flow = make(familyOptions);
+    }
+    const dist = new FlowDistribution(base, flow, { direction, seed });
+    dist.spec = { dim, flow: flowName, layers, seed, direction: dist.direction, options: familyOptions };
+    return dist;
+  }
+
+  /**
+   * How `create` built this distribution (null for one built with `new`,
+   * whose flow may be any object): what `save` records so `load` can
+   * rebuild it.
+   */
+  spec: FlowDistributionSpec | null = null;
+
+  /**
+   * Writes `<dir>/model.safetensors`: the base (`base.mean`, `base.logVar`),
+   * every flow parameter and buffer under its name, and in the metadata how
+   * the distribution was created and its noise offset. Atomic, like
+   * `VAE.save`. Only distributions built by `FlowDistribution.create` can be
+   * saved (a hand-built flow has no recipe to rebuild it from); the optimizer
+   * state of `fit`/`fitTarget` is not kept.
+   */
+  save(dir: string): string {
+    if (this.spec === null) {
+      throw rangeError('Expected a distribution built by FlowDistribution.create for save() but this one was built with new FlowDistribution(base, flow)');
+    }
+    const file = checkpointFileForSave(dir);
+    const tensors = [
+      { name: 'base.mean', shape: [this.dim], value: this.base.mean },
+      { name: 'base.logVar', shape: [this.dim], value: this.base.logVar },
+      ...this.parameters(),
+      ...this.namedBuffers(),
+    ];
+    writeCheckpoint(file, tensors, this.backend.dtype, {
+      format: FLOW_DISTRIBUTION_FORMAT,
+      version: '1',
+      spec: JSON.stringify(this.spec),
+      noiseOffset: String(this.noiseOffset),
+    });
+    return file;
+  }
+
+  /** Loads a distribution saved by `save` onto any backend (default: the current one). */
+  static load(dir: string, options: { backend?: Backend | BackendName } = {}): FlowDistribution {
+    const file = checkpointFileForLoad(dir);
+    const { contents, fail } = readCheckpoint(file, 'flow distribution', FLOW_DISTRIBUTION_FORMAT);
+    const spec = metadataJson<FlowDistributionSpec>(contents, 'spec', fail);
+    if (typeof spec !== 'object' || spec === null || typeof spec.dim !== 'number') fail('metadata "spec" is not a distribution recipe');
+    const baseVector = (name: string): Float32Array | Float64Array => {
+      const t = contents.tensors.find((x) => x.name === name) ?? fail(`tensor "${name}" is missing`);
+      if (t.shape.length !== 1 || t.shape[0] !== spec.dim) fail(`tensor "${name}" has shape [${t.shape.join(', ')}] but the model needs [${spec.dim}]`);
+      const bad = t.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) fail(`tensor "${name}" element ${bad} is ${t.data[bad]}`);
+      return t.data;
+    };
+    let dist: FlowDistribution;
+    try {
+      dist = FlowDistribution.create({
+        ...spec.options,
+        dim: spec.dim,
+        flow: spec.flow,
+        layers: spec.layers,
+        seed: spec.seed,
+        direction: spec.direction,
+        baseMean: baseVector('base.mean'),
+        baseLogVar: baseVector('base.logVar'),
+        backend: options.backend,
+      });
+    } catch (err) {
+      if (err instanceof FlowVaeError && err.code === 'ERR_CHECKPOINT') throw err;
+      return fail(`its recipe is invalid (${(err as Error).message})`);
+    }
+    const left = restoreTensors(contents, [...dist.parameters(), ...dist.namedBuffers()], fail);
+    left.delete('base.mean');
+    left.delete('base.logVar');
+    if (left.size > 0) fail(`unexpected tensor "${[...left.keys()][0]}"`);
+    dist.noiseOffset = Number(contents.metadata.noiseOffset ?? 0);
+    return dist;
   }
 
   /** The flow's parameters, named `flow.<name>` (the base is fixed). */
   parameters(): Parameter[] {
     return prefixParameters('flow', this.flow.parameters());
+  }
+
+  /** The flow's untrained saved state (ActNorm's flag, permutations), named `flow.<name>`. */
+  namedBuffers(): NamedBuffer[] {
+    return this.flow.buffers ? prefixBuffers('flow', this.flow.buffers()) : [];
   }
 
   private get noiseStream(): number {

@@ -12,6 +12,7 @@ export {
   type CreateFlowDistributionOptions,
   type FlowDirection,
   type FlowDistributionOptions,
+  type FlowDistributionSpec,
   type LogDensityFunction,
   type ReverseKLEstimate,
   type ReverseKLOptions,

@@ -12,7 +12,8 @@
  */
 import type { Backend } from '../backend/backend';
 import type { Activation } from '../backend/kernels/elementwise';
-import type { FloatArray } from '../backend/types';
+import { resolveBackend } from '../backend';
+import type { BackendName, FloatArray } from '../backend/types';
 import { expected, rangeError, typeError } from '../errors';
 import { MADE } from '../nn/made';
 import { prefixParameters, type Parameter } from '../nn/parameter';
@@ -32,7 +33,7 @@ export interface AutoregressiveFlowOptions {
   /** MADE hidden degrees (default 'random' as in Germain et al.). */
   hiddenDegrees?: 'random' | 'cyclic';
   seed?: number;
-  backend: Backend;
+  backend?: Backend | BackendName;
 }
 
 /** The elementwise step of a family, on the backend's autoregressive kernels. */
@@ -66,8 +67,7 @@ export abstract class AutoregressiveFlow implements Flow {
     this.hidden = hidden.map((h, i) => checkPositiveInt(h, `hidden[${i}]`));
     this.contextDim = checkSize(options.contextDim ?? 0, 'contextDim');
     const seed = checkSize(options.seed ?? 0, 'seed');
-    if (typeof options.backend !== 'object' || options.backend === null) throw typeError(expected('Backend', 'backend', options.backend));
-    this.backend = options.backend;
+    this.backend = resolveBackend(options.backend);
     this.outputsPerDim = outputsPerDim;
     const mades: MADE[] = [];
     for (let k = 0; k < this.layers; k++) {

@@ -40,7 +40,8 @@
  */
 import type { Backend } from '../backend/backend';
 import { ACTIVATIONS, type Activation } from '../backend/kernels/elementwise';
-import type { FloatArray } from '../backend/types';
+import { resolveBackend } from '../backend';
+import type { BackendName, FloatArray } from '../backend/types';
 import { expected, rangeError, typeError } from '../errors';
 import { MLP } from '../nn/mlp';
 import { createParameter, prefixParameters, type NamedBuffer, type Parameter } from '../nn/parameter';
@@ -128,7 +129,7 @@ export interface CouplingFlowOptions {
   /** Width of the context input (default 0: unconditional). */
   contextDim?: number;
   seed?: number;
-  backend: Backend;
+  backend?: Backend | BackendName;
 }
 
 /** Default conditioner: two hidden layers of width clamp(4·dim, 32, 256). */
@@ -143,11 +144,6 @@ export function couplingSplit(dim: number, transformed: CouplingHalf) {
   return transformed === 'second'
     ? { offset: half, width: dim - half, condOffset: 0, condWidth: half }
     : { offset: 0, width: half, condOffset: half, condWidth: dim - half };
-}
-
-function checkBackend(value: unknown): Backend {
-  if (typeof value !== 'object' || value === null) throw typeError(expected('Backend', 'backend', value));
-  return value as Backend;
 }
 
 function checkHidden(value: unknown, dim: number): number[] {
@@ -191,7 +187,7 @@ export class CouplingFlow implements Flow {
     const activation = checkOneOf(options.activation ?? 'relu', 'activation', ACTIVATIONS);
     this.contextDim = checkSize(options.contextDim ?? 0, 'contextDim');
     const seed = checkSize(options.seed ?? 0, 'seed');
-    this.backend = checkBackend(options.backend);
+    this.backend = resolveBackend(options.backend);
     const split = couplingSplit(this.dim, this.transformed);
     this.offset = split.offset;
     this.width = split.width;
@@ -373,7 +369,7 @@ export interface CouplingStackOptions {
   activation?: Activation;
   contextDim?: number;
   seed?: number;
-  backend: Backend;
+  backend?: Backend | BackendName;
 }
 
 /**

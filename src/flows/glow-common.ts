@@ -6,8 +6,7 @@
  * to the kernels as validated indices.
  */
 import type { Backend } from '../backend/backend';
-import type { FloatArray } from '../backend/types';
-import { getBackend } from '../backend';
+import type { BackendName, FloatArray } from '../backend/types';
 import { expected, rangeError, typeError } from '../errors';
 import { checkArray, checkKnownKeys, checkPositiveInt } from '../validate';
 import type { FlowCallOptions } from './flow';
@@ -18,7 +17,7 @@ export interface GlowPieceOptions {
   /** Dimension of x. */
   dim: number;
   /** Backend to run on (default: the current backend). */
-  backend?: Backend;
+  backend?: Backend | BackendName;
 }
 
 /** Checks an options object; returns the resolved dim and backend. */
@@ -32,7 +31,7 @@ export function resolvePieceOptions(
   const o = options as { dim?: unknown; backend?: unknown; seed?: unknown };
   const dim = checkPositiveInt(o.dim, 'dim');
   const seed = o.seed === undefined ? 0 : checkSeed(o.seed);
-  const backend = o.backend === undefined ? getBackend() : checkBackend(o.backend, family);
+  const backend = checkBackend(o.backend, family);
   return { dim, backend, seed };
 }
 

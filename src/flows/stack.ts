@@ -10,8 +10,8 @@
  * `u`/`w`/`b` (or `z0`/`alpha`/`beta`) with their own shapes.
  */
 import type { Backend } from '../backend/backend';
-import { getBackend } from '../backend';
-import type { FloatArray } from '../backend/types';
+import { resolveBackend } from '../backend';
+import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { initUniform, type Parameter } from '../nn/parameter';
 import { checkArray, checkBoolean, checkKnownKeys, checkPositiveInt, firstNonFinite } from '../validate';
@@ -28,7 +28,7 @@ export interface FlowStackOptions {
   /** Seed of the initialization stream (default 0); the same seed gives the same parameters on every backend. */
   seed?: number;
   /** Backend to run on (default: the current backend). */
-  backend?: Backend;
+  backend?: Backend | BackendName;
   /** Keep the log-det of every layer, readable with `layerLogDets()` after forward (default false). */
   keepLayerLogDets?: boolean;
 }
@@ -102,15 +102,13 @@ export function checkSeed(value: unknown): number {
   return value;
 }
 
-/** A Backend object that has the kernel family `kind`. */
+/** The backend an option names (see resolveBackend), which must have the kernel family `kind`. */
 export function checkBackend(value: unknown, kind: string): Backend {
-  const ok =
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { alloc?: unknown }).alloc === 'function' &&
-    typeof (value as Record<string, unknown>)[kind] === 'object';
-  if (!ok) throw typeError(expected('backend', 'backend', value));
-  return value as Backend;
+  const backend = resolveBackend(value);
+  if (typeof (backend as unknown as Record<string, unknown>)[kind] !== 'object') {
+    throw rangeError(`Expected a backend with the "${kind}" kernels for "backend" but "${backend.name}" has none`);
+  }
+  return backend;
 }
 
 export abstract class FlowStack implements Flow {
@@ -149,7 +147,7 @@ export abstract class FlowStack implements Flow {
     this.amortized = options.amortized === undefined ? false : checkBoolean(options.amortized, 'amortized');
     const seed = options.seed === undefined ? 0 : checkSeed(options.seed);
     this.keepLayerLogDets = options.keepLayerLogDets === undefined ? false : checkBoolean(options.keepLayerLogDets, 'keepLayerLogDets');
-    this.backend = options.backend === undefined ? getBackend() : checkBackend(options.backend, family.kind);
+    this.backend = checkBackend(options.backend, family.kind);
     this.kernels = family.kernels(this.backend);
     this.paramSize = family.parameters.reduce((n, p) => n + (p.perLayer === 'dim' ? this.dim : 1), 0);
     const total = this.layers * this.paramSize;

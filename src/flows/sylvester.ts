@@ -24,8 +24,8 @@
  * (one parameter set per row, e.g. an encoder's output head) and backward
  * returns its gradient.
  */
-import { getBackend } from '../backend';
 import type { Backend } from '../backend/backend';
+import { checkBackend } from './stack';
 import {
   SYLVESTER_MAX_ITERATIONS,
   SYLVESTER_VARIANTS,
@@ -34,7 +34,7 @@ import {
   type SylvesterShape,
   type SylvesterVariant,
 } from '../backend/kernels/sylvester';
-import type { FloatArray } from '../backend/types';
+import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Parameter } from '../nn/parameter';
 import {
@@ -66,7 +66,7 @@ export interface SylvesterFlowOptions {
   amortized?: boolean;
   /** Seed of the initialization stream (default 0). */
   seed?: number;
-  backend?: Backend;
+  backend?: Backend | BackendName;
   /** Most Björck steps per matrix (orthogonal variant; default 100, as in the paper's code). */
   bjorckSteps?: number;
   /**
@@ -154,10 +154,7 @@ export class SylvesterFlow implements Flow {
     const seed = options.seed ?? 0;
     if (typeof seed !== 'number') throw typeError(expected('integer in [0, 2^53)', 'seed', seed));
     if (!Number.isSafeInteger(seed) || seed < 0) throw rangeError(expected('integer in [0, 2^53)', 'seed', seed));
-    const backend = options.backend ?? getBackend();
-    if (typeof backend !== 'object' || backend === null || typeof backend.alloc !== 'function' || !backend.sylvester) {
-      throw typeError(expected('Backend', 'backend', backend));
-    }
+    const backend = checkBackend(options.backend, 'sylvester');
     this.backend = backend;
     this.bjorck = {
       maxSteps: checkIntegerBetween(options.bjorckSteps ?? 100, 'bjorckSteps', 0, SYLVESTER_MAX_ITERATIONS),

@@ -14,7 +14,7 @@
  *
  * with the KL term in closed form when there is no flow.
  */
-import { backendByName, getBackend } from '../backend';
+import { resolveBackend } from '../backend';
 import type { Backend } from '../backend/backend';
 import { ACTIVATIONS, type Activation } from '../backend/kernels/elementwise';
 import type { BackendName, FloatArray } from '../backend/types';
@@ -24,10 +24,9 @@ import { FLOW_FAMILIES } from '../flows';
 import { Linear } from '../nn/linear';
 import { MLP } from '../nn/mlp';
 import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Dataset } from '../data/dataset';
-import { loadSafetensors, saveSafetensors, type SafetensorsTensor } from '../io/safetensors';
+import { checkpointFileForLoad, checkpointFileForSave, metadataJson, readCheckpoint, restoreTensors, writeCheckpoint } from '../io/checkpoint';
+import type { SafetensorsTensor } from '../io/safetensors';
 import { fitVAE, type FitOptions, type FitResult, type TrainingState } from '../train/fit';
 import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 
@@ -132,12 +131,6 @@ function resolvePosterior(value: Posterior | undefined): VAEConfig['posterior'] 
   return { ...p, flow, layers, amortized };
 }
 
-function resolveBackend(value: Backend | BackendName | undefined): Backend {
-  if (value === undefined) return getBackend();
-  if (typeof value === 'string') return backendByName(value);
-  if (typeof value === 'object' && value !== null && 'dense' in value) return value;
-  throw typeError(expected('backend name or Backend', 'backend', value));
-}
 
 export class VAE {
   readonly config: VAEConfig;
@@ -494,25 +487,19 @@ export class VAE {
    * renamed, so an interrupted save leaves the previous checkpoint intact.
    */
   save(dir: string): string {
-    if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
-    fs.mkdirSync(dir, { recursive: true });
-    const dtype = this.backend.dtype === 'float64' ? 'F64' : 'F32';
-    const tensors: SafetensorsTensor[] = [...this.parameters(), ...this.namedBuffers()].map((p) => ({
-      name: p.name,
-      dtype,
-      shape: p.shape,
-      data: p.value,
-    }));
+    const file = checkpointFileForSave(dir);
     const metadata: Record<string, string> = {
       format: CHECKPOINT_FORMAT,
       version: '1',
       config: JSON.stringify(this.config),
       noiseOffset: String(this.noiseOffset),
     };
+    const extra: SafetensorsTensor[] = [];
     const t = this.trainingState;
     if (t) {
-      tensors.push({ name: 'optimizer.m', dtype, shape: [t.optimizer.m.length], data: t.optimizer.m });
-      tensors.push({ name: 'optimizer.v', dtype, shape: [t.optimizer.v.length], data: t.optimizer.v });
+      const dtype = this.backend.dtype === 'float64' ? 'F64' : 'F32';
+      extra.push({ name: 'optimizer.m', dtype, shape: [t.optimizer.m.length], data: t.optimizer.m });
+      extra.push({ name: 'optimizer.v', dtype, shape: [t.optimizer.v.length], data: t.optimizer.v });
       metadata.training = JSON.stringify({
         epoch: t.epoch,
         step: t.optimizer.step,
@@ -521,54 +508,32 @@ export class VAE {
         epochsWithoutImprovement: t.epochsWithoutImprovement,
       });
     }
-    const file = path.join(dir, 'model.safetensors');
-    saveSafetensors(file, tensors, metadata);
+    writeCheckpoint(file, [...this.parameters(), ...this.namedBuffers()], this.backend.dtype, metadata, extra);
     return file;
   }
 
   /** Loads a model saved by `save` onto any backend (default: the current one). */
   static load(dir: string, options: { backend?: Backend | BackendName } = {}): VAE {
-    if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
-    const file = fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? path.join(dir, 'model.safetensors') : dir;
-    const contents = loadSafetensors(file);
-    const fail = (what: string): never => {
-      throw new FlowVaeError('ERR_CHECKPOINT', `${file} is not a flowvae VAE checkpoint: ${what}`);
-    };
+    const file = checkpointFileForLoad(dir);
+    const { contents, fail } = readCheckpoint(file, 'VAE', CHECKPOINT_FORMAT);
     const meta = contents.metadata;
-    if (meta.format !== CHECKPOINT_FORMAT) fail(`metadata "format" is ${JSON.stringify(meta.format)}`);
-    let config: VAEConfig;
-    try {
-      config = JSON.parse(meta.config) as VAEConfig;
-    } catch {
-      return fail('metadata "config" is not valid JSON');
-    }
+    const config = metadataJson<VAEConfig>(contents, 'config', fail);
     let vae: VAE;
     try {
       vae = new VAE({ ...config, backend: options.backend });
     } catch (err) {
       return fail(`its architecture is invalid (${(err as Error).message})`);
     }
-    const byName = new Map(contents.tensors.map((t) => [t.name, t]));
-    for (const p of [...vae.parameters(), ...vae.namedBuffers()]) {
-      const t = byName.get(p.name) ?? fail(`tensor "${p.name}" is missing`);
-      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-        fail(`tensor "${p.name}" has shape [${t.shape.join(', ')}] but the model needs [${p.shape.join(', ')}]`);
-      }
-      const bad = t.data.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) fail(`tensor "${p.name}" element ${bad} is ${t.data[bad]}`);
-      p.value.set(t.data);
-      byName.delete(p.name);
-    }
+    const byName = restoreTensors(contents, [...vae.parameters(), ...vae.namedBuffers()], fail);
     vae.noiseOffset = Number(meta.noiseOffset ?? 0);
     if (meta.training) {
       const m = byName.get('optimizer.m') ?? fail('tensor "optimizer.m" is missing');
       const v = byName.get('optimizer.v') ?? fail('tensor "optimizer.v" is missing');
-      let t: { epoch: number; step: number; noiseOffset: number; bestValidationElbo: number | null; epochsWithoutImprovement: number };
-      try {
-        t = JSON.parse(meta.training);
-      } catch {
-        return fail('metadata "training" is not valid JSON');
-      }
+      const t = metadataJson<{ epoch: number; step: number; noiseOffset: number; bestValidationElbo: number | null; epochsWithoutImprovement: number }>(
+        contents,
+        'training',
+        fail,
+      );
       vae.trainingState = {
         epoch: t.epoch,
         optimizer: { step: t.step, m: vae.backend.from(m.data), v: vae.backend.from(v.data) },

@@ -1,0 +1,94 @@
+/**
+ * What every flowvae checkpoint shares: named tensors (parameters and
+ * buffers) in one safetensors file with string metadata, written atomically
+ * and read back with every tensor checked against the model it is loaded
+ * into. VAE and FlowDistribution checkpoints differ only in their metadata.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { FloatArray } from '../backend/types';
+import { FlowVaeError, expected, typeError } from '../errors';
+import { loadSafetensors, saveSafetensors, type SafetensorsContents, type SafetensorsTensor } from './safetensors';
+
+/** A tensor to save or to restore into: parameters and buffers both fit. */
+export interface NamedTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly value: FloatArray;
+}
+
+/** The checkpoint file a `save(dir)` wrote: `<dir>/model.safetensors` (creating dir). */
+export function checkpointFileForSave(dir: unknown): string {
+  if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
+  fs.mkdirSync(dir, { recursive: true });
+  return path.join(dir, 'model.safetensors');
+}
+
+/** The file `load(dir)` reads: `<dir>/model.safetensors`, or `dir` itself when it names a file. */
+export function checkpointFileForLoad(dir: unknown): string {
+  if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
+  return fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? path.join(dir, 'model.safetensors') : dir;
+}
+
+/** Writes `tensors` (in `dtype`) and `metadata` to `file`, atomically (temporary file + rename). */
+export function writeCheckpoint(
+  file: string,
+  tensors: readonly NamedTensor[],
+  dtype: 'float32' | 'float64',
+  metadata: Record<string, string>,
+  extra: readonly SafetensorsTensor[] = [],
+): void {
+  const st = dtype === 'float64' ? 'F64' : 'F32';
+  saveSafetensors(
+    file,
+    [...tensors.map((t) => ({ name: t.name, dtype: st, shape: t.shape, data: t.value }) as SafetensorsTensor), ...extra],
+    metadata,
+  );
+}
+
+/** A checkpoint's contents with a `fail(what)` that throws ERR_CHECKPOINT naming the file and what it is not. */
+export function readCheckpoint(file: string, kind: string, format: string): { contents: SafetensorsContents; fail: (what: string) => never } {
+  const contents = loadSafetensors(file);
+  const fail = (what: string): never => {
+    throw new FlowVaeError('ERR_CHECKPOINT', `${file} is not a flowvae ${kind} checkpoint: ${what}`);
+  };
+  if (contents.metadata.format !== format) fail(`metadata "format" is ${JSON.stringify(contents.metadata.format)}`);
+  return { contents, fail };
+}
+
+/** Parses a JSON metadata entry, failing with its name when it is missing or malformed. */
+export function metadataJson<T>(contents: SafetensorsContents, key: string, fail: (what: string) => never): T {
+  const text = contents.metadata[key];
+  if (text === undefined) return fail(`metadata "${key}" is missing`);
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fail(`metadata "${key}" is not valid JSON`);
+  }
+}
+
+/**
+ * Copies the checkpoint's tensor of each name into `into` (same shape,
+ * finite values) and returns the tensors left over, by name. Nothing is
+ * written before every tensor has been checked, so a bad file leaves the
+ * model as it was.
+ */
+export function restoreTensors(
+  contents: SafetensorsContents,
+  into: readonly NamedTensor[],
+  fail: (what: string) => never,
+): Map<string, SafetensorsTensor> {
+  const byName = new Map(contents.tensors.map((t) => [t.name, t]));
+  const pairs = into.map((p) => {
+    const t = byName.get(p.name) ?? fail(`tensor "${p.name}" is missing`);
+    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+      fail(`tensor "${p.name}" has shape [${t.shape.join(', ')}] but the model needs [${p.shape.join(', ')}]`);
+    }
+    const bad = t.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) fail(`tensor "${p.name}" element ${bad} is ${t.data[bad]}`);
+    byName.delete(p.name);
+    return [p, t] as const;
+  });
+  for (const [p, t] of pairs) p.value.set(t.data);
+  return byName;
+}
