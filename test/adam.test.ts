@@ -234,3 +234,109 @@ describe('adam: bad arguments', () => {
     });
   }
 });
+
+// Tensor sizes for stepTensors: an empty tensor, sizes off every SIMD width,
+// and one larger than a block (16384) so a tensor spans several blocks.
+const TENSOR_SIZES = [5, 0, 1, 17, 40, 33000, 300];
+const TOTAL = TENSOR_SIZES.reduce((a, b) => a + b, 0);
+
+/** Views of `flat` cut at TENSOR_SIZES (the tensors of a model, in order). */
+function cut<T extends Float32Array | Float64Array>(flat: T): T[] {
+  const out: T[] = [];
+  let offset = 0;
+  for (const n of TENSOR_SIZES) {
+    out.push(flat.subarray(offset, offset + n) as T);
+    offset += n;
+  }
+  return out;
+}
+
+/** Separate arrays holding the same values as `flat` cut at TENSOR_SIZES (no shared buffer). */
+function tensorsOf<T extends Float32Array | Float64Array>(flat: T): T[] {
+  return cut(flat).map((view) => view.slice() as T);
+}
+
+describe('adam: stepTensors (tensors updated where they live)', () => {
+  const names = hasCpu() ? (['reference', 'cpu'] as const) : (['reference'] as const);
+  for (const name of names) {
+    it.each(CONFIGS)(`${name}: %s equals the flat step over the concatenation, 5 steps`, (_label, config) => {
+      const b = backendByName(name);
+      const p0 = b.from(asFloat32Values(randomArray(TOTAL, 8, -1.5, 1.5)));
+      const [pFlat, mFlat, vFlat] = [p0.slice(), b.alloc(TOTAL), b.alloc(TOTAL)];
+      const pTensors = tensorsOf(p0);
+      const [m, v] = [b.alloc(TOTAL), b.alloc(TOTAL)];
+      for (let t = 1; t <= 5; t++) {
+        const g = b.from(gradsAt(TOTAL, t));
+        const o = { ...BASE, ...config, step: t };
+        const normFlat = b.adam.step(pFlat, g, mFlat, vFlat, TOTAL, o);
+        const norm = b.adam.stepTensors(pTensors, tensorsOf(g), m, v, o);
+        // The same squares summed in another order (per tensor, per block).
+        expect(Math.abs(norm - normFlat)).toBeLessThanOrEqual(1e-12 * normFlat);
+      }
+      // Element updates are the flat step's arithmetic; only the clipping
+      // scale, computed from the norm, may differ in its last bit.
+      const clipped = (config.maxGradNorm ?? 0) > 0;
+      const tol = clipped ? { atol: 1e-7, rtol: 1e-6 } : { atol: 0, rtol: 0 };
+      pTensors.forEach((p, k) => expectClose(p, cut(pFlat)[k], tol, `params[${k}]`));
+      expectClose(m, mFlat, tol, 'm');
+      expectClose(v, vFlat, tol, 'v');
+    });
+
+    it(`${name}: pins the errors of bad tensor lists and overlaps, touching nothing`, () => {
+      const b = backendByName(name);
+      const kind = name === 'cpu' ? 'Float32Array' : 'Float64Array';
+      const p = [b.from([1, 2, 3]), b.from([4])];
+      const g = [b.from([0.1, 0.2, 0.3]), b.from([0.4])];
+      const [m, v] = [b.alloc(4), b.alloc(4)];
+      const fails = (args: unknown[], ctor: ErrorConstructor, code: string, message: string) => {
+        let caught: unknown;
+        try {
+          b.adam.stepTensors(args[0] as never, args[1] as never, args[2] as never, args[3] as never, BASE);
+        } catch (err) {
+          caught = err;
+        }
+        expect(caught).toBeInstanceOf(ctor);
+        expect((caught as { code?: string }).code).toBe(code);
+        expect((caught as Error).message).toBe(message);
+      };
+      fails([p[0], g, m, v], TypeError, 'ERR_ARG', `Expected array of ${kind} for "params" but received ${kind}(3)`);
+      fails([p, [g[0]], m, v], RangeError, 'ERR_SHAPE', `Expected array of 2 ${kind} (one per params) for "grads" but received Array(1)`);
+      fails([p, [g[0], [0.4]], m, v], TypeError, 'ERR_ARG', `Expected ${kind} for "grads[1]" but received Array(1)`);
+      fails([p, [g[0], b.from([0.4, 0.5])], m, v], RangeError, 'ERR_SHAPE', `Expected ${kind} of length 1 for "grads[1]" but received ${kind}(2)`);
+      fails([p, g, b.alloc(5), v], RangeError, 'ERR_SHAPE', `Expected ${kind} of length 4 for "m" but received ${kind}(5)`);
+      // Two tensors sharing memory, a gradient inside the moments, v over m.
+      const shared = b.alloc(8);
+      fails([[shared.subarray(0, 3), shared.subarray(2, 3)], g, m, v], RangeError, 'ERR_ARG', `Expected array not overlapping "params[0]" for "params[1]" but received ${kind}(1)`);
+      fails([p, [g[0], shared.subarray(1, 2)], shared.subarray(0, 4), v], RangeError, 'ERR_ARG', `Expected array not overlapping "m" for "grads[1]" but received ${kind}(1)`);
+      fails([p, g, shared.subarray(0, 4), shared.subarray(3, 7)], RangeError, 'ERR_ARG', `Expected array not overlapping "m" for "v" but received ${kind}(4)`);
+      expect(Array.from(p[0])).toEqual([1, 2, 3]);
+      expect(Array.from(m)).toEqual([0, 0, 0, 0]);
+      // Gradients may share memory (they are only read).
+      const gShared = b.from([0.1, 0.2, 0.3]);
+      b.adam.stepTensors([b.from([1, 2]), b.from([3])], [gShared.subarray(0, 2), gShared.subarray(1, 2)], b.alloc(3), b.alloc(3), BASE);
+    });
+  }
+
+  it.skipIf(!hasCpu())('cpu: identical results at 1 and 2 threads', () => {
+    const cpu = backendByName('cpu');
+    const saved = getNumThreads();
+    try {
+      const runs = [1, 2].map((threads) => {
+        setNumThreads(threads);
+        const p = tensorsOf(Float32Array.from(randomArray(TOTAL, 6)));
+        const [m, v] = [new Float32Array(TOTAL), new Float32Array(TOTAL)];
+        const norms: number[] = [];
+        for (let t = 1; t <= 3; t++) {
+          norms.push(cpu.adam.stepTensors(p, tensorsOf(Float32Array.from(gradsAt(TOTAL, t))), m, v, { ...BASE, maxGradNorm: 20, step: t }));
+        }
+        return { p, m, v, norms };
+      });
+      runs[1].p.forEach((p, k) => expectSameBits(p, runs[0].p[k], `params[${k}]`));
+      expectSameBits(runs[1].m, runs[0].m, 'm');
+      expectSameBits(runs[1].v, runs[0].v, 'v');
+      expect(runs[1].norms).toEqual(runs[0].norms);
+    } finally {
+      setNumThreads(saved);
+    }
+  });
+});

@@ -1,6 +1,7 @@
 // Fused Adam/AdamW step (see flowvae/adam.h).
 //
-// The buffer is cut into blocks whose layout depends on n only. Each block's
+// Each tensor is cut into blocks of a size set by the total element count,
+// so the block layout depends on the tensor sizes only. Each block's
 // sum of squared gradients is accumulated in 16 double lanes (lane j takes the
 // elements ≡ j mod 16 of the block) and reduced in lane order; the block sums
 // are then added in block order. Threads take whole blocks, so the norm does
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "flowvae/parallel.h"
 #include "flowvae/simd_ops.h"
@@ -19,8 +21,8 @@ namespace flowvae {
 namespace {
 
 constexpr std::size_t kLanes = 16;
-// Blocks of at least 16384 elements (a multiple of 16), at most 1024 of them
-// so the block sums fit on the stack; threads take at least 2 blocks.
+// Blocks of at least 16384 elements (a multiple of 16), about 1024 of them at
+// most (each tensor adds at most one partial block); threads take at least 2.
 constexpr std::size_t kMinBlock = 16384;
 constexpr std::size_t kMaxBlocks = 1024;
 constexpr std::size_t kGrainBlocks = 2;
@@ -97,22 +99,17 @@ struct Job {
   Pass pass;
   SimdLevel level;
   const Coefficients* coefficients;
-  float* params;
-  const float* grads;
-  float* m;
-  float* v;
-  std::size_t n;
-  std::size_t block_size;
+  const Block* blocks;
+  const std::size_t* lengths;
   double* block_sums;
 };
 
 // Runs one pass over block `index`; returns its sum of squared gradients
 // (0 for kUpdate).
 double run_block(const Job& job, std::size_t index) {
-  const std::size_t begin = index * job.block_size;
-  const std::size_t len = std::min(job.block_size, job.n - begin);
+  const std::size_t len = job.lengths[index];
   const std::size_t full = len - len % kLanes;  // handled by the vector path
-  const Block b{job.params + begin, job.grads + begin, job.m + begin, job.v + begin};
+  const Block& b = job.blocks[index];
   const Coefficients& c = *job.coefficients;
   const bool norm = job.pass != Pass::kUpdate;
   double lanes[kLanes] = {};
@@ -157,17 +154,47 @@ double run_pass(Job& job, Pass pass, std::size_t blocks) {
   return std::sqrt(total);
 }
 
+// The block list of a call, kept per calling thread and grown only when a
+// model has more blocks than any before it, so steps do not allocate.
+struct BlockPlan {
+  std::vector<Block> blocks;
+  std::vector<std::size_t> lengths;
+  std::vector<double> sums;
+};
+thread_local BlockPlan tls_plan;
+
 }  // namespace
 
 double adam_step(float* params, const float* grads, float* m, float* v, std::size_t n, const AdamOptions& o,
                  SimdLevel level) {
+  const AdamTensor whole{params, grads, n};
+  return adam_step_tensors(&whole, 1, m, v, o, level);
+}
+
+double adam_step_tensors(const AdamTensor* tensors, std::size_t count, float* m, float* v, const AdamOptions& o,
+                         SimdLevel level) {
+  std::size_t n = 0;
+  for (std::size_t t = 0; t < count; ++t) n += tensors[t].n;
   if (n == 0) return 0.0;
-  // Block layout from n alone: as few blocks as kMinBlock allows, capped.
-  std::size_t blocks = std::min(kMaxBlocks, (n + kMinBlock - 1) / kMinBlock);
-  std::size_t block_size = (n + blocks - 1) / blocks;
+  // Block size from the total alone: as few blocks as kMinBlock allows, capped.
+  const std::size_t target_blocks = std::min(kMaxBlocks, (n + kMinBlock - 1) / kMinBlock);
+  std::size_t block_size = (n + target_blocks - 1) / target_blocks;
   block_size = (block_size + kLanes - 1) / kLanes * kLanes;
-  blocks = (n + block_size - 1) / block_size;
-  double block_sums[kMaxBlocks];
+
+  BlockPlan& plan = tls_plan;
+  plan.blocks.clear();
+  plan.lengths.clear();
+  std::size_t offset = 0;  // of the tensor's moments in m and v
+  for (std::size_t t = 0; t < count; ++t) {
+    const AdamTensor& x = tensors[t];
+    for (std::size_t begin = 0; begin < x.n; begin += block_size) {
+      plan.blocks.push_back(Block{x.params + begin, x.grads + begin, m + offset + begin, v + offset + begin});
+      plan.lengths.push_back(std::min(block_size, x.n - begin));
+    }
+    offset += x.n;
+  }
+  const std::size_t blocks = plan.blocks.size();
+  plan.sums.resize(blocks);
 
   const double step = static_cast<double>(o.step);
   const double bias1 = 1.0 - std::pow(o.beta1, step);
@@ -186,7 +213,7 @@ double adam_step(float* params, const float* grads, float* m, float* v, std::siz
   c.eps = static_cast<float>(o.eps);
   c.step_size = static_cast<float>(o.lr / bias1);
 
-  Job job{Pass::kNorm, simd::capped(level), &c, params, grads, m, v, n, block_size, block_sums};
+  Job job{Pass::kNorm, simd::capped(level), &c, plan.blocks.data(), plan.lengths.data(), plan.sums.data()};
   if (o.max_grad_norm <= 0.0) return run_pass(job, Pass::kUpdateAndNorm, blocks);
 
   const double norm = run_pass(job, Pass::kNorm, blocks);

@@ -1,10 +1,11 @@
 // Bindings of the adam kernels (native/cpu/adam.cc).
 #include "flowvae/adam.h"
 
-#include <cmath>
-#include <cstdint>
+#include <algorithm>
 #include <string>
+#include <vector>
 
+#include "adam_args.h"
 #include "args.h"
 #include "register.h"
 
@@ -12,72 +13,107 @@ namespace flowvae {
 namespace napi {
 namespace {
 
-// A number satisfying `ok`; TypeError if not a number, RangeError otherwise.
-template <class Predicate>
-double CheckedNumber(const Napi::CallbackInfo& info, std::size_t i, const char* name, const char* what, Predicate ok) {
-  Napi::Value v = info[i];
-  if (!v.IsNumber()) ThrowTypeError(info.Env(), Expected(what, name, v));
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!ok(d)) ThrowRangeError(info.Env(), Expected(what, name, v));
-  return d;
+using namespace adam_args;
+
+Napi::Value Step(const Napi::CallbackInfo& info) {
+  const FlatStep s = FlatStepArgs(info);
+  return Napi::Number::New(info.Env(), adam_step(s.params, s.grads, s.m, s.v, s.n, s.options));
 }
 
-double PositiveNumber(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
-  return CheckedNumber(info, i, name, "positive finite number", [](double d) { return d > 0 && std::isfinite(d); });
-}
+// One buffer of a tensor step, for the overlap sweep.
+struct Span {
+  const float* data;
+  std::size_t length;
+  bool written;      // params, m and v are written; grads only read
+  std::string name;  // "params[3]", "m", …
+  Napi::Value value;
+};
 
-double NonNegativeNumber(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
-  return CheckedNumber(info, i, name, "non-negative finite number",
-                       [](double d) { return d >= 0 && std::isfinite(d); });
-}
+inline std::uintptr_t Begin(const Span& s) { return reinterpret_cast<std::uintptr_t>(s.data); }
+inline std::uintptr_t End(const Span& s) { return Begin(s) + s.length * sizeof(float); }
 
-double UnitInterval(const Napi::CallbackInfo& info, std::size_t i, const char* name) {
-  return CheckedNumber(info, i, name, "number in [0, 1)", [](double d) { return d >= 0 && d < 1; });
-}
-
-// The kernel updates its buffers in place and reads grads while writing the
-// others: views that share memory would give wrong results, so refuse them.
-// `b` (argument ib) is the one named in the error.
-void CheckDisjoint(const Napi::CallbackInfo& info, const float* a, const char* a_name, const float* b, std::size_t ib,
-                   const char* b_name, std::size_t n) {
-  const auto start_a = reinterpret_cast<std::uintptr_t>(a), start_b = reinterpret_cast<std::uintptr_t>(b);
-  const std::uintptr_t bytes = n * sizeof(float);
-  if (n > 0 && start_a < start_b + bytes && start_b < start_a + bytes) {
-    ThrowRangeError(info.Env(),
-                    Expected(std::string("array not overlapping \"") + a_name + "\"", b_name, info[ib]));
+// Refuses any overlap that involves a written buffer (two gradients may share
+// memory). In address order, a buffer overlaps an earlier one exactly when
+// it starts before the furthest end seen so far, so remembering the earlier
+// buffer that ends furthest (and the written one that does) finds every clash.
+void CheckNoWrittenOverlap(const Napi::CallbackInfo& info, const std::vector<Span>& spans) {
+  thread_local std::vector<const Span*> order;
+  order.clear();
+  for (const Span& s : spans)
+    if (s.length > 0) order.push_back(&s);
+  std::sort(order.begin(), order.end(), [](const Span* a, const Span* b) { return Begin(*a) < Begin(*b); });
+  const Span* furthest = nullptr;
+  const Span* furthest_written = nullptr;
+  for (const Span* s : order) {
+    const Span* clash = nullptr;
+    if (furthest_written && End(*furthest_written) > Begin(*s)) clash = furthest_written;
+    else if (s->written && furthest && End(*furthest) > Begin(*s)) clash = furthest;
+    if (clash) CheckDisjoint(info, clash->data, clash->length, clash->name, s->data, s->length, s->name, s->value);
+    if (!furthest || End(*s) > End(*furthest)) furthest = s;
+    if (s->written && (!furthest_written || End(*s) > End(*furthest_written))) furthest_written = s;
   }
 }
 
-// adamStep(params, grads, m, v, n, lr, beta1, beta2, eps, weightDecay, decoupled, step, maxGradNorm)
-Napi::Value Step(const Napi::CallbackInfo& info) {
-  Arity(info, 13, "adamStep");
-  const std::size_t n = Size(info, 4, "n");
-  float* params = F32(info, 0, "params", n);
-  const float* grads = F32(info, 1, "grads", n);
-  float* m = F32(info, 2, "m", n);
-  float* v = F32(info, 3, "v", n);
-  CheckDisjoint(info, params, "params", grads, 1, "grads", n);
-  CheckDisjoint(info, params, "params", m, 2, "m", n);
-  CheckDisjoint(info, grads, "grads", m, 2, "m", n);
-  CheckDisjoint(info, params, "params", v, 3, "v", n);
-  CheckDisjoint(info, grads, "grads", v, 3, "v", n);
-  CheckDisjoint(info, m, "m", v, 3, "v", n);
-  AdamOptions o;
-  o.lr = PositiveNumber(info, 5, "lr");
-  o.beta1 = UnitInterval(info, 6, "beta1");
-  o.beta2 = UnitInterval(info, 7, "beta2");
-  o.eps = PositiveNumber(info, 8, "eps");
-  o.weight_decay = NonNegativeNumber(info, 9, "weightDecay");
-  o.decoupled = Bool(info, 10, "decoupled");
-  o.step = PositiveSize(info, 11, "step");
-  o.max_grad_norm = NonNegativeNumber(info, 12, "maxGradNorm");
-  return Napi::Number::New(info.Env(), adam_step(params, grads, m, v, n, o));
+// A Float32Array element `k` of the JS array `list` (named `name`).
+float* TensorAt(const Napi::CallbackInfo& info, const Napi::Array& list, uint32_t k, const char* name,
+                std::size_t* length) {
+  Napi::Value v = list.Get(k);
+  const std::string label = std::string(name) + "[" + std::to_string(k) + "]";
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    ThrowTypeError(info.Env(), Expected("Float32Array", label.c_str(), v));
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  *length = a.ElementLength();
+  return *length == 0 ? nullptr : a.Data();
+}
+
+// adamStepTensors(params[], grads[], m, v, lr, beta1, beta2, eps, weightDecay, decoupled, step, maxGradNorm)
+// Tensor k is params[k] with gradient grads[k] (same length); m and v hold
+// the moments of every tensor in order.
+Napi::Value StepTensors(const Napi::CallbackInfo& info) {
+  Arity(info, 12, "adamStepTensors");
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) ThrowTypeError(env, Expected("array of Float32Array", "params", info[0]));
+  if (!info[1].IsArray()) ThrowTypeError(env, Expected("array of Float32Array", "grads", info[1]));
+  const Napi::Array params = info[0].As<Napi::Array>(), grads = info[1].As<Napi::Array>();
+  if (grads.Length() != params.Length()) {
+    ThrowRangeError(env, Expected("array of " + std::to_string(params.Length()) + " Float32Array (one per params)", "grads",
+                                  info[1]),
+                    "ERR_SHAPE");
+  }
+  // Kept per thread and only grown: a step allocates nothing once warm.
+  thread_local std::vector<AdamTensor> tensors;
+  thread_local std::vector<Span> spans;
+  tensors.clear();
+  spans.clear();
+  std::size_t total = 0;
+  for (uint32_t k = 0; k < params.Length(); ++k) {
+    std::size_t np = 0, ng = 0;
+    float* p = TensorAt(info, params, k, "params", &np);
+    const float* g = TensorAt(info, grads, k, "grads", &ng);
+    if (ng != np) {
+      const std::string label = "grads[" + std::to_string(k) + "]";
+      ThrowRangeError(env, Expected("Float32Array of length " + std::to_string(np), label.c_str(), grads.Get(k)),
+                      "ERR_SHAPE");
+    }
+    tensors.push_back(AdamTensor{p, g, np});
+    spans.push_back(Span{p, np, true, "params[" + std::to_string(k) + "]", params.Get(k)});
+    spans.push_back(Span{g, ng, false, "grads[" + std::to_string(k) + "]", grads.Get(k)});
+    total += np;
+  }
+  float* m = F32(info, 2, "m", total);
+  float* v = F32(info, 3, "v", total);
+  spans.push_back(Span{m, total, true, "m", info[2]});
+  spans.push_back(Span{v, total, true, "v", info[3]});
+  CheckNoWrittenOverlap(info, spans);
+  const AdamOptions o = OptionsAt(info, 4);
+  return Napi::Number::New(env, adam_step_tensors(tensors.data(), tensors.size(), m, v, o));
 }
 
 }  // namespace
 
 void RegisterAdam(Napi::Env env, Napi::Object exports) {
   exports.Set("adamStep", Napi::Function::New(env, Step, "adamStep"));
+  exports.Set("adamStepTensors", Napi::Function::New(env, StepTensors, "adamStepTensors"));
 }
 
 }  // namespace napi

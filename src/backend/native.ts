@@ -81,6 +81,20 @@ export interface NativeAddon {
     step: number,
     maxGradNorm: number,
   ): number;
+  adamStepTensors(
+    params: Float32Array[],
+    grads: Float32Array[],
+    m: Float32Array,
+    v: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    decoupled: boolean,
+    step: number,
+    maxGradNorm: number,
+  ): number;
 
   // gaussian (native/napi/gaussian.cc)
   gaussianSampleDiag(mu: Float32Array, logvar: Float32Array, eps: Float32Array, z: Float32Array, logq: Float32Array, batch: number, dim: number): void;

@@ -1,9 +1,8 @@
 /**
  * Adam / AdamW over a model's named parameters through the backend's fused
- * kernel. The kernel works on one flat buffer (global-norm clipping needs all
- * gradients at once), so the optimizer keeps flat copies of the parameters
- * and their moments: each step gathers the parameters and gradients, updates
- * the flat parameters and writes them back to the modules' arrays.
+ * kernel, which updates every parameter tensor where it lives (the modules'
+ * own arrays) in one call, with the global gradient norm over all of them
+ * for clipping. The optimizer owns only the moments, one flat buffer each.
  */
 import type { Backend } from '../backend/backend';
 import type { FloatArray } from '../backend/types';
@@ -40,8 +39,8 @@ export class Adam {
   readonly weightDecay: number;
   readonly decoupled: boolean;
   readonly maxGradNorm: number;
-  private readonly flatParams: FloatArray;
-  private readonly flatGrads: FloatArray;
+  private readonly values: FloatArray[];
+  private readonly grads: FloatArray[];
   private readonly m: FloatArray;
   private readonly v: FloatArray;
   private steps = 0;
@@ -62,39 +61,25 @@ export class Adam {
     if (this.maxGradNorm < 0) checkInRange(this.maxGradNorm, 'maxGradNorm', 0, Infinity);
     this.params = params;
     const n = params.reduce((s, p) => s + p.value.length, 0);
-    this.flatParams = backend.alloc(n);
-    this.flatGrads = backend.alloc(n);
+    this.values = params.map((p) => p.value);
+    this.grads = params.map((p) => p.grad);
     this.m = backend.alloc(n);
     this.v = backend.alloc(n);
-    this.pullParameters();
   }
 
   get stepCount(): number {
     return this.steps;
   }
 
-  /** Re-reads the modules' parameter values (after loading weights into them). */
-  pullParameters(): void {
-    let off = 0;
-    for (const p of this.params) {
-      this.flatParams.set(p.value, off);
-      off += p.value.length;
-    }
-  }
-
-  /** One update from the accumulated gradients; returns the gradient norm before clipping. */
+  /**
+   * One update from the accumulated gradients, in place in the modules'
+   * arrays (so values set since the last step — ActNorm's data-dependent
+   * initialization, loaded weights — are what is updated); returns the
+   * gradient norm before clipping.
+   */
   step(): number {
-    // The modules' arrays are the source of truth: values changed since the
-    // last step (ActNorm's data-dependent initialization, weights loaded or
-    // restored) are read back, not overwritten with a stale copy.
-    let off = 0;
-    for (const p of this.params) {
-      this.flatParams.set(p.value, off);
-      this.flatGrads.set(p.grad, off);
-      off += p.grad.length;
-    }
     this.steps += 1;
-    const norm = this.backend.adam.step(this.flatParams, this.flatGrads, this.m, this.v, this.flatParams.length, {
+    return this.backend.adam.stepTensors(this.values, this.grads, this.m, this.v, {
       lr: this.lr,
       beta1: this.beta1,
       beta2: this.beta2,
@@ -104,12 +89,6 @@ export class Adam {
       step: this.steps,
       maxGradNorm: this.maxGradNorm,
     });
-    off = 0;
-    for (const p of this.params) {
-      p.value.set(this.flatParams.subarray(off, off + p.value.length));
-      off += p.value.length;
-    }
-    return norm;
   }
 
   state(): AdamState {
@@ -123,6 +102,5 @@ export class Adam {
     this.steps = state.step;
     this.m.set(state.m);
     this.v.set(state.v);
-    this.pullParameters();
   }
 }

@@ -1,3 +1,4 @@
+import { checkOptions } from '../../validate';
 import type { FloatArray } from '../types';
 
 export interface AdamStepOptions {
@@ -16,13 +17,21 @@ export interface AdamStepOptions {
   maxGradNorm: number;
 }
 
-/** Fused Adam/AdamW over one flat parameter buffer, with PyTorch's semantics. */
+/** Fused Adam/AdamW with PyTorch's semantics, over one flat buffer or over a model's tensors in place. */
 export interface AdamKernels {
   /**
    * Updates `params`, `m` and `v` in place from `grads` (length n each, grads
    * left untouched) and returns the global gradient L2 norm before clipping.
    */
   step(params: FloatArray, grads: FloatArray, m: FloatArray, v: FloatArray, n: number, options: AdamStepOptions): number;
+  /**
+   * The same step over parameter tensors where they live: tensor k is
+   * `params[k]` with gradient `grads[k]` (same length), and `m`, `v` hold the
+   * moments of all tensors in order (length Σ params[k].length). Clipping
+   * uses the global norm over every tensor. No buffer that is written may
+   * share memory with another buffer.
+   */
+  stepTensors(params: readonly FloatArray[], grads: readonly FloatArray[], m: FloatArray, v: FloatArray, options: AdamStepOptions): number;
 }
 
 /** The keys of AdamStepOptions, all required; backends refuse any other. */
@@ -36,3 +45,22 @@ export const ADAM_STEP_OPTION_KEYS = [
   'step',
   'maxGradNorm',
 ] as const satisfies readonly (keyof AdamStepOptions)[];
+
+/**
+ * The options as the native bindings take them (lr, beta1, beta2, eps,
+ * weightDecay, decoupled, step, maxGradNorm), after the object checks of the
+ * reference; the bindings check each value.
+ */
+export function adamOptionsInBindingOrder(options: AdamStepOptions): [number, number, number, number, number, boolean, number, number] {
+  const o = checkOptions(options, 'options', ADAM_STEP_OPTION_KEYS);
+  return [
+    o.lr as number,
+    o.beta1 as number,
+    o.beta2 as number,
+    o.eps as number,
+    o.weightDecay as number,
+    o.decoupled as boolean,
+    o.step as number,
+    o.maxGradNorm as number,
+  ];
+}
