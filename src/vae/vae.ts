@@ -61,9 +61,18 @@ export interface VAEOptions {
   /** Gaussian likelihood: fixed log-variance (a number) or 'learned' per feature (default 'learned'). */
   likelihoodLogVar?: number | 'learned';
   posterior?: Posterior;
+  /**
+   * How the KL term is estimated: 'closed-form' (Gaussian posteriors only;
+   * their default) or 'sampled', the single-sample log q(z|x) − log p(z) that
+   * flow posteriors need (their default) and that the flow papers' code uses
+   * for every posterior, the diagonal baseline included.
+   */
+  kl?: KlEstimate;
   seed?: number;
   backend?: Backend | BackendName;
 }
+
+export type KlEstimate = 'closed-form' | 'sampled';
 
 /** The architecture as stored in checkpoints: every option resolved. */
 export interface VAEConfig {
@@ -74,6 +83,7 @@ export interface VAEConfig {
   likelihood: Likelihood;
   likelihoodLogVar: number | 'learned';
   posterior: 'diagonal' | 'full-covariance' | (FlowPosterior & { layers: number; amortized: boolean });
+  kl: KlEstimate;
   seed: number;
 }
 
@@ -82,7 +92,7 @@ export interface ElboTerms {
   elbo: number;
   /** E[log p(x | z)] */
   reconstruction: number;
-  /** E[log q(z | x) − log p(z)] (closed form without a flow; single-sample estimate with one). */
+  /** E[log q(z | x) − log p(z)] (closed form or single-sample estimate: the model's `kl` option). */
   kl: number;
 }
 
@@ -98,7 +108,7 @@ export interface StepOptions {
 /** `format` metadata of VAE checkpoints. */
 export const CHECKPOINT_FORMAT = 'flowvae-vae';
 
-const VAE_KEYS = ['inputDim', 'latentDim', 'encoder', 'decoder', 'likelihood', 'likelihoodLogVar', 'posterior', 'seed', 'backend'] as const;
+const VAE_KEYS = ['inputDim', 'latentDim', 'encoder', 'decoder', 'likelihood', 'likelihoodLogVar', 'posterior', 'kl', 'seed', 'backend'] as const;
 const NET_KEYS = ['hidden', 'activation'] as const;
 
 function resolveNetwork(value: NetworkOptions | undefined, name: string): { hidden: number[]; activation: Activation } {
@@ -172,6 +182,12 @@ export class VAE {
       throw (typeof logVar === 'number' ? rangeError : typeError)(expected('finite number or "learned"', 'likelihoodLogVar', logVar));
     }
     const seed = checkSize(options.seed ?? 0, 'seed');
+    const posterior = resolvePosterior(options.posterior);
+    const gaussian = typeof posterior === 'string';
+    const kl = checkOneOf(options.kl ?? (gaussian ? 'closed-form' : 'sampled'), 'kl', ['closed-form', 'sampled'] as const);
+    if (kl === 'closed-form' && !gaussian) {
+      throw rangeError(`Expected "sampled" for "kl" but received "closed-form" (string): a ${posterior.flow} flow posterior has no closed-form KL`);
+    }
     this.config = {
       inputDim,
       latentDim,
@@ -179,7 +195,8 @@ export class VAE {
       decoder: resolveNetwork(options.decoder, 'decoder'),
       likelihood,
       likelihoodLogVar: logVar,
-      posterior: resolvePosterior(options.posterior),
+      posterior,
+      kl,
       seed,
     };
     this.backend = resolveBackend(options.backend);
@@ -262,9 +279,9 @@ export class VAE {
     return this.outputLogVar ? this.outputLogVar.value : this.fixedLogVar;
   }
 
-  /** True when the KL term is computed in closed form (no flow). */
+  /** True when the KL term is computed in closed form (a Gaussian posterior with `kl: 'closed-form'`). */
   get closedFormKl(): boolean {
-    return this.flow === null;
+    return this.config.kl === 'closed-form';
   }
 
   // ---------------------------------------------------------------------------
@@ -376,19 +393,21 @@ export class VAE {
         dLv[i] += dLvKl[i];
       }
     } else {
-      // KL = log q0(z0) − Σ log|det J| − log p(z_K), one sample.
+      // KL = log q0(z0) − Σ log|det J| − log p(z_K), one sample (no flow: z_K = z0).
       const dzPrior = this.buf('dzPrior', batch * D);
       dRow.fill(-w);
       b.gaussian.logStandardBackward(zK, dRow, dzPrior, batch, D);
       for (let i = 0; i < batch * D; i++) dzK[i] += dzPrior[i];
-      dRow.fill(-w);
-      const grads = this.flow!.backward(dzK, dRow);
-      dz0 = grads.gradInput;
+      if (this.flow) {
+        dRow.fill(-w);
+        const grads = this.flow.backward(dzK, dRow);
+        dz0 = grads.gradInput;
+        if (this.flowHead) extraHeadGrads.push(this.flowHead.backward(grads.gradParams!, true)!);
+        if (this.contextHead) extraHeadGrads.push(this.contextHead.backward(grads.gradContext!, true)!);
+      }
       const dLogq = this.buf('dLogq', batch);
       dLogq.fill(w);
       b.gaussian.sampleDiagBackward(lv, eps, dz0, dLogq, dMu, dLv, batch, D);
-      if (this.flowHead) extraHeadGrads.push(this.flowHead.backward(grads.gradParams!, true)!);
-      if (this.contextHead) extraHeadGrads.push(this.contextHead.backward(grads.gradContext!, true)!);
     }
     const dh = this.buf('dh', batch * this.encoder.outDim);
     dh.set(this.muHead.backward(dMu, true)!);
