@@ -32,7 +32,7 @@ import { VAE, type VAEOptions } from '../src/vae/vae';
 export const FAMILIES: Record<string, Pick<VAEOptions, 'posterior' | 'kl'>> = {
   diagonal: { posterior: 'diagonal' },
   // The flow papers' code trains every posterior, the diagonal baseline too, on the sampled KL.
-  'diagonal, sampled KL': { posterior: 'diagonal', kl: 'sampled' },
+  'diagonal (sampled KL)': { posterior: 'diagonal', kl: 'sampled' },
   'full-covariance': { posterior: 'full-covariance' },
   'planar K=16': { posterior: { flow: 'planar', layers: 16, amortized: true } },
   'radial K=16': { posterior: { flow: 'radial', layers: 16, amortized: true } },
