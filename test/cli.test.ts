@@ -197,6 +197,21 @@ describe('flowvae train on a CSV file', () => {
     expect([samples.width, samples.height]).toEqual([2 + 8 * 14, 2 + 8 * 10]);
     expect(levels(samples)).toBeGreaterThan(10);
   });
+
+  it('--kl sampled trains a Gaussian posterior on the sampled KL, recorded in the settings and the checkpoint', async () => {
+    const csv = path.join(tmp, 'table-kl.csv');
+    const lines = ['a,b,c,d'];
+    for (let r = 0; r < 30; r++) lines.push(Array.from({ length: 4 }, (_, c) => (Math.cos(r * 0.7 + c) * 2).toFixed(4)).join(','));
+    fs.writeFileSync(csv, `${lines.join('\n')}\n`);
+    const run = path.join(tmp, 'kl-run');
+    const r = await flowvae('train', '--data', `csv:${csv}`, '--posterior', 'diagonal', '--kl', 'sampled', '--epochs', '1', '--batch', '8', '--hidden', '8', '--latent', '2', '--samples', '4', '--threads', '1', '--out', run);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('diagonal Gaussian posterior (sampled KL)');
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    expect(m.settings).toMatchObject({ posterior: 'diagonal', kl: 'sampled' });
+    expect(VAE.load(run, { backend: 'reference' }).config.kl).toBe('sampled');
+  });
 });
 
 describe('flowvae train --resume', () => {
@@ -287,6 +302,8 @@ describe.concurrent('flowvae command line errors', () => {
       `error: option '--flow <family>' argument 'planr' is invalid. Allowed choices are ${Object.keys(FLOW_FAMILIES).join(', ')}. (see "flowvae train --help")`,
     ],
     [['train', '--posterior', 'diagonal', '--flow', 'radial'], 2, 'error: --flow needs --posterior flow, but --posterior is diagonal'],
+    [['train', '--kl', 'closed-form'], 2, 'error: --kl closed-form needs --posterior diagonal or full-covariance; a flow posterior has no closed-form KL'],
+    [['train', '--kl', 'exact'], 2, `error: option '--kl <estimate>' argument 'exact' is invalid. Allowed choices are closed-form, sampled. (see "flowvae train --help")`],
     [['train', 'extra'], 2, `error: too many arguments for 'train'. Expected 0 arguments but got 1. (see "flowvae train --help")`],
     [['trian'], 2, `error: unknown command 'trian' (Did you mean train?) (see "flowvae --help")`],
     [['eval'], 2, `error: missing required argument 'run' (see "flowvae eval --help")`],

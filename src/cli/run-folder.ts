@@ -24,6 +24,8 @@ export interface TrainSettings {
   testSize: number | null;
   validation: number;
   posterior: 'diagonal' | 'full-covariance' | 'flow';
+  /** The KL estimate; null: the posterior's default (closed form for Gaussians, sampled with a flow). */
+  kl?: 'closed-form' | 'sampled' | null;
   flow: string | null;
   layers: number | null;
   latent: number;

@@ -80,6 +80,7 @@ interface TrainOptions {
   testSize?: number;
   validation: number;
   posterior: (typeof POSTERIORS)[number];
+  kl?: 'closed-form' | 'sampled';
   flow: string;
   layers?: number;
   latent: number;
@@ -117,6 +118,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--validation <fraction>', 'fraction of the training data held out for validation').default(TRAIN_DEFAULTS.validation).argParser(fraction))
     .addOption(new Option('--posterior <kind>', 'posterior family (flow: a Gaussian followed by --flow)').choices(POSTERIORS).default(TRAIN_DEFAULTS.posterior))
     .addOption(new Option('--flow <family>', 'flow of a flow posterior').choices(flows).default(TRAIN_DEFAULTS.flow))
+    .addOption(new Option('--kl <estimate>', 'KL term: closed-form (Gaussian posteriors; their default) or sampled (flows; the flow papers use it for every posterior)').choices(['closed-form', 'sampled']))
     .addOption(new Option('--layers <K>', 'flow layers (default 16; 4 for iaf and maf)').argParser(positiveInt))
     .addOption(new Option('--latent <d>', 'latent dimensions').default(TRAIN_DEFAULTS.latent).argParser(positiveInt))
     .addOption(new Option('--hidden <widths>', 'hidden layer widths of encoder and decoder, comma-separated').default(TRAIN_DEFAULTS.hidden, '300,300').argParser(widthList))
@@ -153,6 +155,7 @@ const FIXED_ON_RESUME: { key: SettingKey; flag: string }[] = [
   { key: 'testSize', flag: '--test-size' },
   { key: 'validation', flag: '--validation' },
   { key: 'posterior', flag: '--posterior' },
+  { key: 'kl', flag: '--kl' },
   { key: 'flow', flag: '--flow' },
   { key: 'layers', flag: '--layers' },
   { key: 'latent', flag: '--latent' },
@@ -168,6 +171,9 @@ function resolveSettings(o: TrainOptions, cmd: Command, resumed: TrainSettings |
   if (given('flow') && o.posterior !== 'flow') {
     throw new CliError(`error: --flow needs --posterior flow, but --posterior is ${o.posterior}`);
   }
+  if (o.kl === 'closed-form' && o.posterior === 'flow') {
+    throw new CliError('error: --kl closed-form needs --posterior diagonal or full-covariance; a flow posterior has no closed-form KL');
+  }
   if (given('layers') && o.posterior !== 'flow') {
     throw new CliError(`error: --layers needs --posterior flow, but --posterior is ${o.posterior}`);
   }
@@ -178,6 +184,7 @@ function resolveSettings(o: TrainOptions, cmd: Command, resumed: TrainSettings |
     testSize: o.testSize ?? null,
     validation: o.validation,
     posterior: o.posterior,
+    kl: o.kl ?? null,
     flow: o.posterior === 'flow' ? o.flow : null,
     layers: o.posterior === 'flow' ? (o.layers ?? defaultLayers(o.flow)) : null,
     latent: o.latent,
@@ -223,9 +230,7 @@ export function describeModel(config: VAEConfig): string {
   const post =
     typeof p === 'object'
       ? `${p.flow} flow posterior (K = ${p.layers}, ${p.amortized ? 'amortized' : 'shared parameters'})`
-      : p === 'diagonal'
-        ? 'diagonal Gaussian posterior'
-        : 'full-covariance Gaussian posterior';
+      : `${p === 'diagonal' ? 'diagonal' : 'full-covariance'} Gaussian posterior${config.kl === 'sampled' ? ' (sampled KL)' : ''}`;
   const widths = [config.inputDim, ...config.encoder.hidden].join('-');
   const lik = config.likelihood === 'bernoulli' ? 'Bernoulli' : 'Gaussian';
   return `${post}, latent ${config.latentDim}, MLP ${widths}, ${lik} likelihood`;
@@ -316,6 +321,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
       decoder: { hidden: settings.hidden },
       likelihood: settings.likelihood,
       posterior: posteriorOf(settings),
+      kl: settings.kl ?? undefined,
       seed: settings.seed,
       backend,
     });
