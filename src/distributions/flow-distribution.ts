@@ -185,16 +185,20 @@ export class FlowDistribution {
       flow = make(familyOptions);
     }
     const dist = new FlowDistribution(base, flow, { direction, seed });
-    dist.spec = { dim, flow: flowName, layers, seed, direction: dist.direction, options: familyOptions };
+    dist.recipe = { dim, flow: flowName, layers, seed, direction: dist.direction, options: familyOptions };
     return dist;
   }
+
+  private recipe: FlowDistributionSpec | null = null;
 
   /**
    * How `create` built this distribution (null for one built with `new`,
    * whose flow may be any object): what `save` records so `load` can
    * rebuild it.
    */
-  spec: FlowDistributionSpec | null = null;
+  get spec(): FlowDistributionSpec | null {
+    return this.recipe;
+  }
 
   /**
    * Writes `<dir>/model.safetensors`: the base (`base.mean`, `base.logVar`),
