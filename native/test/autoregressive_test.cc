@@ -41,20 +41,22 @@ void TestSteps(flowvae::test::Random& rng, std::size_t b, std::size_t d) {
     for (std::size_t i = 0; i < d; ++i) ms[(2 * r + 1) * d + i] = static_cast<float>(rng.uniform(-30, 30));
   std::vector<float> y(n), ld(b), dx(n), dms(2 * n), inv(n), ld_inv(b);
 
-  flowvae::iaf_forward(x.data(), ms.data(), y.data(), ld.data(), b, d);
-  flowvae::iaf_backward(x.data(), ms.data(), dy.data(), dl.data(), dx.data(), dms.data(), b, d);
-  for (std::size_t r = 0; r < b; ++r) {
-    double sum = 0;
-    for (std::size_t i = 0; i < d; ++i) {
-      const double m = ms[2 * r * d + i], s = ms[(2 * r + 1) * d + i], z = x[r * d + i], g = Sigmoid(s);
-      CHECK_CLOSE(y[r * d + i], g * z + (1 - g) * m, 1e-6);
-      CHECK_CLOSE(dx[r * d + i], dy[r * d + i] * g, 1e-6);
-      CHECK_CLOSE(dms[2 * r * d + i], dy[r * d + i] * (1 - g), 1e-6);
-      CHECK_CLOSE(dms[(2 * r + 1) * d + i], (dy[r * d + i] * (z - m) * g + dl[r]) * (1 - g), 1e-6);
-      sum += std::log(g);
-      CHECK(std::isfinite(y[r * d + i]));
+  for (flowvae::SimdLevel level : {flowvae::SimdLevel::kScalar, flowvae::SimdLevel::kAvx2, flowvae::SimdLevel::kAvx512}) {
+    flowvae::iaf_forward(x.data(), ms.data(), y.data(), ld.data(), b, d, level);
+    flowvae::iaf_backward(x.data(), ms.data(), dy.data(), dl.data(), dx.data(), dms.data(), b, d, level);
+    for (std::size_t r = 0; r < b; ++r) {
+      double sum = 0;
+      for (std::size_t i = 0; i < d; ++i) {
+        const double m = ms[2 * r * d + i], s = ms[(2 * r + 1) * d + i], z = x[r * d + i], g = Sigmoid(s);
+        CHECK_CLOSE(y[r * d + i], g * z + (1 - g) * m, 1e-6);
+        CHECK_CLOSE(dx[r * d + i], dy[r * d + i] * g, 1e-6);
+        CHECK_CLOSE(dms[2 * r * d + i], dy[r * d + i] * (1 - g), 1e-6);
+        CHECK_CLOSE(dms[(2 * r + 1) * d + i], (dy[r * d + i] * (z - m) * g + dl[r]) * (1 - g), 1e-6);
+        sum += std::log(g);
+        CHECK(std::isfinite(y[r * d + i]));
+      }
+      CHECK_CLOSE(ld[r], sum, 1e-6);
     }
-    CHECK_CLOSE(ld[r], sum, 1e-6);
   }
   // The inverse for fixed ms returns x where the gate is not saturated
   // (σ ≥ 9e-4: the error is about ulp(y)/σ ≤ 3e-4; below that float32

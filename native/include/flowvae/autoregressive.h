@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "flowvae/cpu_features.h"
+
 namespace flowvae {
 
 // out[o, i] = weight[o, i] if out_degrees[o] ≥ in_degrees[i] (> when strict), else 0.
@@ -18,11 +20,13 @@ namespace flowvae {
 void mask_weights(const float* weight, const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict,
                   float* out, std::size_t out_dim, std::size_t in_dim);
 
-// IAF step: y [batch, dim], log_det [batch] (overwritten).
-void iaf_forward(const float* z, const float* ms, float* y, float* log_det, std::size_t batch, std::size_t dim);
+// IAF step: y [batch, dim], log_det [batch] (overwritten). `level` picks
+// the SIMD path of the gate (capped at what this CPU supports).
+void iaf_forward(const float* z, const float* ms, float* y, float* log_det, std::size_t batch, std::size_t dim,
+                 SimdLevel level = simd_level());
 // Given dy and d_log_det: dz [batch, dim] and dms [batch, 2·dim] (overwritten).
 void iaf_backward(const float* z, const float* ms, const float* dy, const float* d_log_det, float* dz, float* dms,
-                  std::size_t batch, std::size_t dim);
+                  std::size_t batch, std::size_t dim, SimdLevel level = simd_level());
 // z = (y − (1 − σ) ⊙ m) / σ, log_det = Σ softplus(−s) = log|det ∂z/∂y| for fixed ms.
 void iaf_inverse(const float* y, const float* ms, float* z, float* log_det, std::size_t batch, std::size_t dim);
 
