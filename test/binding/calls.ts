@@ -110,6 +110,16 @@ export function valueFor(expects: string, attempt: number, size: number, rand: (
     }
     return perm;
   }
+  // A list of tensors (Adam's params and grads): N arrays of `size` elements each, 1 when N is not given.
+  const list = /^array of (?:(\d+) )?Float32Array/.exec(expects);
+  if (list) {
+    const n = list[1] === undefined ? 1 : Number(list[1]);
+    return Array.from({ length: n }, () => {
+      const array = new Float32Array(size);
+      fill(array, rand);
+      return array;
+    });
+  }
   const typed = /^(Float32Array|Float64Array|Int32Array|Uint32Array|Uint8Array|Int8Array|Int16Array|Uint16Array)(?: of length (\d+))?/.exec(
     expects,
   );
@@ -155,7 +165,8 @@ function fallback(attempt: number): unknown {
 
 /** Deep-enough copy of call arguments: typed arrays copied, everything else shared. */
 export function cloneArgs(args: readonly unknown[]): unknown[] {
-  return args.map((a) => (ArrayBuffer.isView(a) && !(a instanceof DataView) ? (a as Float32Array).slice() : a));
+  const copy = (a: unknown): unknown => (ArrayBuffer.isView(a) && !(a instanceof DataView) ? (a as Float32Array).slice() : a);
+  return args.map((a) => (Array.isArray(a) ? a.map(copy) : copy(a)));
 }
 
 /** Arity from the binding's arity message, 0 when a call without arguments returns. */
