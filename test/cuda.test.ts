@@ -130,6 +130,45 @@ describe(`cuda availability (${cudaInfo.available ? `available: ${cudaInfo.devic
       expect(cuda.memoryStats()).toEqual({ inUse: 0, cached: 0 });
     },
   );
+
+  it.skipIf(!addon?.cuda || cudaInfo.available)(
+    'every cuda binding refuses bad arguments with the cpu binding’s error (kind, code, text)',
+    () => {
+      const cuda = addon!.cuda!;
+      const errorOf = (fn: unknown, args: unknown[]): (Error & { code?: string }) | undefined => {
+        try {
+          (fn as (...a: unknown[]) => unknown)(...args);
+        } catch (e) {
+          return e as Error & { code?: string };
+        }
+        return undefined;
+      };
+      const expectSameError = (name: CudaKernelName, args: unknown[], label: string) => {
+        const cpuError = errorOf(addon![name], args);
+        const cudaError = errorOf(cuda[name], args);
+        expect(cpuError, `${name} ${label}: the cpu binding must refuse it`).toBeDefined();
+        expect(cudaError?.constructor, `${name} ${label}`).toBe(cpuError!.constructor);
+        expect([cudaError?.code, cudaError?.message], `${name} ${label}`).toEqual([cpuError!.code, cpuError!.message]);
+        expect(cudaError?.code, `${name} ${label}`).not.toBe('ERR_BACKEND_UNAVAILABLE');
+      };
+      // Too few arguments, and every argument of the wrong kind or value (each
+      // binding refuses these before reaching a kernel).
+      const fills: [string, unknown][] = [['0', 0], ['1', 1], ['-1', -1], ['Float32Array(1)', new Float32Array(1)], ['Float64Array(2)', new Float64Array(2)]];
+      for (const name of CUDA_KERNELS) {
+        expectSameError(name, [], 'with no arguments');
+        for (const [label, value] of fills) expectSameError(name, new Array(13).fill(value), `with every argument ${label}`);
+      }
+      // Outputs sharing memory with an input, past every size and length check.
+      const x = new Float32Array(4);
+      expectSameError('denseGemm', [false, false, 2, 2, 2, 1, x, new Float32Array(4), 0, x], 'c = a');
+      expectSameError('denseForward', [x, new Float32Array(4), null, x, 2, 2, 2], 'y = x');
+      expectSameError('denseBackward', [x, new Float32Array(4), new Float32Array(4), null, null, x.subarray(2), 2, 2, 2, false], 'dBias inside x');
+      expectSameError('adamStep', [x, new Float32Array(4), new Float32Array(4), x, 4, 1e-3, 0.9, 0.999, 1e-8, 0, false, 1, 0], 'v = params');
+      const y = new Float32Array(6);
+      expectSameError('planarForward', [new Float32Array(6), new Float32Array(5), y, new Float32Array(3), null, y.subarray(3), 3, 2, 1, false], 'stash inside y');
+      expectSameError('radialInverse', [y, new Float32Array(radialParamSize(2)), y, new Float32Array(3), 3, 2, 1, false], 'x = y');
+    },
+  );
 });
 
 // Families whose kernels still run on the cpu inside the cuda backend.

@@ -1,12 +1,12 @@
 // Philox streams on the GPU (see flowvae/cuda/rng.h). One thread per Philox
-// block of four elements; the arithmetic is flowvae/cuda/philox.h, compiled
+// block of four elements; the arithmetic is flowvae/philox.h (the cpu's), compiled
 // with -fmad=false (CMakeLists.txt) so every float64 product and sum rounds
 // separately, as on the cpu.
 #include <cuda_runtime.h>
 
 #include "common.cuh"
-#include "flowvae/cuda/philox.h"
 #include "flowvae/cuda/rng.h"
+#include "flowvae/philox.h"
 
 namespace flowvae {
 namespace cuda {

@@ -1,7 +1,8 @@
-// Argument checks for the flow-stack bindings (planar, radial): every input
-// and output is a Float32Array of the exact length the sizes imply, and no
-// output may share memory with another argument (a kernel reading an input it
-// is overwriting would silently return wrong values).
+// Argument checks for the flow-stack bindings (planar, radial; the Buffer
+// helpers also serve coupling, spline, glow and dense): every input and output
+// is a Float32Array of the exact length the sizes imply, and no output may
+// share memory with another argument (a kernel reading an input it is
+// overwriting would silently return wrong values).
 #pragma once
 #include <napi.h>
 
@@ -60,7 +61,9 @@ inline Buffer OptOut(const Napi::CallbackInfo& info, std::size_t i, const char* 
 //   <f>Backward(saved, stash, params, dy, dLogDet, dx, dParams, batch, dim, layers, amortized)
 //   <f>Inverse(y, params, x, logDet, batch, dim, layers, amortized)
 // each returning the number of non-finite (or unconverged) rows. `saved` is
-// the forward output y (planar) or input x (radial).
+// the forward output y (planar) or input x (radial). The *Args functions read
+// and check one call's arguments; the cpu bindings (StackForward, … below) and
+// the cuda ones (napi/cuda/flow_stack.h) both start with them.
 
 struct StackSizes {
   std::size_t batch, dim, layers, params, values, per_layer;
@@ -82,6 +85,59 @@ inline StackSizes ReadStackSizes(const Napi::CallbackInfo& info, std::size_t fir
   return s;
 }
 
+struct StackForwardCall {
+  StackSizes sizes;
+  Buffer x, params, y, log_det, layer_log_det, stash;  // layer_log_det.data is null when not wanted
+};
+
+inline StackForwardCall StackForwardArgs(const Napi::CallbackInfo& info, const char* fn,
+                                         std::size_t (*param_size)(std::size_t)) {
+  Arity(info, 10, fn);
+  const StackSizes s = ReadStackSizes(info, 6, param_size);
+  const Buffer x = In(info, 0, "x", s.values);
+  const Buffer params = In(info, 1, "params", s.params);
+  const Buffer y = Out(info, 2, "y", s.values, {x, params});
+  const Buffer log_det = Out(info, 3, "logDet", s.batch, {x, params, y});
+  const Buffer layer_log_det = OptOut(info, 4, "layerLogDet", s.per_layer, {x, params, y, log_det});
+  const Buffer stash = Out(info, 5, "stash", s.per_layer, {x, params, y, log_det, layer_log_det});
+  return StackForwardCall{s, x, params, y, log_det, layer_log_det, stash};
+}
+
+struct StackBackwardCall {
+  StackSizes sizes;
+  Buffer saved, stash, params, dy, d_log_det, dx, d_params;
+};
+
+inline StackBackwardCall StackBackwardArgs(const Napi::CallbackInfo& info, const char* fn, const char* saved_name,
+                                           std::size_t (*param_size)(std::size_t)) {
+  Arity(info, 11, fn);
+  const StackSizes s = ReadStackSizes(info, 7, param_size);
+  const Buffer saved = In(info, 0, saved_name, s.values);
+  const Buffer stash = In(info, 1, "stash", s.per_layer);
+  const Buffer params = In(info, 2, "params", s.params);
+  const Buffer dy = In(info, 3, "dy", s.values);
+  const Buffer d_log_det = In(info, 4, "dLogDet", s.batch);
+  const Buffer dx = Out(info, 5, "dx", s.values, {saved, stash, params, dy, d_log_det});
+  const Buffer d_params = Out(info, 6, "dParams", s.params, {saved, stash, params, dy, d_log_det, dx});
+  return StackBackwardCall{s, saved, stash, params, dy, d_log_det, dx, d_params};
+}
+
+struct StackInverseCall {
+  StackSizes sizes;
+  Buffer y, params, x, log_det;
+};
+
+inline StackInverseCall StackInverseArgs(const Napi::CallbackInfo& info, const char* fn,
+                                         std::size_t (*param_size)(std::size_t)) {
+  Arity(info, 8, fn);
+  const StackSizes s = ReadStackSizes(info, 4, param_size);
+  const Buffer y = In(info, 0, "y", s.values);
+  const Buffer params = In(info, 1, "params", s.params);
+  const Buffer x = Out(info, 2, "x", s.values, {y, params});
+  const Buffer log_det = Out(info, 3, "logDet", s.batch, {y, params, x});
+  return StackInverseCall{s, y, params, x, log_det};
+}
+
 using StackForwardKernel = std::size_t (*)(const float*, const float*, bool, float*, float*, float*, float*,
                                            std::size_t, std::size_t, std::size_t);
 using StackBackwardKernel = std::size_t (*)(const float*, const float*, const float*, bool, const float*,
@@ -91,44 +147,28 @@ using StackInverseKernel = std::size_t (*)(const float*, const float*, bool, flo
 
 template <StackForwardKernel kKernel, std::size_t (*kParamSize)(std::size_t)>
 Napi::Value StackForward(const Napi::CallbackInfo& info, const char* fn) {
-  Arity(info, 10, fn);
-  const StackSizes s = ReadStackSizes(info, 6, kParamSize);
-  const Buffer x = In(info, 0, "x", s.values);
-  const Buffer params = In(info, 1, "params", s.params);
-  const Buffer y = Out(info, 2, "y", s.values, {x, params});
-  const Buffer log_det = Out(info, 3, "logDet", s.batch, {x, params, y});
-  const Buffer layer_log_det = OptOut(info, 4, "layerLogDet", s.per_layer, {x, params, y, log_det});
-  const Buffer stash = Out(info, 5, "stash", s.per_layer, {x, params, y, log_det, layer_log_det});
-  const std::size_t bad = kKernel(x.data, params.data, s.amortized, y.data, log_det.data, layer_log_det.data,
-                                  stash.data, s.batch, s.dim, s.layers);
+  const StackForwardCall c = StackForwardArgs(info, fn, kParamSize);
+  const StackSizes& s = c.sizes;
+  const std::size_t bad = kKernel(c.x.data, c.params.data, s.amortized, c.y.data, c.log_det.data,
+                                  c.layer_log_det.data, c.stash.data, s.batch, s.dim, s.layers);
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 
 template <StackBackwardKernel kKernel, std::size_t (*kParamSize)(std::size_t)>
 Napi::Value StackBackward(const Napi::CallbackInfo& info, const char* fn, const char* saved_name) {
-  Arity(info, 11, fn);
-  const StackSizes s = ReadStackSizes(info, 7, kParamSize);
-  const Buffer saved = In(info, 0, saved_name, s.values);
-  const Buffer stash = In(info, 1, "stash", s.per_layer);
-  const Buffer params = In(info, 2, "params", s.params);
-  const Buffer dy = In(info, 3, "dy", s.values);
-  const Buffer d_log_det = In(info, 4, "dLogDet", s.batch);
-  const Buffer dx = Out(info, 5, "dx", s.values, {saved, stash, params, dy, d_log_det});
-  const Buffer d_params = Out(info, 6, "dParams", s.params, {saved, stash, params, dy, d_log_det, dx});
-  const std::size_t bad = kKernel(saved.data, stash.data, params.data, s.amortized, dy.data, d_log_det.data, dx.data,
-                                  d_params.data, s.batch, s.dim, s.layers);
+  const StackBackwardCall c = StackBackwardArgs(info, fn, saved_name, kParamSize);
+  const StackSizes& s = c.sizes;
+  const std::size_t bad = kKernel(c.saved.data, c.stash.data, c.params.data, s.amortized, c.dy.data,
+                                  c.d_log_det.data, c.dx.data, c.d_params.data, s.batch, s.dim, s.layers);
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 
 template <StackInverseKernel kKernel, std::size_t (*kParamSize)(std::size_t)>
 Napi::Value StackInverse(const Napi::CallbackInfo& info, const char* fn) {
-  Arity(info, 8, fn);
-  const StackSizes s = ReadStackSizes(info, 4, kParamSize);
-  const Buffer y = In(info, 0, "y", s.values);
-  const Buffer params = In(info, 1, "params", s.params);
-  const Buffer x = Out(info, 2, "x", s.values, {y, params});
-  const Buffer log_det = Out(info, 3, "logDet", s.batch, {y, params, x});
-  const std::size_t bad = kKernel(y.data, params.data, s.amortized, x.data, log_det.data, s.batch, s.dim, s.layers);
+  const StackInverseCall c = StackInverseArgs(info, fn, kParamSize);
+  const StackSizes& s = c.sizes;
+  const std::size_t bad =
+      kKernel(c.y.data, c.params.data, s.amortized, c.x.data, c.log_det.data, s.batch, s.dim, s.layers);
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 

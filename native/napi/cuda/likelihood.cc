@@ -1,8 +1,8 @@
 // cuda bindings of the observation log-likelihoods (native/cuda/likelihood.cu),
-// with the checks of native/napi/likelihood.cc.
+// with the checks of the cpu bindings (likelihood_args.h).
 #include "flowvae/cuda/likelihood.h"
 
-#include "../args.h"
+#include "../likelihood_args.h"
 #include "call.h"
 #include "register.h"
 
@@ -13,75 +13,50 @@ namespace {
 using cuda_call::Call;
 
 Napi::Value Bernoulli(const Napi::CallbackInfo& info) {
-  Arity(info, 5, "likelihoodBernoulli");
-  std::size_t batch, dim;
-  const std::size_t n = RowShape(info, 3, &batch, &dim);
-  float* x = F32(info, 0, "x", n);
-  float* logits = F32(info, 1, "logits", n);
-  float* out = F32(info, 2, "out", batch);
+  const auto a = likelihood_args::BernoulliArgs(info);
   Call call("likelihoodBernoulli");
-  const float* d_x = call.In(x, n);
-  const float* d_logits = call.In(logits, n);
-  float* d_out = call.Out(out, batch);
-  cuda::likelihood_bernoulli(d_x, d_logits, d_out, batch, dim);
+  const float* d_x = call.In(a.x, a.n);
+  const float* d_logits = call.In(a.logits, a.n);
+  float* d_out = call.Out(a.out, a.batch);
+  cuda::likelihood_bernoulli(d_x, d_logits, d_out, a.batch, a.dim);
   call.Finish();
   return info.Env().Undefined();
 }
 
 Napi::Value BernoulliBackward(const Napi::CallbackInfo& info) {
-  Arity(info, 6, "likelihoodBernoulliBackward");
-  std::size_t batch, dim;
-  const std::size_t n = RowShape(info, 4, &batch, &dim);
-  float* x = F32(info, 0, "x", n);
-  float* logits = F32(info, 1, "logits", n);
-  float* dOut = F32(info, 2, "dOut", batch);
-  float* dLogits = F32(info, 3, "dLogits", n);
+  const auto a = likelihood_args::BernoulliBackwardArgs(info);
   Call call("likelihoodBernoulliBackward");
-  const float* d_x = call.In(x, n);
-  const float* d_logits = call.In(logits, n);
-  const float* d_dout = call.In(dOut, batch);
-  float* d_dlogits = call.Out(dLogits, n);
-  cuda::likelihood_bernoulli_backward(d_x, d_logits, d_dout, d_dlogits, batch, dim);
+  const float* d_x = call.In(a.x, a.n);
+  const float* d_logits = call.In(a.logits, a.n);
+  const float* d_dout = call.In(a.d_out, a.batch);
+  float* d_dlogits = call.Out(a.d_logits, a.n);
+  cuda::likelihood_bernoulli_backward(d_x, d_logits, d_dout, d_dlogits, a.batch, a.dim);
   call.Finish();
   return info.Env().Undefined();
 }
 
 Napi::Value Gaussian(const Napi::CallbackInfo& info) {
-  Arity(info, 6, "likelihoodGaussian");
-  std::size_t batch, dim;
-  const std::size_t n = RowShape(info, 4, &batch, &dim);
-  float* x = F32(info, 0, "x", n);
-  float* mean = F32(info, 1, "mean", n);
-  float* logvar = F32(info, 2, "logvar", dim);
-  float* out = F32(info, 3, "out", batch);
+  const auto a = likelihood_args::GaussianArgs(info);
   Call call("likelihoodGaussian");
-  const float* d_x = call.In(x, n);
-  const float* d_mean = call.In(mean, n);
-  const float* d_logvar = call.In(logvar, dim);
-  float* d_out = call.Out(out, batch);
-  cuda::likelihood_gaussian(d_x, d_mean, d_logvar, d_out, batch, dim);
+  const float* d_x = call.In(a.x, a.n);
+  const float* d_mean = call.In(a.mean, a.n);
+  const float* d_logvar = call.In(a.logvar, a.dim);
+  float* d_out = call.Out(a.out, a.batch);
+  cuda::likelihood_gaussian(d_x, d_mean, d_logvar, d_out, a.batch, a.dim);
   call.Finish();
   return info.Env().Undefined();
 }
 
 Napi::Value GaussianBackward(const Napi::CallbackInfo& info) {
-  Arity(info, 8, "likelihoodGaussianBackward");
-  std::size_t batch, dim;
-  const std::size_t n = RowShape(info, 6, &batch, &dim);
-  float* x = F32(info, 0, "x", n);
-  float* mean = F32(info, 1, "mean", n);
-  float* logvar = F32(info, 2, "logvar", dim);
-  float* dOut = F32(info, 3, "dOut", batch);
-  float* dMean = F32(info, 4, "dMean", n);
-  float* dLogvar = OptF32(info, 5, "dLogvar", dim);
+  const auto a = likelihood_args::GaussianBackwardArgs(info);
   Call call("likelihoodGaussianBackward");
-  const float* d_x = call.In(x, n);
-  const float* d_mean = call.In(mean, n);
-  const float* d_logvar = call.In(logvar, dim);
-  const float* d_dout = call.In(dOut, batch);
-  float* d_dmean = call.Out(dMean, n);
-  float* d_dlogvar = call.InOut(dLogvar, dim);  // accumulated into
-  cuda::likelihood_gaussian_backward(d_x, d_mean, d_logvar, d_dout, d_dmean, d_dlogvar, batch, dim);
+  const float* d_x = call.In(a.x, a.n);
+  const float* d_mean = call.In(a.mean, a.n);
+  const float* d_logvar = call.In(a.logvar, a.dim);
+  const float* d_dout = call.In(a.d_out, a.batch);
+  float* d_dmean = call.Out(a.d_mean, a.n);
+  float* d_dlogvar = call.InOut(a.d_logvar, a.dim);  // accumulated into
+  cuda::likelihood_gaussian_backward(d_x, d_mean, d_logvar, d_dout, d_dmean, d_dlogvar, a.batch, a.dim);
   call.Finish();
   return info.Env().Undefined();
 }

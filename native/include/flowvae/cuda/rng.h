@@ -1,5 +1,5 @@
 // Philox streams on the GPU (native/cuda/rng.cu): bit-identical to
-// flowvae/rng.h (the same code, flowvae/cuda/philox.h). `out` is device memory.
+// flowvae/rng.h (the same code, flowvae/philox.h). `out` is device memory.
 #pragma once
 #include <cstddef>
 #include <cstdint>

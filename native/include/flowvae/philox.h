@@ -1,14 +1,14 @@
-// Philox4x32-10 and the portable float64 Box–Muller of the rng family, as
-// host/device inline functions: native/cuda/rng.cu runs them on the GPU and
-// native/test/cuda_rng_test.cc runs the same code on the host against
-// native/cpu/rng.cc. They repeat native/cpu/rng.cc (and through it
-// src/backend/reference/rng.ts) operation for operation; with no fused
-// multiply-add contraction (nvcc -fmad=false, g++ -ffp-contract=off) and IEEE
-// float64 arithmetic on both sides the normals are bit-identical.
+// Philox4x32-10 and the portable float64 Box–Muller of the rng family, written
+// once as inline functions usable from host C++ and CUDA device code:
+// native/cpu/rng.cc runs them on the cpu and native/cuda/rng.cu on the GPU.
+// They repeat src/backend/reference/rng.ts operation for operation; with no
+// fused multiply-add contraction (g++ -ffp-contract=off, nvcc -fmad=false) and
+// IEEE float64 arithmetic on every side, the streams are bit-identical.
 #pragma once
 #include <cmath>
 #include <cstdint>
 
+// Callable from host code and, under nvcc, from device code too.
 #if defined(__CUDACC__)
 #define FLOWVAE_HOST_DEVICE __host__ __device__ __forceinline__
 #else
@@ -16,7 +16,6 @@
 #endif
 
 namespace flowvae {
-namespace cuda {
 namespace philox {
 
 constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
@@ -28,8 +27,9 @@ constexpr double kHalfPi = 1.5707963267948966;
 constexpr double kTwoPowM32 = 1.0 / 4294967296.0;
 constexpr double kTwoPowM24 = 1.0 / 16777216.0;
 
-// 1/n! for n = 0..18, built as native/cpu/rng.cc builds it: c[n] = c[n−1] / n,
-// each division correctly rounded (constant-folded in IEEE double).
+// 1/n! for n = 1..18 as the reference builds them (rng.ts): c[n] = c[n−1] / n,
+// each division correctly rounded (constant-folded in IEEE double, the same
+// values on host and device).
 #define FLOWVAE_IF1 1.0
 #define FLOWVAE_IF2 (FLOWVAE_IF1 / 2)
 #define FLOWVAE_IF3 (FLOWVAE_IF2 / 3)
@@ -49,6 +49,7 @@ constexpr double kTwoPowM24 = 1.0 / 16777216.0;
 #define FLOWVAE_IF17 (FLOWVAE_IF16 / 17)
 #define FLOWVAE_IF18 (FLOWVAE_IF17 / 18)
 
+// One block: counter (c0, c1, c2, c3), key (k0, k1) -> out[4].
 FLOWVAE_HOST_DEVICE void Block(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
                                uint32_t out[4]) {
   for (int round = 0; round < 10; ++round) {
@@ -190,5 +191,4 @@ FLOWVAE_HOST_DEVICE void UniformLanes(const uint32_t w[4], double out[4]) {
 #undef FLOWVAE_IF18
 
 }  // namespace philox
-}  // namespace cuda
 }  // namespace flowvae

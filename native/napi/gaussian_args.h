@@ -1,0 +1,136 @@
+// Argument checks of the diagonal Gaussian bindings, shared by the cpu
+// (napi/gaussian.cc) and cuda (napi/cuda/gaussian.cc) bindings so both refuse
+// the same things with the same messages. Each reads one call's arguments:
+// arity, then (batch, dim), then the arrays in argument order.
+#pragma once
+#include <napi.h>
+
+#include "args.h"
+
+namespace flowvae {
+namespace napi {
+namespace gaussian_args {
+
+struct SampleDiag {
+  const float* mu;
+  const float* logvar;
+  const float* eps;
+  float* z;
+  float* logq;
+  std::size_t batch, dim, n;  // n = batch * dim
+};
+
+// gaussianSampleDiag(mu, logvar, eps, z, logq, batch, dim)
+inline SampleDiag SampleDiagArgs(const Napi::CallbackInfo& info) {
+  Arity(info, 7, "gaussianSampleDiag");
+  SampleDiag a{};
+  a.n = RowShape(info, 5, &a.batch, &a.dim);
+  a.mu = F32(info, 0, "mu", a.n);
+  a.logvar = F32(info, 1, "logvar", a.n);
+  a.eps = F32(info, 2, "eps", a.n);
+  a.z = F32(info, 3, "z", a.n);
+  a.logq = F32(info, 4, "logq", a.batch);
+  return a;
+}
+
+struct SampleDiagBackward {
+  const float* logvar;
+  const float* eps;
+  const float* dz;
+  const float* d_logq;
+  float* d_mu;
+  float* d_logvar;
+  std::size_t batch, dim, n;
+};
+
+// gaussianSampleDiagBackward(logvar, eps, dz, dLogq, dMu, dLogvar, batch, dim)
+inline SampleDiagBackward SampleDiagBackwardArgs(const Napi::CallbackInfo& info) {
+  Arity(info, 8, "gaussianSampleDiagBackward");
+  SampleDiagBackward a{};
+  a.n = RowShape(info, 6, &a.batch, &a.dim);
+  a.logvar = F32(info, 0, "logvar", a.n);
+  a.eps = F32(info, 1, "eps", a.n);
+  a.dz = F32(info, 2, "dz", a.n);
+  a.d_logq = F32(info, 3, "dLogq", a.batch);
+  a.d_mu = F32(info, 4, "dMu", a.n);
+  a.d_logvar = F32(info, 5, "dLogvar", a.n);
+  return a;
+}
+
+struct LogStandard {
+  const float* x;
+  float* out;
+  std::size_t batch, dim, n;
+};
+
+// gaussianLogStandard(x, out, batch, dim)
+inline LogStandard LogStandardArgs(const Napi::CallbackInfo& info) {
+  Arity(info, 4, "gaussianLogStandard");
+  LogStandard a{};
+  a.n = RowShape(info, 2, &a.batch, &a.dim);
+  a.x = F32(info, 0, "x", a.n);
+  a.out = F32(info, 1, "out", a.batch);
+  return a;
+}
+
+struct LogStandardBackward {
+  const float* x;
+  const float* d_out;
+  float* dx;
+  std::size_t batch, dim, n;
+};
+
+// gaussianLogStandardBackward(x, dOut, dx, batch, dim)
+inline LogStandardBackward LogStandardBackwardArgs(const Napi::CallbackInfo& info) {
+  Arity(info, 5, "gaussianLogStandardBackward");
+  LogStandardBackward a{};
+  a.n = RowShape(info, 3, &a.batch, &a.dim);
+  a.x = F32(info, 0, "x", a.n);
+  a.d_out = F32(info, 1, "dOut", a.batch);
+  a.dx = F32(info, 2, "dx", a.n);
+  return a;
+}
+
+struct KlStandard {
+  const float* mu;
+  const float* logvar;
+  float* out;
+  std::size_t batch, dim, n;
+};
+
+// gaussianKlStandard(mu, logvar, out, batch, dim)
+inline KlStandard KlStandardArgs(const Napi::CallbackInfo& info) {
+  Arity(info, 5, "gaussianKlStandard");
+  KlStandard a{};
+  a.n = RowShape(info, 3, &a.batch, &a.dim);
+  a.mu = F32(info, 0, "mu", a.n);
+  a.logvar = F32(info, 1, "logvar", a.n);
+  a.out = F32(info, 2, "out", a.batch);
+  return a;
+}
+
+struct KlStandardBackward {
+  const float* mu;
+  const float* logvar;
+  const float* d_out;
+  float* d_mu;
+  float* d_logvar;
+  std::size_t batch, dim, n;
+};
+
+// gaussianKlStandardBackward(mu, logvar, dOut, dMu, dLogvar, batch, dim)
+inline KlStandardBackward KlStandardBackwardArgs(const Napi::CallbackInfo& info) {
+  Arity(info, 7, "gaussianKlStandardBackward");
+  KlStandardBackward a{};
+  a.n = RowShape(info, 5, &a.batch, &a.dim);
+  a.mu = F32(info, 0, "mu", a.n);
+  a.logvar = F32(info, 1, "logvar", a.n);
+  a.d_out = F32(info, 2, "dOut", a.batch);
+  a.d_mu = F32(info, 3, "dMu", a.n);
+  a.d_logvar = F32(info, 4, "dLogvar", a.n);
+  return a;
+}
+
+}  // namespace gaussian_args
+}  // namespace napi
+}  // namespace flowvae
