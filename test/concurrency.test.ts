@@ -38,6 +38,7 @@ const WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const addon = require(workerData.nodeGypBuild)(workerData.root);
 function same(a, b) {
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
   if (!ArrayBuffer.isView(a)) return Object.is(a, b) || (a === b);
   if (a.length !== b.length) return false;
   const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -50,7 +51,8 @@ let calls = 0;
 parentPort.postMessage({ loaded: true, abiVersion: addon.abiVersion });
 for (let rep = 0; workerData.reps < 0 || rep < workerData.reps; rep++) {
   for (const job of workerData.jobs) {
-    const args = job.args.map((a) => (ArrayBuffer.isView(a) ? a.slice() : a));
+    const copy = (a) => (ArrayBuffer.isView(a) ? a.slice() : a);
+    const args = job.args.map((a) => (Array.isArray(a) ? a.map(copy) : copy(a)));
     addon[job.fn](...args);
     calls++;
     for (let i = 0; i < args.length; i++) {
@@ -62,7 +64,21 @@ for (let rep = 0; workerData.reps < 0 || rep < workerData.reps; rep++) {
 parentPort.postMessage({ done: true, calls, mismatches });
 `;
 
+/** A typed array, or a list of them (adamStepTensors) joined into one, for element-wise comparison. */
+function joined(a: unknown): unknown {
+  if (!Array.isArray(a) || !a.every((x) => x instanceof Float32Array)) return a;
+  const out = new Float32Array(a.reduce((n: number, x: Float32Array) => n + x.length, 0));
+  let offset = 0;
+  for (const x of a as Float32Array[]) {
+    out.set(x, offset);
+    offset += x.length;
+  }
+  return out;
+}
+
 function bitwiseEqual(a: unknown, b: unknown): boolean {
+  a = joined(a);
+  b = joined(b);
   if (!ArrayBuffer.isView(a) || !ArrayBuffer.isView(b)) return Object.is(a, b);
   const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
@@ -97,7 +113,11 @@ describe.skipIf(!hasCpu())('native addon under concurrency', () => {
   afterAll(() => addon.setNumThreads(threadsBefore));
 
   /** Elements in the typed-array arguments of a call. */
-  const elements = (c: ValidCall) => c.args.reduce<number>((s, a) => s + (ArrayBuffer.isView(a) ? (a as Float32Array).length : 0), 0);
+  const elements = (c: ValidCall) =>
+    c.args.reduce<number>((s, a) => {
+      const flat = joined(a);
+      return s + (ArrayBuffer.isView(flat) ? (flat as Float32Array).length : 0);
+    }, 0);
 
   /**
    * One valid call per kernel, at sizes large enough that parallel_for splits
@@ -177,8 +197,8 @@ describe.skipIf(!hasCpu())('native addon under concurrency', () => {
         (addon as unknown as Record<string, (...a: unknown[]) => void>)[job.fn](...args);
         args.forEach((a, i) => {
           if (bitwiseEqual(a, job.expected[i])) return;
-          const got = a as Float32Array;
-          const want = job.expected[i] as Float32Array;
+          const got = joined(a) as Float32Array;
+          const want = joined(job.expected[i]) as Float32Array;
           let count = 0;
           let worst = 0;
           for (let k = 0; k < got.length; k++) {

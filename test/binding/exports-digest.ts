@@ -32,7 +32,7 @@ for (const [name, fn] of exportedFunctions(addon)) {
     const args = cloneArgs(call.args);
     const result = fn(...args);
     hash.update(JSON.stringify(result ?? null));
-    for (const a of args) {
+    for (const a of args.flatMap((x) => (Array.isArray(x) ? x : [x]))) {
       if (ArrayBuffer.isView(a)) hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
       else hash.update(JSON.stringify(a ?? null));
     }
