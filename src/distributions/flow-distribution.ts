@@ -233,14 +233,20 @@ export class FlowDistribution {
     const file = checkpointFileForLoad(dir);
     const { contents, fail } = readCheckpoint(file, 'flow distribution', FLOW_DISTRIBUTION_FORMAT);
     const spec = metadataJson<FlowDistributionSpec>(contents, 'spec', fail);
-    if (typeof spec !== 'object' || spec === null || typeof spec.dim !== 'number') fail('metadata "spec" is not a distribution recipe');
-    const baseVector = (name: string): Float32Array | Float64Array => {
-      const t = contents.tensors.find((x) => x.name === name) ?? fail(`tensor "${name}" is missing`);
-      if (t.shape.length !== 1 || t.shape[0] !== spec.dim) fail(`tensor "${name}" has shape [${t.shape.join(', ')}] but the model needs [${spec.dim}]`);
-      const bad = t.data.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) fail(`tensor "${name}" element ${bad} is ${t.data[bad]}`);
-      return t.data;
-    };
+    if (typeof spec !== 'object' || spec === null || !Number.isSafeInteger(spec.dim) || spec.dim < 1) {
+      fail('metadata "spec" is not a distribution recipe');
+    }
+    // The base goes into create (its constants are derived there), so it is read first, with the same checks.
+    const baseMean = new Float64Array(spec.dim);
+    const baseLogVar = new Float64Array(spec.dim);
+    restoreTensors(
+      contents,
+      [
+        { name: 'base.mean', shape: [spec.dim], value: baseMean },
+        { name: 'base.logVar', shape: [spec.dim], value: baseLogVar },
+      ],
+      fail,
+    );
     let dist: FlowDistribution;
     try {
       dist = FlowDistribution.create({
@@ -250,12 +256,11 @@ export class FlowDistribution {
         layers: spec.layers,
         seed: spec.seed,
         direction: spec.direction,
-        baseMean: baseVector('base.mean'),
-        baseLogVar: baseVector('base.logVar'),
+        baseMean,
+        baseLogVar,
         backend: options.backend,
       });
     } catch (err) {
-      if (err instanceof FlowVaeError && err.code === 'ERR_CHECKPOINT') throw err;
       return fail(`its recipe is invalid (${(err as Error).message})`);
     }
     const left = restoreTensors(contents, [...dist.parameters(), ...dist.namedBuffers()], fail);
