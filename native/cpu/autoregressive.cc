@@ -103,14 +103,25 @@ constexpr std::size_t kChunk = 256;
 
 void mask_weights(const float* weight, const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict,
                   float* out, std::size_t out_dim, std::size_t in_dim) {
-  // strict: keep d_out > d_in, i.e. d_out ≥ d_in + 1.
-  const uint64_t shift = strict ? 1 : 0;
+  // Kept: d_out >= d_in, or d_out > d_in when strict. Two loops with one
+  // 32-bit comparison each and an unconditional load, so the compiler
+  // vectorizes them (this runs on every forward and backward of a MADE layer).
   parallel_for(out_dim, 1 + 65536 / (in_dim == 0 ? 1 : in_dim), [&](std::size_t o0, std::size_t o1) {
     for (std::size_t o = o0; o < o1; ++o) {
-      const uint64_t d = out_degrees[o];
+      const uint32_t d = out_degrees[o];
       const float* w = weight + o * in_dim;
       float* y = out + o * in_dim;
-      for (std::size_t i = 0; i < in_dim; ++i) y[i] = d >= in_degrees[i] + shift ? w[i] : 0.0f;
+      if (strict) {
+        for (std::size_t i = 0; i < in_dim; ++i) {
+          const float v = w[i];
+          y[i] = d > in_degrees[i] ? v : 0.0f;
+        }
+      } else {
+        for (std::size_t i = 0; i < in_dim; ++i) {
+          const float v = w[i];
+          y[i] = d >= in_degrees[i] ? v : 0.0f;
+        }
+      }
     }
   });
 }

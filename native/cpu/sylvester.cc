@@ -85,7 +85,7 @@ struct V {
   using T = float;
   using Mask = bool;
   static constexpr std::size_t W = 1;
-  static constexpr int kCols = 4;
+  static constexpr int kRows = 4, kCols = 4;
   static T zero() { return 0.0f; }
   static T set1(float v) { return v; }
   static T load(const float* p) { return *p; }
@@ -129,7 +129,7 @@ struct V {
   using T = __m256;
   using Mask = __m256;
   static constexpr std::size_t W = 8;
-  static constexpr int kCols = 3;
+  static constexpr int kRows = 4, kCols = 3;  // 12 accumulators of 16 ymm
   static T zero() { return _mm256_setzero_ps(); }
   static T set1(float v) { return _mm256_set1_ps(v); }
   static T load(const float* p) { return _mm256_loadu_ps(p); }
@@ -189,7 +189,7 @@ struct V {
   using T = __m512;
   using Mask = __mmask16;
   static constexpr std::size_t W = 16;
-  static constexpr int kCols = 4;
+  static constexpr int kRows = 8, kCols = 3;  // 24 accumulators of 32 zmm
   static T zero() { return _mm512_setzero_ps(); }
   static T set1(float v) { return _mm512_set1_ps(v); }
   static T load(const float* p) { return _mm512_loadu_ps(p); }
