@@ -571,6 +571,55 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
     expect(am.parameters()).toEqual([]);
   });
 
+  it('rows repeating the previous row’s raw Q share one orthogonalization, with the outputs of row-by-row calls', () => {
+    for (const variant of ['orthogonal', 'householder'] as const) {
+      const sets: number[] = [];
+      const spy: Backend = Object.create(backend, {
+        sylvester: {
+          value: {
+            ...backend.sylvester,
+            orthogonalize: (...args: Parameters<Backend['sylvester']['orthogonalize']>) => {
+              sets.push(args[1]);
+              return backend.sylvester.orthogonalize(...args);
+            },
+          },
+        },
+      });
+      const flow = new SylvesterFlow({ dim: 5, layers: 2, variant, householders: variant === 'householder' ? 3 : undefined, amortized: true, backend: spy });
+      const size = flow.layout.size;
+      const rows = [0, 1, 2].map((i) => randomParams(flow.shape, 1, 130 + i));
+      // Row 2 repeats row 0's Q with another bias: it shares Q, not the output.
+      const biased = Float64Array.from(rows[0]);
+      biased[flow.layout.bias] += 0.25;
+      // Row 5 differs from row 4 only by the sign of a zero in Q: bitwise different, so its own set.
+      const signed = Float64Array.from(rows[2]);
+      signed[flow.layout.q + 1] = 0;
+      const negZero = Float64Array.from(signed);
+      negZero[flow.layout.q + 1] = -0;
+      const pattern = [rows[0], rows[0], biased, rows[1], signed, negZero, rows[0]];
+      const batch = pattern.length;
+      const params = backend.alloc(batch * size);
+      pattern.forEach((p, r) => params.set(p, r * size));
+      const x = backend.from(randomArray(batch * 5, 140));
+      sets.length = 0;
+      const { y, logDet } = flow.forward(x, batch, { params });
+      expect(sets, variant).toEqual([5]); // runs start at rows 0, 3, 4, 5, 6
+      const yAll = Float64Array.from(y);
+      const ldAll = Float64Array.from(logDet);
+      for (let r = 0; r < batch; r++) {
+        const one = flow.forward(x.subarray(r * 5, (r + 1) * 5), 1, { params: params.subarray(r * size, (r + 1) * size) });
+        const tol = backend.dtype === 'float64' ? 1e-12 : 1e-6;
+        expectClose(yAll.subarray(r * 5, (r + 1) * 5), one.y, { atol: tol, rtol: tol }, `${variant} y row ${r}`);
+        expectClose(ldAll.subarray(r, r + 1), one.logDet, { atol: tol, rtol: tol }, `${variant} logDet row ${r}`);
+      }
+      expect(yAll.subarray(0, 5)).not.toEqual(yAll.subarray(10, 15)); // the bias still applies per row
+      // Distinct rows (training) go through one batched call, as before.
+      sets.length = 0;
+      flow.forward(x.subarray(0, 3 * 5), 3, { params: backend.from([...rows[0], ...rows[1], ...rows[2]]) });
+      expect(sets).toEqual([3]);
+    }
+  });
+
   it('composes in a FlowSequence with amortized parameters laid out member by member', () => {
     const a = new SylvesterFlow({ dim: 3, layers: 2, variant: 'triangular', amortized: true, backend });
     const b = new SylvesterFlow({ dim: 3, layers: 1, variant: 'orthogonal', m: 2, amortized: true, backend });

@@ -24,6 +24,7 @@
  * (one parameter set per row, e.g. an encoder's output head) and backward
  * returns its gradient.
  */
+import { Buffer } from 'node:buffer';
 import type { Backend } from '../backend/backend';
 import { checkBackend } from './stack';
 import {
@@ -264,15 +265,54 @@ export class SylvesterFlow implements Flow {
     }
   }
 
-  /** Orthogonalizes Q into the named workspace, throwing on undefined or unconverged matrices. */
+  /** First row of each run of consecutive rows whose raw Q values are bitwise equal. */
+  private repeatedRuns(batch: number, params: FloatArray): number[] {
+    // Byte comparison (memcmp): exact, so -0/+0 or NaN payloads never merge rows that could differ.
+    const bytes = params.BYTES_PER_ELEMENT;
+    const rowBytes = this.layout.size * bytes;
+    const qBytes = this.layers * this.layout.qRawPerLayer * bytes;
+    const qAt = (r: number) => new Uint8Array(params.buffer, params.byteOffset + r * rowBytes + this.layout.q * bytes, qBytes);
+    const starts = [0];
+    let previous = qAt(0);
+    for (let r = 1; r < batch; r++) {
+      const current = qAt(r);
+      if (Buffer.compare(current, previous) !== 0) starts.push(r);
+      previous = current;
+    }
+    return starts;
+  }
+
+  /**
+   * Orthogonalizes Q into the named workspace, throwing on undefined or
+   * unconverged matrices. Consecutive amortized rows with bit-identical raw Q
+   * values (one example's parameters repeated for many samples, as
+   * `VAE.logLikelihood` does) share one orthogonalization: Björck costs
+   * hundreds of times what the flow itself does per row.
+   */
   private orthogonalize(batch: number, params: FloatArray, name: string): FloatArray {
     const sets = this.sets(batch);
-    const q = this.ws.get(name, sizeProduct(sets, this.layers, this.layout.qPerLayer));
+    const perSet = this.layers * this.layout.qPerLayer;
+    const q = this.ws.get(name, sizeProduct(sets, perSet));
     if (this.variant === 'triangular') {
       this.lastOrthogonalityError = 0;
       return q;
     }
-    const residual = this.backend.sylvester.orthogonalize(this.shape, sets, params, q, this.bjorck);
+    const starts = this.amortized ? this.repeatedRuns(batch, params) : null;
+    let residual: number;
+    if (starts && starts.length < sets) {
+      const size = this.layout.size;
+      const unique = this.ws.get(`${name}.uniqueParams`, starts.length * size);
+      starts.forEach((row, i) => unique.set(params.subarray(row * size, (row + 1) * size), i * size));
+      const uniqueQ = this.ws.get(`${name}.uniqueQ`, starts.length * perSet);
+      residual = this.backend.sylvester.orthogonalize(this.shape, starts.length, unique, uniqueQ, this.bjorck);
+      starts.forEach((row, i) => {
+        const end = i + 1 < starts.length ? starts[i + 1] : batch;
+        const qi = uniqueQ.subarray(i * perSet, (i + 1) * perSet);
+        for (let r = row; r < end; r++) q.set(qi, r * perSet);
+      });
+    } else {
+      residual = this.backend.sylvester.orthogonalize(this.shape, sets, params, q, this.bjorck);
+    }
     this.lastOrthogonalityError = residual;
     if (Number.isNaN(residual)) {
       this.checkFinite(params, 'params', this.layout.size);
