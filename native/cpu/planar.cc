@@ -30,6 +30,7 @@
 #include "flowvae/cpu_features.h"
 #include "flowvae/parallel.h"
 #include "lane_math.h"
+#include "stack_driver.h"
 
 namespace flowvae {
 namespace {
@@ -47,10 +48,8 @@ using lanes::Splat;
 using lanes::Store;
 using lanes::Vec;
 
-constexpr std::size_t kBlock = 16;  // rows per parallel work item; a multiple of every group width
-// Shared-parameter gradient sums run in float32 over at most this many rows
-// at a time, then continue in float64 (a multiple of every group width).
-constexpr std::size_t kFlushRows = 512;
+using stack::kBlock;
+using stack::kFlushRows;
 
 // Values in one task's partial sums (BackwardSharedLanes).
 std::size_t PartialSize(std::size_t D, std::size_t K) { return 2 * K * D + 2 * K + K * K; }
@@ -703,13 +702,6 @@ BackwardAmortizedFn PickBackwardAmortized() {
   }
 }
 
-// Blocks of 16 rows per parallel chunk: enough work (~1e5 multiply-adds) to
-// pay for waking a thread.
-std::size_t GrainBlocks(std::size_t dim, std::size_t layers) {
-  const std::size_t per_block = kBlock * layers * (dim + 8);
-  return std::max<std::size_t>(1, 131072 / std::max<std::size_t>(per_block, 1));
-}
-
 thread_local SharedLayers tls_shared;
 
 // Chain rule from the batch sums (see BackwardSharedLanes) to u, w, b in
@@ -766,6 +758,23 @@ void FinalizeShared(const float* params, const SharedLayers& s, const double* pa
   }
 }
 
+// The planar family as the shared batch drivers see it (stack_driver.h).
+struct PlanarStack {
+  using Shared = SharedLayers;
+  using ForwardArgs = ::flowvae::ForwardArgs;
+  using BackwardArgs = ::flowvae::BackwardArgs;
+  static Shared& TlsShared() { return tls_shared; }
+  static void Prepare(const float* params, std::size_t D, std::size_t K, Shared* s) { PrepareShared(params, D, K, s); }
+  static ForwardFn Forward(bool amortized) { return PickForward(amortized); }
+  static BackwardSharedFn BackwardShared() { return PickBackwardShared(); }
+  static BackwardAmortizedFn BackwardAmortized() { return PickBackwardAmortized(); }
+  static std::size_t PartialSize(std::size_t D, std::size_t K) { return ::flowvae::PartialSize(D, K); }
+  static void Finalize(const float* params, const Shared& s, const double* partials, int chunks, std::size_t D,
+                       std::size_t K, float* d_params) {
+    FinalizeShared(params, s, partials, chunks, D, K, d_params);
+  }
+};
+
 // ---- inverse (float64 per row) ---------------------------------------------------
 
 // Solves α + m·tanh(α + b) = target for α (monotone since m > −1): Newton
@@ -808,55 +817,13 @@ double PlanarLogDetD(double a, double sp) {
 std::size_t planar_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
                            float* layer_log_det, float* stash, std::size_t batch, std::size_t dim,
                            std::size_t layers) {
-  if (batch == 0) return 0;
-  const SharedLayers* shared = nullptr;
-  if (!amortized) {
-    PrepareShared(params, dim, layers, &tls_shared);
-    shared = &tls_shared;
-  }
-  const ForwardArgs args{x, params, y, log_det, layer_log_det, stash, dim, layers, shared};
-  const ForwardFn fn = PickForward(amortized);
-  std::atomic<std::size_t> bad{0};
-  const std::size_t blocks = (batch + kBlock - 1) / kBlock;
-  parallel_for(blocks, GrainBlocks(dim, layers), [&](std::size_t b0, std::size_t b1) {
-    const std::size_t n = fn(args, b0 * kBlock, std::min(b1 * kBlock, batch));
-    if (n) bad += n;
-  });
-  return bad.load();
+  return stack::Forward<PlanarStack>(x, params, amortized, y, log_det, layer_log_det, stash, batch, dim, layers);
 }
 
 std::size_t planar_backward(const float* y, const float* stash, const float* params, bool amortized,
                             const float* dy, const float* d_log_det, float* dx, float* d_params,
                             std::size_t batch, std::size_t dim, std::size_t layers) {
-  if (batch == 0) return 0;
-  const std::size_t blocks = (batch + kBlock - 1) / kBlock;
-  const std::size_t grain = GrainBlocks(dim, layers);
-  std::atomic<std::size_t> bad{0};
-  if (amortized) {
-    const BackwardArgs args{y, stash, params, dy, d_log_det, dx, d_params, dim, layers, nullptr};
-    const BackwardAmortizedFn fn = PickBackwardAmortized();
-    parallel_for(blocks, grain, [&](std::size_t b0, std::size_t b1) {
-      const std::size_t n = fn(args, b0 * kBlock, std::min(b1 * kBlock, batch));
-      if (n) bad += n;
-    });
-    return bad.load();
-  }
-  PrepareShared(params, dim, layers, &tls_shared);
-  const BackwardArgs args{y, stash, params, dy, d_log_det, dx, d_params, dim, layers, &tls_shared};
-  const BackwardSharedFn fn = PickBackwardShared();
-  // One float64 partial-sum slice per fixed chunk of rows (not per task),
-  // combined in chunk order: the gradients are the same bits at any thread
-  // count, and when a busy pool makes the call run inline. The buffer is the
-  // caller's (naming the thread_local inside a task would give each worker its own).
-  thread_local std::vector<double> partials;
-  const std::size_t chunks = reduce_in_chunks(batch, kFlushRows, 64, PartialSize(dim, layers), &partials,
-                                              [&](std::size_t r0, std::size_t r1, double* part) {
-                                                const std::size_t n = fn(args, r0, r1, part);
-                                                if (n) bad += n;
-                                              });
-  const double* const partial_base = partials.data();
-  FinalizeShared(params, tls_shared, partial_base, static_cast<int>(chunks), dim, layers, d_params);
-  return bad.load();
+  return stack::Backward<PlanarStack>(y, stash, params, amortized, dy, d_log_det, dx, d_params, batch, dim, layers);
 }
 
 std::size_t planar_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det,
