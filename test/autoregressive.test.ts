@@ -4,6 +4,8 @@
  * autoregressive property from its Jacobian; IAF/MAF modules (round trips,
  * log-det vs the numerical Jacobian, gradients, cpu vs reference); options.
  */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendByName } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
@@ -14,6 +16,7 @@ import type { AutoregressiveFlow } from '../src/flows/autoregressive';
 import { MADE, inputDegrees, type MadeOrdering } from '../src/nn/made';
 import { VAE } from '../src/vae/vae';
 import { asFloat32Values, dot, expectClose, hasCpu, numericalGradient, randomArray } from './helpers';
+import { MASKED_SIZES, compareMaskedDense, maskedCaseDegrees } from './masked-dense-cases';
 
 const reference = backendByName('reference');
 const cpu = hasCpu() ? backendByName('cpu') : null;
@@ -203,6 +206,68 @@ describe.skipIf(!cpu)('autoregressive kernels: cpu vs reference', () => {
   });
 });
 
+// ---------------------------------------------------------------------------
+// Masked dense layers (MADE)
+
+describe('masked dense layers: reference gradients equal central finite differences (float64)', () => {
+  it.each([
+    [3, 4, 'natural', false],
+    [5, 3, 'reversed', true],
+    [4, 5, 'random', true],
+  ] as const)('%i × %i, %s degrees, strict %s', (outDim, inDim, kind, strict) => {
+    const batch = 3;
+    const { outDeg, inDeg } = maskedCaseDegrees(outDim, inDim, kind, 7);
+    const x = randomArray(batch * inDim, 1);
+    const weight = randomArray(outDim * inDim, 2);
+    const bias = randomArray(outDim, 3);
+    const wy = randomArray(batch * outDim, 4);
+    const masked = new Float64Array(outDim * inDim);
+    const y = new Float64Array(batch * outDim);
+    const loss = () => {
+      ref.maskedDenseForward(x, weight, bias, outDeg, inDeg, strict, masked, y, batch, inDim, outDim);
+      return dot(y, wy);
+    };
+    loss();
+    const dx = new Float64Array(batch * inDim);
+    const dW = new Float64Array(outDim * inDim);
+    const db = new Float64Array(outDim);
+    ref.maskedDenseBackward(x, masked, wy, outDeg, inDeg, strict, dx, dW, db, batch, inDim, outDim, false);
+    const tol = { atol: 1e-7, rtol: 1e-7 };
+    expectClose(dx, numericalGradient(loss, x), tol, 'dx');
+    expectClose(dW, numericalGradient(loss, weight), tol, 'dWeight'); // 0 where the mask cuts: y does not depend on them
+    expectClose(db, numericalGradient(loss, bias), tol, 'dBias');
+  });
+});
+
+describe.skipIf(!cpu)('masked dense layers: cpu equals the reference', () => {
+  it.each(MASKED_SIZES)('batch %i, %i × %i: every degree order, strict and not, with and without bias/dx', (batch, outDim, inDim) => {
+    expect(compareMaskedDense(cpu!, reference, batch, outDim, inDim)).toBeLessThanOrEqual(1);
+  });
+
+  // simd_level() is fixed per process, so each capped path runs in a child process.
+  it.each(['scalar', 'avx2'])('FLOWVAE_SIMD=%s', (level) => {
+    const out = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'masked-dense.simd.ts')], {
+      env: { ...process.env, FLOWVAE_SIMD: level },
+      encoding: 'utf8',
+      cwd: path.join(__dirname, '..'),
+    });
+    expect(out.stderr.split('\n').filter((l) => l && !l.includes('Unknown user config')).join('\n')).toBe('');
+    expect(out.status).toBe(0);
+    const report = JSON.parse(out.stdout) as { simd: string; worst: number; cases: number };
+    expect(report.simd).toBe(level);
+    expect(report.cases).toBe(MASKED_SIZES.length);
+    expect(report.worst).toBeLessThanOrEqual(1);
+  });
+
+  it('skipping the cut terms: a non-finite value behind a cut weight does not reach the output', () => {
+    // Output 0 keeps input 0 only; input 1's weight is cut. The dense product would give 0 · ∞ = NaN.
+    const x = Float32Array.from([1, Infinity]);
+    const y = new Float32Array(1);
+    cpu!.autoregressive.maskedDenseForward(x, Float32Array.from([2, 3]), null, Uint32Array.from([1]), Uint32Array.from([1, 2]), false, new Float32Array(2), y, 1, 2, 1);
+    expect(y[0]).toBe(2);
+  });
+});
+
 describe('autoregressive kernels: bad arguments', () => {
   const backendsHere: Backend[] = cpu ? [reference, cpu] : [reference];
   for (const b of backendsHere) {
@@ -233,6 +298,25 @@ describe('autoregressive kernels: bad arguments', () => {
       );
       expect(() => k.maskWeights(w, new Uint32Array(2), new Uint32Array(3), 1 as never, w, 2, 3)).toThrow(
         'Expected boolean for "strict" but received 1 (number)',
+      );
+      // Masked dense layers: x [2, 3], weight [4, 3], y [2, 4].
+      const od = new Uint32Array(4);
+      const id = new Uint32Array(3);
+      const [xm, wm, mw, ym] = [b.alloc(6), b.alloc(12), b.alloc(12), b.alloc(8)];
+      expect(() => k.maskedDenseForward(xm, wm, b.alloc(3), od, id, false, mw, ym, 2, 3, 4)).toThrow(
+        `Expected ${kind} of length 4 for "bias" but received ${kind}(3)`,
+      );
+      expect(() => k.maskedDenseForward(xm, wm, null, od, new Uint32Array(4), false, mw, ym, 2, 3, 4)).toThrow(
+        'Expected Uint32Array of length 3 for "inDegrees" but received Uint32Array(4)',
+      );
+      expect(() => k.maskedDenseForward(xm, wm, null, od, id, false, wm, ym, 2, 3, 4)).toThrow(
+        `Expected ${kind} not overlapping "weight" for "maskedWeight" but received ${kind}(12)`,
+      );
+      expect(() => k.maskedDenseBackward(xm, mw, ym, od, id, false, null, mw, null, 2, 3, 4, false)).toThrow(
+        `Expected ${kind} not overlapping "maskedWeight" for "dWeight" but received ${kind}(12)`,
+      );
+      expect(() => k.maskedDenseBackward(xm, mw, ym, od, id, false, null, null, null, 2, 3, 4, 0 as never)).toThrow(
+        'Expected boolean for "accumulateDx" but received 0 (number)',
       );
     });
   }

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "flowvae/dense.h"
 #include "flowvae/parallel.h"
 #include "flowvae/simd_ops.h"
 
@@ -99,7 +101,157 @@ BackwardRowFn iaf_backward_row_for(SimdLevel level) {
 // Elements of a row whose log-det terms go through the stack at once.
 constexpr std::size_t kChunk = 256;
 
+// ---------------------------------------------------------------------------
+// Masked dense layers. With degrees in order (natural or reversed orderings;
+// MADE sorts its hidden degrees) the mask is a staircase: each output keeps
+// a contiguous range of inputs, each input feeds a contiguous range of
+// outputs, about half of the matrix. The forward and input-gradient products
+// tell sgemm those ranges (sgemm_column_ranges) and skip the rest, which the
+// masked weight holds as zeros. Any ordering stays correct: a range spans
+// from the first kept index to the last, masked entries inside it are zero.
+
+inline bool Kept(uint32_t out_degree, uint32_t in_degree, bool strict) {
+  return strict ? out_degree > in_degree : out_degree >= in_degree;
+}
+
+// Per-thread buffers: grow once to the largest layer, then reused.
+struct RangeBuffers {
+  std::vector<uint32_t> begin, end;  // one range per column of the product
+  std::vector<uint32_t> lo, hi;      // per-degree tables
+};
+thread_local RangeBuffers tls_ranges;
+
+// Degrees up to this use per-degree tables (O(in + out + degree)); larger
+// ones, which MADE never makes, the direct O(in · out) scan.
+constexpr uint32_t kTableDegrees = 1u << 16;
+
+// For each output o, the inputs [begin[o], end[o]) it keeps (empty: 0, 0).
+void InputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, std::size_t out_dim,
+                 std::size_t in_dim, uint32_t* begin, uint32_t* end) {
+  uint32_t top = 0;
+  for (std::size_t i = 0; i < in_dim; ++i) top = std::max(top, in_degrees[i]);
+  if (top >= kTableDegrees) {
+    for (std::size_t o = 0; o < out_dim; ++o) {
+      std::size_t first = in_dim, last = 0;
+      for (std::size_t i = 0; i < in_dim; ++i) {
+        if (Kept(out_degrees[o], in_degrees[i], strict)) {
+          first = std::min(first, i);
+          last = i + 1;
+        }
+      }
+      begin[o] = static_cast<uint32_t>(first < last ? first : 0);
+      end[o] = static_cast<uint32_t>(first < last ? last : 0);
+    }
+    return;
+  }
+  // lo[t], hi[t]: the first index and one past the last among inputs of degree ≤ t.
+  std::vector<uint32_t>& lo = tls_ranges.lo;
+  std::vector<uint32_t>& hi = tls_ranges.hi;
+  lo.assign(top + 1, static_cast<uint32_t>(in_dim));
+  hi.assign(top + 1, 0);
+  for (std::size_t i = 0; i < in_dim; ++i) {
+    const uint32_t d = in_degrees[i];
+    lo[d] = std::min(lo[d], static_cast<uint32_t>(i));
+    hi[d] = static_cast<uint32_t>(i + 1);
+  }
+  for (uint32_t t = 1; t <= top; ++t) {
+    lo[t] = std::min(lo[t], lo[t - 1]);
+    hi[t] = std::max(hi[t], hi[t - 1]);
+  }
+  for (std::size_t o = 0; o < out_dim; ++o) {
+    // Kept inputs: degree ≤ d_out, or ≤ d_out − 1 when strict.
+    const uint32_t d = out_degrees[o];
+    const bool none = strict && d == 0;
+    const uint32_t t = std::min(strict ? d - 1 : d, top);
+    const bool kept = !none && lo[t] < hi[t];
+    begin[o] = kept ? lo[t] : 0;
+    end[o] = kept ? hi[t] : 0;
+  }
+}
+
+// For each input i, the outputs [begin[i], end[i]) that keep it.
+void OutputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, std::size_t out_dim,
+                  std::size_t in_dim, uint32_t* begin, uint32_t* end) {
+  uint32_t top = 0;
+  for (std::size_t o = 0; o < out_dim; ++o) top = std::max(top, out_degrees[o]);
+  if (top >= kTableDegrees) {
+    for (std::size_t i = 0; i < in_dim; ++i) {
+      std::size_t first = out_dim, last = 0;
+      for (std::size_t o = 0; o < out_dim; ++o) {
+        if (Kept(out_degrees[o], in_degrees[i], strict)) {
+          first = std::min(first, o);
+          last = o + 1;
+        }
+      }
+      begin[i] = static_cast<uint32_t>(first < last ? first : 0);
+      end[i] = static_cast<uint32_t>(first < last ? last : 0);
+    }
+    return;
+  }
+  // lo[t], hi[t]: the first index and one past the last among outputs of degree ≥ t.
+  std::vector<uint32_t>& lo = tls_ranges.lo;
+  std::vector<uint32_t>& hi = tls_ranges.hi;
+  lo.assign(top + 1, static_cast<uint32_t>(out_dim));
+  hi.assign(top + 1, 0);
+  for (std::size_t o = 0; o < out_dim; ++o) {
+    const uint32_t d = out_degrees[o];
+    lo[d] = std::min(lo[d], static_cast<uint32_t>(o));
+    hi[d] = static_cast<uint32_t>(o + 1);
+  }
+  for (uint32_t t = top; t-- > 0;) {
+    lo[t] = std::min(lo[t], lo[t + 1]);
+    hi[t] = std::max(hi[t], hi[t + 1]);
+  }
+  for (std::size_t i = 0; i < in_dim; ++i) {
+    // Outputs keeping input i: degree ≥ d_in, or ≥ d_in + 1 when strict.
+    const uint64_t t = static_cast<uint64_t>(in_degrees[i]) + (strict ? 1 : 0);
+    const bool kept = t <= top && lo[t] < hi[t];
+    begin[i] = kept ? lo[t] : 0;
+    end[i] = kept ? hi[t] : 0;
+  }
+}
+
 }  // namespace
+
+void masked_dense_forward(const float* x, const float* weight, const float* bias, const uint32_t* out_degrees,
+                          const uint32_t* in_degrees, bool strict, float* masked_weight, float* y, std::size_t batch,
+                          std::size_t in_dim, std::size_t out_dim) {
+  mask_weights(weight, out_degrees, in_degrees, strict, masked_weight, out_dim, in_dim);
+  RangeBuffers& r = tls_ranges;
+  if (r.begin.size() < out_dim) {
+    r.begin.resize(out_dim);
+    r.end.resize(out_dim);
+  }
+  InputRanges(out_degrees, in_degrees, strict, out_dim, in_dim, r.begin.data(), r.end.data());
+  dense_forward_column_ranges(x, masked_weight, bias, y, batch, in_dim, out_dim, r.begin.data(), r.end.data());
+}
+
+void masked_dense_backward(const float* x, const float* masked_weight, const float* dy, const uint32_t* out_degrees,
+                           const uint32_t* in_degrees, bool strict, float* dx, float* d_weight, float* d_bias,
+                           std::size_t batch, std::size_t in_dim, std::size_t out_dim, bool accumulate_dx) {
+  if (d_weight != nullptr) {
+    // dW += dyᵀ x, then the entries the mask cuts are set to exactly 0.
+    sgemm(true, false, out_dim, in_dim, batch, 1.0f, dy, out_dim, x, in_dim, 1.0f, d_weight, in_dim);
+    mask_weights(d_weight, out_degrees, in_degrees, strict, d_weight, out_dim, in_dim);
+  }
+  if (d_bias != nullptr) {
+    for (std::size_t r = 0; r < batch; ++r) {
+      const float* row = dy + r * out_dim;
+      for (std::size_t o = 0; o < out_dim; ++o) d_bias[o] += row[o];
+    }
+  }
+  if (dx != nullptr) {
+    // dx[:, i] (+)= Σ over the outputs that keep input i of dy[:, o] W[o, i].
+    RangeBuffers& r = tls_ranges;
+    if (r.begin.size() < in_dim) {
+      r.begin.resize(in_dim);
+      r.end.resize(in_dim);
+    }
+    OutputRanges(out_degrees, in_degrees, strict, out_dim, in_dim, r.begin.data(), r.end.data());
+    sgemm_column_ranges(false, false, batch, in_dim, out_dim, 1.0f, dy, out_dim, masked_weight, in_dim,
+                        accumulate_dx ? 1.0f : 0.0f, dx, in_dim, r.begin.data(), r.end.data());
+  }
+}
 
 void mask_weights(const float* weight, const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict,
                   float* out, std::size_t out_dim, std::size_t in_dim) {

@@ -98,6 +98,13 @@ struct Gemm {
   // not used: each task writes the bias into its own rectangle of C first,
   // where the product then accumulates (the dense layer's forward).
   const float* bias = nullptr;
+  // When set, column j of C needs only k in [k_begin[j], k_end[j]): the terms
+  // outside are zero by the caller's structure (a MADE layer's masked
+  // weight), and the micro-kernels skip them. Ranges are taken per half
+  // micro-panel on the SIMD paths (16 columns on AVX-512, 8 on AVX2), so a
+  // mask's staircase is followed closely.
+  const uint32_t* k_begin = nullptr;
+  const uint32_t* k_end = nullptr;
 };
 
 // Element (i, p) of op(A) and (p, j) of op(B), for the scalar packers.
@@ -592,6 +599,34 @@ struct Driver {
     return round_up(mc * kc + kPackSlack, kAlignFloats) + round_up(nc * kc + kPackSlack, kAlignFloats);
   }
 
+  // One packed micro-panel of B (columns [j, j + ncols) of C) against the
+  // packed rows [ic, ic + mc) of A, over only the k each piece of columns
+  // needs (Gemm::k_begin/k_end) within this k block [pc, pc + kc).
+  static void run_ranged_panel(const Gemm& g, std::size_t j, std::size_t ncols, std::size_t pc, std::size_t kc,
+                               const float* bp, const float* a_pack, std::size_t ic, std::size_t mc, float beta) {
+    // Half panels where the kernels can take them (they read B with the panel's stride, NR).
+    constexpr std::size_t kPiece = NR >= 16 ? NR / 2 : NR;
+    for (std::size_t j0 = 0; j0 < ncols; j0 += kPiece) {
+      const std::size_t width = std::min(kPiece, ncols - j0);
+      std::size_t lo = g.k, hi = 0;
+      for (std::size_t c = j + j0; c < j + j0 + width; ++c) {
+        lo = std::min<std::size_t>(lo, g.k_begin[c]);
+        hi = std::max<std::size_t>(hi, g.k_end[c]);
+      }
+      lo = std::max(lo, pc);
+      hi = std::min(hi, pc + kc);
+      const std::size_t span = hi > lo ? hi - lo : 0;
+      // Nothing to add to C: only the first k block's beta (0: clear) still has to be applied.
+      if (span == 0 && beta == 1.0f) continue;
+      const std::size_t skip = span == 0 ? 0 : lo - pc;
+      for (std::size_t ir = 0; ir < mc; ir += MR) {
+        const std::size_t nrows = std::min(MR, mc - ir);
+        float* cp = g.c + (ic + ir) * g.ldc + j + j0;
+        Arch::kernel(nrows, width, span, a_pack + ir * kc + skip * MR, bp + j0 + skip * NR, cp, g.ldc, g.alpha, beta);
+      }
+    }
+  }
+
   // Computes the rectangle `t` of C with packing space `work`.
   static void run_tile(const Gemm& g, const Tile& t, float* work) {
     std::size_t rows = t.m1 - t.m0, cols = t.n1 - t.n0;
@@ -617,6 +652,10 @@ struct Driver {
           for (std::size_t jr = 0; jr < nc; jr += NR) {
             std::size_t ncols = std::min(NR, nc - jr);
             const float* bp = b_pack + jr * kc;
+            if (g.k_begin != nullptr) {
+              run_ranged_panel(g, jc + jr, ncols, pc, kc, bp, a_pack, ic, mc, beta);
+              continue;
+            }
             for (std::size_t ir = 0; ir < mc; ir += MR) {
               std::size_t nrows = std::min(MR, mc - ir);
               float* cp = g.c + (ic + ir) * g.ldc + jc + jr;
@@ -685,6 +724,40 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
            const float* b, float beta, float* c) {
   sgemm(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
+}
+
+void sgemm_column_ranges(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                         const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+                         std::size_t ldc, const uint32_t* k_begin, const uint32_t* k_end) {
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == 0.0f) {
+    scale_c(c, ldc, m, n, beta);
+    return;
+  }
+  Gemm g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+  g.k_begin = k_begin;
+  g.k_end = k_end;
+  run_gemm(g);
+}
+
+void dense_forward_column_ranges(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
+                                 std::size_t in_dim, std::size_t out_dim, const uint32_t* k_begin,
+                                 const uint32_t* k_end) {
+  if (batch == 0 || out_dim == 0) return;
+  if (bias == nullptr || in_dim == 0) {
+    if (bias == nullptr) {
+      sgemm_column_ranges(false, true, batch, out_dim, in_dim, 1.0f, x, in_dim, weight, in_dim, 0.0f, y, out_dim,
+                          k_begin, k_end);
+    } else {
+      for (std::size_t r = 0; r < batch; ++r) std::memcpy(y + r * out_dim, bias, out_dim * sizeof(float));
+    }
+    return;
+  }
+  Gemm g{false, true, batch, out_dim, in_dim, 1.0f, x, in_dim, weight, in_dim, 0.0f, y, out_dim};
+  g.bias = bias;
+  g.k_begin = k_begin;
+  g.k_end = k_end;
+  run_gemm(g);
 }
 
 void dense_forward(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,

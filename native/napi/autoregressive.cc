@@ -54,6 +54,65 @@ Napi::Value MaskWeights(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// maskedDenseForward(x, weight, bias | null, outDegrees, inDegrees, strict, maskedWeight, y, batch, inDim, outDim)
+Napi::Value MaskedDenseForward(const Napi::CallbackInfo& info) {
+  Arity(info, 11, "autoregressiveMaskedDenseForward");
+  const std::size_t batch = Size(info, 8, "batch");
+  const std::size_t in_dim = Size(info, 9, "inDim");
+  const std::size_t out_dim = Size(info, 10, "outDim");
+  const std::size_t x_len = Product(info.Env(), batch, in_dim, "x");
+  const std::size_t w_len = Product(info.Env(), out_dim, in_dim, "weight");
+  const std::size_t y_len = Product(info.Env(), batch, out_dim, "y");
+  const float* x = F32(info, 0, "x", x_len);
+  const float* weight = F32(info, 1, "weight", w_len);
+  const float* bias = OptF32(info, 2, "bias", out_dim);
+  const uint32_t* out_degrees = U32(info, 3, "outDegrees", out_dim);
+  const uint32_t* in_degrees = U32(info, 4, "inDegrees", in_dim);
+  const bool strict = Bool(info, 5, "strict");
+  float* masked_weight = F32(info, 6, "maskedWeight", w_len);
+  float* y = F32(info, 7, "y", y_len);
+  const View vx = F("x", x, x_len), vw = F("weight", weight, w_len), vb = F("bias", bias, out_dim);
+  const View vm = F("maskedWeight", masked_weight, w_len), vy = F("y", y, y_len);
+  for (const View& in : {vx, vw, vb}) CheckNoOverlap(info, 6, vm, in);
+  for (const View& in : {vx, vw, vb, vm}) CheckNoOverlap(info, 7, vy, in);
+  masked_dense_forward(x, weight, bias, out_degrees, in_degrees, strict, masked_weight, y, batch, in_dim, out_dim);
+  return info.Env().Undefined();
+}
+
+// maskedDenseBackward(x, maskedWeight, dy, outDegrees, inDegrees, strict, dx | null, dWeight | null,
+//                     dBias | null, batch, inDim, outDim, accumulateDx)
+Napi::Value MaskedDenseBackward(const Napi::CallbackInfo& info) {
+  Arity(info, 13, "autoregressiveMaskedDenseBackward");
+  const std::size_t batch = Size(info, 9, "batch");
+  const std::size_t in_dim = Size(info, 10, "inDim");
+  const std::size_t out_dim = Size(info, 11, "outDim");
+  const std::size_t x_len = Product(info.Env(), batch, in_dim, "x");
+  const std::size_t w_len = Product(info.Env(), out_dim, in_dim, "maskedWeight");
+  const std::size_t y_len = Product(info.Env(), batch, out_dim, "dy");
+  const float* x = F32(info, 0, "x", x_len);
+  const float* masked_weight = F32(info, 1, "maskedWeight", w_len);
+  const float* dy = F32(info, 2, "dy", y_len);
+  const uint32_t* out_degrees = U32(info, 3, "outDegrees", out_dim);
+  const uint32_t* in_degrees = U32(info, 4, "inDegrees", in_dim);
+  const bool strict = Bool(info, 5, "strict");
+  float* dx = OptF32(info, 6, "dx", x_len);
+  float* d_weight = OptF32(info, 7, "dWeight", w_len);
+  float* d_bias = OptF32(info, 8, "dBias", out_dim);
+  const bool accumulate_dx = Bool(info, 12, "accumulateDx");
+  const View vdx = F("dx", dx, x_len), vdw = F("dWeight", d_weight, w_len), vdb = F("dBias", d_bias, out_dim);
+  for (const View& in : {F("x", x, x_len), F("maskedWeight", masked_weight, w_len), F("dy", dy, y_len)}) {
+    CheckNoOverlap(info, 6, vdx, in);
+    CheckNoOverlap(info, 7, vdw, in);
+    CheckNoOverlap(info, 8, vdb, in);
+  }
+  CheckNoOverlap(info, 7, vdw, vdx);
+  CheckNoOverlap(info, 8, vdb, vdx);
+  CheckNoOverlap(info, 8, vdb, vdw);
+  masked_dense_backward(x, masked_weight, dy, out_degrees, in_degrees, strict, dx, d_weight, d_bias, batch, in_dim,
+                        out_dim, accumulate_dx);
+  return info.Env().Undefined();
+}
+
 using StepFn = void (*)(const float*, const float*, float*, float*, std::size_t, std::size_t);
 
 // <name>(a, ms, b, logDet, batch, dim): iafForward, iafInverse, mafForward, mafInverse.
@@ -139,6 +198,10 @@ Napi::Value MafBackward(const Napi::CallbackInfo& info) {
 
 void RegisterAutoregressive(Napi::Env env, Napi::Object exports) {
   exports.Set("autoregressiveMaskWeights", Napi::Function::New(env, MaskWeights, "autoregressiveMaskWeights"));
+  exports.Set("autoregressiveMaskedDenseForward",
+              Napi::Function::New(env, MaskedDenseForward, "autoregressiveMaskedDenseForward"));
+  exports.Set("autoregressiveMaskedDenseBackward",
+              Napi::Function::New(env, MaskedDenseBackward, "autoregressiveMaskedDenseBackward"));
   exports.Set("autoregressiveIafForward", Napi::Function::New(env, IafForward, "autoregressiveIafForward"));
   exports.Set("autoregressiveIafBackward", Napi::Function::New(env, IafBackward, "autoregressiveIafBackward"));
   exports.Set("autoregressiveIafInverse", Napi::Function::New(env, IafInverse, "autoregressiveIafInverse"));

@@ -146,6 +146,34 @@ export interface NativeAddon {
     outDim: number,
     inDim: number,
   ): void;
+  autoregressiveMaskedDenseForward(
+    x: Float32Array,
+    weight: Float32Array,
+    bias: Float32Array | null,
+    outDegrees: Uint32Array,
+    inDegrees: Uint32Array,
+    strict: boolean,
+    maskedWeight: Float32Array,
+    y: Float32Array,
+    batch: number,
+    inDim: number,
+    outDim: number,
+  ): void;
+  autoregressiveMaskedDenseBackward(
+    x: Float32Array,
+    maskedWeight: Float32Array,
+    dy: Float32Array,
+    outDegrees: Uint32Array,
+    inDegrees: Uint32Array,
+    strict: boolean,
+    dx: Float32Array | null,
+    dWeight: Float32Array | null,
+    dBias: Float32Array | null,
+    batch: number,
+    inDim: number,
+    outDim: number,
+    accumulateDx: boolean,
+  ): void;
   autoregressiveIafForward(z: Float32Array, ms: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
   autoregressiveIafBackward(
     z: Float32Array,

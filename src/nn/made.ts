@@ -23,7 +23,9 @@
  * checkpoint does to masked entries can break the autoregressive property.
  * Refreshing the copy costs one pass over the weights per forward, small
  * beside the batch products. (Keeping the weights themselves masked after
- * each update would instead rely on every writer of the weights.)
+ * each update would instead rely on every writer of the weights.) With
+ * degrees in order the mask is a staircase, and the native layer products
+ * (`autoregressive.maskedDenseForward/Backward`) skip its zero half.
  *
  * Parameters are named as an `nn.Sequential` of masked linear layers and
  * activations (`0.weight`, `0.bias`, `2.weight`, …) plus `context.weight`.
@@ -161,9 +163,20 @@ export class MaskedLinear {
   forward(x: FloatArray, batch: number): FloatArray {
     checkArray(x, 'x', batch * this.inDim);
     const b = this.backend;
-    b.autoregressive.maskWeights(this.weight.value, this.outDegrees, this.inDegrees, this.strict, this.maskedWeight, this.outDim, this.inDim);
     if (!this.out || this.out.length !== batch * this.outDim) this.out = b.alloc(batch * this.outDim);
-    b.dense.forward(x, this.maskedWeight, this.bias.value, this.out, batch, this.inDim, this.outDim);
+    b.autoregressive.maskedDenseForward(
+      x,
+      this.weight.value,
+      this.bias.value,
+      this.outDegrees,
+      this.inDegrees,
+      this.strict,
+      this.maskedWeight,
+      this.out,
+      batch,
+      this.inDim,
+      this.outDim,
+    );
     this.input = x;
     this.batch = batch;
     return this.out;
@@ -177,13 +190,22 @@ export class MaskedLinear {
     if (!this.input) throw rangeError('MaskedLinear.backward called before forward');
     const b = this.backend;
     const batch = this.batch;
-    b.dense.backward(this.input, this.maskedWeight, gradOut, null, this.weight.grad, this.bias.grad, batch, this.inDim, this.outDim, true);
-    // Masked entries do not influence the output: their gradient is exactly 0.
-    b.autoregressive.maskWeights(this.weight.grad, this.outDegrees, this.inDegrees, this.strict, this.weight.grad, this.outDim, this.inDim);
-    if (gradInput) {
-      // dx (+)= dy · (W ⊙ M)
-      b.dense.gemm(false, false, batch, this.inDim, this.outDim, 1, gradOut, this.maskedWeight, addToGradInput ? 1 : 0, gradInput);
-    }
+    // Masked entries do not influence the output: their gradient is exactly 0. dx (+)= dy · (W ⊙ M).
+    b.autoregressive.maskedDenseBackward(
+      this.input,
+      this.maskedWeight,
+      gradOut,
+      this.outDegrees,
+      this.inDegrees,
+      this.strict,
+      gradInput,
+      this.weight.grad,
+      this.bias.grad,
+      batch,
+      this.inDim,
+      this.outDim,
+      addToGradInput,
+    );
   }
 }
 

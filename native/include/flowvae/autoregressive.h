@@ -5,8 +5,8 @@
 // dim entries, s (IAF gate pre-activation) or α (MAF log-scale) in the last.
 //   IAF:  σ = sigmoid(s), y = σ ⊙ z + (1 − σ) ⊙ m, log|det| = −Σ softplus(−s)
 //   MAF:  u = (x − m) ⊙ exp(−α),                   log|det| = −Σ α
-// The masked matrix products themselves go through sgemm (dense.h) on
-// weights masked by mask_weights.
+// The masked dense layers of MADE run their products through sgemm
+// (dense.h), skipping the terms the mask zeroes.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +19,20 @@ namespace flowvae {
 // out may be weight (in-place masking of a gradient).
 void mask_weights(const float* weight, const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict,
                   float* out, std::size_t out_dim, std::size_t in_dim);
+
+// A MADE layer forward: masked_weight = weight ⊙ mask (as mask_weights),
+// y [batch, out] = x [batch, in] · masked_weightᵀ + bias (bias may be null).
+void masked_dense_forward(const float* x, const float* weight, const float* bias, const uint32_t* out_degrees,
+                          const uint32_t* in_degrees, bool strict, float* masked_weight, float* y, std::size_t batch,
+                          std::size_t in_dim, std::size_t out_dim);
+// Its backward, given dy [batch, out] and the masked weight of the forward:
+//   d_weight += (dyᵀ x) ⊙ mask   (entries the mask cuts are set to exactly 0)
+//   d_bias   += Σ_rows dy
+//   dx        = dy · masked_weight   (added to when accumulate_dx)
+// Each output may be null to skip it.
+void masked_dense_backward(const float* x, const float* masked_weight, const float* dy, const uint32_t* out_degrees,
+                           const uint32_t* in_degrees, bool strict, float* dx, float* d_weight, float* d_bias,
+                           std::size_t batch, std::size_t in_dim, std::size_t out_dim, bool accumulate_dx);
 
 // IAF step: y [batch, dim], log_det [batch] (overwritten). `level` picks
 // the SIMD path of the gate (capped at what this CPU supports).

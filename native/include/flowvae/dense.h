@@ -4,6 +4,7 @@
 // sgemm directly.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace flowvae {
 
@@ -26,9 +27,23 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
            const float* b, float beta, float* c);
 
+// sgemm for products with known zeros: column j of C depends only on k in
+// [k_begin[j], k_end[j]) (k_begin[j] <= k_end[j] <= k), because the terms
+// outside are zero by the caller's structure (the masked weights of a MADE
+// layer); they are skipped, so they must really be zero (non-finite values
+// there are not propagated either).
+void sgemm_column_ranges(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                         const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+                         std::size_t ldc, const uint32_t* k_begin, const uint32_t* k_end);
+
 // y[batch, out] = x[batch, in] · weight[out, in]ᵀ + bias[out]; bias may be null.
 void dense_forward(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
                    std::size_t in_dim, std::size_t out_dim);
+
+// dense_forward where output j depends only on inputs [k_begin[j], k_end[j]) (as sgemm_column_ranges).
+void dense_forward_column_ranges(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
+                                 std::size_t in_dim, std::size_t out_dim, const uint32_t* k_begin,
+                                 const uint32_t* k_end);
 
 // Given dy = ∂L/∂y [batch, out]:
 //   dx[batch, in]      = dy · W             (overwritten)

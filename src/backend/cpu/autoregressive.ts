@@ -15,6 +15,26 @@ export function cpuAutoregressive(addon: NativeAddon): AutoregressiveKernels {
     maskWeights(weight, outDegrees, inDegrees, strict, out, outDim, inDim) {
       addon.autoregressiveMaskWeights(weight as F, outDegrees, inDegrees, strict, out as F, outDim, inDim);
     },
+    maskedDenseForward(x, weight, bias, outDegrees, inDegrees, strict, maskedWeight, y, batch, inDim, outDim) {
+      addon.autoregressiveMaskedDenseForward(x as F, weight as F, bias as F | null, outDegrees, inDegrees, strict, maskedWeight as F, y as F, batch, inDim, outDim);
+    },
+    maskedDenseBackward(x, maskedWeight, dy, outDegrees, inDegrees, strict, dx, dWeight, dBias, batch, inDim, outDim, accumulateDx) {
+      addon.autoregressiveMaskedDenseBackward(
+        x as F,
+        maskedWeight as F,
+        dy as F,
+        outDegrees,
+        inDegrees,
+        strict,
+        dx as F | null,
+        dWeight as F | null,
+        dBias as F | null,
+        batch,
+        inDim,
+        outDim,
+        accumulateDx,
+      );
+    },
     iafForward(z, ms, y, logDet, batch, dim) {
       addon.autoregressiveIafForward(z as F, ms as F, y as F, logDet as F, batch, dim);
     },

@@ -32,6 +32,47 @@ export interface AutoregressiveKernels {
     inDim: number,
   ): void;
 
+  /**
+   * A MADE layer forward: `maskedWeight = weight ⊙ mask` (as `maskWeights`,
+   * kept by the caller for backward) and `y = x · maskedWeightᵀ + bias`
+   * `[batch, outDim]` (`bias` may be null). Kernels may skip the terms of
+   * entries the mask cuts (they are zero).
+   */
+  maskedDenseForward(
+    x: FloatArray,
+    weight: FloatArray,
+    bias: FloatArray | null,
+    outDegrees: Uint32Array,
+    inDegrees: Uint32Array,
+    strict: boolean,
+    maskedWeight: FloatArray,
+    y: FloatArray,
+    batch: number,
+    inDim: number,
+    outDim: number,
+  ): void;
+  /**
+   * Its backward given `dy` `[batch, outDim]` and the forward's `maskedWeight`:
+   * `dWeight += (dyᵀ x) ⊙ mask` (entries the mask cuts set to exactly 0),
+   * `dBias += Σ_rows dy`, and `dx = dy · maskedWeight` (added to when
+   * `accumulateDx`). Each output may be null to skip it.
+   */
+  maskedDenseBackward(
+    x: FloatArray,
+    maskedWeight: FloatArray,
+    dy: FloatArray,
+    outDegrees: Uint32Array,
+    inDegrees: Uint32Array,
+    strict: boolean,
+    dx: FloatArray | null,
+    dWeight: FloatArray | null,
+    dBias: FloatArray | null,
+    batch: number,
+    inDim: number,
+    outDim: number,
+    accumulateDx: boolean,
+  ): void;
+
   /** IAF step: `y` `[batch, dim]` and `logDet` `[batch]` (overwritten) from z and ms. */
   iafForward(z: FloatArray, ms: FloatArray, y: FloatArray, logDet: FloatArray, batch: number, dim: number): void;
   /**

@@ -2,7 +2,8 @@
 import type { AutoregressiveKernels } from '../kernels/autoregressive';
 import type { FloatArray } from '../types';
 import { expected, rangeError, typeError } from '../../errors';
-import { checkArray, checkBoolean, checkSize, sizeProduct } from '../../validate';
+import { checkArray, checkBoolean, checkOptionalArray, checkSize, sizeProduct } from '../../validate';
+import { checkNoOverlap } from './dense';
 import { sigmoid, softplus } from './elementwise';
 
 function checkDegrees(value: unknown, name: string, length: number): Uint32Array {
@@ -61,6 +62,76 @@ export const referenceAutoregressive: AutoregressiveKernels = {
       for (let i = 0; i < inDim; i++) {
         const keep = strict ? d > inDegrees[i] : d >= inDegrees[i];
         out[o * inDim + i] = keep ? weight[o * inDim + i] : 0;
+      }
+    }
+  },
+
+  maskedDenseForward(x, weight, bias, outDegrees, inDegrees, strict, maskedWeight, y, batch, inDim, outDim) {
+    checkSize(batch, 'batch');
+    checkSize(inDim, 'inDim');
+    checkSize(outDim, 'outDim');
+    const wLen = sizeProduct(outDim, inDim);
+    checkArray(x, 'x', sizeProduct(batch, inDim));
+    checkArray(weight, 'weight', wLen);
+    const b = checkOptionalArray(bias, 'bias', outDim);
+    checkDegrees(outDegrees, 'outDegrees', outDim);
+    checkDegrees(inDegrees, 'inDegrees', inDim);
+    checkBoolean(strict, 'strict');
+    checkArray(maskedWeight, 'maskedWeight', wLen);
+    checkArray(y, 'y', sizeProduct(batch, outDim));
+    for (const [input, name] of [[x, 'x'], [weight, 'weight'], [b, 'bias']] as const) checkNoOverlap(maskedWeight, 'maskedWeight', input, name);
+    for (const [input, name] of [[x, 'x'], [weight, 'weight'], [b, 'bias'], [maskedWeight, 'maskedWeight']] as const) checkNoOverlap(y, 'y', input, name);
+    referenceAutoregressive.maskWeights(weight, outDegrees, inDegrees, strict, maskedWeight, outDim, inDim);
+    for (let r = 0; r < batch; r++) {
+      for (let o = 0; o < outDim; o++) {
+        let sum = b ? b[o] : 0;
+        for (let i = 0; i < inDim; i++) sum += x[r * inDim + i] * maskedWeight[o * inDim + i];
+        y[r * outDim + o] = sum;
+      }
+    }
+  },
+
+  maskedDenseBackward(x, maskedWeight, dy, outDegrees, inDegrees, strict, dx, dWeight, dBias, batch, inDim, outDim, accumulateDx) {
+    checkSize(batch, 'batch');
+    checkSize(inDim, 'inDim');
+    checkSize(outDim, 'outDim');
+    const wLen = sizeProduct(outDim, inDim);
+    checkArray(x, 'x', sizeProduct(batch, inDim));
+    checkArray(maskedWeight, 'maskedWeight', wLen);
+    checkArray(dy, 'dy', sizeProduct(batch, outDim));
+    checkDegrees(outDegrees, 'outDegrees', outDim);
+    checkDegrees(inDegrees, 'inDegrees', inDim);
+    checkBoolean(strict, 'strict');
+    const gx = checkOptionalArray(dx, 'dx', sizeProduct(batch, inDim));
+    const gw = checkOptionalArray(dWeight, 'dWeight', wLen);
+    const gb = checkOptionalArray(dBias, 'dBias', outDim);
+    checkBoolean(accumulateDx, 'accumulateDx');
+    for (const [input, name] of [[x, 'x'], [maskedWeight, 'maskedWeight'], [dy, 'dy']] as const) {
+      checkNoOverlap(gx, 'dx', input, name);
+      checkNoOverlap(gw, 'dWeight', input, name);
+      checkNoOverlap(gb, 'dBias', input, name);
+    }
+    checkNoOverlap(gw, 'dWeight', gx, 'dx');
+    checkNoOverlap(gb, 'dBias', gx, 'dx');
+    checkNoOverlap(gb, 'dBias', gw, 'dWeight');
+    if (gw) {
+      for (let o = 0; o < outDim; o++) {
+        for (let i = 0; i < inDim; i++) {
+          const keep = strict ? outDegrees[o] > inDegrees[i] : outDegrees[o] >= inDegrees[i];
+          let sum = 0;
+          if (keep) for (let r = 0; r < batch; r++) sum += dy[r * outDim + o] * x[r * inDim + i];
+          gw[o * inDim + i] = keep ? gw[o * inDim + i] + sum : 0;
+        }
+      }
+    }
+    if (gb) for (let r = 0; r < batch; r++) for (let o = 0; o < outDim; o++) gb[o] += dy[r * outDim + o];
+    if (gx) {
+      for (let r = 0; r < batch; r++) {
+        for (let i = 0; i < inDim; i++) {
+          let sum = accumulateDx ? gx[r * inDim + i] : 0;
+          for (let o = 0; o < outDim; o++) sum += dy[r * outDim + o] * maskedWeight[o * inDim + i];
+          gx[r * inDim + i] = sum;
+        }
       }
     }
   },

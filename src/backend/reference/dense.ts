@@ -17,7 +17,7 @@ import {
 } from '../../validate';
 
 /** Refuses an output that shares memory with another argument (the loops would read what they overwrite). */
-function checkNoOverlap(output: FloatArray | null, outputName: string, other: FloatArray | null, otherName: string): void {
+export function checkNoOverlap(output: FloatArray | null, outputName: string, other: FloatArray | null, otherName: string): void {
   if (!output || !other || output.length === 0 || other.length === 0 || output.buffer !== other.buffer) return;
   const o0 = output.byteOffset;
   const o1 = o0 + output.byteLength;
