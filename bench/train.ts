@@ -13,8 +13,8 @@ import { printTable, runPython, si, writeResults } from './common';
 interface Model {
   name: string;
   posterior: Posterior;
-  /** Name of the same model in bench/peers/train_torch.py, when it has one. */
-  peer?: string;
+  /** Name of the same model in bench/peers/train_torch.py. */
+  peer: string;
   /** Skip the reference backend (too slow to time in a benchmark run). */
   skipReference?: boolean;
 }
@@ -59,19 +59,21 @@ export async function run(): Promise<void> {
   const refRates = new Map<string, number>();
   for (const model of MODELS) if (!model.skipReference) refRates.set(model.name, await epochRate(model, 'reference', x, 200));
   for (const threads of [1, 2]) {
-    const peer = runPython<Record<string, { torch: number; gemm: number }>>(
-      'train_torch.py',
-      { threads, n, batch: 100, models: MODELS.map((m) => m.peer).filter(Boolean), reps: 3 },
-      threads,
-    );
-    if (!peer.result) console.log(`PyTorch peer unavailable: ${peer.reason}`);
     for (const model of MODELS) {
+      // The peer runs right before flowvae, model by model: the machine's speed drifts over
+      // minutes on a shared VM, so both sides of a ratio are measured as close together as possible.
+      const peer = runPython<Record<string, { torch: number; gemm: number }>>(
+        'train_torch.py',
+        { threads, n, batch: 100, models: [model.peer], reps: 3 },
+        threads,
+      );
+      if (!peer.result) console.log(`PyTorch peer unavailable: ${peer.reason}`);
       let cpu = NaN;
       if (hasCpu) {
         setNumThreads(threads);
         cpu = await epochRate(model, 'cpu', x, n);
       }
-      const p = model.peer ? peer.result?.[model.peer] : undefined;
+      const p = peer.result?.[model.peer];
       rows.push([
         model.name,
         threads,
