@@ -4,8 +4,6 @@
  * autoregressive property from its Jacobian; IAF/MAF modules (round trips,
  * log-det vs the numerical Jacobian, gradients, cpu vs reference); options.
  */
-import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendByName } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
@@ -15,7 +13,7 @@ import { FLOW_FAMILIES, IAFFlow, MAFFlow } from '../src/flows';
 import type { AutoregressiveFlow } from '../src/flows/autoregressive';
 import { MADE, inputDegrees, type MadeOrdering } from '../src/nn/made';
 import { VAE } from '../src/vae/vae';
-import { asFloat32Values, dot, expectClose, hasCpu, numericalGradient, randomArray } from './helpers';
+import { asFloat32Values, dot, expectClose, hasCpu, numericalGradient, randomArray, runCappedSimd } from './helpers';
 import { MASKED_SIZES, compareMaskedDense, maskedCaseDegrees } from './masked-dense-cases';
 
 const reference = backendByName('reference');
@@ -246,15 +244,7 @@ describe.skipIf(!cpu)('masked dense layers: cpu equals the reference', () => {
 
   // simd_level() is fixed per process, so each capped path runs in a child process.
   it.each(['scalar', 'avx2'])('FLOWVAE_SIMD=%s', (level) => {
-    const out = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'masked-dense.simd.ts')], {
-      env: { ...process.env, FLOWVAE_SIMD: level },
-      encoding: 'utf8',
-      cwd: path.join(__dirname, '..'),
-    });
-    expect(out.stderr.split('\n').filter((l) => l && !l.includes('Unknown user config')).join('\n')).toBe('');
-    expect(out.status).toBe(0);
-    const report = JSON.parse(out.stdout) as { simd: string; worst: number; cases: number };
-    expect(report.simd).toBe(level);
+    const report = runCappedSimd<{ simd: string; worst: number; cases: number }>('masked-dense.simd.ts', level);
     expect(report.cases).toBe(MASKED_SIZES.length);
     expect(report.worst).toBeLessThanOrEqual(1);
   });

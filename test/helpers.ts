@@ -3,6 +3,8 @@
  * (and say visibly why one is skipped), deterministic test data, closeness
  * checks with stated tolerances, and central finite differences.
  */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { describe, expect } from 'vitest';
 import { backendByName, backends } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
@@ -140,4 +142,22 @@ export function expectSameBits(actual: FloatArray, expectedValues: FloatArray, l
   while (a[i] === b[i]) i++;
   const k = Math.floor(i / width);
   expect.fail(`${label}: element ${k} is ${actual[k]} but expected the same bits as ${expectedValues[k]}`);
+}
+
+/**
+ * Runs test/<script> in a child process with the addon's SIMD path capped by
+ * FLOWVAE_SIMD (simd_level() is fixed per process), checks that it exited
+ * cleanly on that path, and returns the JSON report it printed.
+ */
+export function runCappedSimd<T extends { simd: string }>(script: string, level: string): T {
+  const out = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, script)], {
+    env: { ...process.env, FLOWVAE_SIMD: level },
+    encoding: 'utf8',
+    cwd: path.join(__dirname, '..'),
+  });
+  expect(out.stderr.split('\n').filter((l) => l && !l.includes('Unknown user config')).join('\n')).toBe('');
+  expect(out.status).toBe(0);
+  const report = JSON.parse(out.stdout) as T;
+  expect(report.simd).toBe(level);
+  return report;
 }

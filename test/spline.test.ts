@@ -8,7 +8,6 @@
  * autoregressive modules (Jacobians, round trips, gradients, structure, cpu vs
  * reference) and argument errors.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,7 +21,7 @@ import { FLOW_FAMILIES, SplineAutoregressiveFlow, SplineCouplingFlow, type Flow 
 import { Adam } from '../src/train/adam';
 import { VAE } from '../src/vae/vae';
 import { EPS32, logAbsDet } from './flow-stack-helpers';
-import { asFloat32Values, describeBackends, dot, expectClose, hasCpu, numericalGradient, randomArray, randomNormal } from './helpers';
+import { asFloat32Values, describeBackends, dot, expectClose, hasCpu, numericalGradient, randomArray, randomNormal, runCappedSimd } from './helpers';
 import { SPLINE_CASES, caseData, caseTolerances, runCase, type CaseResult } from './spline-cases';
 
 const reference = backendByName('reference');
@@ -316,16 +315,7 @@ describe.skipIf(!cpu)('spline kernels: cpu vs reference', () => {
   });
 
   it.each(['scalar', 'avx2'])('the FLOWVAE_SIMD=%s path agrees too', (level) => {
-    // simd_level() is fixed per process, so each capped path runs in a child process.
-    const out = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'spline.simd.ts')], {
-      env: { ...process.env, FLOWVAE_SIMD: level },
-      encoding: 'utf8',
-      cwd: path.join(__dirname, '..'),
-    });
-    expect(out.stderr.split('\n').filter((l) => l && !l.includes('Unknown user config')).join('\n')).toBe('');
-    expect(out.status).toBe(0);
-    const report = JSON.parse(out.stdout) as { simd: string; worst: number; cases: number; untouched: boolean };
-    expect(report.simd).toBe(level);
+    const report = runCappedSimd<{ simd: string; worst: number; cases: number; untouched: boolean }>('spline.simd.ts', level);
     expect(report.cases).toBe(SPLINE_CASES.length);
     expect(report.untouched).toBe(true);
     expect(report.worst).toBeLessThanOrEqual(1);

@@ -1,5 +1,3 @@
-import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendByName } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
@@ -15,7 +13,7 @@ import type { FloatArray } from '../src/backend/types';
 import { FlowVaeError } from '../src/errors';
 import { FlowSequence } from '../src/flows/sequence';
 import { SylvesterFlow } from '../src/flows/sylvester';
-import { asFloat32Values, describeBackends, dot, expectClose, hasCpu, numericalGradient, randomArray, randomNormal } from './helpers';
+import { asFloat32Values, describeBackends, dot, expectClose, hasCpu, numericalGradient, randomArray, randomNormal, runCappedSimd } from './helpers';
 
 const reference = backendByName('reference');
 
@@ -376,16 +374,7 @@ describe.skipIf(!hasCpu())('sylvester: cpu kernels equal the reference', () => {
 describe.skipIf(!hasCpu())('sylvester: scalar and AVX2 paths of the addon equal the reference', () => {
   // simd_level() is fixed per process, so each capped path runs in a child process.
   it.each(['scalar', 'avx2'])('FLOWVAE_SIMD=%s', (level) => {
-    const script = path.join(__dirname, 'sylvester.simd.ts');
-    const out = spawnSync(process.execPath, ['--import', 'tsx', script], {
-      env: { ...process.env, FLOWVAE_SIMD: level },
-      encoding: 'utf8',
-      cwd: path.join(__dirname, '..'),
-    });
-    expect(out.stderr.split('\n').filter((l) => l && !l.includes('Unknown user config')).join('\n')).toBe('');
-    expect(out.status).toBe(0);
-    const report = JSON.parse(out.stdout) as { simd: string; worst: number; cases: number };
-    expect(report.simd).toBe(level);
+    const report = runCappedSimd<{ simd: string; worst: number; cases: number }>('sylvester.simd.ts', level);
     expect(report.cases).toBeGreaterThan(10);
     // Same tolerances as the cross-check above, reported as the worst ratio error/bound.
     expect(report.worst).toBeLessThanOrEqual(1);

@@ -125,23 +125,31 @@ thread_local RangeBuffers tls_ranges;
 // ones, which MADE never makes, the direct O(in · out) scan.
 constexpr uint32_t kTableDegrees = 1u << 16;
 
+// For each a < na, the first b < nb with kept(a, b) and one past the last
+// (empty: 0, 0): the direct O(na · nb) scan.
+template <class KeptFn>
+void ScanRanges(std::size_t na, std::size_t nb, KeptFn kept, uint32_t* begin, uint32_t* end) {
+  for (std::size_t a = 0; a < na; ++a) {
+    std::size_t first = nb, last = 0;
+    for (std::size_t b = 0; b < nb; ++b) {
+      if (kept(a, b)) {
+        first = std::min(first, b);
+        last = b + 1;
+      }
+    }
+    begin[a] = static_cast<uint32_t>(first < last ? first : 0);
+    end[a] = static_cast<uint32_t>(first < last ? last : 0);
+  }
+}
+
 // For each output o, the inputs [begin[o], end[o]) it keeps (empty: 0, 0).
 void InputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, std::size_t out_dim,
                  std::size_t in_dim, uint32_t* begin, uint32_t* end) {
   uint32_t top = 0;
   for (std::size_t i = 0; i < in_dim; ++i) top = std::max(top, in_degrees[i]);
   if (top >= kTableDegrees) {
-    for (std::size_t o = 0; o < out_dim; ++o) {
-      std::size_t first = in_dim, last = 0;
-      for (std::size_t i = 0; i < in_dim; ++i) {
-        if (Kept(out_degrees[o], in_degrees[i], strict)) {
-          first = std::min(first, i);
-          last = i + 1;
-        }
-      }
-      begin[o] = static_cast<uint32_t>(first < last ? first : 0);
-      end[o] = static_cast<uint32_t>(first < last ? last : 0);
-    }
+    ScanRanges(out_dim, in_dim, [&](std::size_t o, std::size_t i) { return Kept(out_degrees[o], in_degrees[i], strict); },
+               begin, end);
     return;
   }
   // lo[t], hi[t]: the first index and one past the last among inputs of degree ≤ t.
@@ -175,17 +183,8 @@ void OutputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool 
   uint32_t top = 0;
   for (std::size_t o = 0; o < out_dim; ++o) top = std::max(top, out_degrees[o]);
   if (top >= kTableDegrees) {
-    for (std::size_t i = 0; i < in_dim; ++i) {
-      std::size_t first = out_dim, last = 0;
-      for (std::size_t o = 0; o < out_dim; ++o) {
-        if (Kept(out_degrees[o], in_degrees[i], strict)) {
-          first = std::min(first, o);
-          last = o + 1;
-        }
-      }
-      begin[i] = static_cast<uint32_t>(first < last ? first : 0);
-      end[i] = static_cast<uint32_t>(first < last ? last : 0);
-    }
+    ScanRanges(in_dim, out_dim, [&](std::size_t i, std::size_t o) { return Kept(out_degrees[o], in_degrees[i], strict); },
+               begin, end);
     return;
   }
   // lo[t], hi[t]: the first index and one past the last among outputs of degree ≥ t.
