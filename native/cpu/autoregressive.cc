@@ -105,10 +105,11 @@ constexpr std::size_t kChunk = 256;
 // Masked dense layers. With degrees in order (natural or reversed orderings;
 // MADE sorts its hidden degrees) the mask is a staircase: each output keeps
 // a contiguous range of inputs, each input feeds a contiguous range of
-// outputs, about half of the matrix. The forward and input-gradient products
-// tell sgemm those ranges (sgemm_column_ranges) and skip the rest, which the
-// masked weight holds as zeros. Any ordering stays correct: a range spans
-// from the first kept index to the last, masked entries inside it are zero.
+// outputs, about half of the matrix. The products tell sgemm those ranges
+// (sgemm_column_ranges for the forward and input gradient, sgemm_row_ranges
+// for the weight gradient) and skip the rest, which the masked weight holds
+// as zeros. Any ordering stays correct: a range spans from the first kept
+// index to the last, masked entries inside it are zero.
 
 inline bool Kept(uint32_t out_degree, uint32_t in_degree, bool strict) {
   return strict ? out_degree > in_degree : out_degree >= in_degree;
@@ -229,8 +230,15 @@ void masked_dense_backward(const float* x, const float* masked_weight, const flo
                            const uint32_t* in_degrees, bool strict, float* dx, float* d_weight, float* d_bias,
                            std::size_t batch, std::size_t in_dim, std::size_t out_dim, bool accumulate_dx) {
   if (d_weight != nullptr) {
-    // dW += dyᵀ x, then the entries the mask cuts are set to exactly 0.
-    sgemm(true, false, out_dim, in_dim, batch, 1.0f, dy, out_dim, x, in_dim, 1.0f, d_weight, in_dim);
+    // dW += dyᵀ x over each output's range of kept inputs, then the entries the mask cuts are set to exactly 0.
+    RangeBuffers& r = tls_ranges;
+    if (r.begin.size() < out_dim) {
+      r.begin.resize(out_dim);
+      r.end.resize(out_dim);
+    }
+    InputRanges(out_degrees, in_degrees, strict, out_dim, in_dim, r.begin.data(), r.end.data());
+    sgemm_row_ranges(true, false, out_dim, in_dim, batch, 1.0f, dy, out_dim, x, in_dim, 1.0f, d_weight, in_dim,
+                     r.begin.data(), r.end.data());
     mask_weights(d_weight, out_degrees, in_degrees, strict, d_weight, out_dim, in_dim);
   }
   if (d_bias != nullptr) {

@@ -105,6 +105,11 @@ struct Gemm {
   // mask's staircase is followed closely.
   const uint32_t* k_begin = nullptr;
   const uint32_t* k_end = nullptr;
+  // When set, row i of C needs only the columns [n_begin[i], n_end[i]); the
+  // others are not written (the caller discards them: a masked weight
+  // gradient). Micro-tiles whose rows need none of a piece's columns are skipped.
+  const uint32_t* n_begin = nullptr;
+  const uint32_t* n_end = nullptr;
 };
 
 // Element (i, p) of op(A) and (p, j) of op(B), for the scalar packers.
@@ -599,28 +604,42 @@ struct Driver {
     return round_up(mc * kc + kPackSlack, kAlignFloats) + round_up(nc * kc + kPackSlack, kAlignFloats);
   }
 
+  // Whether some row of [i, i + rows) needs a column of [j, j + width) (Gemm::n_begin/n_end).
+  static bool rows_need(const Gemm& g, std::size_t i, std::size_t rows, std::size_t j, std::size_t width) {
+    for (std::size_t r = i; r < i + rows; ++r) {
+      if (g.n_begin[r] < g.n_end[r] && g.n_begin[r] < j + width && g.n_end[r] > j) return true;
+    }
+    return false;
+  }
+
   // One packed micro-panel of B (columns [j, j + ncols) of C) against the
   // packed rows [ic, ic + mc) of A, over only the k each piece of columns
-  // needs (Gemm::k_begin/k_end) within this k block [pc, pc + kc).
+  // needs (Gemm::k_begin/k_end) within this k block [pc, pc + kc), and only
+  // for the rows that need the piece (Gemm::n_begin/n_end).
   static void run_ranged_panel(const Gemm& g, std::size_t j, std::size_t ncols, std::size_t pc, std::size_t kc,
                                const float* bp, const float* a_pack, std::size_t ic, std::size_t mc, float beta) {
     // Half panels where the kernels can take them (they read B with the panel's stride, NR).
     constexpr std::size_t kPiece = NR >= 16 ? NR / 2 : NR;
     for (std::size_t j0 = 0; j0 < ncols; j0 += kPiece) {
       const std::size_t width = std::min(kPiece, ncols - j0);
-      std::size_t lo = g.k, hi = 0;
-      for (std::size_t c = j + j0; c < j + j0 + width; ++c) {
-        lo = std::min<std::size_t>(lo, g.k_begin[c]);
-        hi = std::max<std::size_t>(hi, g.k_end[c]);
+      std::size_t lo = pc, hi = pc + kc;
+      if (g.k_begin != nullptr) {
+        lo = g.k;
+        hi = 0;
+        for (std::size_t c = j + j0; c < j + j0 + width; ++c) {
+          lo = std::min<std::size_t>(lo, g.k_begin[c]);
+          hi = std::max<std::size_t>(hi, g.k_end[c]);
+        }
+        lo = std::max(lo, pc);
+        hi = std::min(hi, pc + kc);
       }
-      lo = std::max(lo, pc);
-      hi = std::min(hi, pc + kc);
       const std::size_t span = hi > lo ? hi - lo : 0;
       // Nothing to add to C: only the first k block's beta (0: clear) still has to be applied.
       if (span == 0 && beta == 1.0f) continue;
       const std::size_t skip = span == 0 ? 0 : lo - pc;
       for (std::size_t ir = 0; ir < mc; ir += MR) {
         const std::size_t nrows = std::min(MR, mc - ir);
+        if (g.n_begin != nullptr && !rows_need(g, ic + ir, nrows, j + j0, width)) continue;
         float* cp = g.c + (ic + ir) * g.ldc + j + j0;
         Arch::kernel(nrows, width, span, a_pack + ir * kc + skip * MR, bp + j0 + skip * NR, cp, g.ldc, g.alpha, beta);
       }
@@ -652,7 +671,7 @@ struct Driver {
           for (std::size_t jr = 0; jr < nc; jr += NR) {
             std::size_t ncols = std::min(NR, nc - jr);
             const float* bp = b_pack + jr * kc;
-            if (g.k_begin != nullptr) {
+            if (g.k_begin != nullptr || g.n_begin != nullptr) {
               run_ranged_panel(g, jc + jr, ncols, pc, kc, bp, a_pack, ic, mc, beta);
               continue;
             }
@@ -737,6 +756,20 @@ void sgemm_column_ranges(bool trans_a, bool trans_b, std::size_t m, std::size_t 
   Gemm g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
   g.k_begin = k_begin;
   g.k_end = k_end;
+  run_gemm(g);
+}
+
+void sgemm_row_ranges(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                      const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+                      std::size_t ldc, const uint32_t* n_begin, const uint32_t* n_end) {
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == 0.0f) {
+    scale_c(c, ldc, m, n, beta);
+    return;
+  }
+  Gemm g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+  g.n_begin = n_begin;
+  g.n_end = n_end;
   run_gemm(g);
 }
 

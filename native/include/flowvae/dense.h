@@ -36,6 +36,14 @@ void sgemm_column_ranges(bool trans_a, bool trans_b, std::size_t m, std::size_t 
                          const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
                          std::size_t ldc, const uint32_t* k_begin, const uint32_t* k_end);
 
+// sgemm that computes only what each row of C needs: row i the columns
+// [n_begin[i], n_end[i]); micro-tiles whose rows need none of their columns
+// are skipped and their entries of C may be left as they were (the caller
+// discards them: a masked weight gradient, masked afterwards).
+void sgemm_row_ranges(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                      const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+                      std::size_t ldc, const uint32_t* n_begin, const uint32_t* n_end);
+
 // y[batch, out] = x[batch, in] · weight[out, in]ᵀ + bias[out]; bias may be null.
 void dense_forward(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
                    std::size_t in_dim, std::size_t out_dim);
