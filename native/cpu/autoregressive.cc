@@ -117,14 +117,26 @@ inline bool Kept(uint32_t out_degree, uint32_t in_degree, bool strict) {
 
 // Per-thread buffers: grow once to the largest layer, then reused.
 struct RangeBuffers {
-  std::vector<uint32_t> begin, end;  // one range per column of the product
+  std::vector<uint32_t> begin, end;  // one range per column (or row) of the product
   std::vector<uint32_t> lo, hi;      // per-degree tables
 };
 thread_local RangeBuffers tls_ranges;
 
+// One range per column (or row) of a product, in this thread's buffers.
+struct Ranges {
+  const uint32_t* begin;
+  const uint32_t* end;
+};
+
 // Degrees up to this use per-degree tables (O(in + out + degree)); larger
 // ones, which MADE never makes, the direct O(in · out) scan.
 constexpr uint32_t kTableDegrees = 1u << 16;
+
+uint32_t MaxDegree(const uint32_t* degrees, std::size_t n) {
+  uint32_t top = 0;
+  for (std::size_t i = 0; i < n; ++i) top = std::max(top, degrees[i]);
+  return top;
+}
 
 // For each a < na, the first b < nb with kept(a, b) and one past the last
 // (empty: 0, 0): the direct O(na · nb) scan.
@@ -143,72 +155,84 @@ void ScanRanges(std::size_t na, std::size_t nb, KeptFn kept, uint32_t* begin, ui
   }
 }
 
-// For each output o, the inputs [begin[o], end[o]) it keeps (empty: 0, 0).
-void InputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, std::size_t out_dim,
-                 std::size_t in_dim, uint32_t* begin, uint32_t* end) {
-  uint32_t top = 0;
-  for (std::size_t i = 0; i < in_dim; ++i) top = std::max(top, in_degrees[i]);
-  if (top >= kTableDegrees) {
-    ScanRanges(out_dim, in_dim, [&](std::size_t o, std::size_t i) { return Kept(out_degrees[o], in_degrees[i], strict); },
-               begin, end);
-    return;
-  }
-  // lo[t], hi[t]: the first index and one past the last among inputs of degree ≤ t.
+// Fills this thread's lo[t], hi[t] (t ≤ top) with the first index and one past
+// the last among the n items of degree ≤ t (`at_most`) or ≥ t (otherwise).
+void DegreeExtents(const uint32_t* degrees, std::size_t n, uint32_t top, bool at_most) {
   std::vector<uint32_t>& lo = tls_ranges.lo;
   std::vector<uint32_t>& hi = tls_ranges.hi;
-  lo.assign(top + 1, static_cast<uint32_t>(in_dim));
+  lo.assign(top + 1, static_cast<uint32_t>(n));
   hi.assign(top + 1, 0);
-  for (std::size_t i = 0; i < in_dim; ++i) {
-    const uint32_t d = in_degrees[i];
+  for (std::size_t i = 0; i < n; ++i) {
+    const uint32_t d = degrees[i];
     lo[d] = std::min(lo[d], static_cast<uint32_t>(i));
     hi[d] = static_cast<uint32_t>(i + 1);
   }
-  for (uint32_t t = 1; t <= top; ++t) {
-    lo[t] = std::min(lo[t], lo[t - 1]);
-    hi[t] = std::max(hi[t], hi[t - 1]);
-  }
-  for (std::size_t o = 0; o < out_dim; ++o) {
-    // Kept inputs: degree ≤ d_out, or ≤ d_out − 1 when strict.
-    const uint32_t d = out_degrees[o];
-    const bool none = strict && d == 0;
-    const uint32_t t = std::min(strict ? d - 1 : d, top);
-    const bool kept = !none && lo[t] < hi[t];
-    begin[o] = kept ? lo[t] : 0;
-    end[o] = kept ? hi[t] : 0;
+  auto merge = [&](uint32_t t, uint32_t from) {
+    lo[t] = std::min(lo[t], lo[from]);
+    hi[t] = std::max(hi[t], hi[from]);
+  };
+  if (at_most) {
+    for (uint32_t t = 1; t <= top; ++t) merge(t, t - 1);
+  } else {
+    for (uint32_t t = top; t-- > 0;) merge(t, t + 1);
   }
 }
 
+// This thread's range buffers with room for n ranges.
+RangeBuffers& RangesFor(std::size_t n) {
+  RangeBuffers& r = tls_ranges;
+  if (r.begin.size() < n) {
+    r.begin.resize(n);
+    r.end.resize(n);
+  }
+  return r;
+}
+
+// For each output o, the inputs [begin[o], end[o]) it keeps (empty: 0, 0).
+Ranges InputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, std::size_t out_dim,
+                   std::size_t in_dim) {
+  RangeBuffers& r = RangesFor(out_dim);
+  uint32_t* begin = r.begin.data();
+  uint32_t* end = r.end.data();
+  const uint32_t top = MaxDegree(in_degrees, in_dim);
+  if (top >= kTableDegrees) {
+    ScanRanges(out_dim, in_dim, [&](std::size_t o, std::size_t i) { return Kept(out_degrees[o], in_degrees[i], strict); },
+               begin, end);
+    return {begin, end};
+  }
+  DegreeExtents(in_degrees, in_dim, top, true);
+  for (std::size_t o = 0; o < out_dim; ++o) {
+    // Kept inputs: degree ≤ d_out, or ≤ d_out − 1 when strict.
+    const uint32_t d = out_degrees[o];
+    const uint32_t t = std::min(strict ? d - 1 : d, top);
+    const bool kept = !(strict && d == 0) && r.lo[t] < r.hi[t];
+    begin[o] = kept ? r.lo[t] : 0;
+    end[o] = kept ? r.hi[t] : 0;
+  }
+  return {begin, end};
+}
+
 // For each input i, the outputs [begin[i], end[i]) that keep it.
-void OutputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, std::size_t out_dim,
-                  std::size_t in_dim, uint32_t* begin, uint32_t* end) {
-  uint32_t top = 0;
-  for (std::size_t o = 0; o < out_dim; ++o) top = std::max(top, out_degrees[o]);
+Ranges OutputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, std::size_t out_dim,
+                    std::size_t in_dim) {
+  RangeBuffers& r = RangesFor(in_dim);
+  uint32_t* begin = r.begin.data();
+  uint32_t* end = r.end.data();
+  const uint32_t top = MaxDegree(out_degrees, out_dim);
   if (top >= kTableDegrees) {
     ScanRanges(in_dim, out_dim, [&](std::size_t i, std::size_t o) { return Kept(out_degrees[o], in_degrees[i], strict); },
                begin, end);
-    return;
+    return {begin, end};
   }
-  // lo[t], hi[t]: the first index and one past the last among outputs of degree ≥ t.
-  std::vector<uint32_t>& lo = tls_ranges.lo;
-  std::vector<uint32_t>& hi = tls_ranges.hi;
-  lo.assign(top + 1, static_cast<uint32_t>(out_dim));
-  hi.assign(top + 1, 0);
-  for (std::size_t o = 0; o < out_dim; ++o) {
-    const uint32_t d = out_degrees[o];
-    lo[d] = std::min(lo[d], static_cast<uint32_t>(o));
-    hi[d] = static_cast<uint32_t>(o + 1);
-  }
-  for (uint32_t t = top; t-- > 0;) {
-    lo[t] = std::min(lo[t], lo[t + 1]);
-    hi[t] = std::max(hi[t], hi[t + 1]);
-  }
+  DegreeExtents(out_degrees, out_dim, top, false);
   for (std::size_t i = 0; i < in_dim; ++i) {
     // Outputs keeping input i: degree ≥ d_in, or ≥ d_in + 1 when strict.
     const uint64_t t = static_cast<uint64_t>(in_degrees[i]) + (strict ? 1 : 0);
-    const bool kept = t <= top && lo[t] < hi[t];
-    begin[i] = kept ? lo[t] : 0;
-    end[i] = kept ? hi[t] : 0;
+    const bool kept = t <= top && r.lo[t] < r.hi[t];
+    begin[i] = kept ? r.lo[t] : 0;
+    end[i] = kept ? r.hi[t] : 0;
   }
+  return {begin, end};
 }
 
 }  // namespace
@@ -217,13 +241,8 @@ void masked_dense_forward(const float* x, const float* weight, const float* bias
                           const uint32_t* in_degrees, bool strict, float* masked_weight, float* y, std::size_t batch,
                           std::size_t in_dim, std::size_t out_dim) {
   mask_weights(weight, out_degrees, in_degrees, strict, masked_weight, out_dim, in_dim);
-  RangeBuffers& r = tls_ranges;
-  if (r.begin.size() < out_dim) {
-    r.begin.resize(out_dim);
-    r.end.resize(out_dim);
-  }
-  InputRanges(out_degrees, in_degrees, strict, out_dim, in_dim, r.begin.data(), r.end.data());
-  dense_forward_column_ranges(x, masked_weight, bias, y, batch, in_dim, out_dim, r.begin.data(), r.end.data());
+  const Ranges in = InputRanges(out_degrees, in_degrees, strict, out_dim, in_dim);
+  dense_forward_column_ranges(x, masked_weight, bias, y, batch, in_dim, out_dim, in.begin, in.end);
 }
 
 void masked_dense_backward(const float* x, const float* masked_weight, const float* dy, const uint32_t* out_degrees,
@@ -231,14 +250,9 @@ void masked_dense_backward(const float* x, const float* masked_weight, const flo
                            std::size_t batch, std::size_t in_dim, std::size_t out_dim, bool accumulate_dx) {
   if (d_weight != nullptr) {
     // dW += dyᵀ x over each output's range of kept inputs, then the entries the mask cuts are set to exactly 0.
-    RangeBuffers& r = tls_ranges;
-    if (r.begin.size() < out_dim) {
-      r.begin.resize(out_dim);
-      r.end.resize(out_dim);
-    }
-    InputRanges(out_degrees, in_degrees, strict, out_dim, in_dim, r.begin.data(), r.end.data());
+    const Ranges in = InputRanges(out_degrees, in_degrees, strict, out_dim, in_dim);
     sgemm_row_ranges(true, false, out_dim, in_dim, batch, 1.0f, dy, out_dim, x, in_dim, 1.0f, d_weight, in_dim,
-                     r.begin.data(), r.end.data());
+                     in.begin, in.end);
     mask_weights(d_weight, out_degrees, in_degrees, strict, d_weight, out_dim, in_dim);
   }
   if (d_bias != nullptr) {
@@ -249,14 +263,9 @@ void masked_dense_backward(const float* x, const float* masked_weight, const flo
   }
   if (dx != nullptr) {
     // dx[:, i] (+)= Σ over the outputs that keep input i of dy[:, o] W[o, i].
-    RangeBuffers& r = tls_ranges;
-    if (r.begin.size() < in_dim) {
-      r.begin.resize(in_dim);
-      r.end.resize(in_dim);
-    }
-    OutputRanges(out_degrees, in_degrees, strict, out_dim, in_dim, r.begin.data(), r.end.data());
+    const Ranges out = OutputRanges(out_degrees, in_degrees, strict, out_dim, in_dim);
     sgemm_column_ranges(false, false, batch, in_dim, out_dim, 1.0f, dy, out_dim, masked_weight, in_dim,
-                        accumulate_dx ? 1.0f : 0.0f, dx, in_dim, r.begin.data(), r.end.data());
+                        accumulate_dx ? 1.0f : 0.0f, dx, in_dim, out.begin, out.end);
   }
 }
 

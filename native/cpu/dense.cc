@@ -728,16 +728,36 @@ void run_gemm(const Gemm& g) {
   Driver<ScalarArch>::run(g);
 }
 
+// Runs a product, or only C = beta·C when it has no terms (k == 0 or alpha == 0:
+// A and B are not read).
+void run_product(const Gemm& g) {
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0 || g.alpha == 0.0f) {
+    scale_c(g.c, g.ldc, g.m, g.n, g.beta);
+    return;
+  }
+  run_gemm(g);
+}
+
+// The dense layer's forward C = op(A) op(B) + bias on the product `g` (beta 0); bias may be null.
+void run_dense_forward(Gemm g, const float* bias) {
+  if (bias == nullptr) {
+    run_product(g);
+  } else if (g.m == 0 || g.n == 0) {
+    return;
+  } else if (g.k == 0) {
+    for (std::size_t r = 0; r < g.m; ++r) std::memcpy(g.c + r * g.ldc, bias, g.n * sizeof(float));
+  } else {
+    g.bias = bias;
+    run_gemm(g);
+  }
+}
+
 }  // namespace
 
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
            std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0 || alpha == 0.0f) {
-    scale_c(c, ldc, m, n, beta);
-    return;
-  }
-  run_gemm(Gemm{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
+  run_product(Gemm{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
 }
 
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
@@ -748,63 +768,33 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 void sgemm_column_ranges(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                          const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
                          std::size_t ldc, const uint32_t* k_begin, const uint32_t* k_end) {
-  if (m == 0 || n == 0) return;
-  if (k == 0 || alpha == 0.0f) {
-    scale_c(c, ldc, m, n, beta);
-    return;
-  }
   Gemm g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
   g.k_begin = k_begin;
   g.k_end = k_end;
-  run_gemm(g);
+  run_product(g);
 }
 
 void sgemm_row_ranges(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                       const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
                       std::size_t ldc, const uint32_t* n_begin, const uint32_t* n_end) {
-  if (m == 0 || n == 0) return;
-  if (k == 0 || alpha == 0.0f) {
-    scale_c(c, ldc, m, n, beta);
-    return;
-  }
   Gemm g{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
   g.n_begin = n_begin;
   g.n_end = n_end;
-  run_gemm(g);
+  run_product(g);
+}
+
+void dense_forward(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
+                   std::size_t in_dim, std::size_t out_dim) {
+  run_dense_forward(Gemm{false, true, batch, out_dim, in_dim, 1.0f, x, in_dim, weight, in_dim, 0.0f, y, out_dim}, bias);
 }
 
 void dense_forward_column_ranges(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
                                  std::size_t in_dim, std::size_t out_dim, const uint32_t* k_begin,
                                  const uint32_t* k_end) {
-  if (batch == 0 || out_dim == 0) return;
-  if (bias == nullptr || in_dim == 0) {
-    if (bias == nullptr) {
-      sgemm_column_ranges(false, true, batch, out_dim, in_dim, 1.0f, x, in_dim, weight, in_dim, 0.0f, y, out_dim,
-                          k_begin, k_end);
-    } else {
-      for (std::size_t r = 0; r < batch; ++r) std::memcpy(y + r * out_dim, bias, out_dim * sizeof(float));
-    }
-    return;
-  }
   Gemm g{false, true, batch, out_dim, in_dim, 1.0f, x, in_dim, weight, in_dim, 0.0f, y, out_dim};
-  g.bias = bias;
   g.k_begin = k_begin;
   g.k_end = k_end;
-  run_gemm(g);
-}
-
-void dense_forward(const float* x, const float* weight, const float* bias, float* y, std::size_t batch,
-                   std::size_t in_dim, std::size_t out_dim) {
-  if (batch == 0 || out_dim == 0) return;
-  if (bias == nullptr) {
-    sgemm(false, true, batch, out_dim, in_dim, 1.0f, x, weight, 0.0f, y);
-  } else if (in_dim == 0) {
-    for (std::size_t r = 0; r < batch; ++r) std::memcpy(y + r * out_dim, bias, out_dim * sizeof(float));
-  } else {
-    Gemm g{false, true, batch, out_dim, in_dim, 1.0f, x, in_dim, weight, in_dim, 0.0f, y, out_dim};
-    g.bias = bias;
-    run_gemm(g);
-  }
+  run_dense_forward(g, bias);
 }
 
 void dense_backward(const float* x, const float* weight, const float* dy, float* dx, float* d_weight, float* d_bias,

@@ -3,7 +3,7 @@ import type { AutoregressiveKernels } from '../kernels/autoregressive';
 import type { FloatArray } from '../types';
 import { expected, rangeError, typeError } from '../../errors';
 import { checkArray, checkBoolean, checkOptionalArray, checkSize, sizeProduct } from '../../validate';
-import { checkNoOverlap } from './dense';
+import { checkNoOverlap, checkOutputsDisjoint } from './dense';
 import { sigmoid, softplus } from './elementwise';
 
 function checkDegrees(value: unknown, name: string, length: number): Uint32Array {
@@ -106,14 +106,18 @@ export const referenceAutoregressive: AutoregressiveKernels = {
     const gw = checkOptionalArray(dWeight, 'dWeight', wLen);
     const gb = checkOptionalArray(dBias, 'dBias', outDim);
     checkBoolean(accumulateDx, 'accumulateDx');
-    for (const [input, name] of [[x, 'x'], [maskedWeight, 'maskedWeight'], [dy, 'dy']] as const) {
-      checkNoOverlap(gx, 'dx', input, name);
-      checkNoOverlap(gw, 'dWeight', input, name);
-      checkNoOverlap(gb, 'dBias', input, name);
-    }
-    checkNoOverlap(gw, 'dWeight', gx, 'dx');
-    checkNoOverlap(gb, 'dBias', gx, 'dx');
-    checkNoOverlap(gb, 'dBias', gw, 'dWeight');
+    checkOutputsDisjoint(
+      [
+        [gx, 'dx'],
+        [gw, 'dWeight'],
+        [gb, 'dBias'],
+      ],
+      [
+        [x, 'x'],
+        [maskedWeight, 'maskedWeight'],
+        [dy, 'dy'],
+      ],
+    );
     if (gw) {
       for (let o = 0; o < outDim; o++) {
         for (let i = 0; i < inDim; i++) {

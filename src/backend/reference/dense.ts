@@ -31,6 +31,17 @@ export function checkNoOverlap(output: FloatArray | null, outputName: string, ot
   }
 }
 
+type Named = readonly [FloatArray | null, string];
+
+/**
+ * Refuses outputs sharing memory with the inputs (input by input) or with each
+ * other, in the order the native bindings check, so both name the same pair.
+ */
+export function checkOutputsDisjoint(outputs: readonly Named[], inputs: readonly Named[]): void {
+  for (const [input, inputName] of inputs) for (const [output, outputName] of outputs) checkNoOverlap(output, outputName, input, inputName);
+  for (let j = 1; j < outputs.length; j++) for (let i = 0; i < j; i++) checkNoOverlap(outputs[j][0], outputs[j][1], outputs[i][0], outputs[i][1]);
+}
+
 export const referenceDense: DenseKernels = {
   gemm(transA, transB, m, n, k, alpha, a, b, beta, c) {
     checkBoolean(transA, 'transA');
@@ -97,18 +108,18 @@ export const referenceDense: DenseKernels = {
     const gx = checkOptionalArray(dx, 'dx', sizeProduct(batch, inDim));
     const gw = checkOptionalArray(dWeight, 'dWeight', sizeProduct(outDim, inDim));
     const gb = checkOptionalArray(dBias, 'dBias', outDim);
-    for (const [input, name] of [
-      [x, 'x'],
-      [weight, 'weight'],
-      [dy, 'dy'],
-    ] as const) {
-      checkNoOverlap(gx, 'dx', input, name);
-      checkNoOverlap(gw, 'dWeight', input, name);
-      checkNoOverlap(gb, 'dBias', input, name);
-    }
-    checkNoOverlap(gw, 'dWeight', gx, 'dx');
-    checkNoOverlap(gb, 'dBias', gx, 'dx');
-    checkNoOverlap(gb, 'dBias', gw, 'dWeight');
+    checkOutputsDisjoint(
+      [
+        [gx, 'dx'],
+        [gw, 'dWeight'],
+        [gb, 'dBias'],
+      ],
+      [
+        [x, 'x'],
+        [weight, 'weight'],
+        [dy, 'dy'],
+      ],
+    );
 
     if (gx) {
       // dx = dy · W
