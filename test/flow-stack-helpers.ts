@@ -63,6 +63,8 @@ export interface StackOutputs {
   y: Float64Array;
   logDet: Float64Array;
   layerLogDet: Float64Array;
+  /** logDet of a second forward without per-layer log-dets (kernels may sum the layers differently then). */
+  logDetSummed: Float64Array;
   stash: Float64Array;
   dx: Float64Array;
   dParams: Float64Array;
@@ -83,6 +85,14 @@ export function runStack(backend: Backend, fam: FamilyUnderTest, s: Shape, d: St
   const layerLogDet = backend.alloc(batch * layers);
   const stash = backend.alloc(batch * layers);
   const bad0 = k.forward(x, params, y, logDet, layerLogDet, stash, batch, dim, layers, amortized);
+  // Without per-layer log-dets: the same y and stash, bit for bit; the log-det may be summed differently.
+  const y2 = backend.alloc(batch * dim);
+  const logDetSummed = backend.alloc(batch);
+  const stash2 = backend.alloc(batch * layers);
+  const bad0Summed = k.forward(x, params, y2, logDetSummed, null, stash2, batch, dim, layers, amortized);
+  expect(bad0Summed).toBe(bad0);
+  expect(Array.from(y2)).toEqual(Array.from(y));
+  expect(Array.from(stash2)).toEqual(Array.from(stash));
   const dx = backend.alloc(batch * dim);
   const dParams = backend.from(d.dParams0);
   const bad1 = k.backward(fam.saved === 'x' ? x : y, stash, params, backend.from(d.dy), backend.from(d.dLogDet), dx, dParams, batch, dim, layers, amortized);
@@ -94,6 +104,7 @@ export function runStack(backend: Backend, fam: FamilyUnderTest, s: Shape, d: St
     y: f64(y),
     logDet: f64(logDet),
     layerLogDet: f64(layerLogDet),
+    logDetSummed: f64(logDetSummed),
     stash: f64(stash),
     dx: f64(dx),
     dParams: f64(dParams),
@@ -144,6 +155,7 @@ export function crossCheck(fam: FamilyUnderTest, reference: Backend, cpu: Backen
   const logDets = (a: Float64Array) => ({ atol: 2e-7 * s.layers * s.dim * Math.max(maxAbs(a), 1), rtol: 0 });
   expectClose(got.logDet, ref.logDet, logDets(ref.logDet), 'logDet');
   expectClose(got.layerLogDet, ref.layerLogDet, logDets(ref.layerLogDet), 'layerLogDet');
+  expectClose(got.logDetSummed, ref.logDet, logDets(ref.logDet), 'logDet without per-layer log-dets');
   expectClose(got.stash, ref.stash, values(ref.stash), 'stash');
   expectClose(got.dx, ref.dx, grads(ref.dx), 'dx');
   expectClose(got.dParams, ref.dParams, grads(ref.dParams), 'dParams');

@@ -19,6 +19,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "aligned_vector.h"
+
 #if defined(__GNUC__) && !defined(__clang__)
 // Vector arguments of the inlined helpers would change the ABI only for calls
 // that are never emitted (everything is inlined into target-attributed entry
@@ -178,6 +180,51 @@ FLOWVAE_LANE_INLINE F Log(const F& x) {
   result = Select(x < 0.0f || x != x, Splat<F>(__builtin_nanf("")), result);
   return result;
 }
+
+// Σ_k log x_k over a stack's layers with one Log at the end instead of one per
+// layer (the Log is most of a shared planar layer's scalar work). The running
+// product is renormalized to a mantissa in [1, 2) after every factor and the
+// binary exponents are summed as integers, so it never over- or underflows.
+// This is exact up to float rounding while every partial product is a normal
+// float, i.e. for factors in [2^-126, 2^127); lanes where a factor was not
+// (0, subnormal, huge, inf, NaN or negative) fail Normal(), and Sum() redoes
+// them factor by factor with Log, which gives such factors their usual meaning
+// (−inf, inf, NaN). The caller keeps the factors ([count, W]) for that case.
+template <class F>
+struct LogProduct {
+  using I = decltype(F{} < F{});
+  F mantissa = Splat<F>(1.0f);
+  I exponents = I{};               // Σ biased exponents of the partial products
+  I lowest = I{} + 1, highest = I{} + 254;  // their range: normal floats have [1, 254]
+
+  FLOWVAE_LANE_INLINE void Multiply(const F& x) {
+    const I bits = (I)(mantissa * x);
+    const I biased = bits >> 23;  // arithmetic: a negative product gives a negative exponent
+    exponents += biased;
+    lowest = lowest < biased ? lowest : biased;
+    highest = highest > biased ? highest : biased;
+    mantissa = (F)((bits & 0x007fffff) | 0x3f800000);
+  }
+
+  // Lanes whose partial products were all normal floats.
+  FLOWVAE_LANE_INLINE I Normal() const { return (lowest >= 1) & (highest <= 254); }
+
+  // Σ log of the `count` factors multiplied in; `factors` [count, W] are the
+  // same factors, read only for lanes that are not Normal().
+  FLOWVAE_LANE_INLINE F Sum(std::size_t count, const float* factors) const {
+    // Π x = mantissa · 2^(exponents − 127·count); ln 2 split as in Log.
+    const F e = __builtin_convertvector(exponents - static_cast<int32_t>(127 * count), F);
+    const F fast = Log(mantissa) + e * -2.12194440e-4f + e * 0.693359375f;
+    const I normal = Normal();
+    bool all_normal = true;
+    for (int l = 0; l < Width<F>(); ++l) all_normal &= normal[l] != 0;
+    if (all_normal) return fast;
+    constexpr int W = Width<F>();
+    F slow = F{};
+    for (std::size_t k = 0; k < count; ++k) slow += Log(Load<F>(factors + k * W));
+    return Select(normal, fast, slow);
+  }
+};
 
 // log(1 + e) for e in [0, 1], accurate for tiny e (log(u)·e/(u − 1), u = 1 + e).
 template <class F>
@@ -359,10 +406,10 @@ FLOWVAE_LANE_INLINE void PrefetchPart(const float* p, std::size_t n, std::size_t
   }
 }
 
-// Per-thread scratch that only grows (no allocation once warm). One buffer
-// per thread, used by one kernel at a time.
+// Per-thread scratch that only grows (no allocation once warm), aligned to a
+// cache line. One buffer per thread, used by one kernel at a time.
 inline float* ThreadScratch(std::size_t n) {
-  thread_local std::vector<float> buffer;
+  thread_local AlignedFloats buffer;
   if (buffer.size() < n) buffer.resize(n);
   return buffer.data();
 }

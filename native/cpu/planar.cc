@@ -244,61 +244,99 @@ struct ForwardArgs {
   const SharedLayers* shared;
 };
 
+// Two row groups run interleaved: a layer's chain (w·z → tanh → z update) is
+// serial within a group, so a single group leaves the core waiting on
+// latency; the second group's independent chain fills those cycles.
+constexpr int kSharedGroups = 2;
+
 template <int W>
 FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::size_t row_begin, std::size_t row_end) {
   using F = typename Vec<W>::F;
+  constexpr int G = kSharedGroups;
   const std::size_t D = A.dim, K = A.layers, KD = K * D;
   const float* u_hat = A.shared->u_hat.data();
   const float* w = A.params + KD;
   const float* b = A.params + 2 * KD;
-  float* zT = ThreadScratch(D * W);
-  alignas(64) float lane[W];
+  // Per group: zT [D, W], pre-activations [K, W], det J factors [K, W], per-layer log-dets [K, W].
+  const std::size_t per_group = (D + 3 * K) * W;
+  float* scratch = ThreadScratch(G * per_group);
   std::size_t bad = 0;
-  for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
-    const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    GatherRows<W>(A.x + r0 * D, rows, D, zT);
-    F a = DotLanes<W>(w, zT, D);
-    F ld_sum = F{};
+  for (std::size_t r0 = row_begin; r0 < row_end; r0 += G * W) {
+    std::size_t rows[G];
+    float *zT[G], *a_lanes[G], *factors[G], *ld_lanes[G];
+    F a[G], ld_sum[G];
+    lanes::LogProduct<F> det[G];
+    for (int g = 0; g < G; ++g) {
+      const std::size_t first = r0 + g * W;
+      rows[g] = first < row_end ? std::min<std::size_t>(W, row_end - first) : 0;
+      zT[g] = scratch + g * per_group;
+      a_lanes[g] = zT[g] + D * W;
+      factors[g] = a_lanes[g] + K * W;
+      ld_lanes[g] = factors[g] + K * W;
+      GatherRows<W>(A.x + first * D, rows[g], D, zT[g]);
+      a[g] = DotLanes<W>(w, zT[g], D);
+      ld_sum[g] = F{};
+    }
     for (std::size_t k = 0; k < K; ++k) {
-      a += b[k];
-      Store(lane, a);
-      for (std::size_t l = 0; l < rows; ++l) A.stash[(r0 + l) * K + k] = lane[l];
-      F t, s;
-      lanes::TanhSech2(a, &t, &s);
-      // 1 + s·m written as t² + s·(1 + m): no cancellation when m → −1.
-      const F ld = lanes::Log(t * t + s * A.shared->sp[k]);
-      ld_sum += ld;
-      if (A.layer_log_det) {
-        Store(lane, ld);
-        for (std::size_t l = 0; l < rows; ++l) A.layer_log_det[(r0 + l) * K + k] = lane[l];
+      F t[G];
+      for (int g = 0; g < G; ++g) {
+        a[g] += b[k];
+        Store(a_lanes[g] + k * W, a[g]);
+        F s;
+        lanes::TanhSech2(a[g], &t[g], &s);
+        // 1 + s·m written as t² + s·(1 + m): no cancellation when m → −1.
+        const F factor = t[g] * t[g] + s * A.shared->sp[k];
+        if (A.layer_log_det) {
+          const F ld = lanes::Log(factor);
+          ld_sum[g] += ld;
+          Store(ld_lanes[g] + k * W, ld);
+        } else {
+          det[g].Multiply(factor);
+          Store(factors[g] + k * W, factor);
+        }
       }
       // z += t·û_k, fused with the next layer's pre-activation w_{k+1}ᵀz.
       const float* uh = u_hat + k * D;
       if (k + 1 < K) {
         const float* wn = w + (k + 1) * D;
-        // Four accumulators: the dot product is on the critical path of the layer chain.
-        F acc[4] = {F{}, F{}, F{}, F{}};
+        // Two accumulators per group: the dot product is on the critical path of the layer chain.
+        F acc[G][2] = {};
         std::size_t d = 0;
-        for (; d + 4 <= D; d += 4) {
-          for (int j = 0; j < 4; ++j) {
-            const F zj = Load<F>(zT + (d + j) * W) + t * uh[d + j];
-            Store(zT + (d + j) * W, zj);
-            acc[j] += wn[d + j] * zj;
+        for (; d + 2 <= D; d += 2) {
+          for (int g = 0; g < G; ++g) {
+            for (int j = 0; j < 2; ++j) {
+              const F zj = Load<F>(zT[g] + (d + j) * W) + t[g] * uh[d + j];
+              Store(zT[g] + (d + j) * W, zj);
+              acc[g][j] += wn[d + j] * zj;
+            }
           }
         }
-        for (; d < D; ++d) {
-          const F z0 = Load<F>(zT + d * W) + t * uh[d];
-          Store(zT + d * W, z0);
-          acc[d & 3] += wn[d] * z0;
+        for (int g = 0; g < G; ++g) {
+          if (d < D) {
+            const F z0 = Load<F>(zT[g] + d * W) + t[g] * uh[d];
+            Store(zT[g] + d * W, z0);
+            acc[g][0] += wn[d] * z0;
+          }
+          a[g] = acc[g][0] + acc[g][1];
         }
-        a = (acc[0] + acc[1]) + (acc[2] + acc[3]);
       } else {
-        for (std::size_t d = 0; d < D; ++d) Store(zT + d * W, Load<F>(zT + d * W) + t * uh[d]);
+        for (int g = 0; g < G; ++g)
+          for (std::size_t d = 0; d < D; ++d) Store(zT[g] + d * W, Load<F>(zT[g] + d * W) + t[g] * uh[d]);
       }
     }
-    Store(lane, ld_sum);
-    for (std::size_t l = 0; l < rows; ++l) A.log_det[r0 + l] = lane[l];
-    bad += CountBadLanes<W>(ScatterRows<W>(zT, rows, D, A.y + r0 * D) + lanes::NonFiniteProbe(ld_sum), rows);
+    for (int g = 0; g < G; ++g) {
+      if (rows[g] == 0) continue;
+      const std::size_t first = r0 + g * W;
+      if (!A.layer_log_det) ld_sum[g] = det[g].Sum(K, factors[g]);
+      // [K, W] lanes → [rows, K] rows of the stash (and of the per-layer log-dets).
+      lanes::Transpose<(W < 8 ? W : 8)>(a_lanes[g], W, K, rows[g], A.stash + first * K, K);
+      if (A.layer_log_det) lanes::Transpose<(W < 8 ? W : 8)>(ld_lanes[g], W, K, rows[g], A.layer_log_det + first * K, K);
+      alignas(64) float lane[W];
+      Store(lane, ld_sum[g]);
+      for (std::size_t l = 0; l < rows[g]; ++l) A.log_det[first + l] = lane[l];
+      bad += CountBadLanes<W>(ScatterRows<W>(zT[g], rows[g], D, A.y + first * D) + lanes::NonFiniteProbe(ld_sum[g]),
+                              rows[g]);
+    }
   }
   return bad;
 }
@@ -360,20 +398,19 @@ template <int W, int C>
 FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::size_t row_begin, std::size_t row_end,
                                                     double* partial) {
   using F = typename Vec<W>::F;
+  constexpr int G = kSharedGroups;
   const std::size_t D = A.dim, K = A.layers, KD = K * D;
   const float* u_hat = A.shared->u_hat.data();
   const float* w = A.params + KD;
-  float* scratch = ThreadScratch((D + 5 * K) * W + 2 * KD + K * K);
-  float* gT = scratch;                // [D, W]
-  float* t_lanes = gT + D * W;        // [K, W]
-  float* ga_lanes = t_lanes + K * W;  // [K, W]
-  float* ga_rows = ga_lanes + K * W;  // [W, K]
+  // Per group: gT [D, W], pre-activations, t and ga as lanes [K, W], ga as rows [W, K].
+  const std::size_t per_group = (D + 4 * K) * W;
+  float* scratch = ThreadScratch(G * per_group + 2 * K * W + 2 * KD + K * K);
   // float32 sums over at most kFlushRows rows, then added into the float64 partial.
-  float* acc_b = ga_rows + K * W;     // [K, W]: Σ ga
-  float* acc_sp = acc_b + K * W;      // [K, W]: Σ ∂L/∂sp
-  float* acc_tdy = acc_sp + K * W;    // [K, D]: TᵀDY
-  float* acc_gay = acc_tdy + KD;      // [K, D]: GAᵀY
-  float* acc_c = acc_gay + KD;        // [K, K]: Σ t_k ga_j
+  float* acc_b = scratch + G * per_group;  // [K, W]: Σ ga
+  float* acc_sp = acc_b + K * W;           // [K, W]: Σ ∂L/∂sp
+  float* acc_tdy = acc_sp + K * W;         // [K, D]: TᵀDY
+  float* acc_gay = acc_tdy + KD;           // [K, D]: GAᵀY
+  float* acc_c = acc_gay + KD;             // [K, K]: Σ t_k ga_j
   std::fill(acc_b, acc_c + K * K, 0.0f);
   std::fill(partial, partial + PartialSize(D, K), 0.0);
   auto flush = [&]() {
@@ -383,55 +420,84 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
     for (std::size_t i = 0; i < K * K; ++i) out[2 * KD + 2 * K + i] += acc_c[i];
     std::fill(acc_b, acc_c + K * K, 0.0f);
   };
-  alignas(64) float lane[W];
   std::size_t bad = 0;
-  for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
+  for (std::size_t r0 = row_begin; r0 < row_end; r0 += G * W) {
     if (r0 > row_begin && (r0 - row_begin) % kFlushRows == 0) flush();
-    const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    GatherRows<W>(A.dy + r0 * D, rows, D, gT);  // padded lanes: zero gradient, so they add exactly 0
-    for (int l = 0; l < W; ++l) lane[l] = static_cast<std::size_t>(l) < rows ? A.d_log_det[r0 + l] : 0.0f;
-    const F gl = Load<F>(lane);
-    F gyu = DotLanes<W>(u_hat + (K - 1) * D, gT, D);  // gᵀû of the last layer
+    std::size_t rows[G];
+    float *gT[G], *a_lanes[G], *t_lanes[G], *ga_lanes[G], *ga_rows[G];
+    F gl[G], gyu[G];
+    for (int g = 0; g < G; ++g) {
+      const std::size_t first = r0 + g * W;
+      rows[g] = first < row_end ? std::min<std::size_t>(W, row_end - first) : 0;
+      gT[g] = scratch + g * per_group;
+      a_lanes[g] = gT[g] + D * W;
+      t_lanes[g] = a_lanes[g] + K * W;
+      ga_lanes[g] = t_lanes[g] + K * W;
+      ga_rows[g] = ga_lanes[g] + K * W;
+      GatherRows<W>(A.dy + first * D, rows[g], D, gT[g]);  // padded lanes: zero gradient, so they add exactly 0
+      // Stashed pre-activations as lanes; padded lanes get a harmless 1.
+      lanes::Transpose<(W < 8 ? W : 8)>(A.stash + first * K, K, rows[g], K, a_lanes[g], W);
+      alignas(64) float lane[W];
+      for (int l = 0; l < W; ++l) {
+        const bool real = static_cast<std::size_t>(l) < rows[g];
+        lane[l] = real ? A.d_log_det[first + l] : 0.0f;
+        if (!real)
+          for (std::size_t k = 0; k < K; ++k) a_lanes[g][k * W + l] = 1.0f;
+      }
+      gl[g] = Load<F>(lane);
+      gyu[g] = DotLanes<W>(u_hat + (K - 1) * D, gT[g], D);  // gᵀû of the last layer
+    }
     for (std::size_t k = K; k-- > 0;) {
-      for (int l = 0; l < W; ++l) lane[l] = static_cast<std::size_t>(l) < rows ? A.stash[(r0 + l) * K + k] : 1.0f;
-      F t, s;
-      lanes::TanhSech2(Load<F>(lane), &t, &s);
-      const F inv_det = 1.0f / (t * t + s * A.shared->sp[k]);
-      // ∂logdet/∂t = −2 t m / det; ∂logdet/∂sp = s / det.
-      const F ga = (gyu - 2.0f * A.shared->m[k] * gl * t * inv_det) * s;
-      Store(t_lanes + k * W, t);
-      Store(ga_lanes + k * W, ga);
-      Store(acc_b + k * W, Load<F>(acc_b + k * W) + ga);
-      Store(acc_sp + k * W, Load<F>(acc_sp + k * W) + gl * s * inv_det);
+      F ga[G];
+      for (int g = 0; g < G; ++g) {
+        F t, s;
+        lanes::TanhSech2(Load<F>(a_lanes[g] + k * W), &t, &s);
+        const F inv_det = 1.0f / (t * t + s * A.shared->sp[k]);
+        // ∂logdet/∂t = −2 t m / det; ∂logdet/∂sp = s / det.
+        ga[g] = (gyu[g] - 2.0f * A.shared->m[k] * gl[g] * t * inv_det) * s;
+        Store(t_lanes[g] + k * W, t);
+        Store(ga_lanes[g] + k * W, ga[g]);
+        Store(acc_b + k * W, Load<F>(acc_b + k * W) + ga[g]);
+        Store(acc_sp + k * W, Load<F>(acc_sp + k * W) + gl[g] * s * inv_det);
+      }
       // g ← g + ga·w_k, fused with the next layer's gᵀû.
       const float* wk = w + k * D;
       if (k > 0) {
         const float* uh_prev = u_hat + (k - 1) * D;
-        // Four accumulators: the dot product is on the critical path of the layer chain.
-        F acc[4] = {F{}, F{}, F{}, F{}};
+        // Two accumulators per group: the dot product is on the critical path of the layer chain.
+        F acc[G][2] = {};
         std::size_t d = 0;
-        for (; d + 4 <= D; d += 4) {
-          for (int j = 0; j < 4; ++j) {
-            const F nj = Load<F>(gT + (d + j) * W) + ga * wk[d + j];
-            Store(gT + (d + j) * W, nj);
-            acc[j] += uh_prev[d + j] * nj;
+        for (; d + 2 <= D; d += 2) {
+          for (int g = 0; g < G; ++g) {
+            for (int j = 0; j < 2; ++j) {
+              const F nj = Load<F>(gT[g] + (d + j) * W) + ga[g] * wk[d + j];
+              Store(gT[g] + (d + j) * W, nj);
+              acc[g][j] += uh_prev[d + j] * nj;
+            }
           }
         }
-        for (; d < D; ++d) {
-          const F n0 = Load<F>(gT + d * W) + ga * wk[d];
-          Store(gT + d * W, n0);
-          acc[d & 3] += uh_prev[d] * n0;
+        for (int g = 0; g < G; ++g) {
+          if (d < D) {
+            const F n0 = Load<F>(gT[g] + d * W) + ga[g] * wk[d];
+            Store(gT[g] + d * W, n0);
+            acc[g][0] += uh_prev[d] * n0;
+          }
+          gyu[g] = acc[g][0] + acc[g][1];
         }
-        gyu = (acc[0] + acc[1]) + (acc[2] + acc[3]);
       } else {
-        for (std::size_t d = 0; d < D; ++d) Store(gT + d * W, Load<F>(gT + d * W) + ga * wk[d]);
+        for (int g = 0; g < G; ++g)
+          for (std::size_t d = 0; d < D; ++d) Store(gT[g] + d * W, Load<F>(gT[g] + d * W) + ga[g] * wk[d]);
       }
     }
-    bad += CountBadLanes<W>(ScatterRows<W>(gT, rows, D, A.dx + r0 * D), rows);
-    AccumulateOuter<W, C>(t_lanes, A.dy + r0 * D, rows, D, K, acc_tdy);
-    AccumulateOuter<W, C>(ga_lanes, A.y + r0 * D, rows, D, K, acc_gay);
-    lanes::Transpose<(W < 8 ? W : 8)>(ga_lanes, W, K, rows, ga_rows, K);  // [rows, K]
-    AccumulateOuter<W, C>(t_lanes, ga_rows, rows, K, K, acc_c);
+    for (int g = 0; g < G; ++g) {
+      if (rows[g] == 0) continue;
+      const std::size_t first = r0 + g * W;
+      bad += CountBadLanes<W>(ScatterRows<W>(gT[g], rows[g], D, A.dx + first * D), rows[g]);
+      AccumulateOuter<W, C>(t_lanes[g], A.dy + first * D, rows[g], D, K, acc_tdy);
+      AccumulateOuter<W, C>(ga_lanes[g], A.y + first * D, rows[g], D, K, acc_gay);
+      lanes::Transpose<(W < 8 ? W : 8)>(ga_lanes[g], W, K, rows[g], ga_rows[g], K);  // [rows, K]
+      AccumulateOuter<W, C>(t_lanes[g], ga_rows[g], rows[g], K, K, acc_c);
+    }
   }
   flush();
   return bad;
@@ -451,6 +517,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
   const std::size_t D = A.dim, K = A.layers, KD = K * D, P = 2 * D + 1;
   alignas(64) float lane_a[W], lane_wu[W], lane_wn2[W], lane_t[W], lane_tc[W], lane_out[W];
   FC slot_wz[W], slot_wu[W], slot_ww[W];
+  float* factors = ThreadScratch(K * W);  // [K, W]: det J factors, for LogProduct
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
@@ -462,6 +529,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
     std::memcpy(y0, A.x + r0 * D, rows * D * sizeof(float));
     for (int g = 0; g < W; ++g) slot_wz[g] = slot_wu[g] = slot_ww[g] = FC{};
     F ld_sum = F{};
+    lanes::LogProduct<F> det;
     for (std::size_t k = 0; k < K; ++k) {
       lanes::PrefetchPart(next_params, next_rows * K * P, k, K, false);
       for (std::size_t g = 0; g < rows; ++g) {
@@ -483,14 +551,18 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
       F t, s;
       lanes::TanhSech2(Load<F>(lane_a), &t, &s);
       const AmortizedReparam<F> r = Reparametrize(Load<F>(lane_wu), Load<F>(lane_wn2), false);
-      const F ld = lanes::Log(t * t + s * r.sp);
-      ld_sum += ld;
-      Store(lane_t, t);
-      Store(lane_tc, t * r.c);
+      const F factor = t * t + s * r.sp;
       if (A.layer_log_det) {
+        const F ld = lanes::Log(factor);
+        ld_sum += ld;
         Store(lane_out, ld);
         for (std::size_t g = 0; g < rows; ++g) A.layer_log_det[(r0 + g) * K + k] = lane_out[g];
+      } else {
+        det.Multiply(factor);
+        Store(factors + k * W, factor);
       }
+      Store(lane_t, t);
+      Store(lane_tc, t * r.c);
       for (std::size_t g = 0; g < rows; ++g) {
         float* z = y0 + g * D;
         const float* p = p0 + g * K * P;
@@ -512,6 +584,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
         for (; d < D; ++d) step(0.0f, d);
       }
     }
+    if (!A.layer_log_det) ld_sum = det.Sum(K, factors);
     Store(lane_out, ld_sum);
     for (std::size_t g = 0; g < rows; ++g) {
       A.log_det[r0 + g] = lane_out[g];

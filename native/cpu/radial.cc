@@ -82,12 +82,23 @@ void PrepareShared(const float* params, std::size_t D, std::size_t K, SharedLaye
 
 // ---- lane math shared by all paths -----------------------------------------------
 
-// (D − 1)·log((r + sp)·h) + log((r(2α + r) + α·sp)·h²), h = 1/(α + r).
+// The layer's det J = radial^(D − 1) · total, with radial = 1 + βh = (r + sp)·h
+// and total = 1 + βh + βh'r = (r(2α + r) + α·sp)·h², h = 1/(α + r).
+template <class F>
+struct LayerFactors {
+  F radial, total;
+};
+
+template <class F>
+FLOWVAE_LANE_INLINE LayerFactors<F> LayerDetFactors(const F& r, const F& alpha, const F& sp, const F& h) {
+  return {(r + sp) * h, (r * (2.0f * alpha + r) + alpha * sp) * h * h};
+}
+
+// log det J of one layer: (D − 1)·log(radial) + log(total).
 template <class F>
 FLOWVAE_LANE_INLINE F LayerLogDet(const F& r, const F& alpha, const F& sp, const F& h, float d_minus_1) {
-  const F a = lanes::Log((r + sp) * h);
-  const F b = lanes::Log((r * (2.0f * alpha + r) + alpha * sp) * h * h);
-  return d_minus_1 * a + b;
+  const LayerFactors<F> f = LayerDetFactors(r, alpha, sp, h);
+  return d_minus_1 * lanes::Log(f.radial) + lanes::Log(f.total);
 }
 
 // Given ∂L/∂logdet (gl) and gd = gᵀ(z − z0) (g = ∂L/∂y of the layer):
@@ -214,67 +225,111 @@ struct BackwardArgs {
 
 // ---- lanes = rows (shared parameters) ----------------------------------------------
 
+// Two row groups run interleaved: a layer's chain (‖z − z0‖ → √ → 1/(α + r) →
+// z update) is serial within a group, so a single group leaves the core
+// waiting on latency; the second group's independent chain fills those cycles.
+constexpr int kSharedGroups = 2;
+
 template <int W>
 FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::size_t row_begin, std::size_t row_end) {
   using F = typename Vec<W>::F;
+  constexpr int G = kSharedGroups;
   const std::size_t D = A.dim, K = A.layers;
   const float* z0 = A.params;
   const SharedLayers& S = *A.shared;
   const float d_minus_1 = static_cast<float>(D - 1);
-  float* zT = ThreadScratch(D * W);
-  alignas(64) float lane[W];
+  // Per group: zT [D, W]; radii, both det J factors and per-layer log-dets as lanes [K, W].
+  const std::size_t per_group = (D + 4 * K) * W;
+  float* scratch = ThreadScratch(G * per_group);
   std::size_t bad = 0;
-  for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
-    const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    GatherRows<W>(A.x + r0 * D, rows, D, zT);
-    F r2 = SquaredDistanceLanes<W>(z0, zT, D);
-    F ld_sum = F{};
+  for (std::size_t r0 = row_begin; r0 < row_end; r0 += G * W) {
+    std::size_t rows[G];
+    float *zT[G], *r_lanes[G], *radial_factors[G], *total_factors[G], *ld_lanes[G];
+    F r2[G], ld_sum[G];
+    // log det J = (D − 1)·Σ log((r + sp)h) + Σ log((r(2α + r) + α·sp)h²): one product per kind of factor.
+    lanes::LogProduct<F> radial_det[G], total_det[G];
+    for (int g = 0; g < G; ++g) {
+      const std::size_t first = r0 + g * W;
+      rows[g] = first < row_end ? std::min<std::size_t>(W, row_end - first) : 0;
+      zT[g] = scratch + g * per_group;
+      r_lanes[g] = zT[g] + D * W;
+      radial_factors[g] = r_lanes[g] + K * W;
+      total_factors[g] = radial_factors[g] + K * W;
+      ld_lanes[g] = total_factors[g] + K * W;
+      GatherRows<W>(A.x + first * D, rows[g], D, zT[g]);
+      r2[g] = SquaredDistanceLanes<W>(z0, zT[g], D);
+      ld_sum[g] = F{};
+    }
     for (std::size_t k = 0; k < K; ++k) {
-      const F r = lanes::Sqrt(r2);
-      const F alpha = Splat<F>(S.alpha[k]);
-      const F h = 1.0f / (alpha + r);
-      const F bh = S.beta[k] * h;
-      Store(lane, r);
-      for (std::size_t l = 0; l < rows; ++l) A.stash[(r0 + l) * K + k] = lane[l];
-      const F ld = LayerLogDet(r, alpha, Splat<F>(S.sp[k]), h, d_minus_1);
-      ld_sum += ld;
-      if (A.layer_log_det) {
-        Store(lane, ld);
-        for (std::size_t l = 0; l < rows; ++l) A.layer_log_det[(r0 + l) * K + k] = lane[l];
+      const F alpha = Splat<F>(S.alpha[k]), sp = Splat<F>(S.sp[k]);
+      F bh[G];
+      for (int g = 0; g < G; ++g) {
+        const F r = lanes::Sqrt(r2[g]);
+        const F h = 1.0f / (alpha + r);
+        bh[g] = S.beta[k] * h;
+        Store(r_lanes[g] + k * W, r);
+        if (A.layer_log_det) {
+          const F ld = LayerLogDet(r, alpha, sp, h, d_minus_1);
+          ld_sum[g] += ld;
+          Store(ld_lanes[g] + k * W, ld);
+        } else {
+          const LayerFactors<F> f = LayerDetFactors(r, alpha, sp, h);
+          radial_det[g].Multiply(f.radial);
+          total_det[g].Multiply(f.total);
+          Store(radial_factors[g] + k * W, f.radial);
+          Store(total_factors[g] + k * W, f.total);
+        }
       }
       // z += βh (z − z0_k), fused with the next layer's ‖z − z0_{k+1}‖².
       const float* c = z0 + k * D;
       if (k + 1 < K) {
         const float* cn = z0 + (k + 1) * D;
-        F a0 = F{}, a1 = F{};
+        F acc[G][2] = {};
         std::size_t d = 0;
         for (; d + 2 <= D; d += 2) {
-          const F v0 = Load<F>(zT + d * W), v1 = Load<F>(zT + (d + 1) * W);
-          const F n0 = v0 + bh * (v0 - c[d]), n1 = v1 + bh * (v1 - c[d + 1]);
-          Store(zT + d * W, n0);
-          Store(zT + (d + 1) * W, n1);
-          const F e0 = n0 - cn[d], e1 = n1 - cn[d + 1];
-          a0 += e0 * e0;
-          a1 += e1 * e1;
+          for (int g = 0; g < G; ++g) {
+            for (int j = 0; j < 2; ++j) {
+              const F v = Load<F>(zT[g] + (d + j) * W);
+              const F n = v + bh[g] * (v - c[d + j]);
+              Store(zT[g] + (d + j) * W, n);
+              const F e = n - cn[d + j];
+              acc[g][j] += e * e;
+            }
+          }
         }
-        if (d < D) {
-          const F v0 = Load<F>(zT + d * W);
-          const F n0 = v0 + bh * (v0 - c[d]);
-          Store(zT + d * W, n0);
-          const F e0 = n0 - cn[d];
-          a0 += e0 * e0;
+        for (int g = 0; g < G; ++g) {
+          if (d < D) {
+            const F v = Load<F>(zT[g] + d * W);
+            const F n = v + bh[g] * (v - c[d]);
+            Store(zT[g] + d * W, n);
+            const F e = n - cn[d];
+            acc[g][0] += e * e;
+          }
+          r2[g] = acc[g][0] + acc[g][1];
         }
-        r2 = a0 + a1;
       } else {
-        for (std::size_t d = 0; d < D; ++d) {
-          const F v = Load<F>(zT + d * W);
-          Store(zT + d * W, v + bh * (v - c[d]));
+        for (int g = 0; g < G; ++g) {
+          for (std::size_t d = 0; d < D; ++d) {
+            const F v = Load<F>(zT[g] + d * W);
+            Store(zT[g] + d * W, v + bh[g] * (v - c[d]));
+          }
         }
       }
     }
-    Store(lane, ld_sum);
-    for (std::size_t l = 0; l < rows; ++l) A.log_det[r0 + l] = lane[l];
-    bad += CountBadLanes<W>(ScatterRows<W>(zT, rows, D, A.y + r0 * D) + lanes::NonFiniteProbe(ld_sum), rows);
+    for (int g = 0; g < G; ++g) {
+      if (rows[g] == 0) continue;
+      const std::size_t first = r0 + g * W;
+      if (!A.layer_log_det)
+        ld_sum[g] = d_minus_1 * radial_det[g].Sum(K, radial_factors[g]) + total_det[g].Sum(K, total_factors[g]);
+      // [K, W] lanes → [rows, K] rows of the stash (and of the per-layer log-dets).
+      lanes::Transpose<(W < 8 ? W : 8)>(r_lanes[g], W, K, rows[g], A.stash + first * K, K);
+      if (A.layer_log_det) lanes::Transpose<(W < 8 ? W : 8)>(ld_lanes[g], W, K, rows[g], A.layer_log_det + first * K, K);
+      alignas(64) float lane[W];
+      Store(lane, ld_sum[g]);
+      for (std::size_t l = 0; l < rows[g]; ++l) A.log_det[first + l] = lane[l];
+      bad += CountBadLanes<W>(ScatterRows<W>(zT[g], rows[g], D, A.y + first * D) + lanes::NonFiniteProbe(ld_sum[g]),
+                              rows[g]);
+    }
   }
   return bad;
 }
@@ -289,13 +344,14 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
   const std::size_t D = A.dim, K = A.layers, KD = K * D;
   const float* z0 = A.params;
   const SharedLayers& S = *A.shared;
-  float* scratch = ThreadScratch((2 * KD + D + 3 * K) * W);
+  float* scratch = ThreadScratch((2 * KD + D + 4 * K) * W);
   float* zs = scratch;               // [K, D, W]: input of each layer
   float* gT = zs + KD * W;           // [D, W]
   float* acc_z0 = gT + D * W;        // [K, D, W]
   float* bh_lanes = acc_z0 + KD * W;  // [K, W]
   float* acc_alpha = bh_lanes + K * W;  // [K, W]
   float* acc_sp = acc_alpha + K * W;    // [K, W]
+  float* r_lanes = acc_sp + K * W;      // [K, W]: stashed radii
   std::fill(acc_z0, acc_z0 + KD * W, 0.0f);
   std::fill(acc_alpha, acc_sp + K * W, 0.0f);
   std::fill(partial, partial + PartialSize(D, K), 0.0);
@@ -317,11 +373,14 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
     GatherRows<W>(A.x + r0 * D, rows, D, zs);
     GatherRows<W>(A.dy + r0 * D, rows, D, gT);  // padded lanes: zero gradient, so they add exactly 0
+    // Stashed radii as lanes [K, W] (padded lanes: a harmless 1), one transpose per group.
+    lanes::Transpose<(W < 8 ? W : 8)>(A.stash + r0 * K, K, rows, K, r_lanes, W);
+    for (std::size_t l = rows; l < static_cast<std::size_t>(W); ++l)
+      for (std::size_t k = 0; k < K; ++k) r_lanes[k * W + l] = 1.0f;
     // Rebuild the layer inputs from the stashed radii.
     for (std::size_t k = 0; k < K; ++k) {
-      for (int l = 0; l < W; ++l) lane[l] = static_cast<std::size_t>(l) < rows ? A.stash[(r0 + l) * K + k] : 1.0f;
       // Same expression as the forward, so the rebuilt inputs match it exactly.
-      const F bh = S.beta[k] * (1.0f / (S.alpha[k] + Load<F>(lane)));
+      const F bh = S.beta[k] * (1.0f / (S.alpha[k] + Load<F>(r_lanes + k * W)));
       Store(bh_lanes + k * W, bh);
       if (k + 1 == K) break;
       const float* c = z0 + k * D;
@@ -341,8 +400,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
       for (std::size_t d = 0; d < D; ++d) gd += Load<F>(gT + d * W) * (Load<F>(zk + d * W) - c[d]);
     }
     for (std::size_t k = K; k-- > 0;) {
-      for (int l = 0; l < W; ++l) lane[l] = static_cast<std::size_t>(l) < rows ? A.stash[(r0 + l) * K + k] : 1.0f;
-      const LayerGrads<F> lg = LayerBackward(Load<F>(lane), Splat<F>(S.alpha[k]), Splat<F>(S.sp[k]), gl, gd, dim);
+      const LayerGrads<F> lg = LayerBackward(Load<F>(r_lanes + k * W), Splat<F>(S.alpha[k]), Splat<F>(S.sp[k]), gl, gd, dim);
       Store(acc_alpha + k * W, Load<F>(acc_alpha + k * W) + lg.g_alpha);
       Store(acc_sp + k * W, Load<F>(acc_sp + k * W) + lg.g_sp);
       const F bh = Load<F>(bh_lanes + k * W);
@@ -386,6 +444,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
   const float d_minus_1 = static_cast<float>(D - 1);
   alignas(64) float lane_r2[W], lane_ar[W], lane_br[W], lane_bh[W], lane_out[W];
   FC slot_r2[W];
+  float* factors = ThreadScratch(2 * K * W);  // [2, K, W]: both det J factors, for LogProduct
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
@@ -400,6 +459,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
       lane_ar[g] = lane_br[g] = 1.0f;  // harmless padding
     }
     F ld_sum = F{};
+    lanes::LogProduct<F> radial_det, total_det;
     for (std::size_t k = 0; k < K; ++k) {
       lanes::PrefetchPart(next_params, next_rows * K * P, k, K, false);
       for (std::size_t g = 0; g < rows; ++g) {
@@ -419,13 +479,19 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
       const F r = lanes::Sqrt(Load<F>(lane_r2));
       const F h = 1.0f / (alpha + r);
       Store(lane_bh, (sp - alpha) * h);
-      const F ld = LayerLogDet(r, alpha, sp, h, d_minus_1);
-      ld_sum += ld;
       Store(lane_out, r);
       for (std::size_t g = 0; g < rows; ++g) A.stash[(r0 + g) * K + k] = lane_out[g];
       if (A.layer_log_det) {
+        const F ld = LayerLogDet(r, alpha, sp, h, d_minus_1);
+        ld_sum += ld;
         Store(lane_out, ld);
         for (std::size_t g = 0; g < rows; ++g) A.layer_log_det[(r0 + g) * K + k] = lane_out[g];
+      } else {
+        const LayerFactors<F> f = LayerDetFactors(r, alpha, sp, h);
+        radial_det.Multiply(f.radial);
+        total_det.Multiply(f.total);
+        Store(factors + k * W, f.radial);
+        Store(factors + (K + k) * W, f.total);
       }
       for (std::size_t g = 0; g < rows; ++g) {
         float* z = y0 + g * D;
@@ -438,6 +504,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
         });
       }
     }
+    if (!A.layer_log_det) ld_sum = d_minus_1 * radial_det.Sum(K, factors) + total_det.Sum(K, factors + K * W);
     Store(lane_out, ld_sum);
     for (std::size_t g = 0; g < rows; ++g) {
       A.log_det[r0 + g] = lane_out[g];

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "flowvae/parallel.h"
+#include "aligned_vector.h"
 
 namespace flowvae {
 
@@ -60,7 +61,7 @@ inline double worse(double worst, double r) { return std::isnan(worst) ? worst :
 
 // Entry points of one SIMD path.
 struct PathFns {
-  double (*bjorck)(const float*, std::size_t, std::size_t, std::size_t, double, std::vector<float>*, float*,
+  double (*bjorck)(const float*, std::size_t, std::size_t, std::size_t, double, AlignedFloats*, float*,
                    std::size_t*, double*);
   void (*bjorck_backward)(const float*, std::size_t, std::size_t, std::size_t, double, const float*, float*);
   bool (*householder)(const float*, std::size_t, std::size_t, float*);
