@@ -145,19 +145,24 @@ export function expectSameBits(actual: FloatArray, expectedValues: FloatArray, l
 }
 
 /**
- * Runs test/<script> in a child process with the addon's SIMD path capped by
- * FLOWVAE_SIMD (simd_level() is fixed per process), checks that it exited
- * cleanly on that path, and returns the JSON report it printed.
+ * Runs test/<script> in a child process with extra environment variables
+ * (settings the addon reads once per process), checks that it exited cleanly,
+ * and returns the JSON report it printed.
  */
-export function runCappedSimd<T extends { simd: string }>(script: string, level: string): T {
+export function runChild<T>(script: string, env: Record<string, string>): T {
   const out = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, script)], {
-    env: { ...process.env, FLOWVAE_SIMD: level },
+    env: { ...process.env, ...env },
     encoding: 'utf8',
     cwd: path.join(__dirname, '..'),
   });
   expect(out.stderr.split('\n').filter((l) => l && !l.includes('Unknown user config')).join('\n')).toBe('');
   expect(out.status).toBe(0);
-  const report = JSON.parse(out.stdout) as T;
+  return JSON.parse(out.stdout) as T;
+}
+
+/** runChild with the addon's SIMD path capped by FLOWVAE_SIMD; checks the child ran on that path. */
+export function runCappedSimd<T extends { simd: string }>(script: string, level: string): T {
+  const report = runChild<T>(script, { FLOWVAE_SIMD: level });
   expect(report.simd).toBe(level);
   return report;
 }

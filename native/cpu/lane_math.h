@@ -406,6 +406,33 @@ FLOWVAE_LANE_INLINE void PrefetchPart(const float* p, std::size_t n, std::size_t
   }
 }
 
+// dst[0, n) = src[0, n) with non-temporal (streaming) stores for the whole
+// vectors of F that start on a multiple of sizeof(F), plain stores for the
+// rest. For outputs written once and not read back soon (amortized parameter
+// gradients): a normal store first reads the line it writes (read for
+// ownership), a third of the traffic of a gradient block. Ends with a store
+// fence, so the data is ordered before whatever publishes it.
+template <class F>
+FLOWVAE_LANE_INLINE void StreamCopy(float* dst, const float* src, std::size_t n) {
+  constexpr std::size_t kW = sizeof(F) / sizeof(float);
+  std::size_t i = 0;
+  for (; i < n && reinterpret_cast<std::uintptr_t>(dst + i) % sizeof(F) != 0; ++i) dst[i] = src[i];
+  for (; i + kW <= n; i += kW) {
+    const F v = Load<F>(src + i);
+    F* out = reinterpret_cast<F*>(dst + i);
+    if constexpr (sizeof(F) == 64) {
+      asm("vmovntps %1, %0" : "=m"(*out) : "v"(v));
+    } else if constexpr (sizeof(F) == 32) {
+      asm("vmovntps %1, %0" : "=m"(*out) : "x"(v));
+    } else {
+      static_assert(sizeof(F) == 16, "unsupported width");
+      asm("movntps %1, %0" : "=m"(*out) : "x"(v));
+    }
+  }
+  for (; i < n; ++i) dst[i] = src[i];
+  asm volatile("sfence" ::: "memory");
+}
+
 // Per-thread scratch that only grows (no allocation once warm), aligned to a
 // cache line. One buffer per thread, used by one kernel at a time.
 inline float* ThreadScratch(std::size_t n) {

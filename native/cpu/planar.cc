@@ -351,6 +351,7 @@ struct BackwardArgs {
   float* d_params;
   std::size_t dim, layers;
   const SharedLayers* shared;
+  bool stream_grads;  // amortized: write d_params with streaming stores (see stack::Backward)
 };
 
 // acc[k·D + d] += Σ_{l < rows} coef[k·W + l] · data[l·D + d] for k < K: a
@@ -531,8 +532,8 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
     F ld_sum = F{};
     lanes::LogProduct<F> det;
     for (std::size_t k = 0; k < K; ++k) {
-      lanes::PrefetchPart(next_params, next_rows * K * P, k, K, false);
       for (std::size_t g = 0; g < rows; ++g) {
+        lanes::PrefetchPart(next_params, next_rows * K * P, k * W + g, K * W, false);
         const float* p = p0 + g * K * P;
         const std::size_t slot = lanes::RowSlot<C>(g);
         Partials3<CM, C>(p + KD + k * D, y0 + g * D, p + k * D, D, &slot_wz[slot], &slot_wu[slot], &slot_ww[slot]);
@@ -600,7 +601,10 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   using F = typename Vec<W>::F;
   using FC = typename Vec<C>::F;
   const std::size_t D = A.dim, K = A.layers, KD = K * D, P = 2 * D + 1;
-  float* zbuf = ThreadScratch(W * D);
+  // Per group: the layer inputs being rebuilt [W, D] and, when streaming,
+  // the parameter gradients [W, K·P], copied out once complete (StreamCopy).
+  float* zbuf = ThreadScratch(W * D + (A.stream_grads ? W * K * P : 0));
+  float* grad_block = zbuf + W * D;
   alignas(64) float lane_a[W], lane_gl[W], lane_gu[W], lane_gw[W], lane_wu[W], lane_wn2[W];
   alignas(64) float lane_t[W], lane_tc[W], lane_ga[W], lane_gwu[W], lane_gwn2x2[W];
   FC slot_gu[W], slot_gw[W], slot_wu[W], slot_ww[W];
@@ -608,12 +612,11 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    // The next group's parameters and gradient rows, fetched a slice per layer.
+    // The next group's parameters, fetched a slice per layer.
     const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
     const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
-    const float* next_grads = next_rows ? A.d_params + (r0 + W) * K * P : nullptr;
     const float* p0 = A.params + r0 * K * P;
-    float* dp0 = A.d_params + r0 * K * P;
+    float* dp0 = A.stream_grads ? grad_block : A.d_params + r0 * K * P;
     float* g0 = A.dx + r0 * D;
     std::memcpy(g0, A.dy + r0 * D, rows * D * sizeof(float));
     std::memcpy(zbuf, A.y + r0 * D, rows * D * sizeof(float));
@@ -624,9 +627,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
     }
     const F gl = Load<F>(lane_gl);
     for (std::size_t k = K; k-- > 0;) {
-      lanes::PrefetchPart(next_params, next_rows * K * P, K - 1 - k, K, false);
-      lanes::PrefetchPart(next_grads, next_rows * K * P, K - 1 - k, K, true);
       for (std::size_t g = 0; g < rows; ++g) {
+        lanes::PrefetchPart(next_params, next_rows * K * P, (K - 1 - k) * W + g, K * W, false);
         const float* p = p0 + g * K * P;
         const std::size_t slot = lanes::RowSlot<C>(g);
         Partials4<CM, C>(g0 + g * D, p + k * D, p + KD + k * D, D, &slot_gu[slot], &slot_gw[slot], &slot_wu[slot],
@@ -700,6 +702,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         probe[g] = pr;
       }
     }
+    if (A.stream_grads) lanes::StreamCopy<F>(A.d_params + r0 * K * P, grad_block, rows * K * P);
     for (std::size_t g = 0; g < rows; ++g) {
       if (!RowFinite<C>(g0 + g * D, D) || !(HorizontalSum(probe[g]) == 0.0f)) ++bad;
     }
@@ -838,6 +841,7 @@ struct PlanarStack {
   using BackwardArgs = ::flowvae::BackwardArgs;
   static Shared& TlsShared() { return tls_shared; }
   static void Prepare(const float* params, std::size_t D, std::size_t K, Shared* s) { PrepareShared(params, D, K, s); }
+  static std::size_t ParamSize(std::size_t D) { return 2 * D + 1; }  // per layer: u, w, b
   static ForwardFn Forward(bool amortized) { return PickForward(amortized); }
   static BackwardSharedFn BackwardShared() { return PickBackwardShared(); }
   static BackwardAmortizedFn BackwardAmortized() { return PickBackwardAmortized(); }

@@ -221,6 +221,7 @@ struct BackwardArgs {
   float* d_params;
   std::size_t dim, layers;
   const SharedLayers* shared;
+  bool stream_grads;  // amortized: write d_params with streaming stores (see stack::Backward)
 };
 
 // ---- lanes = rows (shared parameters) ----------------------------------------------
@@ -520,7 +521,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   using F = typename Vec<W>::F;
   using FC = typename Vec<C>::F;
   const std::size_t D = A.dim, K = A.layers, KD = K * D, P = D + 2;
-  float* scratch = ThreadScratch(K * W * D + 6 * K * W);
+  float* scratch = ThreadScratch(K * W * D + 6 * K * W + (A.stream_grads ? W * K * P : 0));
   float* zs = scratch;                 // [K, W, D]: input of each layer, row-major
   float* r_l = zs + K * W * D;         // [K, W] per-lane layer values
   float* alpha_l = r_l + K * W;
@@ -528,6 +529,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   float* bh_l = sp_l + K * W;
   float* sig_a_l = bh_l + K * W;
   float* sig_b_l = sig_a_l + K * W;
+  float* grad_block = sig_b_l + K * W;  // [W, K·P] when streaming: gradients, copied out once complete
   const float dim = static_cast<float>(D);
   alignas(64) float lane_ar[W], lane_br[W], lane_gd[W], lane_gl[W], lane_rho[W];
   FC slot_gd[W];
@@ -537,9 +539,9 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
     const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
     const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
-    const float* next_grads = next_rows ? A.d_params + (r0 + W) * K * P : nullptr;
+    const float* next_grads = next_rows && !A.stream_grads ? A.d_params + (r0 + W) * K * P : nullptr;
     const float* p0 = A.params + r0 * K * P;
-    float* dp0 = A.d_params + r0 * K * P;
+    float* dp0 = A.stream_grads ? grad_block : A.d_params + r0 * K * P;
     float* g0 = A.dx + r0 * D;
     std::memcpy(g0, A.dy + r0 * D, rows * D * sizeof(float));
     std::memcpy(zs, A.x + r0 * D, rows * D * sizeof(float));
@@ -623,6 +625,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         probe[g] = pr;
       }
     }
+    if (A.stream_grads) lanes::StreamCopy<F>(A.d_params + r0 * K * P, grad_block, rows * K * P);
     for (std::size_t g = 0; g < rows; ++g) {
       if (!RowFinite<C>(g0 + g * D, D) || !(HorizontalSum(probe[g]) == 0.0f)) ++bad;
     }
@@ -724,6 +727,7 @@ struct RadialStack {
   using BackwardArgs = ::flowvae::BackwardArgs;
   static Shared& TlsShared() { return tls_shared; }
   static void Prepare(const float* params, std::size_t D, std::size_t K, Shared* s) { PrepareShared(params, D, K, s); }
+  static std::size_t ParamSize(std::size_t D) { return D + 2; }  // per layer: z0, α̃, β̃
   static ForwardFn Forward(bool amortized) { return PickForward(amortized); }
   static BackwardSharedFn BackwardShared() { return PickBackwardShared(); }
   static BackwardAmortizedFn BackwardAmortized() { return PickBackwardAmortized(); }

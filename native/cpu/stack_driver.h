@@ -12,6 +12,7 @@
 //                                        same order in both families)
 //   TlsShared()                          this thread's Shared
 //   Prepare(params, dim, layers, Shared*)  folds shared parameters
+//   ParamSize(dim)                       parameters per layer (one row's, when amortized)
 //   Forward(amortized), BackwardShared(), BackwardAmortized()
 //                                        the row functions for this CPU
 //   PartialSize(dim, layers)             float64 sums per chunk of rows
@@ -23,6 +24,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "flowvae/cpu_features.h"
 #include "flowvae/parallel.h"
 
 namespace flowvae {
@@ -72,12 +74,17 @@ std::size_t Backward(const float* in, const float* stash, const float* params, b
   using BackwardArgs = typename Family::BackwardArgs;
   if (batch == 0) return 0;
   if (amortized) {
-    const BackwardArgs args{in, stash, params, dy, d_log_det, dx, d_params, dim, layers, nullptr};
+    // Parameters read and gradients written beyond the last-level cache: the
+    // gradients will not be in cache for their reader anyway, and streaming
+    // stores skip the read a normal store makes of each line it writes.
+    const std::size_t bytes = 2 * batch * layers * Family::ParamSize(dim) * sizeof(float);
+    const bool stream = bytes > last_level_cache_bytes();
+    const BackwardArgs args{in, stash, params, dy, d_log_det, dx, d_params, dim, layers, nullptr, stream};
     return OverBlocks(Family::BackwardAmortized(), args, batch, dim, layers);
   }
   typename Family::Shared& shared = Family::TlsShared();
   Family::Prepare(params, dim, layers, &shared);
-  const BackwardArgs args{in, stash, params, dy, d_log_det, dx, d_params, dim, layers, &shared};
+  const BackwardArgs args{in, stash, params, dy, d_log_det, dx, d_params, dim, layers, &shared, false};
   const auto fn = Family::BackwardShared();
   std::atomic<std::size_t> bad{0};
   // The buffer is the caller's (naming a thread_local inside a task would give each worker its own).

@@ -30,10 +30,15 @@ Napi::Value SimdLevel(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), simd_level_name(simd_level()));
 }
 
+Napi::Value LastLevelCacheBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(last_level_cache_bytes()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("simdLevel", Napi::Function::New(env, SimdLevel, "simdLevel"));
+  exports.Set("lastLevelCacheBytes", Napi::Function::New(env, LastLevelCacheBytes, "lastLevelCacheBytes"));
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   RegisterDense(env, exports);
   RegisterElementwise(env, exports);

@@ -1,6 +1,7 @@
 // lane_math.h helpers that kernels rely on for more than speed: LogProduct
 // (a stack's log-det with one Log per row group) must equal the per-factor
-// sum of logs, including lanes where a factor leaves the normal range.
+// sum of logs, including lanes where a factor leaves the normal range, and
+// StreamCopy must copy exactly whatever the alignment of its destination.
 #include <cfloat>
 #include <cmath>
 #include <limits>
@@ -70,6 +71,29 @@ void CheckLogProduct(void (*sum)(const float*, std::size_t, float*, float*), uin
   }
 }
 
+void StreamBaseline(float* d, const float* s, std::size_t n) { lanes::StreamCopy<lanes::Vec<4>::F>(d, s, n); }
+FLOWVAE_TARGET_AVX2 void StreamAvx2(float* d, const float* s, std::size_t n) { lanes::StreamCopy<lanes::Vec<8>::F>(d, s, n); }
+FLOWVAE_TARGET_AVX512 void StreamAvx512(float* d, const float* s, std::size_t n) {
+  lanes::StreamCopy<lanes::Vec<16>::F>(d, s, n);
+}
+
+void CheckStreamCopy(void (*copy)(float*, const float*, std::size_t)) {
+  Random rng(9);
+  const std::vector<float> src = rng.floats(1100);
+  for (std::size_t offset = 0; offset < 16; ++offset) {
+    for (std::size_t n : {0, 1, 3, 15, 16, 17, 33, 100, 1000}) {
+      AlignedFloats dst(n + 32, -7.0f);
+      copy(dst.data() + offset, src.data() + 1, n);
+      bool ok = true;
+      for (std::size_t i = 0; i < dst.size(); ++i) {
+        const bool inside = i >= offset && i < offset + n;
+        ok &= dst[i] == (inside ? src[1 + i - offset] : -7.0f);
+      }
+      CHECK(ok);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace flowvae
 
@@ -78,4 +102,7 @@ void test_lane_math() {
   CheckLogProduct<4>(SumBaseline, 1);
   if (simd_level() >= SimdLevel::kAvx2) CheckLogProduct<8>(SumAvx2, 2);
   if (simd_level() >= SimdLevel::kAvx512) CheckLogProduct<16>(SumAvx512, 3);
+  CheckStreamCopy(StreamBaseline);
+  if (simd_level() >= SimdLevel::kAvx2) CheckStreamCopy(StreamAvx2);
+  if (simd_level() >= SimdLevel::kAvx512) CheckStreamCopy(StreamAvx512);
 }

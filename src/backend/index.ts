@@ -22,6 +22,12 @@ export interface BackendInfo {
   threads: number;
   /** SIMD path the cpu kernels take on this machine (cpu only). */
   simd?: string;
+  /**
+   * Last-level cache size in bytes the cpu kernels assume (cpu only): detected,
+   * or FLOWVAE_CACHE_BYTES. Amortized flow gradients larger than it are
+   * written with streaming stores.
+   */
+  cacheBytes?: number;
   /** The GPU in use (cuda only, when available). */
   device?: string;
 }
@@ -69,7 +75,7 @@ export function backends(): BackendInfo[] {
       reason: cpu() ? '' : nativeUnavailableReason(),
       dtype: 'float32',
       threads: addon ? addon.getNumThreads() : 0,
-      ...(addon ? { simd: addon.simdLevel() } : {}),
+      ...(addon ? { simd: addon.simdLevel(), cacheBytes: addon.lastLevelCacheBytes() } : {}),
     },
     {
       name: 'cuda',

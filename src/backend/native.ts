@@ -13,6 +13,8 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   simdLevel(): string;
+  /** Last-level cache size the kernels assume (FLOWVAE_CACHE_BYTES, else detected). */
+  lastLevelCacheBytes(): number;
 
   // dense (native/napi/dense.cc)
   denseGemm(
