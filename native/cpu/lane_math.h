@@ -13,6 +13,7 @@
 // about 2 ulp on their documented ranges.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -483,6 +484,30 @@ FLOWVAE_LANE_INLINE std::size_t CountBadLanes(const typename Vec<W>::F& probe, s
   for (std::size_t l = 0; l < rows; ++l)
     if (!(lane[l] == 0.0f)) ++bad;
   return bad;
+}
+
+// Rows of the lane group starting at row `first`: W, fewer at the end, 0 past it.
+template <int W>
+FLOWVAE_LANE_INLINE std::size_t GroupRows(std::size_t first, std::size_t row_end) {
+  return first < row_end ? std::min<std::size_t>(W, row_end - first) : 0;
+}
+
+// Writes a shared-parameter stack's forward outputs for one lane group of
+// `rows` rows starting at `first`: the stash and (when wanted) the per-layer
+// log-dets from lanes [K, W] to rows [rows, K], the log-det, and y from zT
+// [D, W]. Returns the number of rows with a non-finite output.
+template <int W>
+FLOWVAE_LANE_INLINE std::size_t StoreGroupOutputs(const float* stash_lanes, const float* ld_lanes,
+                                                  const typename Vec<W>::F& ld_sum, const float* zT,
+                                                  std::size_t first, std::size_t rows, std::size_t D,
+                                                  std::size_t K, float* stash, float* layer_log_det,
+                                                  float* log_det, float* y) {
+  Transpose<(W < 8 ? W : 8)>(stash_lanes, W, K, rows, stash + first * K, K);
+  if (layer_log_det) Transpose<(W < 8 ? W : 8)>(ld_lanes, W, K, rows, layer_log_det + first * K, K);
+  alignas(64) float lane[W];
+  Store(lane, ld_sum);
+  for (std::size_t l = 0; l < rows; ++l) log_det[first + l] = lane[l];
+  return CountBadLanes<W>(ScatterRows<W>(zT, rows, D, y + first * D) + NonFiniteProbe(ld_sum), rows);
 }
 
 template <int C>

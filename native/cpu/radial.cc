@@ -251,7 +251,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::si
     lanes::LogProduct<F> radial_det[G], total_det[G];
     for (int g = 0; g < G; ++g) {
       const std::size_t first = r0 + g * W;
-      rows[g] = first < row_end ? std::min<std::size_t>(W, row_end - first) : 0;
+      rows[g] = lanes::GroupRows<W>(first, row_end);
       zT[g] = scratch + g * per_group;
       r_lanes[g] = zT[g] + D * W;
       radial_factors[g] = r_lanes[g] + K * W;
@@ -319,17 +319,10 @@ FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::si
     }
     for (int g = 0; g < G; ++g) {
       if (rows[g] == 0) continue;
-      const std::size_t first = r0 + g * W;
       if (!A.layer_log_det)
         ld_sum[g] = d_minus_1 * radial_det[g].Sum(K, radial_factors[g]) + total_det[g].Sum(K, total_factors[g]);
-      // [K, W] lanes → [rows, K] rows of the stash (and of the per-layer log-dets).
-      lanes::Transpose<(W < 8 ? W : 8)>(r_lanes[g], W, K, rows[g], A.stash + first * K, K);
-      if (A.layer_log_det) lanes::Transpose<(W < 8 ? W : 8)>(ld_lanes[g], W, K, rows[g], A.layer_log_det + first * K, K);
-      alignas(64) float lane[W];
-      Store(lane, ld_sum[g]);
-      for (std::size_t l = 0; l < rows[g]; ++l) A.log_det[first + l] = lane[l];
-      bad += CountBadLanes<W>(ScatterRows<W>(zT[g], rows[g], D, A.y + first * D) + lanes::NonFiniteProbe(ld_sum[g]),
-                              rows[g]);
+      bad += lanes::StoreGroupOutputs<W>(r_lanes[g], ld_lanes[g], ld_sum[g], zT[g], r0 + g * W, rows[g], D, K, A.stash,
+                                         A.layer_log_det, A.log_det, A.y);
     }
   }
   return bad;
