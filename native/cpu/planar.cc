@@ -7,18 +7,21 @@
 //
 // Shared parameters: the group is transposed (zT[d·W + lane], one lane per
 // row) and every step is a vector op across rows with the parameter
-// broadcast; tanh, log and the rest of the scalar chain are vectorized across
-// rows for free. Backward carries only ∂L/∂z through the layers: because each
-// layer moves z along its own û_k, the parameter sums Σ t_k g_{k+1} and
-// Σ ga_k z_k follow from a few per-group outer products (see
-// BackwardSharedLanes), without rebuilding z.
+// broadcast; tanh and the rest of the scalar chain are vectorized across rows
+// for free. Two groups run interleaved (one group's layer chain is serial),
+// the log-det takes one Log per group (LogProduct), and the stash is written
+// and read a group at a time. Backward carries only ∂L/∂z through the
+// layers: because each layer moves z along its own û_k, the parameter sums
+// Σ t_k g_{k+1} and Σ ga_k z_k follow from a few per-group outer products
+// (see BackwardSharedLanes), without rebuilding z.
 //
 // Amortized parameters differ per row and are contiguous per row, so rows
 // stay row-major: dot products run SIMD over dim, are reduced across the
 // group's rows with a transpose tree, the scalar chain runs SIMD across rows,
 // and the next group's parameter block is prefetched meanwhile. Backward
 // rebuilds each layer's input from its output, z_k = z_{k+1} − û_k tanh(a_k),
-// with a_k the stashed pre-activation.
+// with a_k the stashed pre-activation; past the last-level cache it writes
+// the parameter gradients with streaming stores (stack::Backward).
 #include "flowvae/planar.h"
 
 #include <algorithm>

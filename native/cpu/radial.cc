@@ -1,9 +1,10 @@
 // Radial flow stacks (see flowvae/radial.h for the mathematics and layouts).
 //
 // Same structure as planar.cc: parallel over blocks of 16 rows; shared
-// parameters run transposed (one SIMD lane per row, parameters broadcast),
-// amortized parameters run row-major (SIMD over dim) with the scalar chain of
-// a group of W rows vectorized across rows. Log-dets use forms without
+// parameters run transposed (one SIMD lane per row, parameters broadcast, two
+// groups interleaved, one Log per group and kind of factor), amortized
+// parameters run row-major (SIMD over dim) with the scalar chain of a group
+// of W rows vectorized across rows. Log-dets use forms without
 // cancellation: 1 + βh = (r + softplus(β̃))/(α + r) and
 // 1 + βh + βh'r = (r(2α + r) + α·softplus(β̃))/(α + r)².
 //
