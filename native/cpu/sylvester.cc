@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "flowvae/parallel.h"
@@ -87,6 +88,7 @@ struct V {
   using Mask = bool;
   static constexpr std::size_t W = 1;
   static constexpr int kRows = 4, kCols = 4;
+  static constexpr bool kHasHalf = false;  // see the AVX-512 V
   static T zero() { return 0.0f; }
   static T set1(float v) { return v; }
   static T load(const float* p) { return *p; }
@@ -131,6 +133,7 @@ struct V {
   using Mask = __m256;
   static constexpr std::size_t W = 8;
   static constexpr int kRows = 4, kCols = 3;  // 12 accumulators of 16 ymm
+  static constexpr bool kHasHalf = false;  // see the AVX-512 V
   static T zero() { return _mm256_setzero_ps(); }
   static T set1(float v) { return _mm256_set1_ps(v); }
   static T load(const float* p) { return _mm256_loadu_ps(p); }
@@ -191,6 +194,16 @@ struct V {
   using Mask = __mmask16;
   static constexpr std::size_t W = 16;
   static constexpr int kRows = 8, kCols = 3;  // 24 accumulators of 32 zmm
+  // Half vectors (8 floats) for products whose last 16-wide column block has
+  // only padding in its upper half: a 256-bit multiply-add costs half a
+  // 512-bit one where the core splits 512-bit operations (AMD Zen 4).
+  static constexpr bool kHasHalf = true;
+  using H = __m256;
+  static H half_zero() { return _mm256_setzero_ps(); }
+  static H half_load(const float* p) { return _mm256_loadu_ps(p); }
+  static void half_store(float* p, H v) { _mm256_storeu_ps(p, v); }
+  static H half_of(T v) { return _mm512_castps512_ps256(v); }
+  static H half_fmadd(H a, H b, H c) { return _mm256_fmadd_ps(a, b, c); }
   static T zero() { return _mm512_setzero_ps(); }
   static T set1(float v) { return _mm512_set1_ps(v); }
   static T load(const float* p) { return _mm512_loadu_ps(p); }
