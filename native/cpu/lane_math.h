@@ -217,10 +217,10 @@ struct LogProduct {
     const F e = __builtin_convertvector(exponents - static_cast<int32_t>(127 * count), F);
     const F fast = Log(mantissa) + e * -2.12194440e-4f + e * 0.693359375f;
     const I normal = Normal();
-    bool all_normal = true;
-    for (int l = 0; l < Width<F>(); ++l) all_normal &= normal[l] != 0;
-    if (all_normal) return fast;
     constexpr int W = Width<F>();
+    bool all_normal = true;
+    for (int l = 0; l < W; ++l) all_normal &= normal[l] != 0;
+    if (all_normal) return fast;
     F slow = F{};
     for (std::size_t k = 0; k < count; ++k) slow += Log(Load<F>(factors + k * W));
     return Select(normal, fast, slow);
@@ -442,12 +442,12 @@ inline float* ThreadScratch(std::size_t n) {
   return buffer.data();
 }
 
-// dst[d·W + l] = src[l·D + d] for the group's rows; padded lanes get 0.
+// dst[d·W + l] = src[l·D + d] for the group's rows; padded lanes get `pad`.
 template <int W>
-FLOWVAE_LANE_INLINE void GatherRows(const float* src, std::size_t rows, std::size_t D, float* dst) {
+FLOWVAE_LANE_INLINE void GatherRows(const float* src, std::size_t rows, std::size_t D, float* dst, float pad = 0.0f) {
   Transpose<(W < 8 ? W : 8)>(src, D, rows, D, dst, W);
   for (std::size_t l = rows; l < static_cast<std::size_t>(W); ++l)
-    for (std::size_t d = 0; d < D; ++d) dst[d * W + l] = 0.0f;
+    for (std::size_t d = 0; d < D; ++d) dst[d * W + l] = pad;
 }
 
 // dst[l·D + d] = src[d·W + l]; returns a per-lane probe that is 0 where the row is finite.

@@ -432,15 +432,9 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
       ga_lanes[g] = t_lanes[g] + K * W;
       ga_rows[g] = ga_lanes[g] + K * W;
       GatherRows<W>(A.dy + first * D, rows[g], D, gT[g]);  // padded lanes: zero gradient, so they add exactly 0
-      // Stashed pre-activations as lanes; padded lanes get a harmless 1.
-      lanes::Transpose<(W < 8 ? W : 8)>(A.stash + first * K, K, rows[g], K, a_lanes[g], W);
+      GatherRows<W>(A.stash + first * K, rows[g], K, a_lanes[g], 1.0f);  // padded lanes: a harmless 1
       alignas(64) float lane[W];
-      for (int l = 0; l < W; ++l) {
-        const bool real = static_cast<std::size_t>(l) < rows[g];
-        lane[l] = real ? A.d_log_det[first + l] : 0.0f;
-        if (!real)
-          for (std::size_t k = 0; k < K; ++k) a_lanes[g][k * W + l] = 1.0f;
-      }
+      for (int l = 0; l < W; ++l) lane[l] = static_cast<std::size_t>(l) < rows[g] ? A.d_log_det[first + l] : 0.0f;
       gl[g] = Load<F>(lane);
       gyu[g] = DotLanes<W>(u_hat + (K - 1) * D, gT[g], D);  // gᵀû of the last layer
     }
@@ -518,7 +512,7 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    // The next group's parameters (one contiguous block), fetched a slice per layer.
+    // The next group's parameters (one contiguous block), fetched a few lines per row.
     const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
     const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
     const float* p0 = A.params + r0 * K * P;

@@ -368,10 +368,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
     GatherRows<W>(A.x + r0 * D, rows, D, zs);
     GatherRows<W>(A.dy + r0 * D, rows, D, gT);  // padded lanes: zero gradient, so they add exactly 0
-    // Stashed radii as lanes [K, W] (padded lanes: a harmless 1), one transpose per group.
-    lanes::Transpose<(W < 8 ? W : 8)>(A.stash + r0 * K, K, rows, K, r_lanes, W);
-    for (std::size_t l = rows; l < static_cast<std::size_t>(W); ++l)
-      for (std::size_t k = 0; k < K; ++k) r_lanes[k * W + l] = 1.0f;
+    GatherRows<W>(A.stash + r0 * K, rows, K, r_lanes, 1.0f);  // stashed radii; padded lanes: a harmless 1
     // Rebuild the layer inputs from the stashed radii.
     for (std::size_t k = 0; k < K; ++k) {
       // Same expression as the forward, so the rebuilt inputs match it exactly.
