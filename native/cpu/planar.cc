@@ -602,9 +602,11 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   std::size_t bad = 0;
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    // The next group's parameters, fetched a slice per layer.
+    // The next group's parameters, fetched a few lines per row, and (unless
+    // streaming) its gradient rows, fetched for writing a slice per layer.
     const std::size_t next_rows = r0 + W < row_end ? std::min<std::size_t>(W, row_end - r0 - W) : 0;
     const float* next_params = next_rows ? A.params + (r0 + W) * K * P : nullptr;
+    const float* next_grads = next_rows && !A.stream_grads ? A.d_params + (r0 + W) * K * P : nullptr;
     const float* p0 = A.params + r0 * K * P;
     float* dp0 = A.stream_grads ? grad_block : A.d_params + r0 * K * P;
     float* g0 = A.dx + r0 * D;
@@ -617,6 +619,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
     }
     const F gl = Load<F>(lane_gl);
     for (std::size_t k = K; k-- > 0;) {
+      lanes::PrefetchPart(next_grads, next_rows * K * P, K - 1 - k, K, true);
       for (std::size_t g = 0; g < rows; ++g) {
         lanes::PrefetchPart(next_params, next_rows * K * P, (K - 1 - k) * W + g, K * W, false);
         const float* p = p0 + g * K * P;
