@@ -1,5 +1,6 @@
 /**
  * `npm run quality -- [--data mnist-subset|fashion-mnist] [--seeds 0,1] [--jobs 2] [--families a,b]`
+ * `npm run quality -- --suite parity …`: training parity with PyTorch (bench/parity.ts).
  *
  * The posterior-quality table: one fixed MLP VAE (784-300-300-40, ReLU,
  * Bernoulli likelihood) trained with every posterior family at the same
@@ -27,6 +28,7 @@ import { loadFashionMnist } from '../src/data/idx';
 import { loadMnistSubset } from '../src/data/mnist';
 import { referenceRng } from '../src/backend/reference/rng';
 import { VAE, type VAEOptions } from '../src/vae/vae';
+import { parityMain } from './parity';
 
 /** The posterior families of the table, as the VAE takes them (the KL estimate is the model's default unless given). */
 export const FAMILIES: Record<string, Pick<VAEOptions, 'posterior' | 'kl'>> = {
@@ -186,6 +188,8 @@ function table(results: RunResult[], families: string[]): string {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.suite === 'parity') return parityMain(args);
+  if (args.suite !== undefined && args.suite !== 'posteriors') throw new Error(`Unknown suite "${args.suite}"; expected "posteriors" or "parity"`);
   if (args.one) {
     const settings = JSON.parse(args.settings) as Settings;
     const result = await runOne(args.one, Number(args.seed), settings);

@@ -20,6 +20,7 @@ export type {
   DistributionBatchProgress,
   DistributionFitBaseOptions,
   DistributionFitResult,
+  DistributionTrainingState,
   ReverseKLFitOptions,
 } from './train/fit-distribution';
 export * from './data';

@@ -387,6 +387,33 @@ describe('FlowDistribution: fit conventions', () => {
   const make = () => FlowDistribution.create({ dim: 2, flow: 'planar', layers: 2, seed: 1, backend: 'reference' });
   const data = gaussianSamples(50, [0, 0], [[1, 0], [0, 1]], 3);
 
+  it('a second fit continues the run: one optimizer and epoch count across calls, as one call', async () => {
+    const params = (d: FlowDistribution) => d.flow.parameters().flatMap((p) => Array.from(p.value));
+    const once = make();
+    await once.fit(data, { epochs: 2, batchSize: 16 });
+    const twice = make();
+    await twice.fit(data, { epochs: 1, batchSize: 16 });
+    await twice.fit(data, { epochs: 1, batchSize: 16 });
+    expect(twice.trainingState).toMatchObject({ epoch: 2, reverseKLSteps: 0 });
+    expect(params(twice)).toEqual(params(once));
+    const fresh = make();
+    await fresh.fit(data, { epochs: 1, batchSize: 16 });
+    await fresh.fit(data, { epochs: 1, batchSize: 16, restart: true });
+    expect(fresh.trainingState).toMatchObject({ epoch: 1 });
+    expect(params(fresh)).not.toEqual(params(once));
+
+    // Reverse KL: the annealing counts the steps of every call.
+    const oneCall = make();
+    await oneCall.fitTarget(t, { steps: 6, batchSize: 16, warmup: 4 });
+    const twoCalls = make();
+    const betas: number[] = [];
+    await twoCalls.fitTarget(t, { steps: 3, batchSize: 16, warmup: 4 });
+    await twoCalls.fitTarget(t, { steps: 3, batchSize: 16, warmup: 4, onBatch: (p) => betas.push(p.beta) });
+    expect(betas).toEqual([0.76, 1, 1]);
+    expect(twoCalls.trainingState!.reverseKLSteps).toBe(6);
+    expect(params(twoCalls)).toEqual(params(oneCall));
+  });
+
   it('returns promises, reports every step and the epochs, and is deterministic from the seed', async () => {
     const steps: number[] = [];
     const run = make().fitTarget(t, { steps: 5, batchSize: 16, onBatch: (p) => steps.push(p.step) });
@@ -529,7 +556,7 @@ describe('FlowDistribution: bad arguments', () => {
     await expectRejection(
       d.fit(new Float64Array(4), { epoch: 3 } as never),
       RangeError,
-      'Unknown option "epoch" in "options"; expected one of "batchSize", "lr", "optimizer", "weightDecay", "maxGradNorm", "lrSchedule", "onBatch", "signal", "epochs", "seed", "onEpoch"',
+      'Unknown option "epoch" in "options"; expected one of "batchSize", "lr", "optimizer", "weightDecay", "maxGradNorm", "lrSchedule", "onBatch", "signal", "restart", "epochs", "seed", "onEpoch"',
       'ERR_ARG',
     );
     await expectRejection(d.fit(new Float64Array(4), { lr: 0 }), RangeError, 'Expected number in (0, 10] for "lr" but received 0 (number)', 'ERR_ARG');

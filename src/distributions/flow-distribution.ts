@@ -42,6 +42,7 @@ import type { Dataset } from '../data/dataset';
 import {
   fitDensity,
   fitReverseKL,
+  type DistributionTrainingState,
   type DensityFitOptions,
   type DistributionFitResult,
   type ReverseKLFitOptions,
@@ -131,6 +132,12 @@ export class FlowDistribution {
   readonly seed: number;
   /** Next element of the noise stream (advanced by sample() without a seed and by training). */
   noiseOffset = 0;
+  /**
+   * Where training stands (optimizer moments, epochs and steps done): the next
+   * `fit`/`fitTarget` continues from it unless given `restart: true`. Kept in
+   * memory only; `save` does not write it.
+   */
+  trainingState: DistributionTrainingState | undefined;
   private readonly ws: Workspace;
 
   constructor(base: DiagonalGaussian, flow: Flow, options: FlowDistributionOptions = {}) {

@@ -19,7 +19,7 @@ import type { FlowDistribution } from '../distributions/flow-distribution';
 import type { TargetDensity } from '../distributions/targets2d';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
-import { Adam } from './adam';
+import { Adam, type AdamState } from './adam';
 
 export interface DistributionFitBaseOptions {
   /** Examples (MLE) or draws from q (reverse KL) per step (default 256). */
@@ -36,6 +36,23 @@ export interface DistributionFitBaseOptions {
   /** Called after every step. */
   onBatch?: (progress: DistributionBatchProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Start a new run: a fresh optimizer and epoch/step count (default false:
+   * a distribution that has trained before continues its run, see
+   * `FlowDistribution.trainingState`).
+   */
+  restart?: boolean;
+}
+
+/**
+ * What a FlowDistribution's next `fit`/`fitTarget` continues from: Adam's
+ * moments and step count, the epochs of maximum likelihood done (they order
+ * the batches) and the reverse-KL steps done (they drive the annealing).
+ */
+export interface DistributionTrainingState {
+  optimizer: AdamState;
+  epoch: number;
+  reverseKLSteps: number;
 }
 
 export interface DensityFitOptions extends DistributionFitBaseOptions {
@@ -49,7 +66,10 @@ export interface DensityFitOptions extends DistributionFitBaseOptions {
 export interface ReverseKLFitOptions extends DistributionFitBaseOptions {
   /** Optimizer steps (default 1000). */
   steps?: number;
-  /** Annealing steps: β = min(1, 0.01 + step / warmup) (0, the default: β = 1 throughout). */
+  /**
+   * Annealing steps: β = min(1, 0.01 + t / warmup), t the reverse-KL steps the
+   * distribution has taken in all its calls (0, the default: β = 1 throughout).
+   */
   warmup?: number;
 }
 
@@ -84,13 +104,15 @@ export interface DistributionFitResult {
   epochs: DensityEpochMetrics[];
 }
 
-const BASE_KEYS = ['batchSize', 'lr', 'optimizer', 'weightDecay', 'maxGradNorm', 'lrSchedule', 'onBatch', 'signal'] as const;
+const BASE_KEYS = ['batchSize', 'lr', 'optimizer', 'weightDecay', 'maxGradNorm', 'lrSchedule', 'onBatch', 'signal', 'restart'] as const;
 const DENSITY_KEYS = [...BASE_KEYS, 'epochs', 'seed', 'onEpoch'] as const;
 const REVERSE_KL_KEYS = [...BASE_KEYS, 'steps', 'warmup'] as const;
 
 interface Common {
   batchSize: number;
   adam: Adam;
+  /** The run this call continues (fresh: all zero). */
+  previous: { epoch: number; reverseKLSteps: number };
   lr0: number;
   schedule: 'constant' | 'cosine';
   onBatch?: (p: DistributionBatchProgress) => void;
@@ -107,13 +129,24 @@ function common(dist: FlowDistribution, options: DistributionFitBaseOptions, def
   if (signal !== undefined && (typeof signal !== 'object' || signal === null || typeof signal.aborted !== 'boolean')) {
     throw typeError(expected('AbortSignal', 'signal', signal));
   }
+  const restart = options.restart ?? false;
+  if (typeof restart !== 'boolean') throw typeError(expected('boolean', 'restart', restart));
   const adam = new Adam(dist.backend, dist.flow.parameters(), {
     lr: lr0,
     weightDecay: options.weightDecay ?? 0,
     decoupled: optimizer === 'adamw',
     maxGradNorm: options.maxGradNorm ?? 0,
   });
-  return { batchSize, adam, lr0, schedule, onBatch: options.onBatch, signal };
+  // A distribution that has trained before continues its run, as VAE.fit does.
+  const state = restart ? undefined : dist.trainingState;
+  if (state) adam.loadState(state.optimizer);
+  const previous = { epoch: state?.epoch ?? 0, reverseKLSteps: state?.reverseKLSteps ?? 0 };
+  return { batchSize, adam, previous, lr0, schedule, onBatch: options.onBatch, signal };
+}
+
+/** Records where the run stands on the distribution (after every epoch or step). */
+function keepState(dist: FlowDistribution, c: Common, epoch: number, reverseKLSteps: number): void {
+  dist.trainingState = { optimizer: c.adam.state(), epoch, reverseKLSteps };
 }
 
 function scheduledLr(c: Common, step: number, total: number): number {
@@ -175,9 +208,10 @@ export async function fitDensity(dist: FlowDistribution, dataIn: FloatArray | Da
   const history: DensityEpochMetrics[] = [];
   let steps = 0;
   let stopped: DistributionFitResult['stopped'] = 'completed';
-  for (let epoch = 0; epoch < epochs && stopped === 'completed'; epoch++) {
+  const first = c.previous.epoch;
+  for (let epoch = first; epoch < first + epochs && stopped === 'completed'; epoch++) {
     const t0 = performance.now();
-    // The order of an epoch depends only on (seed, epoch).
+    // The order of an epoch depends only on (seed, epoch); epochs count across calls.
     const order = permutation(n, seed, 1000 + epoch);
     let sum = 0;
     let seen = 0;
@@ -199,6 +233,7 @@ export async function fitDensity(dist: FlowDistribution, dataIn: FloatArray | Da
       applyStep(c, step);
       losses[steps] = loss;
       steps = step;
+      keepState(dist, c, epoch, c.previous.reverseKLSteps);
       sum += loss * count;
       seen += count;
       c.onBatch?.({
@@ -213,6 +248,7 @@ export async function fitDensity(dist: FlowDistribution, dataIn: FloatArray | Da
       await yieldToEventLoop();
     }
     if (seen === 0) break;
+    keepState(dist, c, epoch + 1, c.previous.reverseKLSteps);
     const metrics = { epoch: epoch + 1, loss: sum / seen, seconds: (performance.now() - t0) / 1000 };
     history.push(metrics);
     if (options.onEpoch) await options.onEpoch(metrics);
@@ -236,12 +272,13 @@ export async function fitReverseKL(dist: FlowDistribution, target: TargetDensity
       break;
     }
     const step = steps + 1;
-    const beta = warmup > 0 ? Math.min(1, 0.01 + steps / warmup) : 1;
+    const beta = warmup > 0 ? Math.min(1, 0.01 + (c.previous.reverseKLSteps + steps) / warmup) : 1;
     c.adam.lr = scheduledLr(c, steps, total);
     const loss = atStep(step, () => dist.reverseKLGradients(target, c.batchSize, { beta }));
     applyStep(c, step);
     losses[steps] = loss;
     steps = step;
+    keepState(dist, c, c.previous.epoch, c.previous.reverseKLSteps + steps);
     c.onBatch?.({
       step,
       steps: total,

@@ -18,6 +18,11 @@ import { Adam, type AdamState } from './adam';
 export type LrSchedule = 'constant' | 'cosine' | 'exponential';
 
 export interface FitOptions {
+  /**
+   * Epochs this call trains (default 10). With `resume`, the total instead,
+   * counting the epochs the resumed state has done (a checkpoint's run
+   * continued to the same end).
+   */
   epochs?: number;
   batchSize?: number;
   lr?: number;
@@ -26,11 +31,20 @@ export interface FitOptions {
   weightDecay?: number;
   /** Clip gradients to this global L2 norm (0: off). */
   maxGradNorm?: number;
-  /** 'constant', 'cosine' (to 0 over the run) or 'exponential' (× lrGamma per epoch). */
+  /**
+   * 'constant', 'cosine' (to 0 at the end of the run: this call's last epoch,
+   * or epoch `epochs` with `resume`) or 'exponential' (× lrGamma per epoch).
+   */
   lrSchedule?: LrSchedule;
   lrGamma?: number;
   /** Epochs of KL warm-up: β rises linearly from 0 to `beta` over them (0: none). */
   warmup?: number;
+  /**
+   * How β rises during warm-up: 'batch' (default) raises it after every batch,
+   * from 0; 'epoch' holds it for an epoch at min(1, e / warmup) · beta for
+   * epochs e = 1, 2, … (the flow papers' code: 1/warmup in the first epoch).
+   */
+  warmupStep?: 'batch' | 'epoch';
   /** Final (or constant) weight of the KL term. */
   beta?: number;
   /** Free bits λ (nats per latent dimension). */
@@ -50,8 +64,18 @@ export interface FitOptions {
   onEpoch?: (metrics: EpochMetrics) => void | Promise<void>;
   onBatch?: (progress: BatchProgress) => void;
   signal?: AbortSignal;
-  /** Continue from this state (checkpoint resume). */
+  /**
+   * Continue from this state (checkpoint resume; see `epochs`). Without it a
+   * model that has trained before continues its own run (`vae.trainingState`):
+   * the same optimizer moments and step count, and the epoch count that
+   * orders the batches and drives the warm-up and the learning-rate schedule,
+   * as a PyTorch loop keeps one optimizer across its epochs. So
+   * `fit({ epochs: 1 })` called 40 times trains as `fit({ epochs: 40 })` does.
+   * Best-epoch tracking (`keepBest`, `patience`) is per call unless resumed.
+   */
   resume?: TrainingState;
+  /** Start a new run instead: a fresh optimizer and epoch count (default false). */
+  restart?: boolean;
 }
 
 export interface EpochMetrics {
@@ -91,9 +115,9 @@ export interface FitResult {
 }
 
 const KEYS = [
-  'epochs', 'batchSize', 'lr', 'optimizer', 'weightDecay', 'maxGradNorm', 'lrSchedule', 'lrGamma', 'warmup', 'beta',
+  'epochs', 'batchSize', 'lr', 'optimizer', 'weightDecay', 'maxGradNorm', 'lrSchedule', 'lrGamma', 'warmup', 'warmupStep', 'beta',
   'freeBits', 'validation', 'patience', 'keepBest', 'binarize', 'seed', 'evalSamples', 'onEpoch', 'onBatch', 'signal',
-  'resume',
+  'resume', 'restart',
 ] as const;
 
 /**
@@ -133,12 +157,16 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
   const dim = vae.inputDim;
   const data = checkTrainingData(dataIn, 'data', vae);
   const epochs = checkPositiveInt(options.epochs ?? 10, 'epochs');
+  const restart = options.restart ?? false;
+  if (typeof restart !== 'boolean') throw typeError(expected('boolean', 'restart', restart));
+  if (restart && options.resume) throw rangeError('"restart" and "resume" exclude each other: pass one of them');
   const batchSize = checkPositiveInt(options.batchSize ?? 100, 'batchSize');
   const lr0 = checkInRange(options.lr ?? 1e-3, 'lr', 0, 10, { lo: true });
   const optimizerKind = checkOneOf(options.optimizer ?? 'adam', 'optimizer', ['adam', 'adamw'] as const);
   const schedule = checkOneOf(options.lrSchedule ?? 'constant', 'lrSchedule', ['constant', 'cosine', 'exponential'] as const);
   const lrGamma = checkInRange(options.lrGamma ?? 0.95, 'lrGamma', 0, 1, { lo: true });
   const warmup = checkInRange(options.warmup ?? 0, 'warmup', 0, 1e6);
+  const warmupStep = checkOneOf(options.warmupStep ?? 'batch', 'warmupStep', ['batch', 'epoch'] as const);
   const betaMax = checkInRange(options.beta ?? 1, 'beta', 0, 1e6);
   const freeBits = checkInRange(options.freeBits ?? 0, 'freeBits', 0, 1e6);
   const patience = checkSize(options.patience ?? 0, 'patience');
@@ -180,6 +208,7 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
     maxGradNorm: options.maxGradNorm ?? 0,
   });
   let startEpoch = 0;
+  let endEpoch = epochs;
   let best = -Infinity;
   let sinceBest = 0;
   if (options.resume) {
@@ -188,6 +217,14 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
     startEpoch = options.resume.epoch;
     best = options.resume.bestValidationElbo;
     sinceBest = options.resume.epochsWithoutImprovement;
+  } else if (vae.trainingState && !restart) {
+    // The model's own run goes on: restarting Adam (moments and bias
+    // correction) and the epoch count (the same batch order every call) is
+    // what made a per-epoch loop train measurably worse than its PyTorch twin.
+    const previous = vae.trainingState;
+    adam.loadState(previous.optimizer);
+    startEpoch = previous.epoch;
+    endEpoch = startEpoch + epochs;
   }
   const bestParams = keepBest ? params.map((p) => vae.backend.from(p.value)) : null;
 
@@ -204,10 +241,10 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
     epochsWithoutImprovement: sinceBest,
   });
 
-  for (let epoch = startEpoch; epoch < epochs; epoch++) {
+  for (let epoch = startEpoch; epoch < endEpoch; epoch++) {
     const t0 = performance.now();
     adam.lr =
-      schedule === 'constant' ? lr0 : schedule === 'exponential' ? lr0 * lrGamma ** epoch : (0.5 * lr0 * (1 + Math.cos((Math.PI * epoch) / epochs)));
+      schedule === 'constant' ? lr0 : schedule === 'exponential' ? lr0 * lrGamma ** epoch : (0.5 * lr0 * (1 + Math.cos((Math.PI * epoch) / endEpoch)));
     // The order of an epoch depends only on (seed, epoch), so a resumed run sees the same batches.
     const order = permutation(n, seed, 1000 + epoch);
     let rec = 0;
@@ -230,7 +267,8 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
         vae.backend.rng.uniform(seed * 4 + 2, step * batchSize * dim, u);
         for (let i = 0; i < u.length; i++) xb[i] = u[i] < xb[i] ? 1 : 0;
       }
-      beta = warmup > 0 ? Math.min(1, (epoch + bi / batchesPerEpoch) / warmup) * betaMax : betaMax;
+      const warmedEpochs = warmupStep === 'epoch' ? epoch + 1 : epoch + bi / batchesPerEpoch;
+      beta = warmup > 0 ? Math.min(1, warmedEpochs / warmup) * betaMax : betaMax;
       const step = adam.stepCount + 1;
       let terms: ElboTerms;
       try {
