@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'ERR_CUDA'
   | 'ERR_CHECKPOINT'
   | 'ERR_DATA'
-  | 'ERR_ABORTED';
+  | 'ERR_ABORTED'
+  | 'ERR_BUSY';
 
 export class FlowVaeError extends Error {
   readonly code: ErrorCode;

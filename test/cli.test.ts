@@ -284,6 +284,49 @@ describe('flowvae train, Ctrl-C', () => {
   });
 });
 
+describe('flowvae train, closed output and SIGTERM', () => {
+  const csv = path.join(tmp, 'pipe.csv');
+  beforeAll(() => {
+    const lines = ['a,b'];
+    for (let r = 0; r < 60; r++) lines.push(`${Math.sin(r).toFixed(4)},${Math.cos(r * 1.3).toFixed(4)}`);
+    fs.writeFileSync(csv, `${lines.join('\n')}\n`);
+  });
+  const small = ['--batch', '8', '--hidden', '8', '--latent', '2', '--layers', '2', '--samples', '4', '--threads', '1'];
+
+  it('a reader that closes stdout (flowvae train | head -1) does not stop the run', async () => {
+    const run = path.join(tmp, 'closed-stdout');
+    const child = start(['train', '--data', `csv:${csv}`, '--epochs', '20', ...small, '--out', run]);
+    // Read the first line, then close the pipe as head does.
+    child.stdout!.once('data', () => child.stdout!.destroy());
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    expect(m.status).toBe('completed');
+    expect(m.epochs).toHaveLength(20);
+  });
+
+  it('SIGTERM stops after the current batch and exits 143 (128 + 15)', async () => {
+    const run = path.join(tmp, 'terminated');
+    const child = start(['train', '--data', `csv:${csv}`, '--epochs', '100000', ...small, '--out', run]);
+    const done = finish(child);
+    await new Promise<void>((resolve) => {
+      let seen = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (/^epoch +1\/100000/m.test(seen)) resolve();
+      });
+    });
+    child.kill('SIGTERM');
+    const r = await done;
+    expect(r.code).toBe(143);
+    expect(r.signal).toBeNull();
+    expect(JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8')).status).toBe('interrupted');
+  });
+});
+
 describe.concurrent('flowvae command line errors', () => {
   // Each case: arguments, exit code, the one line on stderr.
   const cases: [string[], number, string][] = [

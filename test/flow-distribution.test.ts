@@ -584,3 +584,15 @@ describe('FlowDistribution: bad arguments', () => {
     return { dim: 3, evaluate: () => undefined };
   }
 });
+
+describe('FlowDistribution: one training run at a time', () => {
+  it('fit or fitTarget while another runs is refused', async () => {
+    const d = FlowDistribution.create({ dim: 2, flow: 'planar', layers: 2, seed: 1, backend: 'reference' });
+    const first = d.fitTarget(target2d('U1'), { steps: 20, batchSize: 16 });
+    const message = 'This FlowDistribution is already training: a fit() on it has not finished (await it before starting another)';
+    await expect(d.fitTarget(target2d('U1'), { steps: 1 })).rejects.toMatchObject({ code: 'ERR_BUSY', message });
+    await expect(d.fit(new Float64Array(8), { epochs: 1 })).rejects.toMatchObject({ code: 'ERR_BUSY', message });
+    expect((await first).steps).toBe(20);
+    expect((await d.fitTarget(target2d('U1'), { steps: 2, batchSize: 16 })).steps).toBe(2);
+  });
+});

@@ -111,3 +111,19 @@ describe('fit continues the model\'s run', () => {
     await expect(vae.fit(x, { epochs: 1, restart: 1 as unknown as boolean })).rejects.toThrow('Expected boolean for "restart" but received 1 (number)');
   });
 });
+
+describe('one training run per model at a time', () => {
+  it('a second fit() while the first runs is refused; after it, fit works again', async () => {
+    const vae = new VAE({ ...TRAJECTORY.model, encoder: { hidden: [8] }, decoder: { hidden: [8] }, seed: 1, backend: 'reference' });
+    const x = trajectoryData().subarray(0, 40 * 49);
+    const first = vae.fit(x, { epochs: 3, batchSize: 8 });
+    await expect(vae.fit(x, { epochs: 1 })).rejects.toMatchObject({
+      code: 'ERR_BUSY',
+      message: 'This VAE is already training: a fit() on it has not finished (await it before starting another)',
+    });
+    const result = await first;
+    expect(result.state.optimizer.step).toBe(15);
+    await vae.fit(x, { epochs: 1, batchSize: 8 });
+    expect(vae.trainingState!.optimizer.step).toBe(20);
+  });
+});

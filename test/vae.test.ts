@@ -334,3 +334,25 @@ describe('VAE: training', () => {
 });
 
 export { tinyData };
+
+describe('VAE.sample: one convention with FlowDistribution.sample', () => {
+  const make = () => new VAE({ inputDim: 6, latentDim: 2, encoder: { hidden: [4] }, decoder: { hidden: [4] }, seed: 5, backend: 'reference' });
+
+  it('draws fresh samples on every call without a seed, continuing the model noise stream', () => {
+    const vae = make();
+    const a = vae.sample(3);
+    const b = vae.sample(3);
+    expect(Array.from(b)).not.toEqual(Array.from(a));
+    expect(vae.noiseOffset).toBe(12);
+    // The same stream, drawn at once, gives both calls' samples in order.
+    expect(Array.from(make().sample(6))).toEqual([...a, ...b]);
+  });
+
+  it('with a seed, the same samples every call, and the noise stream untouched', () => {
+    const vae = make();
+    const a = vae.sample(3, { seed: 11 });
+    expect(Array.from(vae.sample(3, { seed: 11 }))).toEqual(Array.from(a));
+    expect(vae.noiseOffset).toBe(0);
+    expect(() => vae.sample(3, { sed: 1 } as never)).toThrow('Unknown option "sed" in "options"; expected one of "seed"');
+  });
+});

@@ -7,10 +7,15 @@
  */
 import { InvalidArgumentError } from 'commander';
 
-/** Exit codes: 0 success, 1 failure while running, 2 bad command line, 130 interrupted (Ctrl-C). */
+/**
+ * Exit codes: 0 success, 1 failure while running, 2 bad command line, and
+ * 128 + the signal's number when interrupted: 130 for Ctrl-C (SIGINT), 143
+ * for SIGTERM.
+ */
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERRUPTED = 130;
+export const EXIT_TERMINATED = 143;
 
 /** An error the CLI reports as one line and a given exit code (no stack trace). */
 export class CliError extends Error {

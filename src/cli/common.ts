@@ -7,7 +7,7 @@ import path from 'node:path';
 import { backendByName, backends, getBackend, setNumThreads } from '../backend';
 import type { Backend } from '../backend/backend';
 import type { BackendName } from '../backend/types';
-import { CliError, EXIT_FAILURE, EXIT_INTERRUPTED } from './args';
+import { CliError, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED } from './args';
 
 export const BACKEND_CHOICES = ['auto', 'cpu', 'reference'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -50,12 +50,15 @@ export function threadCount(backend: Backend): number {
  * one exits at once (the last checkpoint on disk is intact: files are written
  * to a temporary name and renamed).
  */
-export function interruptible(onFirst: () => void): { signal: AbortSignal; dispose: () => void } {
+export function interruptible(onFirst: () => void): { signal: AbortSignal; dispose: () => void; readonly exitCode: number } {
   const controller = new AbortController();
-  const handler = (): void => {
+  // The exit code of an interrupted command: 128 + the signal's number.
+  let exitCode = EXIT_INTERRUPTED;
+  const handler = (name: NodeJS.Signals): void => {
+    if (!controller.signal.aborted) exitCode = name === 'SIGTERM' ? EXIT_TERMINATED : EXIT_INTERRUPTED;
     if (controller.signal.aborted) {
       process.stderr.write('\nflowvae: stopped\n');
-      process.exit(EXIT_INTERRUPTED);
+      process.exit(name === 'SIGTERM' ? EXIT_TERMINATED : EXIT_INTERRUPTED);
     }
     controller.abort();
     onFirst();
@@ -68,5 +71,29 @@ export function interruptible(onFirst: () => void): { signal: AbortSignal; dispo
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },
+    get exitCode() {
+      return exitCode;
+    },
   };
+}
+
+/**
+ * Keeps the command running when a reader closes its output (`flowvae train
+ * | head -1`): a write to a closed pipe fails with EPIPE, which Node raises
+ * as an 'error' event that would kill the process mid-training. Once a
+ * stream has failed, further writes to it are dropped; the run goes on and
+ * saves its model and metrics as usual.
+ */
+export function surviveClosedOutput(stream: NodeJS.WriteStream): void {
+  let closed = false;
+  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+  stream.write = ((...args: unknown[]): boolean => {
+    if (!closed) return write(...args);
+    const callback = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+    if (callback) process.nextTick(callback);
+    return true;
+  }) as typeof stream.write;
+  stream.on('error', () => {
+    closed = true;
+  });
 }

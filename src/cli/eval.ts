@@ -6,7 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { VAE } from '../vae/vae';
-import { CliError, EXIT_FAILURE, EXIT_INTERRUPTED, formatDuration, positiveInt, threadNumber } from './args';
+import { CliError, EXIT_FAILURE, formatDuration, positiveInt, threadNumber } from './args';
 import { BACKEND_CHOICES, type BackendChoice, interruptible, selectBackend, threadCount } from './common';
 import { DATA_HELP, dataSourceOption, loadData, parseDataSpec } from './data';
 import { TEST_BINARIZE_SEED, evaluationRows, testElbo, testNll } from './evaluate';
@@ -79,7 +79,7 @@ async function evaluate(run: string, o: EvalOptions): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   if (nll === null) {
     output.log('flowvae eval: interrupted');
-    process.exitCode = EXIT_INTERRUPTED;
+    process.exitCode = stop.exitCode;
     return;
   }
   const result = {

@@ -11,7 +11,6 @@ import { FlowVaeError } from '../errors';
 import { FlowDistribution, TARGET_2D_NAMES, reverseKL, target2d, type Target2DName } from '../distributions';
 import { FLOW_FAMILIES } from '../flows';
 import {
-  EXIT_INTERRUPTED,
   formatDuration,
   formatRate,
   nonNegativeInt,
@@ -199,7 +198,7 @@ async function fit2d(o: Fit2dOptions): Promise<void> {
     ].join('\n'),
   );
   output.event('summary', summary);
-  if (aborted) process.exitCode = EXIT_INTERRUPTED;
+  if (aborted) process.exitCode = stop.exitCode;
 }
 
 /**

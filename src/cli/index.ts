@@ -3,14 +3,15 @@
  * The `flowvae` command: train, eval, sample, fit2d, backends, bench.
  * Argument parsing is commander's; every problem with the command line is
  * reported as one line on stderr with exit code 2, failures while running as
- * one line with exit code 1, and Ctrl-C as exit code 130 after saving.
+ * one line with exit code 1, Ctrl-C as exit code 130 and SIGTERM as 143 after
+ * saving. A closed stdout (`flowvae … | head -1`) never stops a run.
  */
 import { Command, CommanderError } from 'commander';
 import { FlowVaeError } from '../errors';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './args';
 import { backendsCommand } from './backends';
 import { benchCommand } from './bench';
-import { packageVersion } from './common';
+import { packageVersion, surviveClosedOutput } from './common';
 import { evalCommand } from './eval';
 import { fit2dCommand } from './fit2d';
 import { sampleCommand } from './sample';
@@ -39,6 +40,8 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  surviveClosedOutput(process.stdout);
+  surviveClosedOutput(process.stderr);
   const program = buildProgram();
   try {
     if (argv.length === 0) {

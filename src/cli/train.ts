@@ -14,7 +14,6 @@ import { VAE, type Posterior, type VAEConfig } from '../vae/vae';
 import {
   CliError,
   EXIT_FAILURE,
-  EXIT_INTERRUPTED,
   fraction,
   formatDuration,
   formatRate,
@@ -70,6 +69,9 @@ export const TRAIN_DEFAULTS = {
 export function defaultLayers(flow: string): number {
   return flow === 'iaf' || flow === 'maf' ? 4 : 16;
 }
+
+/** Stream of the samples.png draws: the same picture for the same model, and the model's own noise stream untouched. */
+const SAMPLE_SEED = 999;
 
 const POSTERIORS = ['flow', 'diagonal', 'full-covariance'] as const;
 
@@ -451,7 +453,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
         `  continue with: flowvae train --resume ${out}`,
     );
     output.event('interrupted', { out, epoch: fitResult.state.epoch, at: interruptedAt, checkpoint: files.model });
-    process.exitCode = EXIT_INTERRUPTED;
+    process.exitCode = stop.exitCode;
     return;
   }
 
@@ -489,7 +491,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   if (nll === null) {
     output.log(`flowvae: interrupted during the test NLL; the trained model is saved in ${out} (flowvae eval ${out} computes it)`);
     output.event('interrupted', { out, epoch: fitResult.state.epoch, during: 'test', checkpoint: files.model });
-    process.exitCode = EXIT_INTERRUPTED;
+    process.exitCode = stop.exitCode;
     return;
   }
   const totalSeconds = (performance.now() - started) / 1000;
@@ -501,7 +503,7 @@ export function writePictures(vae: VAE, data: LoadedData, files: { samples: stri
   const shape = data.imageShape;
   const range = vae.config.likelihood === 'bernoulli' ? undefined : ('auto' as const);
   const count = 64;
-  imageGrid(vae.sample(count), count, shape, { columns: 8, range }).save(files.samples);
+  imageGrid(vae.sample(count, { seed: SAMPLE_SEED }), count, shape, { columns: 8, range }).save(files.samples);
   const n = Math.min(count, data.test.n);
   const inputs = data.test.x.subarray(0, n * data.test.dim);
   const recon = vae.reconstruct(inputs);

@@ -47,6 +47,7 @@ import {
   type DistributionFitResult,
   type ReverseKLFitOptions,
 } from '../train/fit-distribution';
+import { trainExclusively } from '../train/exclusive';
 import { DiagonalGaussian } from './diagonal-gaussian';
 import type { TargetDensity } from './targets2d';
 
@@ -551,12 +552,13 @@ export class FlowDistribution {
 
   /** Maximum likelihood on samples `data` `[n, dim]` (or a Dataset) with Adam. */
   fit(data: FloatArray | Dataset, options: DensityFitOptions = {}): Promise<DistributionFitResult> {
-    return fitDensity(this, data, options);
+    return trainExclusively(this, 'This FlowDistribution', () => fitDensity(this, data, options));
   }
 
   /** Variational inference: minimizes the reverse KL to the unnormalized `target` with Adam. */
   async fitTarget(target: TargetDensity | LogDensityFunction, options: ReverseKLFitOptions = {}): Promise<DistributionFitResult> {
-    return fitReverseKL(this, this.checkTarget(target), options);
+    const checked = this.checkTarget(target);
+    return trainExclusively(this, 'This FlowDistribution', () => fitReverseKL(this, checked, options));
   }
 
   /** Internal: validates a target for the trainer. */

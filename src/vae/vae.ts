@@ -27,6 +27,7 @@ import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Param
 import type { Dataset } from '../data/dataset';
 import { checkpointFileForLoad, checkpointFileForSave, metadataJson, readCheckpoint, restoreTensors, writeCheckpoint } from '../io/checkpoint';
 import type { SafetensorsTensor } from '../io/safetensors';
+import { trainExclusively } from '../train/exclusive';
 import { fitVAE, type FitOptions, type FitResult, type TrainingState } from '../train/fit';
 import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 
@@ -493,7 +494,7 @@ export class VAE {
    * the run completes, stops early or is aborted through `options.signal`.
    */
   fit(data: FloatArray | Dataset, options: FitOptions = {}): Promise<FitResult> {
-    return fitVAE(this, data, options);
+    return trainExclusively(this, 'This VAE', () => fitVAE(this, data, options));
   }
 
   // ---------------------------------------------------------------------------
@@ -684,11 +685,22 @@ export class VAE {
     return out;
   }
 
-  /** `n` samples from the model: decoder means at z ~ N(0, I) (stream `seed`). */
+  /**
+   * `n` samples from the model: decoder means at z ~ N(0, I). Without a seed
+   * the draws continue the model's noise stream (fresh samples on every call,
+   * as `FlowDistribution.sample`; the stream's position is saved with the
+   * model); with `seed` they are elements 0… of stream `seed`.
+   */
   sample(n: number, options: { seed?: number } = {}): FloatArray {
     checkPositiveInt(n, 'n');
+    checkKnownKeys(options, 'options', ['seed']);
     const z = this.backend.alloc(n * this.latentDim);
-    this.backend.rng.normal(checkSize(options.seed ?? 999, 'seed'), 0, z);
+    if (options.seed === undefined) {
+      this.backend.rng.normal(this.config.seed * 1000 + 7, this.noiseOffset, z);
+      this.noiseOffset += z.length;
+    } else {
+      this.backend.rng.normal(checkSize(options.seed, 'seed'), 0, z);
+    }
     return this.decode(z);
   }
 }
