@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'ERR_CHECKPOINT'
   | 'ERR_DATA'
   | 'ERR_ABORTED'
-  | 'ERR_BUSY';
+  | 'ERR_BUSY'
+  | 'ERR_ENV';
 
 export class FlowVaeError extends Error {
   readonly code: ErrorCode;

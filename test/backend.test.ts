@@ -116,7 +116,24 @@ describe('fallback when the native addon cannot load', () => {
     expect(ok.stdout.trim()).toBe('reference');
     const bad = runSnippet(`require('./src/backend').getBackend()`, { FLOWVAE_BACKEND: 'tpu' });
     expect(bad.status).not.toBe(0);
-    expect(bad.stderr).toContain('Expected one of "reference", "cpu", "cuda" for "name" but received "tpu" (string)');
+    expect(bad.stderr).toContain('Expected one of "reference", "cpu", "cuda" for the environment variable FLOWVAE_BACKEND but received "tpu"');
+  });
+
+  it('every environment variable flowvae reads is checked, naming the variable (the addon would ignore a bad value)', () => {
+    const cases: [string, string, string][] = [
+      ['FLOWVAE_NUM_THREADS', 'abc', 'integer from 1 to 1024'],
+      ['FLOWVAE_NUM_THREADS', '0', 'integer from 1 to 1024'],
+      ['FLOWVAE_SIMD', 'avx9', 'one of "scalar", "avx2", "avx512" (a cap on the vector instructions used)'],
+      ['FLOWVAE_CACHE_BYTES', '-5', 'positive integer (bytes)'],
+      ['FLOWVAE_DISABLE_NATIVE', 'yes', '"1" or "0"'],
+    ];
+    for (const [name, value, what] of cases) {
+      const r = runSnippet(`require('./src/backend').backends()`, { [name]: value, FLOWVAE_BACKEND: '' });
+      expect(r.status, `${name}=${value}`).not.toBe(0);
+      expect(r.stderr).toContain(`Expected ${what} for the environment variable ${name} but received "${value}"`);
+    }
+    const fine = runSnippet(`console.log(require('./src/backend').backends()[1].simd)`, { FLOWVAE_SIMD: 'scalar', FLOWVAE_NUM_THREADS: '1', FLOWVAE_BACKEND: '' });
+    expect(fine.status, fine.stderr).toBe(0);
   });
 });
 

@@ -332,7 +332,9 @@ describe.concurrent('flowvae command line errors', () => {
   const cases: [string[], number, string][] = [
     [['train', '--epoch', '3'], 2, `error: unknown option '--epoch' (Did you mean --epochs?) (see "flowvae train --help")`],
     [['train', '--epochs', '0'], 2, `error: option '--epochs <n>' argument '0' is invalid. Expected a positive integer. (see "flowvae train --help")`],
-    [['train', '--lr', 'fast'], 2, `error: option '--lr <rate>' argument 'fast' is invalid. Expected a positive number. (see "flowvae train --help")`],
+    [['train', '--lr', 'fast'], 2, `error: option '--lr <rate>' argument 'fast' is invalid. Expected a number in (0, 10]. (see "flowvae train --help")`],
+    // The library's limit, refused as a bad option value before any run folder is made.
+    [['train', '--lr', '1e10'], 2, `error: option '--lr <rate>' argument '1e10' is invalid. Expected a number in (0, 10]. (see "flowvae train --help")`],
     [['train', '--hidden', '300,x'], 2, `error: option '--hidden <widths>' argument '300,x' is invalid. Expected comma-separated positive integers, e.g. 300,300. (see "flowvae train --help")`],
     [
       ['train', '--data', 'mnist'],
@@ -350,6 +352,8 @@ describe.concurrent('flowvae command line errors', () => {
     [['train', 'extra'], 2, `error: too many arguments for 'train'. Expected 0 arguments but got 1. (see "flowvae train --help")`],
     [['trian'], 2, `error: unknown command 'trian' (Did you mean train?) (see "flowvae --help")`],
     [['eval'], 2, `error: missing required argument 'run' (see "flowvae eval --help")`],
+    // cuda is a choice like the others; without the CUDA build it is refused with the reason.
+    [['train', '--backend', 'cuda', '--epochs', '1'], 1, 'error: Backend "cuda" is unavailable: this build has no CUDA support (build with cmake-js and FLOWVAE_CUDA=1)'],
     [['sample', 'x', '-n', '-3'], 2, `error: option '-n, --count <n>' argument '-3' is invalid. Expected a positive integer. (see "flowvae sample --help")`],
   ];
   for (const [args, code, line] of cases) {
@@ -360,6 +364,19 @@ describe.concurrent('flowvae command line errors', () => {
       expect(r.stdout).toBe('');
     });
   }
+
+  it('a bad environment variable is a usage error (exit 2) naming the variable, before any run folder exists', async () => {
+    const run = path.join(tmp, 'env-run');
+    const child = spawn(process.execPath, ['--import', 'tsx', entry, 'train', '--epochs', '1', '--out', run], {
+      cwd: root,
+      env: { ...process.env, FLOWVAE_BACKEND: '', FLOWVAE_SIMD: 'avx9' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const r = await finish(child);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: Expected one of "scalar", "avx2", "avx512" (a cap on the vector instructions used) for the environment variable FLOWVAE_SIMD but received "avx9"\n');
+    expect(fs.existsSync(run)).toBe(false);
+  });
 
   it('a missing run folder and a bad data file fail with exit code 1 and one line', async () => {
     const missing = path.join(tmp, 'no-such-run');

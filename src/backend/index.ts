@@ -8,6 +8,7 @@ import type { Backend } from './backend';
 import { createCpuBackend } from './cpu';
 import { createCudaBackend } from './cuda';
 import { loadNative, nativeUnavailableReason } from './native';
+import { checkEnvironment } from './environment';
 import { referenceBackend } from './reference';
 import type { BackendName } from './types';
 
@@ -130,6 +131,7 @@ export function useBackend(name: BackendName): Backend {
 /** The backend in use: set by useBackend, else FLOWVAE_BACKEND, else cpu when available, else reference. */
 export function getBackend(): Backend {
   if (current) return current;
+  checkEnvironment();
   const fromEnv = process.env.FLOWVAE_BACKEND;
   if (fromEnv) {
     current = backendByName(fromEnv as BackendName);

@@ -6,6 +6,7 @@
  * why, and the library runs on the reference backend.
  */
 import * as path from 'node:path';
+import { checkEnvironment } from './environment';
 
 /** Functions exported by the compiled addon (native/napi/). Sizes are re-checked there. */
 export interface NativeAddon {
@@ -523,6 +524,8 @@ const EXPECTED_ABI = 1;
 let cached: { addon: NativeAddon | null; reason: string } | undefined;
 
 function load(): { addon: NativeAddon | null; reason: string } {
+  // The addon reads FLOWVAE_NUM_THREADS, FLOWVAE_SIMD and FLOWVAE_CACHE_BYTES as it loads.
+  checkEnvironment();
   if (process.env.FLOWVAE_DISABLE_NATIVE === '1') {
     return { addon: null, reason: 'disabled by FLOWVAE_DISABLE_NATIVE=1' };
   }

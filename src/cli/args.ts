@@ -6,6 +6,7 @@
  *     error: option '--epochs <n>' argument '0' is invalid. Expected a positive integer.
  */
 import { InvalidArgumentError } from 'commander';
+import { MAX_LEARNING_RATE } from '../train/adam';
 
 /**
  * Exit codes: 0 success, 1 failure while running, 2 bad command line, and
@@ -53,6 +54,13 @@ export function nonNegativeInt(value: string): number {
 export function positiveNumber(value: string): number {
   const n = Number(value);
   if (!NUMBER.test(value) || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('Expected a positive number.');
+  return n;
+}
+
+/** A learning rate: a number in (0, 10], the library's limit. */
+export function learningRate(value: string): number {
+  const n = Number(value);
+  if (!NUMBER.test(value) || !(n > 0 && n <= MAX_LEARNING_RATE)) throw new InvalidArgumentError(`Expected a number in (0, ${MAX_LEARNING_RATE}].`);
   return n;
 }
 

@@ -9,7 +9,7 @@ import type { Backend } from '../backend/backend';
 import type { BackendName } from '../backend/types';
 import { CliError, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED } from './args';
 
-export const BACKEND_CHOICES = ['auto', 'cpu', 'reference'] as const;
+export const BACKEND_CHOICES = ['auto', 'cpu', 'cuda', 'reference'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 /** The package root: this file is src/cli/ (sources) or dist/cli/ (package), two levels down. */

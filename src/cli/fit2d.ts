@@ -15,6 +15,7 @@ import {
   formatRate,
   nonNegativeInt,
   positiveInt,
+  learningRate,
   positiveNumber,
   threadNumber,
 } from './args';
@@ -70,7 +71,7 @@ export function fit2dCommand(): Command {
     .addOption(new Option('--layers <K>', 'flow layers').default(FIT2D_DEFAULTS.layers).argParser(positiveInt))
     .addOption(new Option('--steps <n>', 'optimizer steps').default(FIT2D_DEFAULTS.steps).argParser(positiveInt))
     .addOption(new Option('--batch <n>', 'samples of q per step').default(FIT2D_DEFAULTS.batch).argParser(positiveInt))
-    .addOption(new Option('--lr <rate>', 'Adam learning rate').default(FIT2D_DEFAULTS.lr).argParser(positiveNumber))
+    .addOption(new Option('--lr <rate>', 'Adam learning rate').default(FIT2D_DEFAULTS.lr).argParser(learningRate))
     .addOption(new Option('--warmup <steps>', 'annealing: the weight of log p rises from 0.01 to 1 over these steps (0: none)').default(FIT2D_DEFAULTS.warmup).argParser(nonNegativeInt))
     .addOption(new Option('--seed <n>', 'seed of initialization and noise').default(FIT2D_DEFAULTS.seed).argParser(nonNegativeInt))
     .addOption(new Option('--kl-samples <S>', 'samples of q for the reverse KL estimate').default(FIT2D_DEFAULTS.klSamples).argParser(positiveInt))

@@ -63,7 +63,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     if (err instanceof FlowVaeError || coded) {
       // Library errors carry one-line messages naming the problem (data row, option, file).
       process.stderr.write(`error: ${err.message}\n`);
-      return EXIT_FAILURE;
+      // A bad environment variable is part of how the command was called.
+      return (err as { code?: string }).code === 'ERR_ENV' ? EXIT_USAGE : EXIT_FAILURE;
     }
     throw err;
   }

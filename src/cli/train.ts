@@ -20,7 +20,7 @@ import {
   nonNegativeInt,
   nonNegativeNumber,
   positiveInt,
-  positiveNumber,
+  learningRate,
   threadNumber,
   widthList,
 } from './args';
@@ -128,7 +128,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--binarize <mode>', 'dynamic: resample binary pixels every batch (default with bernoulli)').choices(['dynamic', 'none']))
     .addOption(new Option('--epochs <n>', 'epochs in total (with --resume: including those already done)').default(TRAIN_DEFAULTS.epochs).argParser(positiveInt))
     .addOption(new Option('--batch <n>', 'examples per batch').default(TRAIN_DEFAULTS.batch).argParser(positiveInt))
-    .addOption(new Option('--lr <rate>', 'Adam learning rate').default(TRAIN_DEFAULTS.lr).argParser(positiveNumber))
+    .addOption(new Option('--lr <rate>', 'Adam learning rate').default(TRAIN_DEFAULTS.lr).argParser(learningRate))
     .addOption(new Option('--warmup <epochs>', 'KL warm-up: the KL weight rises from 0 to 1 over these epochs (0: none)').default(TRAIN_DEFAULTS.warmup).argParser(nonNegativeNumber))
     .addOption(new Option('--free-bits <nats>', 'free bits: no KL gradient below this many nats per latent dimension').default(TRAIN_DEFAULTS.freeBits).argParser(nonNegativeNumber))
     .addOption(new Option('--backend <name>', 'compute backend (auto: cpu when the native addon loads)').choices(BACKEND_CHOICES).default('auto'))

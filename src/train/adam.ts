@@ -23,6 +23,14 @@ export interface AdamOptions {
 
 const KNOWN = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'decoupled', 'maxGradNorm'] as const;
 
+/** Largest learning rate accepted by Adam, fit, FlowDistribution.fit and the command line: above it a run only diverges. */
+export const MAX_LEARNING_RATE = 10;
+
+/** Checks a learning rate: a number in (0, MAX_LEARNING_RATE]. */
+export function checkLearningRate(value: unknown, name = 'lr'): number {
+  return checkInRange(value, name, 0, MAX_LEARNING_RATE, { lo: true });
+}
+
 /** Optimizer state saved in checkpoints so a resumed run continues bit-identically. */
 export interface AdamState {
   step: number;
@@ -51,7 +59,7 @@ export class Adam {
     options: AdamOptions = {},
   ) {
     checkKnownKeys(options, 'options', KNOWN);
-    this.lr = checkInRange(options.lr ?? 1e-3, 'lr', 0, 10, { lo: true });
+    this.lr = checkLearningRate(options.lr ?? 1e-3);
     this.beta1 = checkInRange(options.beta1 ?? 0.9, 'beta1', 0, 1, { hi: true });
     this.beta2 = checkInRange(options.beta2 ?? 0.999, 'beta2', 0, 1, { hi: true });
     this.eps = checkInRange(options.eps ?? 1e-8, 'eps', 0, 1, { lo: true });

@@ -18,8 +18,8 @@ import { describeBadValue, findNonFinite } from '../data/validate';
 import type { FlowDistribution } from '../distributions/flow-distribution';
 import type { TargetDensity } from '../distributions/targets2d';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
-import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
-import { Adam, type AdamState } from './adam';
+import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
+import { Adam, checkLearningRate, type AdamState } from './adam';
 
 export interface DistributionFitBaseOptions {
   /** Examples (MLE) or draws from q (reverse KL) per step (default 256). */
@@ -121,7 +121,7 @@ interface Common {
 
 function common(dist: FlowDistribution, options: DistributionFitBaseOptions, defaultLr: number): Common {
   const batchSize = checkPositiveInt(options.batchSize ?? 256, 'batchSize');
-  const lr0 = checkInRange(options.lr ?? defaultLr, 'lr', 0, 10, { lo: true });
+  const lr0 = checkLearningRate(options.lr ?? defaultLr);
   const optimizer = checkOneOf(options.optimizer ?? 'adam', 'optimizer', ['adam', 'adamw'] as const);
   const schedule = checkOneOf(options.lrSchedule ?? 'constant', 'lrSchedule', ['constant', 'cosine'] as const);
   if (options.onBatch !== undefined && typeof options.onBatch !== 'function') throw typeError(expected('function', 'onBatch', options.onBatch));

@@ -13,7 +13,7 @@ import { checkBernoulliRange, describeBadValue, findNonFinite } from '../data/va
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 import type { ElboTerms, VAE } from '../vae/vae';
-import { Adam, type AdamState } from './adam';
+import { Adam, checkLearningRate, type AdamState } from './adam';
 
 export type LrSchedule = 'constant' | 'cosine' | 'exponential';
 
@@ -161,7 +161,7 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
   if (typeof restart !== 'boolean') throw typeError(expected('boolean', 'restart', restart));
   if (restart && options.resume) throw rangeError('"restart" and "resume" exclude each other: pass one of them');
   const batchSize = checkPositiveInt(options.batchSize ?? 100, 'batchSize');
-  const lr0 = checkInRange(options.lr ?? 1e-3, 'lr', 0, 10, { lo: true });
+  const lr0 = checkLearningRate(options.lr ?? 1e-3);
   const optimizerKind = checkOneOf(options.optimizer ?? 'adam', 'optimizer', ['adam', 'adamw'] as const);
   const schedule = checkOneOf(options.lrSchedule ?? 'constant', 'lrSchedule', ['constant', 'cosine', 'exponential'] as const);
   const lrGamma = checkInRange(options.lrGamma ?? 0.95, 'lrGamma', 0, 1, { lo: true });
