@@ -138,3 +138,24 @@ describe('FlowDistribution checkpoints', () => {
     expect(() => FlowDistribution.load(path.join(tmp, 'dist-i.safetensors'))).toThrow(/its recipe is invalid \(Expected one of/);
   });
 });
+
+describe('saving where it cannot be saved', () => {
+  it('a file in the way or a read-only place is ERR_CHECKPOINT naming the path, not a raw EEXIST/EACCES', () => {
+    const vae = new VAE({ ...options, backend: 'reference' });
+    const file = path.join(tmp, 'a-file');
+    fs.writeFileSync(file, 'x');
+    const inTheWay = (() => {
+      try {
+        vae.save(file);
+      } catch (err) {
+        return err as FlowVaeError;
+      }
+      return null;
+    })();
+    expect(inTheWay).toBeInstanceOf(FlowVaeError);
+    expect(inTheWay!.code).toBe('ERR_CHECKPOINT');
+    expect(inTheWay!.message).toBe(`Cannot save to "${file}": a file is in the way (save takes a directory and writes model.safetensors in it)`);
+    expect(() => vae.save(path.join(file, 'below'))).toThrow(`Cannot save to "${path.join(file, 'below')}": a file is in the way`);
+    expect(fs.readFileSync(file, 'utf8')).toBe('x');
+  });
+});

@@ -354,6 +354,8 @@ describe.concurrent('flowvae command line errors', () => {
     [['eval'], 2, `error: missing required argument 'run' (see "flowvae eval --help")`],
     // cuda is a choice like the others; without the CUDA build it is refused with the reason.
     [['train', '--backend', 'cuda', '--epochs', '1'], 1, 'error: Backend "cuda" is unavailable: this build has no CUDA support (build with cmake-js and FLOWVAE_CUDA=1)'],
+    // The bytes are PNG whatever the name: a .jpg name is refused rather than written with PNG bytes.
+    [['sample', 'x', '--out', 'x.jpg'], 2, `error: option '--out <file>' argument 'x.jpg' is invalid. Expected a file name ending in .png (pictures are written as PNG). (see "flowvae sample --help")`],
     [['sample', 'x', '-n', '-3'], 2, `error: option '-n, --count <n>' argument '-3' is invalid. Expected a positive integer. (see "flowvae sample --help")`],
   ];
   for (const [args, code, line] of cases) {

@@ -295,3 +295,12 @@ describe('2-D targets: bad arguments', () => {
     expectError(() => target2d('rings').sample(5, -1), RangeError, 'Expected integer seed in [0, 2^53) for "seed" but received -1 (number)');
   });
 });
+
+describe('target names', () => {
+  it('take any case, as the command line does (u1 is U1), and still refuse unknown names', () => {
+    const t2d = target2d;
+    expect(t2d('u1')).toBe(t2d('U1'));
+    expect(t2d('Two-Moons' as never)).toBe(t2d('two-moons'));
+    expect(() => t2d('u9' as never)).toThrow('Expected one of "U1", "U2", "U3", "U4", "two-moons", "rings", "eight-gaussians" for "name" but received "u9" (string)');
+  });
+});

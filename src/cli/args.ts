@@ -64,6 +64,12 @@ export function learningRate(value: string): number {
   return n;
 }
 
+/** A file name for a PNG picture: it must end in .png (the bytes written are PNG whatever the name). */
+export function pngFile(value: string): string {
+  if (!/\.png$/i.test(value)) throw new InvalidArgumentError('Expected a file name ending in .png (pictures are written as PNG).');
+  return value;
+}
+
 export function nonNegativeNumber(value: string): number {
   const n = Number(value);
   if (!NUMBER.test(value) || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('Expected a non-negative number.');

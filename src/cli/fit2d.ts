@@ -14,6 +14,7 @@ import {
   formatDuration,
   formatRate,
   nonNegativeInt,
+  pngFile,
   positiveInt,
   learningRate,
   positiveNumber,
@@ -76,7 +77,7 @@ export function fit2dCommand(): Command {
     .addOption(new Option('--seed <n>', 'seed of initialization and noise').default(FIT2D_DEFAULTS.seed).argParser(nonNegativeInt))
     .addOption(new Option('--kl-samples <S>', 'samples of q for the reverse KL estimate').default(FIT2D_DEFAULTS.klSamples).argParser(positiveInt))
     .addOption(new Option('--extent <a>', 'the pictures show [-a, a]^2').default(FIT2D_DEFAULTS.extent).argParser(positiveNumber))
-    .addOption(new Option('--out <file>', 'PNG to write (default: fit2d-<target>.png)'))
+    .addOption(new Option('--out <file>', 'PNG to write (default: fit2d-<target>.png)').argParser(pngFile))
     .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_CHOICES).default('auto'))
     .addOption(new Option('--threads <n>', 'native threads (default: all cores)').argParser(threadNumber))
     .addOption(new Option('--json', 'print one JSON object per line (progress, summary) instead of text'))

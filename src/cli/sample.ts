@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import { saveNpy } from '../data/npy';
 import { VAE } from '../vae/vae';
-import { nonNegativeInt, positiveInt, threadNumber } from './args';
+import { nonNegativeInt, pngFile, positiveInt, threadNumber } from './args';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from './common';
 import { imageGrid } from './images';
 import { Output, outputMode } from './progress';
@@ -29,7 +29,7 @@ export function sampleCommand(): Command {
     .description('Draws examples from the model of a run folder (decoder means at z ~ N(0, I)) and writes them as a PNG grid.')
     .argument('<run>', 'run folder written by flowvae train')
     .addOption(new Option('-n, --count <n>', 'number of examples').default(64).argParser(positiveInt))
-    .addOption(new Option('--out <file>', 'PNG file to write').default('samples.png'))
+    .addOption(new Option('--out <file>', 'PNG file to write').default('samples.png').argParser(pngFile))
     .addOption(new Option('--npy <file>', 'also write the values as a .npy array [n, dim] (float32)'))
     .addOption(new Option('--columns <n>', 'examples per grid row (default: a square grid)').argParser(positiveInt))
     .addOption(new Option('--seed <n>', 'seed of the latent draws').default(999).argParser(nonNegativeInt))

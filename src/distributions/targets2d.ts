@@ -507,20 +507,23 @@ const SAMPLEABLE = TARGET_2D_NAMES.filter((n) => SPECS[n]().sampler !== undefine
 const cache = new Map<Target2DName, Target2D>();
 
 /** The built-in 2-D target with this name (one shared instance per name, so logZ is computed once). */
-export function target2d(name: Target2DName): Target2D {
-  const spec = SPECS[checkTargetName(name)];
-  let t = cache.get(name);
+export function target2d(name: Target2DName | Lowercase<Target2DName>): Target2D {
+  const canonical = checkTargetName(name);
+  const spec = SPECS[canonical];
+  let t = cache.get(canonical);
   if (!t) {
     t = new Target2D(spec());
-    cache.set(name, t);
+    cache.set(canonical, t);
   }
   return t;
 }
 
+/** The target's name as listed in TARGET_2D_NAMES; case does not matter ('u1' is 'U1', as on the command line). */
 function checkTargetName(name: unknown): Target2DName {
-  if (typeof name !== 'string' || !(TARGET_2D_NAMES as readonly string[]).includes(name)) {
+  const found = typeof name === 'string' ? TARGET_2D_NAMES.find((n) => n.toLowerCase() === name.toLowerCase()) : undefined;
+  if (found === undefined) {
     const what = `one of ${TARGET_2D_NAMES.map((n) => `"${n}"`).join(', ')}`;
     throw (typeof name === 'string' ? rangeError : typeError)(expected(what, 'name', name));
   }
-  return name as Target2DName;
+  return found;
 }

@@ -20,7 +20,20 @@ export interface NamedTensor {
 /** The checkpoint file a `save(dir)` wrote: `<dir>/model.safetensors` (creating dir). */
 export function checkpointFileForSave(dir: unknown): string {
   if (typeof dir !== 'string' || dir.length === 0) throw typeError(expected('directory path', 'dir', dir));
-  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EEXIST' || code === 'ENOTDIR'
+        ? 'a file is in the way (save takes a directory and writes model.safetensors in it)'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : code === 'EROFS'
+            ? 'the file system is read-only'
+            : (err as Error).message;
+    throw new FlowVaeError('ERR_CHECKPOINT', `Cannot save to "${dir}": ${why}`, { cause: err });
+  }
   return path.join(dir, 'model.safetensors');
 }
 
