@@ -159,3 +159,26 @@ describe('saving where it cannot be saved', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe('x');
   });
 });
+
+describe('checkpoint integrity', () => {
+  it('a flipped bit in a weight is refused on load, naming the tensor; the model is untouched', () => {
+    const vae = new VAE({ ...options, backend: 'reference' });
+    const dir = path.join(tmp, 'flipped');
+    const file = vae.save(dir);
+    const bytes = fs.readFileSync(file);
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+    expect(Object.keys(JSON.parse(header.__metadata__['flowvae.sha256']))).toEqual(expect.arrayContaining(vae.parameters().map((p) => p.name)));
+    // The top exponent bit of one float64 decoder weight: a value near 0.1 becomes about 1e307.
+    const name = 'decoder.net.2.weight';
+    const at = 8 + headerLength + header[name].data_offsets[0] + 8 * 5 + 7;
+    bytes[at] ^= 0x40;
+    fs.writeFileSync(file, bytes);
+    expect(() => VAE.load(dir, { backend: 'reference' })).toThrow(
+      `${file} is corrupt: tensor "${name}" does not match its checksum (the file changed after it was written)`,
+    );
+    bytes[at] ^= 0x40;
+    fs.writeFileSync(file, bytes);
+    expect(VAE.load(dir, { backend: 'reference' }).parameters().map((p) => Array.from(p.value))).toEqual(vae.parameters().map((p) => Array.from(p.value)));
+  });
+});

@@ -4,6 +4,7 @@
  * and read back with every tensor checked against the model it is loaded
  * into. VAE and FlowDistribution checkpoints differ only in their metadata.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FloatArray } from '../backend/types';
@@ -43,7 +44,20 @@ export function checkpointFileForLoad(dir: unknown): string {
   return fs.existsSync(dir) && fs.statSync(dir).isDirectory() ? path.join(dir, 'model.safetensors') : dir;
 }
 
-/** Writes `tensors` (in `dtype`) and `metadata` to `file`, atomically (temporary file + rename). */
+/**
+ * Metadata key of the per-tensor checksums: a JSON object mapping each
+ * tensor's name to the first 16 hex digits of the SHA-256 of its bytes as
+ * stored. Plain metadata, so the file still loads anywhere safetensors does.
+ */
+export const CHECKSUMS_KEY = 'flowvae.sha256';
+
+/** SHA-256 (16 hex digits) of a tensor's little-endian bytes in `dtype`. */
+function tensorChecksum(data: Float32Array | Float64Array, dtype: SafetensorsTensor['dtype']): string {
+  const stored = dtype === 'F32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Float64Array ? data : Float64Array.from(data);
+  return crypto.createHash('sha256').update(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength)).digest('hex').slice(0, 16);
+}
+
+/** Writes `tensors` (in `dtype`) and `metadata` to `file`, atomically (temporary file + rename), with a checksum per tensor. */
 export function writeCheckpoint(
   file: string,
   tensors: readonly NamedTensor[],
@@ -52,16 +66,37 @@ export function writeCheckpoint(
   extra: readonly SafetensorsTensor[] = [],
 ): void {
   const st = dtype === 'float64' ? 'F64' : 'F32';
-  saveSafetensors(
-    file,
-    [...tensors.map((t) => ({ name: t.name, dtype: st, shape: t.shape, data: t.value }) as SafetensorsTensor), ...extra],
-    metadata,
-  );
+  const all = [...tensors.map((t) => ({ name: t.name, dtype: st, shape: t.shape, data: t.value }) as SafetensorsTensor), ...extra];
+  const checksums = Object.fromEntries(all.map((t) => [t.name, tensorChecksum(t.data, t.dtype)]));
+  saveSafetensors(file, all, { ...metadata, [CHECKSUMS_KEY]: JSON.stringify(checksums) });
+}
+
+/**
+ * Refuses a file whose tensors do not match the checksums written with them
+ * (a flipped bit, a partly overwritten file), naming the first such tensor.
+ * Files written before checksums existed have none and are not checked.
+ */
+function verifyChecksums(file: string, contents: SafetensorsContents): void {
+  const text = contents.metadata[CHECKSUMS_KEY];
+  if (text === undefined) return;
+  let sums: Record<string, unknown>;
+  try {
+    sums = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new FlowVaeError('ERR_CHECKPOINT', `${file} is corrupt: its metadata "${CHECKSUMS_KEY}" is not valid JSON`);
+  }
+  for (const t of contents.tensors) {
+    if (sums[t.name] === undefined) throw new FlowVaeError('ERR_CHECKPOINT', `${file} is corrupt: tensor "${t.name}" has no checksum`);
+    if (tensorChecksum(t.data, t.dtype) !== sums[t.name]) {
+      throw new FlowVaeError('ERR_CHECKPOINT', `${file} is corrupt: tensor "${t.name}" does not match its checksum (the file changed after it was written)`);
+    }
+  }
 }
 
 /** A checkpoint's contents with a `fail(what)` that throws ERR_CHECKPOINT naming the file and what it is not. */
 export function readCheckpoint(file: string, kind: string, format: string): { contents: SafetensorsContents; fail: (what: string) => never } {
   const contents = loadSafetensors(file);
+  verifyChecksums(file, contents);
   const fail = (what: string): never => {
     throw new FlowVaeError('ERR_CHECKPOINT', `${file} is not a flowvae ${kind} checkpoint: ${what}`);
   };
