@@ -596,3 +596,11 @@ describe('FlowDistribution: one training run at a time', () => {
     expect((await d.fitTarget(target2d('U1'), { steps: 2, batchSize: 16 })).steps).toBe(2);
   });
 });
+
+describe('FlowDistribution.logProb: bad values', () => {
+  it('NaN or Infinity in "x" is ERR_DATA naming the row, not a NaN result', () => {
+    const d = FlowDistribution.create({ dim: 2, flow: 'planar', layers: 2, seed: 1, backend: 'reference' });
+    expect(() => d.logProb(Float64Array.from([0, 1, NaN, 0]))).toThrow(expect.objectContaining({ code: 'ERR_DATA', message: '"x" row 1, column 0 is NaN' }));
+    expect(() => d.logProb(Float64Array.from([Infinity, 1]))).toThrow('"x" row 0, column 0 is Infinity');
+  });
+});

@@ -356,3 +356,18 @@ describe('VAE.sample: one convention with FlowDistribution.sample', () => {
     expect(() => vae.sample(3, { sed: 1 } as never)).toThrow('Unknown option "sed" in "options"; expected one of "seed"');
   });
 });
+
+describe('VAE methods name the caller\'s argument for bad values', () => {
+  const vae = new VAE({ inputDim: 3, latentDim: 2, encoder: { hidden: [4] }, decoder: { hidden: [4] }, posterior: { flow: 'planar', layers: 2 }, seed: 1, backend: 'cpu' });
+  const gaussian = new VAE({ inputDim: 3, latentDim: 2, encoder: { hidden: [4] }, decoder: { hidden: [4] }, likelihood: 'gaussian', seed: 1, backend: 'cpu' });
+  it.skipIf(!hasCpu)('NaN, Infinity, values beyond float32 and values outside [0, 1] for a Bernoulli model', () => {
+    const nan = Float64Array.from([0, 1, 0, 1, NaN, 0]);
+    for (const call of [() => vae.elbo(nan), () => vae.logLikelihood(nan, { samples: 2 }), () => vae.encode(nan), () => vae.reconstruct(nan)]) {
+      expect(call).toThrow('"x" row 1, column 1 is NaN');
+    }
+    expect(() => gaussian.elbo(Float64Array.from([0, 1, 3e39]))).toThrow('"x" row 0, column 2 is 3e+39, which overflows float32 (largest magnitude 3.4e38)');
+    expect(() => gaussian.encode(Float32Array.from([0, -Infinity, 1]))).toThrow('"x" row 0, column 1 is -Infinity');
+    expect(() => vae.elbo(Float64Array.from([0, 3e38, 1]))).toThrow('"x": row 0, column 1 is 3e+38, outside [0, 1] as the Bernoulli likelihood requires');
+    expect(() => vae.decode(Float64Array.from([0, NaN]))).toThrow('"z" row 0, column 1 is NaN');
+  });
+});

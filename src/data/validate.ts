@@ -37,6 +37,27 @@ export function findOutOfRange(x: ArrayLike<number>, dim: number, lo: number, hi
  * `row 17, column 3 is NaN`; when the source value was finite but overflowed
  * float32, says so.
  */
+/** Largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Refuses rows the caller passed that hold NaN or ±Infinity, or values a
+ * float32 backend would turn into ±Infinity, with ERR_DATA naming the
+ * argument, row and column (rather than an internal stage failing later).
+ */
+export function checkFiniteInput(x: ArrayLike<number>, dim: number, name: string, dtype: 'float32' | 'float64'): void {
+  const bad = findNonFinite(x, dim);
+  if (bad) throw new FlowVaeError('ERR_DATA', `"${name}" ${describeBadValue(bad.row, bad.column, bad.value)}`);
+  if (dtype === 'float32' && !(x instanceof Float32Array)) {
+    for (let i = 0; i < x.length; i++) {
+      if (Math.abs(x[i]) > FLOAT32_MAX) {
+        const row = Math.floor(i / dim);
+        throw new FlowVaeError('ERR_DATA', `"${name}" ${describeBadValue(row, i % dim, Infinity, x[i])}`);
+      }
+    }
+  }
+}
+
 export function describeBadValue(row: number, column: number, value: number, source?: unknown): string {
   const where = `row ${row}, column ${column}`;
   if (typeof source === 'number' && Number.isFinite(source)) {

@@ -39,6 +39,7 @@ import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Param
 import { checkpointFileForLoad, checkpointFileForSave, metadataJson, readCheckpoint, restoreTensors, writeCheckpoint } from '../io/checkpoint';
 import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 import type { Dataset } from '../data/dataset';
+import { checkFiniteInput } from '../data/validate';
 import {
   fitDensity,
   fitReverseKL,
@@ -374,6 +375,7 @@ export class FlowDistribution {
   /** log q(x) of each row of `x` `[n, dim]` (a new backend array). */
   logProb(x: FloatArray): FloatArray {
     const n = this.rows(x, 'x');
+    checkFiniteInput(x, this.dim, 'x', this.backend.dtype);
     const out = this.backend.alloc(n);
     this.logProbInto(this.onBackend(x, 'logProb'), n, out);
     return out;

@@ -25,6 +25,7 @@ import { Linear } from '../nn/linear';
 import { MLP } from '../nn/mlp';
 import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
 import type { Dataset } from '../data/dataset';
+import { checkBernoulliRange, checkFiniteInput } from '../data/validate';
 import { checkpointFileForLoad, checkpointFileForSave, metadataJson, readCheckpoint, restoreTensors, writeCheckpoint } from '../io/checkpoint';
 import type { SafetensorsTensor } from '../io/safetensors';
 import { trainExclusively } from '../train/exclusive';
@@ -436,11 +437,18 @@ export class VAE {
     return eps;
   }
 
+  /**
+   * The rows of an input the caller passed: shape, finite values (in the
+   * backend's float range) and, with a Bernoulli likelihood, values in
+   * [0, 1]; errors name the argument, row and column.
+   */
   private checkBatch(x: FloatArray, name = 'x'): number {
     if (!(x instanceof Float32Array || x instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', name, x));
     if (x.length === 0 || x.length % this.inputDim !== 0) {
       throw rangeError(expected(`array whose length is a positive multiple of inputDim ${this.inputDim}`, name, x), 'ERR_SHAPE');
     }
+    checkFiniteInput(x, this.inputDim, name, this.backend.dtype);
+    if (this.config.likelihood === 'bernoulli') checkBernoulliRange(x, this.inputDim, `"${name}"`);
     return x.length / this.inputDim;
   }
 
@@ -667,6 +675,7 @@ export class VAE {
     if (z.length === 0 || z.length % this.latentDim !== 0) {
       throw rangeError(expected(`array whose length is a positive multiple of latentDim ${this.latentDim}`, 'z', z), 'ERR_SHAPE');
     }
+    checkFiniteInput(z, this.latentDim, 'z', this.backend.dtype);
     const n = z.length / this.latentDim;
     const zb = this.backend.dtype === 'float32' ? (z instanceof Float32Array ? z : Float32Array.from(z)) : z instanceof Float64Array ? z : Float64Array.from(z);
     const out = this.backend.from(this.decoder.forward(zb, n));
