@@ -14,6 +14,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOW_FAMILIES } from '../src/flows';
 import { VAE } from '../src/vae/vae';
+import { LOCK_FILE, claimNewRunFolder } from '../src/cli/run-folder';
 
 const root = path.resolve(__dirname, '..');
 const entry = path.join(root, 'src', 'cli', 'index.ts');
@@ -281,6 +282,66 @@ describe('flowvae train, Ctrl-C', () => {
     expect(vae.trainingState?.epoch).toBe(m.epochs.length);
     expect(vae.trainingState!.epoch).toBeGreaterThanOrEqual(1);
     expect(Number.isFinite(vae.elbo(vae.sample(4)).elbo)).toBe(true);
+  });
+});
+
+describe('flowvae train: a run folder belongs to one live run', () => {
+  const csv = path.join(tmp, 'lock.csv');
+  beforeAll(() => {
+    const lines = ['a,b'];
+    for (let r = 0; r < 60; r++) lines.push(`${Math.sin(r).toFixed(4)},${Math.cos(r * 1.3).toFixed(4)}`);
+    fs.writeFileSync(csv, `${lines.join('\n')}\n`);
+  });
+  const small = ['--data', `csv:${csv}`, '--batch', '8', '--hidden', '8', '--latent', '2', '--layers', '2', '--samples', '4', '--threads', '1'];
+
+  it('default names never collide: runs started in the same second get -2, -3', () => {
+    const parent = path.join(tmp, 'same-second');
+    const now = new Date(2026, 11, 6, 14, 30, 5);
+    expect([claimNewRunFolder(parent, now), claimNewRunFolder(parent, now), claimNewRunFolder(parent, now)]).toEqual(
+      ['20261206-143005', '20261206-143005-2', '20261206-143005-3'].map((d) => path.join(parent, d)),
+    );
+  });
+
+  it('a second run in a live run folder is refused; a lock left by a killed run is taken over and its temporary files removed', async () => {
+    const run = path.join(tmp, 'locked');
+    const first = start(['train', '--epochs', '100000', ...small, '--out', run]);
+    const firstDone = finish(first);
+    await new Promise<void>((resolve) => {
+      let seen = '';
+      first.stdout!.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (/^epoch +1\/100000/m.test(seen)) resolve();
+      });
+    });
+    const second = await flowvae('train', '--epochs', '2', ...small, '--out', run);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toBe(`error: ${run} is in use by another flowvae run (pid ${first.pid}); wait for it to finish or pass another --out\n`);
+    first.kill('SIGKILL');
+    await firstDone;
+    expect(fs.existsSync(path.join(run, LOCK_FILE))).toBe(true);
+    // What a kill in the middle of a save leaves behind.
+    fs.writeFileSync(path.join(run, `.model.safetensors.${first.pid}.0123456789ab.tmp`), 'partial');
+    fs.writeFileSync(path.join(run, `metrics.json.tmp-${first.pid}`), 'partial');
+    const epochs = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8')).epochs.length;
+    const resumed = await flowvae('train', '--resume', run, '--epochs', String(epochs + 1));
+    expect(resumed.stderr).toBe('');
+    expect(resumed.code).toBe(0);
+    expect(fs.readdirSync(run).filter((f) => f.includes('.tmp') || f === LOCK_FILE)).toEqual([]);
+  });
+
+  it('killed between the epoch record and the model save, a resumed run still has every epoch once', async () => {
+    const run = path.join(tmp, 'record-then-model');
+    expect((await flowvae('train', '--epochs', '2', ...small, '--out', run)).code).toBe(0);
+    const model2 = fs.readFileSync(path.join(run, 'model.safetensors'));
+    expect((await flowvae('train', '--resume', run, '--epochs', '3')).code).toBe(0);
+    const third = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8')).epochs[2];
+    // The state a kill leaves after epoch 3's record was written but not its model.
+    fs.writeFileSync(path.join(run, 'model.safetensors'), model2);
+    expect((await flowvae('train', '--resume', run, '--epochs', '4')).code).toBe(0);
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    expect(m.epochs.map((e: { epoch: number }) => e.epoch)).toEqual([1, 2, 3, 4]);
+    // Epoch 3 was trained again from the epoch-2 checkpoint: the same numbers.
+    expect(m.epochs[2].train).toEqual(third.train);
   });
 });
 

@@ -78,6 +78,79 @@ export interface RunMetrics {
   test: TestRecord | null;
 }
 
+/** The lock file of a run folder in use: the pid of the flowvae process training in it. */
+export const LOCK_FILE = '.flowvae.lock';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Makes this process the only live run in `dir` (created if needed): a lock
+ * file with our pid, created exclusively. A lock left by a process that no
+ * longer runs (a crash, kill -9) is taken over; one held by a live process is
+ * refused. The lock goes when this process exits, however it exits.
+ */
+export function lockRunFolder(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const lock = path.join(dir, LOCK_FILE);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = fs.openSync(lock, 'wx');
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.closeSync(fd);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      const holder = Number.parseInt(fs.readFileSync(lock, 'utf8'), 10);
+      if (Number.isInteger(holder) && holder !== process.pid && alive(holder)) {
+        throw new CliError(`error: ${dir} is in use by another flowvae run (pid ${holder}); wait for it to finish or pass another --out`, EXIT_FAILURE);
+      }
+      fs.rmSync(lock, { force: true });
+    }
+  }
+  process.once('exit', () => fs.rmSync(lock, { force: true }));
+  removeStaleTemporaries(dir);
+}
+
+/**
+ * Temporary files of writes that never finished (a kill during a save): the
+ * model's `.model.safetensors.<pid>.<hex>.tmp` and the JSON/SVG writers'
+ * `<file>.tmp-<pid>`. Only called while holding the folder's lock, so no
+ * live writer owns them.
+ */
+function removeStaleTemporaries(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (/^\..+\.\d+\.[0-9a-f]+\.tmp$/.test(name) || /\.tmp-\d+$/.test(name)) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+/**
+ * A new run folder `<parent>/<date>-<time>` that no other run has: claimed
+ * with an exclusive mkdir, with `-2`, `-3`, … appended when runs start in
+ * the same second.
+ */
+export function claimNewRunFolder(parent = 'runs', now = new Date()): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${now.getFullYear()}${pad(now.getMonth() + 1)}${pad(now.getDate())}-${pad(now.getHours())}${pad(now.getMinutes())}${pad(now.getSeconds())}`;
+  fs.mkdirSync(parent, { recursive: true });
+  for (let k = 1; ; k++) {
+    const dir = path.join(parent, k === 1 ? stamp : `${stamp}-${k}`);
+    try {
+      fs.mkdirSync(dir);
+      return dir;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 /** Writes JSON to a temporary file and renames it (a reader never sees half a file). */
 export function writeJsonAtomic(file: string, value: unknown): void {
   const tmp = `${file}.tmp-${process.pid}`;

@@ -4,7 +4,6 @@
  * evaluates it on the test set and prints a one-screen summary.
  */
 import { Command, Option } from 'commander';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Dataset } from '../data/dataset';
 import { trainValidationSplit } from '../data/dataset';
@@ -42,6 +41,8 @@ import {
   type EpochRecord,
   type RunMetrics,
   type TrainSettings,
+  claimNewRunFolder,
+  lockRunFolder,
   readRunMetrics,
   writeJsonAtomic,
   writeTextAtomic,
@@ -242,13 +243,6 @@ export function parameterCount(vae: VAE): number {
   return vae.parameters().reduce((n, p) => n + p.value.length, 0);
 }
 
-function defaultRunFolder(): string {
-  const d = new Date();
-  const pad = (n: number) => String(n).padStart(2, '0');
-  const stamp = `${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}-${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}`;
-  return path.join('runs', stamp);
-}
-
 // -----------------------------------------------------------------------------
 // The command
 
@@ -273,7 +267,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   let resumed: RunMetrics | null = null;
   if (o.resume !== undefined) resumed = readRunMetrics(o.resume);
   const settings = resolveSettings(o, cmd, resumed?.settings ?? null);
-  const out = o.out ?? o.resume ?? defaultRunFolder();
+  const explicitOut = o.out ?? o.resume;
   const backend = selectBackend(o.backend, o.threads);
 
   // Data.
@@ -328,7 +322,9 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
       backend,
     });
   }
-  fs.mkdirSync(out, { recursive: true });
+  // The folder is claimed (a fresh default name, or a lock on the given one) only once the data and model are ready.
+  const out = explicitOut ?? claimNewRunFolder();
+  lockRunFolder(out);
 
   const metrics: RunMetrics = {
     flowvae: packageVersion(),
@@ -347,7 +343,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
     },
     // Epochs a resumed run already has stay in the record (those past its checkpoint are dropped).
     epochs: resumed ? resumed.epochs.filter((e) => e.epoch <= (state?.epoch ?? 0)) : [],
-    trainSeconds: resumed?.trainSeconds ?? 0,
+    trainSeconds: resumed ? resumed.epochs.filter((e) => e.epoch <= (state?.epoch ?? 0)).reduce((s, e) => s + e.seconds, 0) : 0,
     test: null,
   };
   const files = {
@@ -428,8 +424,11 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
         metrics.epochs.push(record);
         metrics.trainSeconds += m.seconds;
         // Checkpoint every epoch: a crash or a second Ctrl-C loses at most one epoch.
-        vae.save(out);
+        // The record goes first: killed between the two writes, the run resumes from
+        // the previous checkpoint, drops the records past it and trains this epoch
+        // again (bit-identically), so no epoch's record is ever lost.
         saveMetrics();
+        vae.save(out);
         saveCurves();
         output.log(epochLine(record, settings.epochs));
         output.event('epoch', { ...record, epochs: settings.epochs });
