@@ -329,6 +329,29 @@ describe('flowvae train: a run folder belongs to one live run', () => {
     expect(fs.readdirSync(run).filter((f) => f.includes('.tmp') || f === LOCK_FILE)).toEqual([]);
   });
 
+  it('a run killed during its final evaluation is finished by --resume (test numbers and pictures), and only then refused', async () => {
+    const run = path.join(tmp, 'killed-in-test');
+    expect((await flowvae('train', '--epochs', '2', ...small, '--out', run)).code).toBe(0);
+    // What a kill during the test NLL leaves: status running, no test record, no pictures.
+    const file = path.join(run, 'metrics.json');
+    const m = JSON.parse(fs.readFileSync(file, 'utf8'));
+    fs.writeFileSync(file, JSON.stringify({ ...m, status: 'running', test: null }));
+    fs.rmSync(path.join(run, 'samples.png'));
+    fs.rmSync(path.join(run, 'reconstructions.png'));
+    const r = await flowvae('train', '--resume', run);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('flowvae: training is complete (2 epochs); finishing the test evaluation and pictures');
+    const done = JSON.parse(fs.readFileSync(file, 'utf8'));
+    expect(done.status).toBe('completed');
+    expect(done.epochs).toHaveLength(2);
+    expect(done.test.nll).toBe(m.test.nll);
+    expect(fs.existsSync(path.join(run, 'samples.png')) && fs.existsSync(path.join(run, 'reconstructions.png'))).toBe(true);
+    const again = await flowvae('train', '--resume', run);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toBe(`error: ${run} has already trained 2 epochs; pass --epochs above 2 to train more\n`);
+  });
+
   it('killed between the epoch record and the model save, a resumed run still has every epoch once', async () => {
     const run = path.join(tmp, 'record-then-model');
     expect((await flowvae('train', '--epochs', '2', ...small, '--out', run)).code).toBe(0);

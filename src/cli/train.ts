@@ -306,7 +306,9 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
     vae = VAE.load(o.resume!, { backend });
     state = vae.trainingState;
     if (vae.inputDim !== train.dim) throw new CliError(`error: the checkpoint expects ${vae.inputDim} values per example but the data have ${train.dim}`, EXIT_FAILURE);
-    if (state && state.epoch >= settings.epochs) {
+    // A run whose training ended but whose test evaluation or pictures did not (killed
+    // during the final NLL) is finished by --resume; a complete run needs more epochs.
+    if (state && state.epoch >= settings.epochs && resumed!.status === 'completed') {
       throw new CliError(`error: ${o.resume} has already trained ${state.epoch} epochs; pass --epochs above ${state.epoch} to train more`);
     }
   } else {
@@ -378,9 +380,11 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
     output.clearBar();
     output.log('flowvae: stopping after the current batch (Ctrl-C again to quit at once)');
   });
+  const finishing = state !== undefined && state.epoch >= settings.epochs;
+  if (finishing) output.log(`flowvae: training is complete (${state!.epoch} epochs); finishing the test evaluation and pictures`);
   let fitResult;
   try {
-    fitResult = await vae.fit(train, {
+    fitResult = finishing ? { history: [], stopped: 'completed' as const, state: state! } : await vae.fit(train, {
       epochs: settings.epochs,
       batchSize: settings.batch,
       lr: settings.lr,
