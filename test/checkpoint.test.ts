@@ -52,6 +52,58 @@ describe('VAE checkpoints', () => {
     resumed.parameters().forEach((p, i) => expect(Array.from(p.value), p.name).toEqual(Array.from(want[i].value)));
   });
 
+  it('a run aborted mid-epoch resumes from the exact batch, bit-identical to an uninterrupted run', async () => {
+    const fitOptions = { batchSize: 20, seed: 9, binarize: 'dynamic' as const, warmup: 2 };
+    const straight = new VAE({ ...options, backend: 'reference' });
+    await straight.fit(data, { ...fitOptions, epochs: 3 });
+    const first = new VAE({ ...options, backend: 'reference' });
+    const controller = new AbortController();
+    const stopped = await first.fit(data, {
+      ...fitOptions,
+      epochs: 3,
+      signal: controller.signal,
+      onBatch: (b) => b.epoch === 2 && b.batch === 1 && controller.abort(),
+    });
+    // 60 rows in batches of 20: epoch 1 complete, one batch of epoch 2.
+    expect(stopped.stopped).toBe('aborted');
+    expect(stopped.history.map((h) => [h.epoch, h.batches, h.complete, h.validation])).toEqual([
+      [1, 3, true, undefined],
+      [2, 1, false, undefined],
+    ]);
+    expect(stopped.state).toMatchObject({ epoch: 1, batch: 1 });
+    const dir = path.join(tmp, 'mid-epoch');
+    first.save(dir);
+    const resumed = VAE.load(dir, { backend: 'reference' });
+    expect(resumed.trainingState).toMatchObject({ epoch: 1, batch: 1 });
+    const result = await resumed.fit(data, { ...fitOptions, epochs: 3, resume: resumed.trainingState });
+    expect(result.history.map((h) => [h.epoch, h.batches, h.complete])).toEqual([
+      [2, 2, true],
+      [3, 3, true],
+    ]);
+    const want = straight.parameters();
+    resumed.parameters().forEach((p, i) => expect(Array.from(p.value), p.name).toEqual(Array.from(want[i].value)));
+  });
+
+  it('keepBest carries across resume: an interrupted and resumed run keeps the best epoch of the whole run', async () => {
+    // 40 rows of noise to train on, 20 others to validate: the validation ELBO peaks at epoch 3 and then falls.
+    const train = data.subarray(20 * 12);
+    const fitOptions = { batchSize: 10, seed: 3, validation: data.subarray(0, 20 * 12), keepBest: true, lr: 0.02 };
+    const straight = new VAE({ ...options, backend: 'reference' });
+    const all = await straight.fit(train, { ...fitOptions, epochs: 10 });
+    expect(all.history.reduce((a, b) => (b.validation!.elbo > a.validation!.elbo ? b : a)).epoch).toBe(3);
+    // Interrupted after epoch 5, past the best epoch, then resumed from the checkpoint.
+    const first = new VAE({ ...options, backend: 'reference' });
+    const controller = new AbortController();
+    await first.fit(train, { ...fitOptions, epochs: 10, signal: controller.signal, onEpoch: (m) => void (m.epoch === 5 && controller.abort()) });
+    const dir = path.join(tmp, 'keep-best');
+    first.save(dir);
+    const resumed = VAE.load(dir, { backend: 'reference' });
+    expect(resumed.trainingState!.bestParameters).not.toBeNull();
+    await resumed.fit(train, { ...fitOptions, epochs: 10, resume: resumed.trainingState });
+    const want = straight.parameters();
+    resumed.parameters().forEach((p, i) => expect(Array.from(p.value), p.name).toEqual(Array.from(want[i].value)));
+  });
+
   it('refuses a file that is not a VAE checkpoint, or whose tensors do not fit', () => {
     const vae = new VAE({ ...options, backend: 'reference' });
     const dir = path.join(tmp, 'd');

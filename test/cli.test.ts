@@ -277,10 +277,14 @@ describe('flowvae train, Ctrl-C', () => {
     const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
     expect(m.status).toBe('interrupted');
     expect(m.test).toBeNull();
-    // The checkpoint loads, with the training state of the last (possibly partial) epoch.
+    // The checkpoint loads, with the training state of the last epoch and, when
+    // the interruption came mid-epoch, the batches done of the next one.
     const vae = VAE.load(run);
-    expect(vae.trainingState?.epoch).toBe(m.epochs.length);
-    expect(vae.trainingState!.epoch).toBeGreaterThanOrEqual(1);
+    const state = vae.trainingState!;
+    const partial = m.epochs[m.epochs.length - 1].interrupted;
+    expect(state.epoch + (partial ? 1 : 0)).toBe(m.epochs.length);
+    expect(state.batch).toBe(partial ? partial.batches : 0);
+    expect(m.epochs.length).toBeGreaterThanOrEqual(1);
     expect(Number.isFinite(vae.elbo(vae.sample(4)).elbo)).toBe(true);
   });
 });

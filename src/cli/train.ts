@@ -328,6 +328,10 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   const out = explicitOut ?? claimNewRunFolder();
   lockRunFolder(out);
 
+  // Records a resumed run keeps: those its checkpoint covers (the completed epochs, and
+  // the first part of an epoch stopped midway); later ones are trained again.
+  const covered = (e: EpochRecord) => e.epoch <= (state?.epoch ?? 0) || (e.epoch === (state?.epoch ?? 0) + 1 && (state?.batch ?? 0) > 0);
+  const kept = resumed ? resumed.epochs.filter(covered) : [];
   const metrics: RunMetrics = {
     flowvae: packageVersion(),
     status: 'running',
@@ -344,8 +348,8 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
       imageShape: loaded.imageShape,
     },
     // Epochs a resumed run already has stay in the record (those past its checkpoint are dropped).
-    epochs: resumed ? resumed.epochs.filter((e) => e.epoch <= (state?.epoch ?? 0)) : [],
-    trainSeconds: resumed ? resumed.epochs.filter((e) => e.epoch <= (state?.epoch ?? 0)).reduce((s, e) => s + e.seconds, 0) : 0,
+    epochs: kept,
+    trainSeconds: kept.reduce((s, e) => s + e.seconds, 0),
     test: null,
   };
   const files = {
@@ -422,7 +426,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
           examplesPerSecond: m.examplesPerSecond,
           seconds: m.seconds,
         };
-        if (stop.signal.aborted && lastBatch.epoch === m.epoch && lastBatch.batch < lastBatch.batches) {
+        if (!m.complete) {
           record.interrupted = { batches: lastBatch.batch, of: lastBatch.batches };
         }
         metrics.epochs.push(record);

@@ -88,6 +88,13 @@ export interface EpochMetrics {
   seconds: number;
   /** True when this epoch has the best validation ELBO so far. */
   best: boolean;
+  /**
+   * Batches this record covers, and whether the epoch ended here: an epoch
+   * stopped by `signal` is recorded with `complete: false` (no validation) and
+   * a resumed run records the rest of it as the same epoch.
+   */
+  batches: number;
+  complete: boolean;
 }
 
 export interface BatchProgress {
@@ -101,11 +108,16 @@ export interface BatchProgress {
 
 /** Everything needed to continue a run bit-identically. */
 export interface TrainingState {
+  /** Epochs completed. */
   epoch: number;
+  /** Batches already trained of the next epoch (a run stopped mid-epoch); 0 at an epoch boundary. */
+  batch: number;
   optimizer: AdamState;
   noiseOffset: number;
   bestValidationElbo: number;
   epochsWithoutImprovement: number;
+  /** Parameters of the best validation epoch so far (`keepBest`), in `vae.parameters()` order; null when none is kept. */
+  bestParameters: FloatArray[] | null;
 }
 
 export interface FitResult {
@@ -208,15 +220,20 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
     maxGradNorm: options.maxGradNorm ?? 0,
   });
   let startEpoch = 0;
+  let startBatch = 0;
   let endEpoch = epochs;
   let best = -Infinity;
   let sinceBest = 0;
+  let carriedBest: FloatArray[] | null = null;
   if (options.resume) {
-    adam.loadState(options.resume.optimizer);
-    vae.noiseOffset = options.resume.noiseOffset;
-    startEpoch = options.resume.epoch;
-    best = options.resume.bestValidationElbo;
-    sinceBest = options.resume.epochsWithoutImprovement;
+    const r = options.resume;
+    adam.loadState(r.optimizer);
+    vae.noiseOffset = r.noiseOffset;
+    startEpoch = r.epoch;
+    startBatch = r.batch ?? 0;
+    best = r.bestValidationElbo;
+    sinceBest = r.epochsWithoutImprovement;
+    carriedBest = r.bestParameters ?? null;
   } else if (vae.trainingState && !restart) {
     // The model's own run goes on: restarting Adam (moments and bias
     // correction) and the epoch count (the same batch order every call) is
@@ -224,21 +241,29 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
     const previous = vae.trainingState;
     adam.loadState(previous.optimizer);
     startEpoch = previous.epoch;
+    startBatch = previous.batch ?? 0;
     endEpoch = startEpoch + epochs;
   }
-  const bestParams = keepBest ? params.map((p) => vae.backend.from(p.value)) : null;
+  // The best epoch's parameters; a resumed run keeps the best of the whole run
+  // (a state without them, from before they were saved, starts from the current ones).
+  const bestParams = keepBest ? params.map((p, i) => vae.backend.from(carriedBest?.[i] ?? p.value)) : null;
 
   const batchBuf = vae.backend.alloc(batchSize * dim);
   const uniforms = binarize === 'dynamic' ? vae.backend.alloc(batchSize * dim) : null;
   const batchesPerEpoch = Math.ceil(n / batchSize);
   const history: EpochMetrics[] = [];
   let stopped: FitResult['stopped'] = 'completed';
+  // Where the run stands: epochs completed and batches done of the next one.
+  let doneEpochs = startEpoch;
+  let doneBatches = startBatch;
   const state = (): TrainingState => ({
-    epoch: startEpoch + history.length,
+    epoch: doneEpochs,
+    batch: doneBatches,
     optimizer: adam.state(),
     noiseOffset: vae.noiseOffset,
     bestValidationElbo: best,
     epochsWithoutImprovement: sinceBest,
+    bestParameters: bestParams && best > -Infinity ? bestParams : null,
   });
 
   for (let epoch = startEpoch; epoch < endEpoch; epoch++) {
@@ -251,7 +276,8 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
     let kl = 0;
     let seen = 0;
     let beta = betaMax;
-    for (let bi = 0; bi < batchesPerEpoch; bi++) {
+    const firstBatch = epoch === startEpoch ? Math.min(startBatch, batchesPerEpoch) : 0;
+    for (let bi = firstBatch; bi < batchesPerEpoch; bi++) {
       if (signal?.aborted) {
         stopped = 'aborted';
         break;
@@ -288,6 +314,7 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
       rec += terms.reconstruction * count;
       kl += terms.kl * count;
       seen += count;
+      doneBatches = bi + 1;
       if (options.onBatch) {
         const secs = (performance.now() - t0) / 1000;
         options.onBatch({ epoch: epoch + 1, batch: bi + 1, batches: batchesPerEpoch, step, elbo: terms.elbo, examplesPerSecond: seen / secs });
@@ -296,10 +323,25 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (seen === 0) break;
+    const complete = doneBatches === batchesPerEpoch;
+    if (complete) {
+      doneEpochs = epoch + 1;
+      doneBatches = 0;
+    }
     const seconds = (performance.now() - t0) / 1000;
     const train: ElboTerms = { elbo: (rec - kl) / seen, reconstruction: rec / seen, kl: kl / seen };
-    const metrics: EpochMetrics = { epoch: epoch + 1, train, lr: adam.lr, beta, examplesPerSecond: seen / seconds, seconds, best: false };
-    if (validation) {
+    const metrics: EpochMetrics = {
+      epoch: epoch + 1,
+      train,
+      lr: adam.lr,
+      beta,
+      examplesPerSecond: seen / seconds,
+      seconds,
+      best: false,
+      batches: Math.ceil(seen / batchSize),
+      complete,
+    };
+    if (validation && complete) {
       metrics.validation = vae.elbo(validation, { samples: evalSamples, seed: seed * 4 + 5 });
       if (metrics.validation.elbo > best) {
         best = metrics.validation.elbo;
@@ -319,7 +361,9 @@ export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: Fi
       break;
     }
   }
-  if (keepBest && best > -Infinity) restore(params, bestParams);
+  // An aborted run keeps its last parameters, so that resuming it continues
+  // exactly; the best so far travel in its state and are restored when it ends.
+  if (keepBest && best > -Infinity && stopped !== 'aborted') restore(params, bestParams);
   vae.trainingState = state();
   return { history, stopped, state: vae.trainingState };
 }

@@ -528,8 +528,12 @@ export class VAE {
       const dtype = this.backend.dtype === 'float64' ? 'F64' : 'F32';
       extra.push({ name: 'optimizer.m', dtype, shape: [t.optimizer.m.length], data: t.optimizer.m });
       extra.push({ name: 'optimizer.v', dtype, shape: [t.optimizer.v.length], data: t.optimizer.v });
+      // The best validation epoch's parameters (keepBest), so a resumed run keeps the best of the whole run.
+      const best = t.bestParameters;
+      if (best) this.parameters().forEach((p, i) => extra.push({ name: `training.best.${p.name}`, dtype, shape: [...p.shape], data: best[i] }));
       metadata.training = JSON.stringify({
         epoch: t.epoch,
+        batch: t.batch,
         step: t.optimizer.step,
         noiseOffset: t.noiseOffset,
         bestValidationElbo: Number.isFinite(t.bestValidationElbo) ? t.bestValidationElbo : null,
@@ -557,20 +561,32 @@ export class VAE {
     if (meta.training) {
       const m = byName.get('optimizer.m') ?? fail('tensor "optimizer.m" is missing');
       const v = byName.get('optimizer.v') ?? fail('tensor "optimizer.v" is missing');
-      const t = metadataJson<{ epoch: number; step: number; noiseOffset: number; bestValidationElbo: number | null; epochsWithoutImprovement: number }>(
-        contents,
-        'training',
-        fail,
-      );
+      const t = metadataJson<{
+        epoch: number;
+        batch?: number;
+        step: number;
+        noiseOffset: number;
+        bestValidationElbo: number | null;
+        epochsWithoutImprovement: number;
+      }>(contents, 'training', fail);
+      byName.delete('optimizer.m');
+      byName.delete('optimizer.v');
+      // Best parameters: all of them or none (checkpoints from before they were saved have none).
+      const params = vae.parameters();
+      const best = params.map((p) => byName.get(`training.best.${p.name}`));
+      if (best.some((b) => b) && best.some((b, i) => !b || b.data.length !== params[i].value.length)) {
+        fail(`the best-epoch parameters ("training.best.*") do not match the model's parameters`);
+      }
+      params.forEach((p) => byName.delete(`training.best.${p.name}`));
       vae.trainingState = {
         epoch: t.epoch,
+        batch: t.batch ?? 0,
         optimizer: { step: t.step, m: vae.backend.from(m.data), v: vae.backend.from(v.data) },
         noiseOffset: t.noiseOffset,
         bestValidationElbo: t.bestValidationElbo ?? -Infinity,
         epochsWithoutImprovement: t.epochsWithoutImprovement,
+        bestParameters: best[0] ? best.map((b) => vae.backend.from(b!.data)) : null,
       };
-      byName.delete('optimizer.m');
-      byName.delete('optimizer.v');
     }
     if (byName.size > 0) fail(`unexpected tensor "${[...byName.keys()][0]}"`);
     return vae;
