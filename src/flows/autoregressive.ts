@@ -14,7 +14,7 @@ import type { Backend } from '../backend/backend';
 import type { Activation } from '../backend/kernels/elementwise';
 import { resolveBackend } from '../backend';
 import type { BackendName, FloatArray } from '../backend/types';
-import { expected, rangeError, typeError } from '../errors';
+import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { MADE } from '../nn/made';
 import { prefixParameters, type Parameter } from '../nn/parameter';
 import { checkArray, checkPositiveInt, checkSize } from '../validate';
@@ -129,16 +129,40 @@ export abstract class AutoregressiveFlow implements Flow {
     const stepLogDet = this.ws.get('stepLogDet', batch);
     logDet.fill(0);
     // Two buffers: the target of the step being inverted and its solution.
+    // Pass p solves the coordinates of degree p + 1 exactly (their MADE inputs
+    // are all solved by then); only those are taken from the step's output.
+    // The others keep their finite starting values: an unsolved coordinate
+    // computed from garbage can overflow, and ∞ times a masked (zero) weight
+    // is NaN, which would spread into coordinates already solved.
+    const solved = this.ws.get('inverseSolved', n);
     let target = y;
     for (let k = this.layers - 1; k >= 0; k--) {
       const x = this.ws.get(`inverse.${k % 2}`, n);
       x.set(target);
+      const degrees = this.mades[k].degrees;
       for (let pass = 0; pass < this.dim; pass++) {
         const ms = this.mades[k].forward(x, batch, context);
-        this.step.inverse(target, ms, x, stepLogDet, batch, this.dim);
+        this.step.inverse(target, ms, solved, stepLogDet, batch, this.dim);
+        for (let i = 0; i < this.dim; i++) {
+          if (degrees[i] !== pass + 1) continue;
+          for (let r = 0; r < batch; r++) x[r * this.dim + i] = solved[r * this.dim + i];
+        }
       }
       for (let r = 0; r < batch; r++) logDet[r] += stepLogDet[r];
       target = x;
+    }
+    const bad: number[] = [];
+    for (let r = 0; r < batch && bad.length < 10; r++) {
+      let finite = Number.isFinite(logDet[r]);
+      for (let i = 0; finite && i < this.dim; i++) finite = Number.isFinite(target[r * this.dim + i]);
+      if (!finite) bad.push(r);
+    }
+    if (bad.length > 0) {
+      throw new FlowVaeError(
+        'ERR_NOT_CONVERGED',
+        `The ${this.kind} inverse has no finite solution for row${bad.length > 1 ? 's' : ''} ${bad.join(', ')}${bad.length === 10 ? ', …' : ''} ` +
+          `of "y" (a coordinate overflows: the input is outside what the flow maps to)`,
+      );
     }
     // The passes ran the MADEs on intermediate values: backward needs a new forward.
     this.batch = 0;
