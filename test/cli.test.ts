@@ -396,6 +396,16 @@ describe('flowvae train, closed output and SIGTERM', () => {
     expect(m.epochs).toHaveLength(20);
   });
 
+  it('--threads beyond the cores uses the cores and says so', async () => {
+    const run = path.join(tmp, 'many-threads');
+    const args = ['train', '--data', `csv:${csv}`, '--epochs', '1', ...small.filter((a, i, all) => a !== '--threads' && all[i - 1] !== '--threads')];
+    const r = await flowvae(...args, '--threads', '1000', '--out', run);
+    const cores = os.availableParallelism();
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(cores < 1000 ? `flowvae: --threads 1000 is more than the ${cores} cores here; using ${cores}\n` : '');
+    expect(JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8')).threads).toBe(Math.min(cores, 1000));
+  });
+
   it('SIGTERM stops after the current batch and exits 143 (128 + 15)', async () => {
     const run = path.join(tmp, 'terminated');
     const child = start(['train', '--data', `csv:${csv}`, '--epochs', '100000', ...small, '--out', run]);

@@ -461,6 +461,10 @@ describe('IDX reader', () => {
     new DataView(huge.buffer).setUint32(4, 0xffffffff, false);
     expectDataError(() => parseIdx(huge, 'f'), /^f: truncated: the header declares shape \[4294967295, 2, 3\] of uint8/);
     expectDataError(() => parseIdx(Buffer.concat([u8, Buffer.from([1, 2])]), 'f'), 'f: 2 unexpected bytes after the data of shape [2, 2, 3] (corrupt header?)');
+    // A corrupt rank byte (255 dimensions) gives a short message, not a 1.9 KB shape listing.
+    const rank = Buffer.concat([u8.subarray(0, 3), Buffer.from([255]), Buffer.alloc(4 * 255 + 64, 0)]);
+    new DataView(rank.buffer, rank.byteOffset).setUint32(4, 8, false);
+    expectDataError(() => parseIdx(rank, 'f'), 'f: 64 unexpected bytes after the data of shape [8, 0, 0, 0, …] (255 dimensions) (corrupt header?)');
     const gz = zlib.gzipSync(u8);
     gz[gz.length - 6] ^= 0xff; // corrupt the CRC
     expectDataError(() => parseIdx(gz, 'f'), /^f: corrupt or truncated gzip data/);

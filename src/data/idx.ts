@@ -37,6 +37,11 @@ function dataError(name: string, message: string, cause?: unknown): FlowVaeError
   return new FlowVaeError('ERR_DATA', `${name}: ${message}`, cause === undefined ? undefined : { cause });
 }
 
+/** A shape for a message: in full up to 6 dimensions, else its start and its rank (a corrupt header can declare 255). */
+function describeShape(shape: readonly number[]): string {
+  return shape.length <= 6 ? `[${shape.join(', ')}]` : `[${shape.slice(0, 4).join(', ')}, …] (${shape.length} dimensions)`;
+}
+
 function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
@@ -84,11 +89,11 @@ export function parseIdx(input: Uint8Array, name = 'IDX data'): IdxArray {
   if (needed > dataBytes) {
     throw dataError(
       name,
-      `truncated: the header declares shape [${shape.join(', ')}] of ${type.dtype} (${needed} data bytes) but only ${dataBytes} follow`,
+      `truncated: the header declares shape ${describeShape(shape)} of ${type.dtype} (${needed} data bytes) but only ${dataBytes} follow`,
     );
   }
   if (needed < dataBytes) {
-    throw dataError(name, `${dataBytes - needed} unexpected bytes after the data of shape [${shape.join(', ')}] (corrupt header?)`);
+    throw dataError(name, `${dataBytes - needed} unexpected bytes after the data of shape ${describeShape(shape)} (corrupt header?)`);
   }
 
   const body = bytes.subarray(headerLength);
