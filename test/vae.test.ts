@@ -371,3 +371,35 @@ describe('VAE methods name the caller\'s argument for bad values', () => {
     expect(() => vae.decode(Float64Array.from([0, NaN]))).toThrow('"z" row 0, column 1 is NaN');
   });
 });
+
+describe('VAE.logLikelihoodAsync', () => {
+  const vae = new VAE({ inputDim: 6, latentDim: 2, encoder: { hidden: [5] }, decoder: { hidden: [5] }, posterior: { flow: 'planar', layers: 2 }, seed: 2, backend: 'reference' });
+  const x = tinyData(12, 6, 4);
+
+  it('gives the numbers of logLikelihood, reports progress and yields to the event loop', async () => {
+    const sync = vae.logLikelihood(x, { samples: 30, batch: 7, seed: 5 });
+    const progress: number[] = [];
+    // Runs only if the job yields to the event loop before it resolves.
+    let ranMeanwhile = false;
+    setImmediate(() => (ranMeanwhile = true));
+    const result = await vae.logLikelihoodAsync(x, { samples: 30, batch: 7, seed: 5, onProgress: (done, total) => progress.push(done / total) });
+    expect(result.stopped).toBe('completed');
+    expect(Array.from(result.perExample)).toEqual(Array.from(sync.perExample));
+    expect(result.mean).toBe(sync.mean);
+    expect(progress[progress.length - 1]).toBe(1);
+    expect(ranMeanwhile).toBe(true);
+  });
+
+  it('stops after the current example when aborted, with the examples done', async () => {
+    const sync = vae.logLikelihood(x, { samples: 30, seed: 5 });
+    const controller = new AbortController();
+    controller.abort();
+    const none = await vae.logLikelihoodAsync(x, { samples: 30, seed: 5, signal: controller.signal });
+    expect(none).toMatchObject({ stopped: 'aborted', perExample: new Float64Array(0) });
+    const late = new AbortController();
+    const partial = vae.logLikelihoodAsync(x, { samples: 30, seed: 5, signal: late.signal, onProgress: () => late.abort() });
+    const r = await partial;
+    expect(r.stopped === 'aborted' || r.perExample.length === 12).toBe(true);
+    expect(Array.from(r.perExample)).toEqual(Array.from(sync.perExample.subarray(0, r.perExample.length)));
+  });
+});

@@ -636,15 +636,64 @@ export class VAE {
     options: { samples?: number; batch?: number; seed?: number } = {},
   ): { mean: number; perExample: Float64Array } {
     checkKnownKeys(options, 'options', ['samples', 'batch', 'seed']);
+    const run = this.likelihoodRun(x, options);
+    for (let i = 0; i < run.n; i++) run.example(i);
+    return { mean: meanOf(run.perExample), perExample: run.perExample };
+  }
+
+  /**
+   * `logLikelihood` as a long job: the same numbers, computed an example at a
+   * time with a yield to the event loop about every 100 ms, so `onProgress`
+   * (examples done, of n) runs and `signal` stops it after the current
+   * example. Resolves with the examples done (all unless aborted).
+   */
+  async logLikelihoodAsync(
+    x: FloatArray,
+    options: {
+      samples?: number;
+      batch?: number;
+      seed?: number;
+      signal?: AbortSignal;
+      onProgress?: (done: number, total: number) => void;
+    } = {},
+  ): Promise<{ mean: number; perExample: Float64Array; stopped: 'completed' | 'aborted' }> {
+    checkKnownKeys(options, 'options', ['samples', 'batch', 'seed', 'signal', 'onProgress']);
+    const { signal, onProgress } = options;
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw typeError(expected('function', 'onProgress', onProgress));
+    const run = this.likelihoodRun(x, options);
+    let done = 0;
+    let lastYield = performance.now();
+    while (done < run.n && !signal?.aborted) {
+      run.example(done);
+      done += 1;
+      if (performance.now() - lastYield > 100 || done === run.n) {
+        onProgress?.(done, run.n);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+      }
+    }
+    const perExample = run.perExample.slice(0, done);
+    return { mean: done > 0 ? meanOf(perExample) : NaN, perExample, stopped: done < run.n ? 'aborted' : 'completed' };
+  }
+
+  /**
+   * The importance-sampling state of a `logLikelihood` call: `example(i)`
+   * fills `perExample[i]`; examples must be taken in order (each continues
+   * the noise stream where the previous one stopped).
+   */
+  private likelihoodRun(
+    x: FloatArray,
+    options: { samples?: number; batch?: number; seed?: number },
+  ): { n: number; perExample: Float64Array; example: (i: number) => void } {
     const n = this.checkBatch(x);
     const S = checkPositiveInt(options.samples ?? 5000, 'samples');
     const chunk = Math.min(S, checkPositiveInt(options.batch ?? 500, 'batch'));
     const seed = checkSize(options.seed ?? 54321, 'seed');
     const D = this.inputDim;
     const perExample = new Float64Array(n);
-    const rep = this.buf('iw.x', chunk * D);
     let offset = 0;
-    for (let i = 0; i < n; i++) {
+    const example = (i: number): void => {
+      const rep = this.buf('iw.x', chunk * D);
       const row = x.subarray(i * D, (i + 1) * D);
       for (let s = 0; s < chunk; s++) rep.set(row, s * D);
       // q(z | x) is the same for every sample of this example: encode it once
@@ -672,10 +721,8 @@ export class VAE {
         }
       }
       perExample[i] = max + Math.log(sum) - Math.log(S);
-    }
-    let mean = 0;
-    for (const v of perExample) mean += v;
-    return { mean: mean / n, perExample };
+    };
+    return { n, perExample, example };
   }
 
   /** Posterior means μ(x) `[n, latentDim]` (a copy). */
@@ -763,6 +810,12 @@ function addHalfSquares(lower: FloatArray, kl: FloatArray, batch: number, m: num
     for (let k = r * m; k < (r + 1) * m; k++) s += lower[k] * lower[k];
     kl[r] += 0.5 * s;
   }
+}
+
+function meanOf(values: Float64Array): number {
+  let sum = 0;
+  for (const v of values) sum += v;
+  return sum / values.length;
 }
 
 function addInto(target: FloatArray, source: FloatArray): void {
