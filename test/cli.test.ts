@@ -396,6 +396,16 @@ describe('flowvae train, closed output and SIGTERM', () => {
     expect(m.epochs).toHaveLength(20);
   });
 
+  it('says when the KL warm-up is longer than the run', async () => {
+    const r = await flowvae('train', '--data', `csv:${csv}`, '--epochs', '4', ...small, '--out', path.join(tmp, 'short-warmup'));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '  note: the KL warm-up (10 epochs) is longer than the run (4): β ends at 0.40, so the model never trains on the full ELBO (pass --warmup 4 or less)\n',
+    );
+    const fine = await flowvae('train', '--data', `csv:${csv}`, '--epochs', '4', '--warmup', '4', ...small, '--out', path.join(tmp, 'fitting-warmup'));
+    expect(fine.stdout).not.toContain('note: the KL warm-up');
+  });
+
   it('--threads beyond the cores uses the cores and says so', async () => {
     const run = path.join(tmp, 'many-threads');
     const args = ['train', '--data', `csv:${csv}`, '--epochs', '1', ...small.filter((a, i, all) => a !== '--threads' && all[i - 1] !== '--threads')];

@@ -371,6 +371,13 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
       `  ${resumed ? `resuming from epoch ${startEpoch}, ` : ''}epochs ${settings.epochs}, batch ${settings.batch}, lr ${settings.lr}, ` +
       `warm-up ${settings.warmup}, free bits ${settings.freeBits}, seed ${settings.seed}; run folder ${out}`,
   );
+  if (settings.warmup > settings.epochs) {
+    // The KL weight rises over the warm-up: a shorter run never trains the full ELBO.
+    output.log(
+      `  note: the KL warm-up (${settings.warmup} epochs) is longer than the run (${settings.epochs}): β ends at ` +
+        `${(settings.epochs / settings.warmup).toFixed(2)}, so the model never trains on the full ELBO (pass --warmup ${settings.epochs} or less)`,
+    );
+  }
   output.event('start', { out, settings, backend: backend.name, threads: metrics.threads, model: metrics.model, data: metrics.data, startEpoch });
   saveMetrics();
 
