@@ -65,7 +65,40 @@ function yRange(series: Series[]): [number, number] {
   return [lo - pad, hi + pad];
 }
 
-function panel(p: Panel, x0: number, id: string): string {
+/**
+ * SVG path data of the polyline through `pts` (epoch, value) with every
+ * segment cut to values in [lo, hi]: parts outside are left out and the
+ * line resumes where it re-enters.
+ */
+function clippedPath(pts: [number, number][], lo: number, hi: number, sx: (e: number) => number, sy: (v: number) => number): string {
+  const parts: string[] = [];
+  let penAt: string | null = null;
+  const at = (e: number, v: number) => `${sx(e).toFixed(1)},${sy(v).toFixed(1)}`;
+  for (let i = 0; i + 1 < pts.length; i++) {
+    const [e0, v0] = pts[i];
+    const [e1, v1] = pts[i + 1];
+    // The part of the segment with lo ≤ v ≤ hi, as t in [t0, t1] along it.
+    let t0 = 0;
+    let t1 = 1;
+    if (v0 === v1) {
+      if (v0 < lo || v0 > hi) continue;
+    } else {
+      const ta = (lo - v0) / (v1 - v0);
+      const tb = (hi - v0) / (v1 - v0);
+      t0 = Math.max(0, Math.min(ta, tb));
+      t1 = Math.min(1, Math.max(ta, tb));
+      if (t0 > t1) continue;
+    }
+    const start = at(e0 + t0 * (e1 - e0), v0 + t0 * (v1 - v0));
+    const end = at(e0 + t1 * (e1 - e0), v0 + t1 * (v1 - v0));
+    if (start !== penAt) parts.push(`M${start}`);
+    parts.push(`L${end}`);
+    penAt = end;
+  }
+  return parts.join('');
+}
+
+function panel(p: Panel, x0: number): string {
   const w = WIDTH - M.left - M.right;
   const h = HEIGHT - M.top - M.bottom;
   const epochs = p.series.flatMap((s) => s.points.map(([e]) => e));
@@ -76,7 +109,6 @@ function panel(p: Panel, x0: number, id: string): string {
   const sy = (v: number) => M.top + (1 - (v - yLo) / (yHi - yLo)) * h;
   const out: string[] = [];
   out.push(`<g transform="translate(${x0},0)">`);
-  out.push(`<defs><clipPath id="${id}"><rect x="${M.left}" y="${M.top}" width="${w}" height="${h}"/></clipPath></defs>`);
   out.push(`<text x="${M.left + w / 2}" y="18" text-anchor="middle" font-weight="bold">${escapeXml(p.title)}</text>`);
   out.push(`<rect x="${M.left}" y="${M.top}" width="${w}" height="${h}" fill="none" stroke="#999"/>`);
   for (const t of niceTicks(yLo, yHi)) {
@@ -93,7 +125,9 @@ function panel(p: Panel, x0: number, id: string): string {
   out.push(
     `<text transform="translate(14,${M.top + h / 2}) rotate(-90)" text-anchor="middle">${escapeXml(p.yLabel)}</text>`,
   );
-  out.push(`<g clip-path="url(#${id})" fill="none" stroke-width="1.8">`);
+  // The lines are clipped to the y range here rather than with an SVG clipPath,
+  // which some renderers ignore or mishandle inside a transformed group.
+  out.push(`<g fill="none" stroke-width="1.8">`);
   for (const s of p.series) {
     const pts = s.points.filter(([, v]) => Number.isFinite(v));
     if (pts.length === 0) continue;
@@ -102,8 +136,8 @@ function panel(p: Panel, x0: number, id: string): string {
       const [e, v] = pts[0];
       out.push(`<circle cx="${sx(e).toFixed(1)}" cy="${sy(v).toFixed(1)}" r="3" fill="${s.color}" stroke="none"/>`);
     } else {
-      const d = pts.map(([e, v], i) => `${i === 0 ? 'M' : 'L'}${sx(e).toFixed(1)},${sy(v).toFixed(1)}`).join('');
-      out.push(`<path d="${d}" stroke="${s.color}"${dash}/>`);
+      const d = clippedPath(pts, yLo, yHi, sx, sy);
+      if (d) out.push(`<path d="${d}" stroke="${s.color}"${dash}/>`);
     }
   }
   out.push('</g>');
@@ -151,8 +185,8 @@ export function learningCurvesSvg(history: CurveHistory[], testElbo?: number, ti
   ];
   if (title) parts.push(`<text x="${width / 2}" y="16" text-anchor="middle" font-size="13">${escapeXml(title)}</text>`);
   parts.push(`<g transform="translate(0,${top})">`);
-  parts.push(panel({ title: 'ELBO (nats per example)', yLabel: 'ELBO', series: elbo }, 0, 'clip-elbo'));
-  parts.push(panel({ title: 'KL (nats per example)', yLabel: 'KL', series: kl }, WIDTH, 'clip-kl'));
+  parts.push(panel({ title: 'ELBO (nats per example)', yLabel: 'ELBO', series: elbo }, 0));
+  parts.push(panel({ title: 'KL (nats per example)', yLabel: 'KL', series: kl }, WIDTH));
   parts.push('</g>', '</svg>', '');
   return parts.join('\n');
 }
