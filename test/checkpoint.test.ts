@@ -234,3 +234,30 @@ describe('checkpoint integrity', () => {
     expect(VAE.load(dir, { backend: 'reference' }).parameters().map((p) => Array.from(p.value))).toEqual(vae.parameters().map((p) => Array.from(p.value)));
   });
 });
+
+describe('moving a model to a worker thread', () => {
+  it('toBytes → postMessage (transferred) → VAE.fromBytes in the worker gives the same model', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const vae = new VAE({ ...options, posterior: { flow: 'planar', layers: 2 }, backend: 'reference' });
+    await vae.fit(data, { epochs: 1, batchSize: 20 });
+    const want = vae.elbo(data, { seed: 3 }).elbo;
+    const code = `
+      require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register();
+      const { parentPort } = require('node:worker_threads');
+      const { VAE } = require(${JSON.stringify(path.join(__dirname, '..', 'src', 'vae', 'vae'))});
+      parentPort.once('message', ({ bytes, data }) => {
+        const vae = VAE.fromBytes(bytes, { backend: 'reference' });
+        parentPort.postMessage({ elbo: vae.elbo(data, { seed: 3 }).elbo, epoch: vae.trainingState.epoch });
+      });`;
+    const worker = new Worker(code, { eval: true });
+    const bytes = vae.toBytes();
+    worker.postMessage({ bytes, data }, [bytes.buffer as ArrayBuffer]);
+    const reply = await new Promise<{ elbo: number; epoch: number }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(reply).toEqual({ elbo: want, epoch: 1 });
+    expect(() => VAE.fromBytes(new Uint8Array(16))).toThrow(expect.objectContaining({ code: 'ERR_CHECKPOINT' }));
+  });
+});

@@ -228,11 +228,15 @@ export class FlowDistribution {
       ...this.parameters(),
       ...this.namedBuffers(),
     ];
-    writeCheckpoint(file, tensors, this.backend.dtype, {
+    writeCheckpoint(file, {
+      tensors,
+      dtype: this.backend.dtype,
+      metadata: {
       format: FLOW_DISTRIBUTION_FORMAT,
       version: '1',
       spec: JSON.stringify(this.spec),
       noiseOffset: String(this.noiseOffset),
+    },
     });
     return file;
   }

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FloatArray } from '../backend/types';
 import { FlowVaeError, expected, typeError } from '../errors';
-import { loadSafetensors, saveSafetensors, type SafetensorsContents, type SafetensorsTensor } from './safetensors';
+import { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors, type SafetensorsContents, type SafetensorsTensor } from './safetensors';
 
 /** A tensor to save or to restore into: parameters and buffers both fit. */
 export interface NamedTensor {
@@ -57,18 +57,32 @@ function tensorChecksum(data: Float32Array | Float64Array, dtype: SafetensorsTen
   return crypto.createHash('sha256').update(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength)).digest('hex').slice(0, 16);
 }
 
-/** Writes `tensors` (in `dtype`) and `metadata` to `file`, atomically (temporary file + rename), with a checksum per tensor. */
-export function writeCheckpoint(
-  file: string,
-  tensors: readonly NamedTensor[],
-  dtype: 'float32' | 'float64',
-  metadata: Record<string, string>,
-  extra: readonly SafetensorsTensor[] = [],
-): void {
-  const st = dtype === 'float64' ? 'F64' : 'F32';
-  const all = [...tensors.map((t) => ({ name: t.name, dtype: st, shape: t.shape, data: t.value }) as SafetensorsTensor), ...extra];
+/** What a checkpoint holds: named tensors (in `dtype`), extra tensors and string metadata. */
+export interface CheckpointParts {
+  tensors: readonly NamedTensor[];
+  dtype: 'float32' | 'float64';
+  metadata: Record<string, string>;
+  extra?: readonly SafetensorsTensor[];
+}
+
+/** The safetensors tensors and metadata of a checkpoint, with a checksum per tensor. */
+function checkpointTensors(parts: CheckpointParts): { tensors: SafetensorsTensor[]; metadata: Record<string, string> } {
+  const st = parts.dtype === 'float64' ? 'F64' : 'F32';
+  const all = [...parts.tensors.map((t) => ({ name: t.name, dtype: st, shape: t.shape, data: t.value }) as SafetensorsTensor), ...(parts.extra ?? [])];
   const checksums = Object.fromEntries(all.map((t) => [t.name, tensorChecksum(t.data, t.dtype)]));
-  saveSafetensors(file, all, { ...metadata, [CHECKSUMS_KEY]: JSON.stringify(checksums) });
+  return { tensors: all, metadata: { ...parts.metadata, [CHECKSUMS_KEY]: JSON.stringify(checksums) } };
+}
+
+/** Writes a checkpoint to `file`, atomically (temporary file + rename). */
+export function writeCheckpoint(file: string, parts: CheckpointParts): void {
+  const { tensors, metadata } = checkpointTensors(parts);
+  saveSafetensors(file, tensors, metadata);
+}
+
+/** A checkpoint as bytes (the file `writeCheckpoint` would write): to send to a worker or store elsewhere. */
+export function checkpointBytes(parts: CheckpointParts): Uint8Array {
+  const { tensors, metadata } = checkpointTensors(parts);
+  return encodeSafetensors(tensors, metadata);
 }
 
 /**
@@ -95,7 +109,26 @@ function verifyChecksums(file: string, contents: SafetensorsContents): void {
 
 /** A checkpoint's contents with a `fail(what)` that throws ERR_CHECKPOINT naming the file and what it is not. */
 export function readCheckpoint(file: string, kind: string, format: string): { contents: SafetensorsContents; fail: (what: string) => never } {
-  const contents = loadSafetensors(file);
+  return checkCheckpoint(loadSafetensors(file), file, kind, format);
+}
+
+/** `readCheckpoint` for bytes from `checkpointBytes` (named `name` in messages). */
+export function decodeCheckpoint(
+  bytes: Uint8Array,
+  name: string,
+  kind: string,
+  format: string,
+): { contents: SafetensorsContents; fail: (what: string) => never } {
+  if (!(bytes instanceof Uint8Array)) throw typeError(expected('Uint8Array (from toBytes)', 'bytes', bytes));
+  return checkCheckpoint(decodeSafetensors(bytes, name), name, kind, format);
+}
+
+function checkCheckpoint(
+  contents: SafetensorsContents,
+  file: string,
+  kind: string,
+  format: string,
+): { contents: SafetensorsContents; fail: (what: string) => never } {
   verifyChecksums(file, contents);
   const fail = (what: string): never => {
     throw new FlowVaeError('ERR_CHECKPOINT', `${file} is not a flowvae ${kind} checkpoint: ${what}`);

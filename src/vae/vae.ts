@@ -26,8 +26,18 @@ import { MLP } from '../nn/mlp';
 import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
 import type { Dataset } from '../data/dataset';
 import { checkBernoulliRange, checkFiniteInput } from '../data/validate';
-import { checkpointFileForLoad, checkpointFileForSave, metadataJson, readCheckpoint, restoreTensors, writeCheckpoint } from '../io/checkpoint';
-import type { SafetensorsTensor } from '../io/safetensors';
+import {
+  checkpointBytes,
+  checkpointFileForLoad,
+  checkpointFileForSave,
+  decodeCheckpoint,
+  metadataJson,
+  readCheckpoint,
+  restoreTensors,
+  writeCheckpoint,
+  type CheckpointParts,
+} from '../io/checkpoint';
+import type { SafetensorsContents, SafetensorsTensor } from '../io/safetensors';
 import { trainExclusively } from '../train/exclusive';
 import { fitVAE, type FitOptions, type FitResult, type TrainingState } from '../train/fit';
 import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
@@ -516,6 +526,26 @@ export class VAE {
    */
   save(dir: string): string {
     const file = checkpointFileForSave(dir);
+    writeCheckpoint(file, this.checkpointParts());
+    return file;
+  }
+
+  /**
+   * The checkpoint `save` writes, as bytes: the way to move a model to a
+   * worker thread (`worker.postMessage(bytes, [bytes.buffer])`, then
+   * `VAE.fromBytes(bytes)` there); a VAE itself cannot be structured-cloned.
+   */
+  toBytes(): Uint8Array {
+    return checkpointBytes(this.checkpointParts());
+  }
+
+  /** A model from `toBytes()` output, on any backend (default: the current one). */
+  static fromBytes(bytes: Uint8Array, options: { backend?: Backend | BackendName } = {}): VAE {
+    const { contents, fail } = decodeCheckpoint(bytes, 'VAE bytes', 'VAE', CHECKPOINT_FORMAT);
+    return VAE.fromCheckpoint(contents, fail, options);
+  }
+
+  private checkpointParts(): CheckpointParts {
     const metadata: Record<string, string> = {
       format: CHECKPOINT_FORMAT,
       version: '1',
@@ -540,14 +570,21 @@ export class VAE {
         epochsWithoutImprovement: t.epochsWithoutImprovement,
       });
     }
-    writeCheckpoint(file, [...this.parameters(), ...this.namedBuffers()], this.backend.dtype, metadata, extra);
-    return file;
+    return { tensors: [...this.parameters(), ...this.namedBuffers()], dtype: this.backend.dtype, metadata, extra };
   }
 
   /** Loads a model saved by `save` onto any backend (default: the current one). */
   static load(dir: string, options: { backend?: Backend | BackendName } = {}): VAE {
     const file = checkpointFileForLoad(dir);
     const { contents, fail } = readCheckpoint(file, 'VAE', CHECKPOINT_FORMAT);
+    return VAE.fromCheckpoint(contents, fail, options);
+  }
+
+  private static fromCheckpoint(
+    contents: SafetensorsContents,
+    fail: (what: string) => never,
+    options: { backend?: Backend | BackendName },
+  ): VAE {
     const meta = contents.metadata;
     const config = metadataJson<VAEConfig>(contents, 'config', fail);
     let vae: VAE;
