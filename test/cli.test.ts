@@ -178,7 +178,7 @@ describe('flowvae train (default model, tiny budget)', () => {
 });
 
 describe('flowvae train on a CSV file', () => {
-  it('holds out a test set, picks a Gaussian likelihood for data outside [0, 1] and draws rows as strips', async () => {
+  it('holds out a test set, picks a Gaussian likelihood for data outside [0, 1] and draws rows as scatter plots', async () => {
     const csv = path.join(tmp, 'table.csv');
     const lines = ['a,b,c,d,e,f'];
     for (let r = 0; r < 40; r++) lines.push(Array.from({ length: 6 }, (_, c) => (Math.sin(r * 1.7 + c * 0.9) * 3 + c).toFixed(4)).join(','));
@@ -193,10 +193,34 @@ describe('flowvae train on a CSV file', () => {
     expect(m.data).toMatchObject({ train: 29, validation: 3, test: 8, dim: 6, imageShape: [1, 6] });
     expect(m.epochs).toHaveLength(2);
     expect(Number.isFinite(m.test.nll)).toBe(true);
-    const samples = readPng(path.join(run, 'samples.png'));
-    // 64 strips of 6 values at 2 pixels each, 8 pixels high, 8 per row, 2-pixel gaps.
-    expect([samples.width, samples.height]).toEqual([2 + 8 * 14, 2 + 8 * 10]);
-    expect(levels(samples)).toBeGreaterThan(10);
+    // Test rows beside samples (first two columns), two 256-pixel squares.
+    for (const picture of ['samples.png', 'reconstructions.png']) {
+      const png = readPng(path.join(run, picture));
+      expect([png.width, png.height]).toEqual([3 * 12 + 2 * 256, 2 * 12 + 256]);
+      // Points drawn in both squares (left: the test rows; right: samples or reconstructions).
+      for (const left of [12, 12 + 256 + 12]) {
+        let marked = 0;
+        for (let y = 12; y < 12 + 256; y++) for (let x = left; x < left + 256; x++) if (png.data[4 * (y * png.width + x)] < 250) marked++;
+        expect(marked, `${picture} panel at x ${left}`).toBeGreaterThan(3);
+      }
+    }
+  });
+
+  it('picks defaults for tabular data and says so: continuous values in [0, 1] are Gaussian, binary ones Bernoulli; latent at most the width', async () => {
+    const unit = path.join(tmp, 'unit.csv');
+    const binary = path.join(tmp, 'binary.csv');
+    const rows = (f: (r: number, c: number) => string) => ['a,b', ...Array.from({ length: 40 }, (_, r) => `${f(r, 0)},${f(r, 1)}`)].join('\n') + '\n';
+    fs.writeFileSync(unit, rows((r, c) => (0.5 + 0.4 * Math.sin(r * 1.3 + c)).toFixed(4)));
+    fs.writeFileSync(binary, rows((r, c) => String((r + c) % 2)));
+    const common = ['--epochs', '1', '--warmup', '1', '--batch', '8', '--hidden', '8', '--layers', '2', '--samples', '4', '--threads', '1'];
+    const a = await flowvae('train', '--data', `csv:${unit}`, ...common, '--out', path.join(tmp, 'unit-run'));
+    expect(a.code).toBe(0);
+    expect(a.stdout).toContain('  defaults for tabular data: likelihood gaussian (continuous values), latent 2 (the width of a row)\n');
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'unit-run', 'metrics.json'), 'utf8')).settings).toMatchObject({ likelihood: 'gaussian', binarize: 'none', latent: 2 });
+    const b = await flowvae('train', '--data', `csv:${binary}`, ...common, '--out', path.join(tmp, 'binary-run'));
+    expect(b.code).toBe(0);
+    expect(b.stdout).toContain('  defaults for tabular data: likelihood bernoulli (every value is 0 or 1), no binarization (the values are 0 or 1 already), latent 2 (the width of a row)\n');
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'binary-run', 'metrics.json'), 'utf8')).settings).toMatchObject({ likelihood: 'bernoulli', binarize: 'none', latent: 2 });
   });
 
   it('--kl sampled trains a Gaussian posterior on the sampled KL, recorded in the settings and the checkpoint', async () => {

@@ -128,6 +128,17 @@ export function imageShape(data: { dim: number; shape: readonly number[] }): [nu
   return [1, data.dim];
 }
 
+/** Images (IDX files, MNIST): examples with a 2-D shape. CSV and NPY rows are tabular. */
+export function isImageData(data: { shape: readonly number[] }): boolean {
+  return data.shape.length >= 2;
+}
+
+/** True when every value is exactly 0 or 1. */
+export function allBinary(x: Float32Array): boolean {
+  for (let i = 0; i < x.length; i++) if (x[i] !== 0 && x[i] !== 1) return false;
+  return true;
+}
+
 /** True when every value lies in [0, 1] (a Bernoulli likelihood can model the data). */
 export function inUnitInterval(x: Float32Array): boolean {
   for (let i = 0; i < x.length; i++) if (!(x[i] >= 0 && x[i] <= 1)) return false;

@@ -25,7 +25,7 @@ import {
 } from './args';
 import { BACKEND_CHOICES, type BackendChoice, interruptible, packageVersion, selectBackend, threadCount } from './common';
 import { learningCurvesSvg } from './curves';
-import { DATA_HELP, dataSourceOption, formatDataSpec, inUnitInterval, loadData, parseDataSpec, type LoadedData } from './data';
+import { DATA_HELP, allBinary, dataSourceOption, formatDataSpec, inUnitInterval, isImageData, loadData, parseDataSpec, type LoadedData } from './data';
 import {
   TEST_BINARIZE_SEED,
   VALIDATION_BINARIZE_SEED,
@@ -33,7 +33,7 @@ import {
   testElbo,
   testNll,
 } from './evaluate';
-import { imageGrid, sideBySide } from './images';
+import { imageGrid, scatterPlot, sideBySide } from './images';
 import { Eta, Output, barGraphic, outputMode } from './progress';
 import {
   METRICS_FILE,
@@ -279,7 +279,24 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
     testSize: settings.testSize ?? undefined,
   });
   const unit = inUnitInterval(loaded.train.x) && inUnitInterval(loaded.test.x);
-  if ((settings.likelihood as string) === 'auto') settings.likelihood = unit ? 'bernoulli' : 'gaussian';
+  // Defaults that suit the data, said when they differ from the image defaults:
+  // tabular rows get a Gaussian likelihood unless every value is 0 or 1, no
+  // binarization, and a latent no wider than a row.
+  const tabular = !isImageData(loaded.train);
+  const picked: string[] = [];
+  if ((settings.likelihood as string) === 'auto') {
+    const binary = allBinary(loaded.train.x) && allBinary(loaded.test.x);
+    settings.likelihood = unit && (!tabular || binary) ? 'bernoulli' : 'gaussian';
+    if (tabular) picked.push(`likelihood ${settings.likelihood} (${binary ? 'every value is 0 or 1' : 'continuous values'})`);
+  }
+  if (tabular && !resumed && o.binarize === undefined && settings.binarize === 'dynamic') {
+    settings.binarize = 'none';
+    if (settings.likelihood === 'bernoulli') picked.push('no binarization (the values are 0 or 1 already)');
+  }
+  if (tabular && !resumed && cmd.getOptionValueSource('latent') !== 'cli' && settings.latent > loaded.train.dim) {
+    settings.latent = loaded.train.dim;
+    picked.push(`latent ${settings.latent} (the width of a row)`);
+  }
   if (settings.likelihood === 'bernoulli' && !unit) {
     throw new CliError('error: --likelihood bernoulli needs data in [0, 1]; these data are not (use --likelihood gaussian)', EXIT_FAILURE);
   }
@@ -371,6 +388,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
       `  ${resumed ? `resuming from epoch ${startEpoch}, ` : ''}epochs ${settings.epochs}, batch ${settings.batch}, lr ${settings.lr}, ` +
       `warm-up ${settings.warmup}, free bits ${settings.freeBits}, seed ${settings.seed}; run folder ${out}`,
   );
+  if (picked.length > 0) output.log(`  defaults for tabular data: ${picked.join(', ')}`);
   if (settings.warmup > settings.epochs) {
     // The KL weight rises over the warm-up: a shorter run never trains the full ELBO.
     output.log(
@@ -514,6 +532,10 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
 
 /** samples.png (64 draws from the model) and reconstructions.png (64 test inputs beside their reconstructions). */
 export function writePictures(vae: VAE, data: LoadedData, files: { samples: string; reconstructions: string }): void {
+  if (!isImageData(data.train) && data.train.dim >= 2) {
+    writeScatterPictures(vae, data, files);
+    return;
+  }
   const shape = data.imageShape;
   const range = vae.config.likelihood === 'bernoulli' ? undefined : ('auto' as const);
   const count = 64;
@@ -524,6 +546,34 @@ export function writePictures(vae: VAE, data: LoadedData, files: { samples: stri
   sideBySide([imageGrid(inputs, n, shape, { columns: 8, range }), imageGrid(recon, n, shape, { columns: 8, range })], 12).save(
     files.reconstructions,
   );
+}
+
+/**
+ * Tabular rows are not pictures: samples and reconstructions are drawn as
+ * scatter plots of the first two columns, beside the test rows, on one square
+ * that holds the test data.
+ */
+function writeScatterPictures(vae: VAE, data: LoadedData, files: { samples: string; reconstructions: string }): void {
+  const SIZE = 256;
+  const dim = data.test.dim;
+  const firstTwo = (x: ArrayLike<number>, n: number): Float64Array => {
+    const out = new Float64Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      out[2 * i] = x[i * dim];
+      out[2 * i + 1] = x[i * dim + 1];
+    }
+    return out;
+  };
+  const test = firstTwo(data.test.x, data.test.n);
+  let extent = 0;
+  for (const v of test) extent = Math.max(extent, Math.abs(v));
+  extent = 1.1 * (extent || 1);
+  const count = 2000;
+  const samples = firstTwo(vae.sample(count, { seed: SAMPLE_SEED }), count);
+  sideBySide([scatterPlot(test, data.test.n, SIZE, extent), scatterPlot(samples, count, SIZE, extent)], 12).save(files.samples);
+  const n = Math.min(500, data.test.n);
+  const recon = firstTwo(vae.reconstruct(data.test.x.subarray(0, n * dim)), n);
+  sideBySide([scatterPlot(test, n, SIZE, extent), scatterPlot(recon, n, SIZE, extent)], 12).save(files.reconstructions);
 }
 
 function printSummary(output: Output, m: RunMetrics, out: string, totalSeconds: number, binarized: boolean): void {
