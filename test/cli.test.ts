@@ -14,7 +14,8 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOW_FAMILIES } from '../src/flows';
 import { VAE } from '../src/vae/vae';
-import { LOCK_FILE, claimNewRunFolder } from '../src/cli/run-folder';
+import { estimateTraining } from '../src/cli/memory';
+import { LOCK_FILE, claimNewRunFolder, type TrainSettings } from '../src/cli/run-folder';
 
 const root = path.resolve(__dirname, '..');
 const entry = path.join(root, 'src', 'cli', 'index.ts');
@@ -484,6 +485,13 @@ describe.concurrent('flowvae command line errors', () => {
     [['train', 'extra'], 2, `error: too many arguments for 'train'. Expected 0 arguments but got 1. (see "flowvae train --help")`],
     [['trian'], 2, `error: unknown command 'trian' (Did you mean train?) (see "flowvae --help")`],
     [['eval'], 2, `error: missing required argument 'run' (see "flowvae eval --help")`],
+    // Sizes that cannot fit are refused before anything is allocated, naming the option. Parameters:
+    // encoder 785·300 + 301·300, heads 2·301·1e5, planar head 301·16·(2e5 + 1), decoder 100001·300 + 301·300 + 301·784.
+    [
+      ['train', '--latent', '100000'],
+      2,
+      `error: --latent 100000 makes a model of 1,054,057,200 parameters that needs about 53.7 GB, more than this machine can give it (${(os.totalmem() / 1024 ** 3).toFixed(1)} GB in all); choose a smaller value`,
+    ],
     // cuda is a choice like the others; without the CUDA build it is refused with the reason.
     [['train', '--backend', 'cuda', '--epochs', '1'], 1, 'error: Backend "cuda" is unavailable: this build has no CUDA support (build with cmake-js and FLOWVAE_CUDA=1)'],
     // The bytes are PNG whatever the name: a .jpg name is refused rather than written with PNG bytes.
@@ -595,4 +603,37 @@ describe('flowvae backends', () => {
       if (!b.available) expect(text.stdout).toContain(`unavailable: ${b.reason}`);
     }
   });
+});
+
+describe('the memory estimate of flowvae train', () => {
+  const base: TrainSettings = {
+    data: 'x', testData: null, trainSize: null, testSize: null, validation: 0.1, posterior: 'flow', kl: null, flow: 'planar', layers: 3,
+    latent: 4, hidden: [7, 5], likelihood: 'bernoulli', binarize: 'none', epochs: 1, batch: 10, lr: 1e-3, warmup: 0, freeBits: 0, seed: 1, samples: 4,
+  };
+  const cases: Partial<TrainSettings>[] = [
+    { posterior: 'diagonal', flow: null, layers: null },
+    { posterior: 'full-covariance', flow: null, layers: null, likelihood: 'gaussian' },
+    { flow: 'planar' },
+    { flow: 'radial', hidden: [6] },
+    { flow: 'sylvester-orthogonal' },
+    { flow: 'sylvester-householder' },
+    { flow: 'sylvester-triangular' },
+    { flow: 'iaf', layers: 2 },
+    { flow: 'maf', layers: 2 },
+  ];
+  for (const c of cases) {
+    const s = { ...base, ...c };
+    it(`counts the parameters a built model has: ${s.posterior} ${s.flow ?? ''}`, () => {
+      const vae = new VAE({
+        inputDim: 9,
+        latentDim: s.latent,
+        encoder: { hidden: s.hidden },
+        decoder: { hidden: s.hidden },
+        likelihood: s.likelihood as 'bernoulli' | 'gaussian',
+        posterior: s.posterior === 'flow' ? { flow: s.flow!, layers: s.layers! } : s.posterior,
+        backend: 'reference',
+      });
+      expect(estimateTraining(s, 9).parameters).toBe(vae.parameters().reduce((n, p) => n + p.value.length, 0));
+    });
+  }
 });

@@ -34,6 +34,7 @@ import {
   testNll,
 } from './evaluate';
 import { imageGrid, scatterPlot, sideBySide } from './images';
+import { checkFitsInMemory } from './memory';
 import { Eta, Output, barGraphic, outputMode } from './progress';
 import {
   METRICS_FILE,
@@ -329,6 +330,11 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
       throw new CliError(`error: ${o.resume} has already trained ${state.epoch} epochs; pass --epochs above ${state.epoch} to train more`);
     }
   } else {
+    checkFitsInMemory(settings, train.dim, {
+      latent: TRAIN_DEFAULTS.latent,
+      hidden: TRAIN_DEFAULTS.hidden,
+      layers: settings.flow ? defaultLayers(settings.flow) : null,
+    });
     vae = new VAE({
       inputDim: train.dim,
       latentDim: settings.latent,
