@@ -48,6 +48,17 @@ function flowvae(...args: string[]): Promise<Result> {
   return finish(start(args));
 }
 
+/** Resolves once a training child has logged its first epoch (its first checkpoint exists by then). */
+function firstEpochLogged(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (/^epoch +1\/\d+/m.test(seen)) resolve();
+    });
+  });
+}
+
 /** Tiny budget for the default model (planar K = 16, latent 40, MLP 300-300). */
 const TINY = ['--train-size', '300', '--test-size', '20', '--samples', '8', '--threads', '1'];
 
@@ -285,13 +296,7 @@ describe('flowvae train, Ctrl-C', () => {
     const child = start(['train', '--epochs', '1000', '--train-size', '300', '--test-size', '20', '--threads', '1', '--out', run]);
     const done = finish(child);
     // Interrupt once the first epoch has been logged (a checkpoint exists by then).
-    await new Promise<void>((resolve) => {
-      let seen = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        seen += d.toString();
-        if (/^epoch +1\/1000/m.test(seen)) resolve();
-      });
-    });
+    await firstEpochLogged(child);
     child.kill('SIGINT');
     const r = await done;
     expect(r.code).toBe(130);
@@ -335,13 +340,7 @@ describe('flowvae train: a run folder belongs to one live run', () => {
     const run = path.join(tmp, 'locked');
     const first = start(['train', '--epochs', '100000', ...small, '--out', run]);
     const firstDone = finish(first);
-    await new Promise<void>((resolve) => {
-      let seen = '';
-      first.stdout!.on('data', (d: Buffer) => {
-        seen += d.toString();
-        if (/^epoch +1\/100000/m.test(seen)) resolve();
-      });
-    });
+    await firstEpochLogged(first);
     const second = await flowvae('train', '--epochs', '2', ...small, '--out', run);
     expect(second.code).toBe(1);
     expect(second.stderr).toBe(`error: ${run} is in use by another flowvae run (pid ${first.pid}); wait for it to finish or pass another --out\n`);
@@ -445,13 +444,7 @@ describe('flowvae train, closed output and SIGTERM', () => {
     const run = path.join(tmp, 'terminated');
     const child = start(['train', '--data', `csv:${csv}`, '--epochs', '100000', ...small, '--out', run]);
     const done = finish(child);
-    await new Promise<void>((resolve) => {
-      let seen = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        seen += d.toString();
-        if (/^epoch +1\/100000/m.test(seen)) resolve();
-      });
-    });
+    await firstEpochLogged(child);
     child.kill('SIGTERM');
     const r = await done;
     expect(r.code).toBe(143);
