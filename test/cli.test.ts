@@ -48,6 +48,15 @@ function flowvae(...args: string[]): Promise<Result> {
   return finish(start(args));
 }
 
+/** A 60-row, 2-column CSV file in the test folder (tiny runs on tabular data). */
+function twoColumnCsv(name: string): string {
+  const file = path.join(tmp, name);
+  const lines = ['a,b'];
+  for (let r = 0; r < 60; r++) lines.push(`${Math.sin(r).toFixed(4)},${Math.cos(r * 1.3).toFixed(4)}`);
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
 /** Resolves once a training child has logged its first epoch (its first checkpoint exists by then). */
 function firstEpochLogged(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
@@ -320,12 +329,7 @@ describe('flowvae train, Ctrl-C', () => {
 });
 
 describe('flowvae train: a run folder belongs to one live run', () => {
-  const csv = path.join(tmp, 'lock.csv');
-  beforeAll(() => {
-    const lines = ['a,b'];
-    for (let r = 0; r < 60; r++) lines.push(`${Math.sin(r).toFixed(4)},${Math.cos(r * 1.3).toFixed(4)}`);
-    fs.writeFileSync(csv, `${lines.join('\n')}\n`);
-  });
+  const csv = twoColumnCsv('lock.csv');
   const small = ['--data', `csv:${csv}`, '--batch', '8', '--hidden', '8', '--latent', '2', '--layers', '2', '--samples', '4', '--threads', '1'];
 
   it('default names never collide: runs started in the same second get -2, -3', () => {
@@ -397,12 +401,7 @@ describe('flowvae train: a run folder belongs to one live run', () => {
 });
 
 describe('flowvae train, closed output and SIGTERM', () => {
-  const csv = path.join(tmp, 'pipe.csv');
-  beforeAll(() => {
-    const lines = ['a,b'];
-    for (let r = 0; r < 60; r++) lines.push(`${Math.sin(r).toFixed(4)},${Math.cos(r * 1.3).toFixed(4)}`);
-    fs.writeFileSync(csv, `${lines.join('\n')}\n`);
-  });
+  const csv = twoColumnCsv('pipe.csv');
   const small = ['--batch', '8', '--hidden', '8', '--latent', '2', '--layers', '2', '--samples', '4', '--threads', '1'];
 
   it('a reader that closes stdout (flowvae train | head -1) does not stop the run', async () => {
