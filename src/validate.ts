@@ -25,6 +25,14 @@ export function checkPositiveInt(value: unknown, name: string): number {
   return value;
 }
 
+/** A seed or stream offset: an integer in [0, 2^53) (the kernels' counters split it into two 32-bit words). */
+export function checkSeed(value: unknown, name = 'seed'): number {
+  const what = 'integer in [0, 2^53)';
+  if (typeof value !== 'number') throw typeError(expected(what, name, value));
+  if (!Number.isSafeInteger(value) || value < 0) throw rangeError(expected(what, name, value));
+  return value;
+}
+
 /** An integer in [lo, hi] (a budget or count with a hard ceiling). */
 export function checkIntegerBetween(value: unknown, name: string, lo: number, hi: number): number {
   const what = `integer between ${lo} and ${hi}`;

@@ -117,7 +117,7 @@ describe('seeded permutations', () => {
   });
 
   it('refuse bad seeds naming the argument', () => {
-    expect(() => permutation(3, -1)).toThrow('Expected integer seed in [0, 2^53) for "seed" but received -1 (number)');
+    expect(() => permutation(3, -1)).toThrow('Expected integer in [0, 2^53) for "seed" but received -1 (number)');
     expect(() => permutation(3, 1.5)).toThrow(RangeError);
     expect(() => permutation(3, 2 ** 53)).toThrow(RangeError);
     expect(() => permutation(3, '1' as unknown as number)).toThrow(TypeError);

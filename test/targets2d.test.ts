@@ -292,7 +292,7 @@ describe('2-D targets: bad arguments', () => {
     );
     expectError(() => u1.sample(10), RangeError, 'The U1 target has no sampler; sampling is offered for two-moons, rings, eight-gaussians');
     expectError(() => target2d('rings').sample(0), RangeError, 'Expected positive integer for "n" but received 0 (number)');
-    expectError(() => target2d('rings').sample(5, -1), RangeError, 'Expected integer seed in [0, 2^53) for "seed" but received -1 (number)');
+    expectError(() => target2d('rings').sample(5, -1), RangeError, 'Expected integer in [0, 2^53) for "seed" but received -1 (number)');
   });
 });
 

@@ -12,9 +12,8 @@
  * sampling.
  */
 import { expected, rangeError, typeError } from '../errors';
+import { checkSeed } from '../validate';
 
-/** Largest seed accepted, as for the kernels' random streams: integers in [0, 2^53). */
-const MAX_SEED = 2 ** 53;
 
 function mix32(h: number): number {
   h ^= h >>> 16;
@@ -25,13 +24,7 @@ function mix32(h: number): number {
   return h >>> 0;
 }
 
-/** Checks a seed: an integer in [0, 2^53). */
-export function checkSeed(seed: unknown, name = 'seed'): number {
-  const what = 'integer seed in [0, 2^53)';
-  if (typeof seed !== 'number') throw typeError(expected(what, name, seed));
-  if (!Number.isInteger(seed) || seed < 0 || seed >= MAX_SEED) throw rangeError(expected(what, name, seed));
-  return seed;
-}
+export { checkSeed } from '../validate';
 
 /** Counter-based generator of 32-bit words for one (seed, stream). */
 export class CounterRandom {

@@ -42,6 +42,7 @@
 import { referenceRng } from '../backend/reference/rng';
 import { expected, rangeError, typeError } from '../errors';
 import { checkSeed } from '../data/random';
+import { sigmoid } from '../math';
 import { checkPositiveInt } from '../validate';
 
 /**
@@ -78,9 +79,6 @@ function logAddExp(a: number, b: number): { value: number; weightA: number } {
   return { value: m + Math.log(s), weightA: ea / s };
 }
 
-function sigmoid(x: number): number {
-  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
-}
 
 /** log p̃ and its gradient at one point; returns log p̃ and writes the gradient into g[0], g[1]. */
 type PointDensity = (z1: number, z2: number, g: Float64Array) => number;

@@ -14,7 +14,7 @@ import { resolveBackend } from '../backend';
 import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { initUniform, type Parameter } from '../nn/parameter';
-import { checkArray, checkBoolean, checkKnownKeys, checkPositiveInt, firstNonFinite } from '../validate';
+import { checkArray, checkBoolean, checkKnownKeys, checkPositiveInt, checkSeed, firstNonFinite } from '../validate';
 import { Workspace, type Flow, type FlowCallOptions, type FlowForwardResult, type FlowGradients, type FlowInverseResult } from './flow';
 
 /** Options of a flow stack (`PlanarFlow`, `RadialFlow`). */
@@ -95,12 +95,7 @@ export function initUniformScaled(backend: Backend, params: FloatArray, dim: num
   initUniform(backend, params, seed, 0, -bound, bound);
 }
 
-/** A stream seed: an integer in [0, 2^53). */
-export function checkSeed(value: unknown): number {
-  if (typeof value !== 'number') throw typeError(expected('integer in [0, 2^53)', 'seed', value));
-  if (!Number.isSafeInteger(value) || value < 0) throw rangeError(expected('integer in [0, 2^53)', 'seed', value));
-  return value;
-}
+export { checkSeed } from '../validate';
 
 /** The backend an option names (see resolveBackend), which must have the kernel family `kind`. */
 export function checkBackend(value: unknown, kind: string): Backend {

@@ -3,17 +3,9 @@ import { ACTIVATIONS, type Activation, type ElementwiseKernels } from '../kernel
 import type { FloatArray } from '../types';
 import { checkArray, checkFinite, checkOneOf, checkSize } from '../../validate';
 
-/** 1/(1 + e⁻ˣ), from e^−|x| so that it never overflows. */
-export function sigmoid(x: number): number {
-  if (x >= 0) return 1 / (1 + Math.exp(-x));
-  const e = Math.exp(x);
-  return e / (1 + e);
-}
+import { sigmoid, softplus } from '../../math';
 
-/** log(1 + eˣ) = max(x, 0) + log1p(e^−|x|): no overflow, no cancellation. */
-export function softplus(x: number): number {
-  return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
-}
+export { sigmoid, softplus };
 
 type Forward = (x: FloatArray, y: FloatArray, n: number, alpha: number) => void;
 type Backward = (x: FloatArray, y: FloatArray, dy: FloatArray, dx: FloatArray, n: number, alpha: number) => void;

@@ -15,14 +15,9 @@ import {
   sizeProduct,
 } from '../../validate';
 
-export function softplus(x: number): number {
-  return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
-}
+import { sigmoid, softplus } from '../../math';
 
-export function sigmoid(x: number): number {
-  const e = Math.exp(-Math.abs(x));
-  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
+export { sigmoid, softplus };
 
 /** 1 − tanh²(a) without cancellation. */
 export function sech2(a: number): number {

@@ -16,14 +16,7 @@ import {
   sizeProduct,
 } from '../../validate';
 
-function softplus(x: number): number {
-  return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
-}
-
-function sigmoid(x: number): number {
-  const e = Math.exp(-Math.abs(x));
-  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
+import { sigmoid, softplus } from '../../math';
 
 /** log|det J| of one layer from r, α and sp = softplus(β̃), in the cancellation-free form. */
 export function radialLayerLogDet(r: number, alpha: number, sp: number, dim: number): number {

@@ -5,7 +5,7 @@
  */
 import type { RngKernels } from '../kernels/rng';
 import type { FloatArray } from '../types';
-import { checkSize } from '../../validate';
+import { checkSeed, checkSize } from '../../validate';
 import { expected, rangeError, typeError } from '../../errors';
 
 const PHILOX_M0 = 0xd2511f53;
@@ -154,11 +154,6 @@ function split64(value: number): [number, number] {
   return [value - hi * TWO32, hi];
 }
 
-function checkSeed(value: unknown, name: string): number {
-  if (typeof value !== 'number') throw typeError(expected('integer in [0, 2^53)', name, value));
-  if (!Number.isSafeInteger(value) || value < 0) throw rangeError(expected('integer in [0, 2^53)', name, value));
-  return value;
-}
 
 function checkOut(value: unknown): FloatArray {
   if (!(value instanceof Float64Array) && !(value instanceof Float32Array)) {

@@ -8,18 +8,12 @@
 import type { FloatArray } from '../types';
 import { SPLINE_MAX_BINS, SPLINE_MIN_BIN, SPLINE_MIN_DERIVATIVE, type SplineKernels } from '../kernels/spline';
 import { expected, rangeError, typeError } from '../../errors';
-import { checkArray, checkDisjoint, checkSize, sizeProduct } from '../../validate';
+import { checkArray, checkDisjoint, checkIntegerBetween, checkSize, sizeProduct } from '../../validate';
 import { sigmoid, softplus } from './elementwise';
 
 /** softplus(c) + SPLINE_MIN_DERIVATIVE = 1: zero parameters give unit slopes. */
 const DERIVATIVE_OFFSET = Math.log(Math.expm1(1 - SPLINE_MIN_DERIVATIVE));
 
-function checkIntegerBetween(value: unknown, name: string, lo: number, hi: number): number {
-  const what = `integer between ${lo} and ${hi}`;
-  if (typeof value !== 'number') throw typeError(expected(what, name, value));
-  if (!Number.isInteger(value) || value < lo || value > hi) throw rangeError(expected(what, name, value));
-  return value;
-}
 
 interface Sizes {
   values: number;
