@@ -8,20 +8,8 @@ import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { checkSeed, permutation } from './random';
 import { findNonFinite, describeBadValue } from './validate';
 
-export interface Dataset {
-  /** Examples, row-major `[n, dim]`. */
-  readonly x: Float32Array;
-  /** Number of examples (rows). */
-  readonly n: number;
-  /** Values per example (columns); the product of `shape`. */
-  readonly dim: number;
-  /** Shape of one example: `[28, 28]` for MNIST, `[dim]` for tabular data. */
-  readonly shape: readonly number[];
-  /** Integer class labels, one per example, when the source has them. */
-  readonly labels?: Uint8Array;
-  /** Where the data came from, used in error messages (`"mnist-subset/train"`, a file path). */
-  readonly name: string;
-}
+export type { Dataset } from './types';
+import type { Dataset } from './types';
 
 export interface CreateDatasetOptions {
   /** Values per example; required when `x` is a flat array, inferred from rows otherwise. */

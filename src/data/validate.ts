@@ -6,7 +6,7 @@
  * Content problems are a FlowVaeError with code ERR_DATA.
  */
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
-import type { Dataset } from './dataset';
+import type { Dataset } from './types';
 
 export interface BadValue {
   row: number;

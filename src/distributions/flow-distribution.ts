@@ -44,6 +44,7 @@ import {
   fitDensity,
   fitReverseKL,
   type DistributionTrainingState,
+  type TrainableDistribution,
   type DensityFitOptions,
   type DistributionFitResult,
   type ReverseKLFitOptions,
@@ -125,7 +126,7 @@ function firstNonFiniteRow(a: ArrayLike<number>, width: number): number {
   return -1;
 }
 
-export class FlowDistribution {
+export class FlowDistribution implements TrainableDistribution {
   readonly base: DiagonalGaussian;
   readonly flow: Flow;
   readonly direction: FlowDirection;

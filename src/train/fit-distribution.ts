@@ -15,7 +15,24 @@ import type { FloatArray } from '../backend/types';
 import type { Dataset } from '../data/dataset';
 import { permutation } from '../data/random';
 import { describeBadValue, findNonFinite } from '../data/validate';
-import type { FlowDistribution } from '../distributions/flow-distribution';
+import type { Backend } from '../backend/backend';
+import type { Parameter } from '../nn/parameter';
+
+/**
+ * What the distribution training loops need (FlowDistribution implements it):
+ * they depend on this contract, not on the class.
+ */
+export interface TrainableDistribution {
+  readonly dim: number;
+  readonly seed: number;
+  readonly backend: Backend;
+  readonly flow: { parameters(): Parameter[] };
+  trainingState: DistributionTrainingState | undefined;
+  /** Maximum likelihood on a batch: accumulates the gradients, returns −mean log q(x). */
+  densityGradients(x: FloatArray): number;
+  /** Reverse KL on `batch` fresh draws: accumulates the gradients, returns the loss. */
+  reverseKLGradients(target: TargetDensity, batch: number, options: { beta: number }): number;
+}
 import type { TargetDensity } from '../distributions/targets2d';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
@@ -119,7 +136,7 @@ interface Common {
   signal?: AbortSignal;
 }
 
-function common(dist: FlowDistribution, options: DistributionFitBaseOptions, defaultLr: number): Common {
+function common(dist: TrainableDistribution, options: DistributionFitBaseOptions, defaultLr: number): Common {
   const batchSize = checkPositiveInt(options.batchSize ?? 256, 'batchSize');
   const lr0 = checkLearningRate(options.lr ?? defaultLr);
   const optimizer = checkOneOf(options.optimizer ?? 'adam', 'optimizer', ['adam', 'adamw'] as const);
@@ -145,7 +162,7 @@ function common(dist: FlowDistribution, options: DistributionFitBaseOptions, def
 }
 
 /** Records where the run stands on the distribution (after every epoch or step). */
-function keepState(dist: FlowDistribution, c: Common, epoch: number, reverseKLSteps: number): void {
+function keepState(dist: TrainableDistribution, c: Common, epoch: number, reverseKLSteps: number): void {
   dist.trainingState = { optimizer: c.adam.state(), epoch, reverseKLSteps };
 }
 
@@ -191,7 +208,7 @@ function checkSamples(data: unknown, dim: number): FloatArray {
   return x;
 }
 
-export async function fitDensity(dist: FlowDistribution, dataIn: FloatArray | Dataset, options: DensityFitOptions = {}): Promise<DistributionFitResult> {
+export async function fitDensity(dist: TrainableDistribution, dataIn: FloatArray | Dataset, options: DensityFitOptions = {}): Promise<DistributionFitResult> {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   checkKnownKeys(options, 'options', DENSITY_KEYS);
   const dim = dist.dim;
@@ -256,7 +273,7 @@ export async function fitDensity(dist: FlowDistribution, dataIn: FloatArray | Da
   return { stopped, steps, losses: losses.slice(0, steps), epochs: history };
 }
 
-export async function fitReverseKL(dist: FlowDistribution, target: TargetDensity, options: ReverseKLFitOptions = {}): Promise<DistributionFitResult> {
+export async function fitReverseKL(dist: TrainableDistribution, target: TargetDensity, options: ReverseKLFitOptions = {}): Promise<DistributionFitResult> {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   checkKnownKeys(options, 'options', REVERSE_KL_KEYS);
   const total = checkPositiveInt(options.steps ?? 1000, 'steps');

@@ -12,7 +12,34 @@ import { permutation } from '../data/random';
 import { checkBernoulliRange, describeBadValue, findNonFinite } from '../data/validate';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
-import type { ElboTerms, VAE } from '../vae/vae';
+import type { Backend } from '../backend/backend';
+import type { Parameter } from '../nn/parameter';
+
+/** Per-batch averages of the ELBO and its terms (nats per example). */
+export interface ElboTerms {
+  elbo: number;
+  /** E[log p(x | z)] */
+  reconstruction: number;
+  /** E[log q(z | x) − log p(z)] (closed form or single-sample estimate: the model's `kl` option). */
+  kl: number;
+}
+
+/**
+ * What the training loop needs of a model (VAE implements it): the loop
+ * depends on this contract, not on the model class.
+ */
+export interface TrainableModel {
+  readonly inputDim: number;
+  readonly backend: Backend;
+  readonly config: { readonly likelihood: string; readonly seed: number };
+  /** Next element of the training noise stream. */
+  noiseOffset: number;
+  trainingState: TrainingState | undefined;
+  parameters(): Parameter[];
+  /** Zeroes the gradients, runs forward and backward on a batch and returns its ELBO terms. */
+  computeGradients(x: FloatArray, options: { beta?: number; freeBits?: number }): ElboTerms;
+  elbo(x: FloatArray, options: { samples?: number; seed?: number }): ElboTerms;
+}
 import { Adam, checkLearningRate, type AdamState } from './adam';
 
 export type LrSchedule = 'constant' | 'cosine' | 'exponential';
@@ -137,7 +164,7 @@ const KEYS = [
  * needs: the model's width, finite values, and values in [0, 1] for a
  * Bernoulli likelihood. Errors name the first offending row and column.
  */
-export function checkTrainingData(data: unknown, name: string, vae: VAE): FloatArray {
+export function checkTrainingData(data: unknown, name: string, vae: TrainableModel): FloatArray {
   const dim = vae.inputDim;
   let x: unknown = data;
   if (typeof data === 'object' && data !== null && !ArrayBuffer.isView(data) && 'x' in data) {
@@ -163,7 +190,7 @@ function gatherRows(src: FloatArray, rows: ArrayLike<number>, start: number, cou
   }
 }
 
-export async function fitVAE(vae: VAE, dataIn: FloatArray | Dataset, options: FitOptions = {}): Promise<FitResult> {
+export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, options: FitOptions = {}): Promise<FitResult> {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   checkKnownKeys(options, 'options', KEYS);
   const dim = vae.inputDim;

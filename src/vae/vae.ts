@@ -39,7 +39,9 @@ import {
 } from '../io/checkpoint';
 import type { SafetensorsContents, SafetensorsTensor } from '../io/safetensors';
 import { trainExclusively } from '../train/exclusive';
-import { fitVAE, type FitOptions, type FitResult, type TrainingState } from '../train/fit';
+import { fitVAE, type ElboTerms, type FitOptions, type FitResult, type TrainableModel, type TrainingState } from '../train/fit';
+
+export type { ElboTerms } from '../train/fit';
 import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 
 export type Likelihood = 'bernoulli' | 'gaussian';
@@ -99,14 +101,6 @@ export interface VAEConfig {
   seed: number;
 }
 
-/** Per-batch averages of the ELBO and its terms (nats per example). */
-export interface ElboTerms {
-  elbo: number;
-  /** E[log p(x | z)] */
-  reconstruction: number;
-  /** E[log q(z | x) − log p(z)] (closed form or single-sample estimate: the model's `kl` option). */
-  kl: number;
-}
 
 export interface StepOptions {
   /** Weight of the KL term (warm-up); default 1. */
@@ -154,7 +148,7 @@ function resolvePosterior(value: Posterior | undefined): VAEConfig['posterior'] 
 }
 
 
-export class VAE {
+export class VAE implements TrainableModel {
   readonly config: VAEConfig;
   readonly backend: Backend;
   readonly inputDim: number;
