@@ -237,7 +237,12 @@ describe('flowvae train on a CSV file', () => {
     const a = await flowvae('train', '--data', `csv:${unit}`, ...common, '--out', path.join(tmp, 'unit-run'));
     expect(a.code).toBe(0);
     expect(a.stdout).toContain('  defaults for tabular data: likelihood gaussian (continuous values), latent 2 (the width of a row)\n');
-    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'unit-run', 'metrics.json'), 'utf8')).settings).toMatchObject({ likelihood: 'gaussian', binarize: 'none', latent: 2 });
+    const unitMetrics = JSON.parse(fs.readFileSync(path.join(tmp, 'unit-run', 'metrics.json'), 'utf8'));
+    expect(unitMetrics.settings).toMatchObject({ likelihood: 'gaussian', binarize: 'none', latent: 2 });
+    // Posterior collapse is visible: active units per epoch in metrics.json and in the summary.
+    const units = unitMetrics.epochs[0].activeUnits;
+    expect(units).toBeGreaterThanOrEqual(0);
+    expect(a.stdout).toContain(`  active units    ${units} of 2 (Cov_x E_q[z_d] > 0.01 on the validation set)\n`);
     const b = await flowvae('train', '--data', `csv:${binary}`, ...common, '--out', path.join(tmp, 'binary-run'));
     expect(b.code).toBe(0);
     expect(b.stdout).toContain('  defaults for tabular data: likelihood bernoulli (every value is 0 or 1), no binarization (the values are 0 or 1 already), latent 2 (the width of a row)\n');

@@ -403,3 +403,47 @@ describe('VAE.logLikelihoodAsync', () => {
     expect(Array.from(r.perExample)).toEqual(Array.from(sync.perExample.subarray(0, r.perExample.length)));
   });
 });
+
+describe('posterior-collapse diagnostics', () => {
+  const x = tinyData(40, 6, 9);
+  it('active units count the dimensions whose posterior mean varies over the data (Cov_x E_q[z_d] > 0.01)', () => {
+    const vae = new VAE({ inputDim: 6, latentDim: 4, encoder: { hidden: [5] }, decoder: { hidden: [5] }, seed: 3, backend: 'reference' });
+    // Dimensions 2 and 3 collapse: their mean head is constant.
+    const [weight, bias] = vae.muHead.parameters();
+    for (let i = 2 * 5; i < 4 * 5; i++) weight.value[i] = 0;
+    bias.value[2] = 0.3;
+    for (let i = 0; i < 2 * 5; i++) weight.value[i] *= 20;
+    const mu = vae.encode(x);
+    const want = [0, 1, 2, 3].map((d) => {
+      const col = Array.from({ length: 40 }, (_, r) => mu[r * 4 + d]);
+      const mean = col.reduce((a, b) => a + b, 0) / 40;
+      return col.reduce((a, b) => a + (b - mean) ** 2, 0) / 40;
+    });
+    const units = vae.activeUnits(x);
+    expectClose(units.variance, want, { atol: 1e-15, rtol: 1e-12 }, 'variance');
+    expect(want[0]).toBeGreaterThan(0.01);
+    expect(want[1]).toBeGreaterThan(0.01);
+    expect(units.count).toBe(2);
+  });
+
+  it('the KL per dimension of a diagonal posterior adds up to its closed-form KL; other posteriors have none', () => {
+    const vae = new VAE({ inputDim: 6, latentDim: 3, encoder: { hidden: [5] }, decoder: { hidden: [5] }, seed: 4, backend: 'reference' });
+    const perDim = vae.klPerDimension(x)!;
+    expect(perDim).toHaveLength(3);
+    expect(perDim.reduce((a, b) => a + b, 0)).toBeCloseTo(vae.elbo(x, { samples: 1 }).kl, 12);
+    const flow = new VAE({ inputDim: 6, latentDim: 3, encoder: { hidden: [5] }, decoder: { hidden: [5] }, posterior: { flow: 'planar', layers: 2 }, seed: 4, backend: 'reference' });
+    expect(flow.klPerDimension(x)).toBeNull();
+    const units = flow.activeUnits(x, { samples: 0 });
+    expect(units.variance.every((v) => Number.isFinite(v) && v >= 0)).toBe(true);
+  });
+
+  it('fit reports both per epoch on the validation set', async () => {
+    const vae = new VAE({ inputDim: 6, latentDim: 3, encoder: { hidden: [5] }, decoder: { hidden: [5] }, seed: 4, backend: 'reference' });
+    const result = await vae.fit(x, { epochs: 2, batchSize: 10, validation: 0.25 });
+    for (const h of result.history) {
+      expect(h.activeUnits).toBeGreaterThanOrEqual(0);
+      expect(h.activeUnits).toBeLessThanOrEqual(3);
+      expect(h.klPerDimension).toHaveLength(3);
+    }
+  });
+});

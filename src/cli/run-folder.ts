@@ -51,6 +51,10 @@ export interface EpochRecord {
   seconds: number;
   /** Set when Ctrl-C stopped this epoch early: batches done of the epoch's total. */
   interrupted?: { batches: number; of: number };
+  /** Latent dimensions with Cov_x E_q[z_d] > 0.01 on the validation set (posterior collapse shows here). */
+  activeUnits?: number;
+  /** KL per latent dimension on the validation set (diagonal posterior). */
+  klPerDimension?: number[];
 }
 
 export interface TestRecord {

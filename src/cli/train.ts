@@ -456,6 +456,8 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
           beta: m.beta,
           examplesPerSecond: m.examplesPerSecond,
           seconds: m.seconds,
+          ...(m.activeUnits !== undefined ? { activeUnits: m.activeUnits } : {}),
+          ...(m.klPerDimension ? { klPerDimension: m.klPerDimension } : {}),
         };
         if (!m.complete) {
           record.interrupted = { batches: lastBatch.batch, of: lastBatch.batches };
@@ -595,6 +597,10 @@ function printSummary(output: Output, m: RunMetrics, out: string, totalSeconds: 
     `  train ELBO      ${fmt(last?.train.elbo)}  (KL ${fmt(last?.train.kl)}; last epoch, running average)`,
   ];
   if (last?.validation) lines.push(`  validation ELBO ${fmt(last.validation.elbo)}  (KL ${fmt(last.validation.kl)})`);
+  if (last?.activeUnits !== undefined) {
+    const collapsed = last.klPerDimension ? `; KL per dimension ${Math.min(...last.klPerDimension).toFixed(2)} to ${Math.max(...last.klPerDimension).toFixed(2)} nats` : '';
+    lines.push(`  active units    ${last.activeUnits} of ${m.settings.latent} (Cov_x E_q[z_d] > 0.01 on the validation set${collapsed})`);
+  }
   lines.push(
     `  test ELBO       ${fmt(t.elbo)} nats  (KL ${fmt(t.kl)}, reconstruction ${fmt(t.reconstruction)}; 1 sample per example)`,
     `  test NLL        ${fmt(t.nll)} nats  (importance sampling, ${t.nllSamples} samples per example, ${t.examples} examples)`,

@@ -39,6 +39,8 @@ export interface TrainableModel {
   /** Zeroes the gradients, runs forward and backward on a batch and returns its ELBO terms. */
   computeGradients(x: FloatArray, options: { beta?: number; freeBits?: number }): ElboTerms;
   elbo(x: FloatArray, options: { samples?: number; seed?: number }): ElboTerms;
+  activeUnits(x: FloatArray, options: { samples?: number }): { count: number; variance: Float64Array };
+  klPerDimension(x: FloatArray): Float64Array | null;
 }
 import { Adam, checkLearningRate, type AdamState } from './adam';
 
@@ -122,6 +124,14 @@ export interface EpochMetrics {
    */
   batches: number;
   complete: boolean;
+  /**
+   * Posterior collapse, on the validation set (complete epochs with
+   * validation): active units (Cov_x E_q[z_d] > 0.01; with a flow, E_q[z]
+   * taken as the flow applied to μ) and, for a diagonal posterior, the KL
+   * per latent dimension (nats).
+   */
+  activeUnits?: number;
+  klPerDimension?: number[];
 }
 
 export interface BatchProgress {
@@ -370,6 +380,9 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
     };
     if (validation && complete) {
       metrics.validation = vae.elbo(validation, { samples: evalSamples, seed: seed * 4 + 5 });
+      metrics.activeUnits = vae.activeUnits(validation, { samples: 0 }).count;
+      const klPerDimension = vae.klPerDimension(validation);
+      if (klPerDimension) metrics.klPerDimension = Array.from(klPerDimension);
       if (metrics.validation.elbo > best) {
         best = metrics.validation.elbo;
         sinceBest = 0;

@@ -42,7 +42,7 @@ import { trainExclusively } from '../train/exclusive';
 import { fitVAE, type ElboTerms, type FitOptions, type FitResult, type TrainableModel, type TrainingState } from '../train/fit';
 
 export type { ElboTerms } from '../train/fit';
-import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
+import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 
 export type Likelihood = 'bernoulli' | 'gaussian';
 
@@ -754,6 +754,81 @@ export class VAE implements TrainableModel {
       perExample[i] = max + Math.log(sum) - Math.log(S);
     };
     return { n, perExample, example };
+  }
+
+  /**
+   * Active units (Burda et al. 2016): per latent dimension d the variance over
+   * the rows of `x` of E_q[z_d | x], and how many exceed `threshold` (0.01).
+   * E_q[z] is μ(x) for Gaussian posteriors; with a flow it is the mean of
+   * `samples` draws of z_K, or the flow applied to μ(x) when `samples` is 0
+   * (one deterministic pass: the cheap form training reports every epoch).
+   * Collapsed dimensions (posterior equal to the prior) are inactive.
+   */
+  activeUnits(x: FloatArray, options: { threshold?: number; samples?: number; seed?: number } = {}): { count: number; variance: Float64Array } {
+    checkKnownKeys(options, 'options', ['threshold', 'samples', 'seed']);
+    const n = this.checkBatch(x);
+    const threshold = checkInRange(options.threshold ?? 0.01, 'threshold', 0, Infinity);
+    const samples = checkSize(options.samples ?? 10, 'samples');
+    const seed = checkSize(options.seed ?? 4242, 'seed');
+    const D = this.latentDim;
+    const means = new Float64Array(n * D);
+    const chunk = 500;
+    let offset = 0;
+    for (let start = 0; start < n; start += chunk) {
+      const rows = Math.min(chunk, n - start);
+      const xb = this.onBackend(x.subarray(start * this.inputDim, (start + rows) * this.inputDim), 'units');
+      const eps = this.buf('units.eps', rows * D);
+      if (!this.flow || samples === 0) {
+        // Gaussian posteriors: E_q[z] = μ (ε = 0 gives z = μ); with a flow, f(μ).
+        eps.fill(0);
+        this.forward(xb, eps, rows);
+        means.set(this.buffers.get('zK')!.subarray(0, rows * D), start * D);
+        continue;
+      }
+      for (let s = 0; s < samples; s++) {
+        this.backend.rng.normal(seed, offset, eps);
+        offset += eps.length;
+        this.forward(xb, eps, rows);
+        const z = this.buffers.get('zK')!;
+        for (let i = 0; i < rows * D; i++) means[start * D + i] += z[i] / samples;
+      }
+    }
+    const variance = new Float64Array(D);
+    for (let d = 0; d < D; d++) {
+      let mean = 0;
+      for (let r = 0; r < n; r++) mean += means[r * D + d];
+      mean /= n;
+      let v = 0;
+      for (let r = 0; r < n; r++) v += (means[r * D + d] - mean) ** 2;
+      variance[d] = v / n;
+    }
+    return { count: variance.filter((v) => v > threshold).length, variance };
+  }
+
+  /**
+   * The closed-form KL(q(z_d | x) ‖ N(0, 1)) per latent dimension, averaged
+   * over the rows of `x` (nats): where the KL term goes, and which dimensions
+   * collapsed. Diagonal posteriors only (for the others the KL does not split
+   * by dimension); null otherwise.
+   */
+  klPerDimension(x: FloatArray): Float64Array | null {
+    const n = this.checkBatch(x);
+    if (this.config.posterior !== 'diagonal') return null;
+    const D = this.latentDim;
+    const out = new Float64Array(D);
+    const chunk = 500;
+    for (let start = 0; start < n; start += chunk) {
+      const rows = Math.min(chunk, n - start);
+      const heads = this.encodeHeads(this.onBackend(x.subarray(start * this.inputDim, (start + rows) * this.inputDim), 'kl'), rows);
+      for (let r = 0; r < rows; r++) {
+        for (let d = 0; d < D; d++) {
+          const mu = heads.mu[r * D + d];
+          const lv = heads.lv[r * D + d];
+          out[d] += (0.5 * (mu * mu + Math.exp(lv) - 1 - lv)) / n;
+        }
+      }
+    }
+    return out;
   }
 
   /** Posterior means μ(x) `[n, latentDim]` (a copy). */
