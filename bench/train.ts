@@ -54,7 +54,7 @@ export async function run(): Promise<void> {
   const n = 2000;
   const x = data(n);
   const before = hasCpu ? getNumThreads() : 1;
-  const rows: (string | number)[][] = [['model', 'threads', 'reference', 'cpu', 'PyTorch', 'GEMM ceiling', 'cpu/PyTorch', 'cpu/ceiling']];
+  const rows: (string | number)[][] = [['model', 'threads', 'reference', 'cpu', 'PyTorch', 'PyTorch pools', 'GEMM ceiling', 'cpu/PyTorch', 'cpu/ceiling']];
   const results: Record<string, unknown>[] = [];
   const refRates = new Map<string, number>();
   for (const model of MODELS) if (!model.skipReference) refRates.set(model.name, await epochRate(model, 'reference', x, 200));
@@ -62,7 +62,7 @@ export async function run(): Promise<void> {
     for (const model of MODELS) {
       // The peer runs right before flowvae, model by model: the machine's speed drifts over
       // minutes on a shared VM, so both sides of a ratio are measured as close together as possible.
-      const peer = runPython<Record<string, { torch: number; gemm: number }>>(
+      const peer = runPython<Record<string, { torch: number; torchConfig: string; gemm: number }>>(
         'train_torch.py',
         { threads, n, batch: 100, models: [model.peer], reps: 3 },
         threads,
@@ -80,11 +80,12 @@ export async function run(): Promise<void> {
         refRates.has(model.name) ? si(refRates.get(model.name)!) : '-',
         si(cpu),
         p ? si(p.torch) : '-',
+        p ? p.torchConfig : '-',
         p ? si(p.gemm) : '-',
         p ? (cpu / p.torch).toFixed(2) : '-',
         p ? (cpu / p.gemm).toFixed(2) : '-',
       ]);
-      results.push({ model: model.name, threads, reference: refRates.get(model.name), cpu, torch: p?.torch, gemmCeiling: p?.gemm });
+      results.push({ model: model.name, threads, reference: refRates.get(model.name), cpu, torch: p?.torch, torchConfig: p?.torchConfig, gemmCeiling: p?.gemm });
     }
   }
   if (hasCpu) setNumThreads(before);
