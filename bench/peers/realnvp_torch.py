@@ -13,18 +13,11 @@ import sys
 import torch
 import torch.nn as nn
 
-from timing import samples_per_second
+from timing import samples_per_second, set_threads
 
 spec = json.loads(sys.argv[1])
 threads = spec["threads"]
-torch.set_num_threads(threads)
-try:
-    import ctypes, glob
-    for lib in glob.glob("/usr/lib/x86_64-linux-gnu/libopenblas*.so*"):
-        ctypes.CDLL(lib).openblas_set_num_threads(threads)
-        break
-except Exception:
-    pass
+set_threads(threads)
 torch.manual_seed(0)
 
 

@@ -23,18 +23,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from timing import samples_per_second
+from timing import samples_per_second, set_threads
 
 spec = json.loads(sys.argv[1])
 threads = spec["threads"]
-torch.set_num_threads(threads)
-try:
-    import ctypes, glob
-    for lib in glob.glob("/usr/lib/x86_64-linux-gnu/libopenblas*.so*"):
-        ctypes.CDLL(lib).openblas_set_num_threads(threads)
-        break
-except Exception:
-    pass
+set_threads(threads)
 torch.manual_seed(0)
 
 MIN_BIN_WIDTH = 1e-3

@@ -24,3 +24,21 @@ def samples_per_second(step, batch, rounds=5):
             step()
         rates.append(batch * calls / (time.perf_counter() - t0))
     return sorted(rates)[len(rates) // 2]
+
+
+def set_threads(torch_threads, blas_threads=None):
+    """PyTorch's intra-op pool and OpenBLAS's own pool (Debian's torch calls
+    OpenBLAS, whose threads torch.set_num_threads does not reach); the BLAS
+    pool gets `torch_threads` unless given."""
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    try:
+        import ctypes
+        import glob
+
+        for lib in glob.glob("/usr/lib/x86_64-linux-gnu/libopenblas*.so*"):
+            ctypes.CDLL(lib).openblas_set_num_threads(torch_threads if blas_threads is None else blas_threads)
+            break
+    except Exception:
+        pass

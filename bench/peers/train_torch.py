@@ -15,20 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from timing import set_threads
+
 spec = json.loads(sys.argv[1])
 threads = spec["threads"]
 
-
-def configure(torch_threads, blas_threads):
-    """PyTorch's intra-op pool and OpenBLAS's own pool, which torch.set_num_threads does not reach."""
-    torch.set_num_threads(torch_threads)
-    try:
-        import ctypes, glob
-        for lib in glob.glob("/usr/lib/x86_64-linux-gnu/libopenblas*.so*"):
-            ctypes.CDLL(lib).openblas_set_num_threads(blas_threads)
-            break
-    except Exception:
-        pass
 
 
 # With both pools at 2 threads on 2 cores each torch thread's products start
@@ -37,7 +28,7 @@ def configure(torch_threads, blas_threads):
 # in both configurations that use exactly `threads` cores, and the faster one
 # is reported (its best configuration).
 CONFIGS = [(1, 1)] if threads == 1 else [(1, threads), (threads, 1)]
-configure(*CONFIGS[0])
+set_threads(*CONFIGS[0])
 torch.manual_seed(0)
 
 
@@ -225,9 +216,9 @@ out = {}
 for flow in spec["models"]:
     rates = []
     for torch_threads, blas_threads in CONFIGS:
-        configure(torch_threads, blas_threads)
+        set_threads(torch_threads, blas_threads)
         rates.append((torch_epoch(flow, data, batch, reps), f"torch {torch_threads}, OpenBLAS {blas_threads}"))
     best = max(rates)
-    configure(1, threads)  # the GEMM ceiling: numpy's products on OpenBLAS's threads
+    set_threads(1, threads)  # the GEMM ceiling: numpy's products on OpenBLAS's threads
     out[flow] = {"torch": best[0], "torchConfig": best[1], "gemm": gemm_ceiling(flow, n, batch, reps)}
 print(json.dumps(out))

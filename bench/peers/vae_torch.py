@@ -33,20 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from timing import set_threads
+
 LOG2PI = math.log(2 * math.pi)
-
-
-def set_threads(n):
-    torch.set_num_threads(n)
-    try:  # Debian's torch calls OpenBLAS, whose own pool torch.set_num_threads does not reach
-        import ctypes
-        import glob
-
-        for lib in glob.glob("/usr/lib/x86_64-linux-gnu/libopenblas*.so*"):
-            ctypes.CDLL(lib).openblas_set_num_threads(n)
-            break
-    except Exception:
-        pass
 
 
 def scaled_linear(i, o, scale=1.0):
