@@ -35,7 +35,7 @@ export interface TrainableDistribution {
 }
 import type { TargetDensity } from '../distributions/targets2d';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
-import { checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
+import { checkBoolean, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 import { Adam, checkLearningRate, type AdamState } from './adam';
 
 export interface DistributionFitBaseOptions {
@@ -146,8 +146,7 @@ function common(dist: TrainableDistribution, options: DistributionFitBaseOptions
   if (signal !== undefined && (typeof signal !== 'object' || signal === null || typeof signal.aborted !== 'boolean')) {
     throw typeError(expected('AbortSignal', 'signal', signal));
   }
-  const restart = options.restart ?? false;
-  if (typeof restart !== 'boolean') throw typeError(expected('boolean', 'restart', restart));
+  const restart = checkBoolean(options.restart ?? false, 'restart');
   const adam = new Adam(dist.backend, dist.flow.parameters(), {
     lr: lr0,
     weightDecay: options.weightDecay ?? 0,

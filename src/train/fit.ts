@@ -11,9 +11,10 @@ import type { Dataset } from '../data/dataset';
 import { permutation } from '../data/random';
 import { checkBernoulliRange, describeBadValue, findNonFinite } from '../data/validate';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
-import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
+import { checkBoolean, checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 import type { Backend } from '../backend/backend';
 import type { Parameter } from '../nn/parameter';
+import { Adam, checkLearningRate, type AdamState } from './adam';
 
 /** Per-batch averages of the ELBO and its terms (nats per example). */
 export interface ElboTerms {
@@ -42,7 +43,6 @@ export interface TrainableModel {
   activeUnits(x: FloatArray, options: { samples?: number }): { count: number; variance: Float64Array };
   klPerDimension(x: FloatArray): Float64Array | null;
 }
-import { Adam, checkLearningRate, type AdamState } from './adam';
 
 export type LrSchedule = 'constant' | 'cosine' | 'exponential';
 
@@ -206,8 +206,7 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
   const dim = vae.inputDim;
   const data = checkTrainingData(dataIn, 'data', vae);
   const epochs = checkPositiveInt(options.epochs ?? 10, 'epochs');
-  const restart = options.restart ?? false;
-  if (typeof restart !== 'boolean') throw typeError(expected('boolean', 'restart', restart));
+  const restart = checkBoolean(options.restart ?? false, 'restart');
   if (restart && options.resume) throw rangeError('"restart" and "resume" exclude each other: pass one of them');
   const batchSize = checkPositiveInt(options.batchSize ?? 100, 'batchSize');
   const lr0 = checkLearningRate(options.lr ?? 1e-3);
@@ -360,6 +359,7 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (seen === 0) break;
+    const ranBatches = doneBatches - firstBatch;
     const complete = doneBatches === batchesPerEpoch;
     if (complete) {
       doneEpochs = epoch + 1;
@@ -375,7 +375,7 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
       examplesPerSecond: seen / seconds,
       seconds,
       best: false,
-      batches: Math.ceil(seen / batchSize),
+      batches: ranBatches,
       complete,
     };
     if (validation && complete) {

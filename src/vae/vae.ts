@@ -40,9 +40,9 @@ import {
 import type { SafetensorsContents, SafetensorsTensor } from '../io/safetensors';
 import { trainExclusively } from '../train/exclusive';
 import { fitVAE, type ElboTerms, type FitOptions, type FitResult, type TrainableModel, type TrainingState } from '../train/fit';
+import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 
 export type { ElboTerms } from '../train/fit';
-import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 
 export type Likelihood = 'bernoulli' | 'gaussian';
 
@@ -329,19 +329,11 @@ export class VAE implements TrainableModel {
   private forward(x: FloatArray, eps: FloatArray, batch: number, heads?: PosteriorHeads, training = false): void {
     const b = this.backend;
     const D = this.latentDim;
-    const { mu, lv, cov, params, context } = heads ?? this.encodeHeads(x, batch);
-    const z0 = this.buf('z0', batch * D);
-    const logq0 = this.buf('logq0', batch);
-    b.gaussian.sampleDiag(mu, lv, eps, z0, logq0, batch, D);
-    if (cov) addLowerTimes(cov, eps, z0, batch, D);
-    let zK = z0;
-    const logDet = this.buf('logDet', batch);
-    logDet.fill(0);
-    if (this.flow) {
-      const out = this.flow.forward(z0, batch, training ? { params, context, training } : { params, context });
-      zK = out.y;
-      logDet.set(out.logDet);
-    }
+    const posterior = heads ?? this.encodeHeads(x, batch);
+    const { mu, lv, cov } = posterior;
+    const zK = this.posteriorSample(posterior, eps, batch, training);
+    const logq0 = this.buffers.get('logq0')!;
+    const logDet = this.buffers.get('logDet')!;
     this.buffers.set('zK', zK);
     const out = this.decoder.forward(zK, batch);
     const logpx = this.buf('logpx', batch);
@@ -359,6 +351,25 @@ export class VAE implements TrainableModel {
       for (let r = 0; r < batch; r++) kl[r] = logq0[r] - logDet[r] - logpz[r];
     }
     this.lastBatch = batch;
+  }
+
+  /**
+   * z_K = f_K ∘ … ∘ f_1(μ + L ε) for noise `eps` `[batch, latentDim]`, with
+   * log q0(z0) and Σ log|det J_k| left in the buffers `logq0` and `logDet`.
+   */
+  private posteriorSample(heads: PosteriorHeads, eps: FloatArray, batch: number, training = false): FloatArray {
+    const D = this.latentDim;
+    const { mu, lv, cov, params, context } = heads;
+    const z0 = this.buf('z0', batch * D);
+    const logq0 = this.buf('logq0', batch);
+    this.backend.gaussian.sampleDiag(mu, lv, eps, z0, logq0, batch, D);
+    if (cov) addLowerTimes(cov, eps, z0, batch, D);
+    const logDet = this.buf('logDet', batch);
+    logDet.fill(0);
+    if (!this.flow) return z0;
+    const out = this.flow.forward(z0, batch, training ? { params, context, training } : { params, context });
+    logDet.set(out.logDet);
+    return out.y;
   }
 
   /**
@@ -779,20 +790,22 @@ export class VAE implements TrainableModel {
     let offset = 0;
     for (let start = 0; start < n; start += chunk) {
       const rows = Math.min(chunk, n - start);
-      const xb = this.onBackend(x.subarray(start * this.inputDim, (start + rows) * this.inputDim), 'units');
+      // Only the posterior: the decoder plays no part in E_q[z].
+      const heads = this.encodeHeads(this.onBackend(x.subarray(start * this.inputDim, (start + rows) * this.inputDim), 'units'), rows);
+      if (!this.flow) {
+        means.set(heads.mu, start * D); // Gaussian posteriors: E_q[z] = μ
+        continue;
+      }
       const eps = this.buf('units.eps', rows * D);
-      if (!this.flow || samples === 0) {
-        // Gaussian posteriors: E_q[z] = μ (ε = 0 gives z = μ); with a flow, f(μ).
-        eps.fill(0);
-        this.forward(xb, eps, rows);
-        means.set(this.buffers.get('zK')!.subarray(0, rows * D), start * D);
+      if (samples === 0) {
+        eps.fill(0); // f(μ)
+        means.set(this.posteriorSample(heads, eps, rows), start * D);
         continue;
       }
       for (let s = 0; s < samples; s++) {
         this.backend.rng.normal(seed, offset, eps);
         offset += eps.length;
-        this.forward(xb, eps, rows);
-        const z = this.buffers.get('zK')!;
+        const z = this.posteriorSample(heads, eps, rows);
         for (let i = 0; i < rows * D; i++) means[start * D + i] += z[i] / samples;
       }
     }
@@ -875,13 +888,9 @@ export class VAE implements TrainableModel {
   sample(n: number, options: { seed?: number } = {}): FloatArray {
     checkPositiveInt(n, 'n');
     checkKnownKeys(options, 'options', ['seed']);
+    if (options.seed === undefined) return this.decode(this.drawNoise(n));
     const z = this.backend.alloc(n * this.latentDim);
-    if (options.seed === undefined) {
-      this.backend.rng.normal(this.config.seed * 1000 + 7, this.noiseOffset, z);
-      this.noiseOffset += z.length;
-    } else {
-      this.backend.rng.normal(checkSize(options.seed, 'seed'), 0, z);
-    }
+    this.backend.rng.normal(checkSize(options.seed, 'seed'), 0, z);
     return this.decode(z);
   }
 }
