@@ -358,7 +358,7 @@ describe('flowvae train: a run folder belongs to one live run', () => {
     expect(fs.existsSync(path.join(run, LOCK_FILE))).toBe(true);
     // What a kill in the middle of a save leaves behind.
     fs.writeFileSync(path.join(run, `.model.safetensors.${first.pid}.0123456789ab.tmp`), 'partial');
-    fs.writeFileSync(path.join(run, `metrics.json.tmp-${first.pid}`), 'partial');
+    fs.writeFileSync(path.join(run, `.metrics.json.${first.pid}.ba9876543210.tmp`), 'partial');
     const epochs = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8')).epochs.length;
     const resumed = await flowvae('train', '--resume', run, '--epochs', String(epochs + 1));
     expect(resumed.stderr).toBe('');

@@ -6,6 +6,7 @@
  * for. Empty values count as unset.
  */
 import { rangeError } from '../errors';
+import { BACKEND_NAMES, MAX_THREADS } from './types';
 
 const INTEGER = /^[0-9]+$/;
 
@@ -15,8 +16,8 @@ interface Rule {
 }
 
 export const ENVIRONMENT: Record<string, Rule> = {
-  FLOWVAE_BACKEND: { what: 'one of "reference", "cpu", "cuda"', ok: (v) => ['reference', 'cpu', 'cuda'].includes(v) },
-  FLOWVAE_NUM_THREADS: { what: 'integer from 1 to 1024', ok: (v) => INTEGER.test(v) && Number(v) >= 1 && Number(v) <= 1024 },
+  FLOWVAE_BACKEND: { what: `one of ${BACKEND_NAMES.map((n) => `"${n}"`).join(', ')}`, ok: (v) => (BACKEND_NAMES as readonly string[]).includes(v) },
+  FLOWVAE_NUM_THREADS: { what: `integer from 1 to ${MAX_THREADS}`, ok: (v) => INTEGER.test(v) && Number(v) >= 1 && Number(v) <= MAX_THREADS },
   FLOWVAE_SIMD: { what: 'one of "scalar", "avx2", "avx512" (a cap on the vector instructions used)', ok: (v) => ['scalar', 'avx2', 'avx512'].includes(v) },
   FLOWVAE_CACHE_BYTES: { what: 'positive integer (bytes)', ok: (v) => INTEGER.test(v) && Number(v) > 0 && Number.isSafeInteger(Number(v)) },
   FLOWVAE_DISABLE_NATIVE: { what: '"1" or "0"', ok: (v) => v === '1' || v === '0' },

@@ -10,7 +10,7 @@ import { createCudaBackend } from './cuda';
 import { loadNative, nativeUnavailableReason } from './native';
 import { checkEnvironment } from './environment';
 import { referenceBackend } from './reference';
-import type { BackendName } from './types';
+import { BACKEND_NAMES, MAX_THREADS, type BackendName } from './types';
 
 export interface BackendInfo {
   name: BackendName;
@@ -33,7 +33,6 @@ export interface BackendInfo {
   device?: string;
 }
 
-const NAMES: readonly BackendName[] = ['reference', 'cpu', 'cuda'];
 
 let cpuBackend: Backend | null | undefined;
 let cudaBackend: Backend | null | undefined;
@@ -92,8 +91,8 @@ export function backends(): BackendInfo[] {
 /** The backend with this name; throws if it is unknown or unavailable here. */
 export function backendByName(name: BackendName): Backend {
   if (typeof name !== 'string') throw typeError(expected('backend name', 'name', name));
-  if (!NAMES.includes(name)) {
-    throw rangeError(expected(`one of ${NAMES.map((n) => `"${n}"`).join(', ')}`, 'name', name));
+  if (!BACKEND_NAMES.includes(name)) {
+    throw rangeError(expected(`one of ${BACKEND_NAMES.map((n) => `"${n}"`).join(', ')}`, 'name', name));
   }
   if (name === 'reference') return referenceBackend;
   if (name === 'cpu') {
@@ -114,7 +113,7 @@ export function backendByName(name: BackendName): Backend {
 export function resolveBackend(value: unknown, name = 'backend'): Backend {
   if (value === undefined) return getBackend();
   if (typeof value === 'string') {
-    if (!NAMES.includes(value as BackendName)) throw rangeError(expected(`one of ${NAMES.map((n) => `"${n}"`).join(', ')}`, name, value));
+    if (!BACKEND_NAMES.includes(value as BackendName)) throw rangeError(expected(`one of ${BACKEND_NAMES.map((n) => `"${n}"`).join(', ')}`, name, value));
     return backendByName(value as BackendName);
   }
   const ok = typeof value === 'object' && value !== null && typeof (value as Backend).alloc === 'function' && 'dense' in value;
@@ -152,8 +151,8 @@ export function getBackend(): Backend {
 
 /** Sets the number of native threads (also settable with FLOWVAE_NUM_THREADS). */
 export function setNumThreads(n: number): void {
-  if (typeof n !== 'number') throw typeError(expected('integer between 1 and 1024', 'n', n));
-  if (!Number.isInteger(n) || n < 1 || n > 1024) throw rangeError(expected('integer between 1 and 1024', 'n', n));
+  if (typeof n !== 'number') throw typeError(expected(`integer between 1 and ${MAX_THREADS}`, 'n', n));
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) throw rangeError(expected(`integer between 1 and ${MAX_THREADS}`, 'n', n));
   loadNative()?.setNumThreads(n);
 }
 

@@ -6,6 +6,7 @@
  *     error: option '--epochs <n>' argument '0' is invalid. Expected a positive integer.
  */
 import { InvalidArgumentError } from 'commander';
+import { MAX_THREADS } from '../backend/types';
 import { MAX_LEARNING_RATE } from '../train/adam';
 
 /**
@@ -38,10 +39,10 @@ export function positiveInt(value: string): number {
   return n;
 }
 
-/** Native threads: 1 to 1024 (the pool's limit). */
+/** Native threads: 1 to MAX_THREADS (the pool's limit). */
 export function threadNumber(value: string): number {
   const n = Number(value);
-  if (!INTEGER.test(value) || n < 1 || n > 1024) throw new InvalidArgumentError('Expected an integer from 1 to 1024.');
+  if (!INTEGER.test(value) || n < 1 || n > MAX_THREADS) throw new InvalidArgumentError(`Expected an integer from 1 to ${MAX_THREADS}.`);
   return n;
 }
 

@@ -62,11 +62,12 @@ export function interruptible(onFirst: () => void): { signal: AbortSignal; dispo
   // The exit code of an interrupted command: 128 + the signal's number.
   let exitCode = EXIT_INTERRUPTED;
   const handler = (name: NodeJS.Signals): void => {
-    if (!controller.signal.aborted) exitCode = name === 'SIGTERM' ? EXIT_TERMINATED : EXIT_INTERRUPTED;
+    const code = name === 'SIGTERM' ? EXIT_TERMINATED : EXIT_INTERRUPTED;
     if (controller.signal.aborted) {
       process.stderr.write('\nflowvae: stopped\n');
-      process.exit(name === 'SIGTERM' ? EXIT_TERMINATED : EXIT_INTERRUPTED);
+      process.exit(code);
     }
+    exitCode = code;
     controller.abort();
     onFirst();
   };

@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { isTemporaryFile, writeFileAtomicSync } from '../io/atomic';
 import type { ElboTerms } from '../vae/vae';
 import { CliError, EXIT_FAILURE } from './args';
 
@@ -124,15 +125,12 @@ export function lockRunFolder(dir: string): void {
 }
 
 /**
- * Temporary files of writes that never finished (a kill during a save): the
- * model's `.model.safetensors.<pid>.<hex>.tmp` and the JSON/SVG writers'
- * `<file>.tmp-<pid>`. Only called while holding the folder's lock, so no
- * live writer owns them.
+ * Temporary files of writes that never finished (a kill during a save of the
+ * model, the metrics or the curves). Only called while holding the folder's
+ * lock, so no live writer owns them.
  */
 function removeStaleTemporaries(dir: string): void {
-  for (const name of fs.readdirSync(dir)) {
-    if (/^\..+\.\d+\.[0-9a-f]+\.tmp$/.test(name) || /\.tmp-\d+$/.test(name)) fs.rmSync(path.join(dir, name), { force: true });
-  }
+  for (const name of fs.readdirSync(dir)) if (isTemporaryFile(name)) fs.rmSync(path.join(dir, name), { force: true });
 }
 
 /**
@@ -155,17 +153,13 @@ export function claimNewRunFolder(parent = 'runs', now = new Date()): string {
   }
 }
 
-/** Writes JSON to a temporary file and renames it (a reader never sees half a file). */
+/** Writes JSON atomically (a reader never sees half a file, a kill leaves the old one). */
 export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  fs.renameSync(tmp, file);
+  writeTextAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export function writeTextAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  writeFileAtomicSync(file, Buffer.from(text, 'utf8'));
 }
 
 /** The run folder's metrics; a CliError when `dir` is not a run folder. */

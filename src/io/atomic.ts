@@ -16,6 +16,11 @@ function temporaryPath(file: string): string {
   return path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`);
 }
 
+/** True for the name of a temporary file these writers make (`.<file>.<pid>.<hex>.tmp`): one a killed writer may leave. */
+export function isTemporaryFile(name: string): boolean {
+  return /^\..+\.\d+\.[0-9a-f]{12}\.tmp$/.test(name);
+}
+
 function writeError(file: string, err: unknown): FlowVaeError {
   return new FlowVaeError('ERR_CHECKPOINT', `${file}: cannot be written (${(err as Error).message}); any previous file is unchanged`, {
     cause: err,
