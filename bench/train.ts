@@ -7,12 +7,12 @@
  * does not depend on the pixel values.
  */
 import { backends, getNumThreads, setNumThreads } from '../src/backend';
-import { VAE, type Posterior } from '../src/vae/vae';
+import { VAE, type PosteriorSpec } from '../src/vae/vae';
 import { printTable, runPython, si, writeResults } from './common';
 
 interface Model {
   name: string;
-  posterior: Posterior;
+  posterior: PosteriorSpec;
   /** Name of the same model in bench/peers/train_torch.py. */
   peer: string;
   /** Skip the reference backend (too slow to time in a benchmark run). */

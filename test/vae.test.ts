@@ -3,7 +3,7 @@ import { referenceRng } from '../src/backend/reference/rng';
 import type { FloatArray } from '../src/backend/types';
 import { FLOW_FAMILIES } from '../src/flows/registry';
 import { loadMnistSubset } from '../src/data/mnist';
-import { VAE, type Posterior, type VAEOptions } from '../src/vae/vae';
+import { VAE, type PosteriorSpec, type VAEOptions } from '../src/vae/vae';
 import { expectClose, hasCpu, randomArray } from './helpers';
 
 function tinyData(n: number, dim: number, seed: number): Float64Array {
@@ -96,7 +96,7 @@ describe('VAE: importance sampling encodes each example once', () => {
   // place in the stream, so logLikelihood (encoder run once per example, heads
   // repeated) must equal elbo (encoder run on the whole batch) up to float64
   // rounding. Amortized parameters and context are the repeated heads here.
-  const posteriors: Posterior[] = [
+  const posteriors: PosteriorSpec[] = [
     { flow: 'planar', layers: 3, amortized: true },
     { flow: 'iaf', layers: 2, hidden: [12] },
   ];
@@ -236,7 +236,7 @@ describe('VAE: options are validated', () => {
   it.each([
     [{ ...base, latentDim: 0 }, RangeError, 'Expected positive integer for "latentDim" but received 0 (number)'],
     [{ ...base, inputDim: '4' }, TypeError, 'Expected positive integer for "inputDim" but received "4" (string)'],
-    [{ ...base, likelihood: 'poisson' }, RangeError, 'Expected one of "bernoulli", "gaussian" for "likelihood" but received "poisson" (string)'],
+    [{ ...base, likelihood: 'poisson' }, RangeError, 'Expected one of "bernoulli", "gaussian", "categorical" for "likelihood" but received "poisson" (string)'],
     [{ ...base, encoder: { hidden: [3, -1] } }, RangeError, 'Expected positive integer for "encoder.hidden[1]" but received -1 (number)'],
     [{ ...base, decoder: { activation: 'swish' } }, RangeError, 'for "decoder.activation" but received "swish" (string)'],
     [{ ...base, encoder: { width: 3 } }, RangeError, 'Unknown option "width" in "encoder"'],

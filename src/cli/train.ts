@@ -9,7 +9,7 @@ import type { Dataset } from '../data/dataset';
 import { trainValidationSplit } from '../data/dataset';
 import { FLOW_FAMILIES } from '../flows';
 import type { EpochMetrics, TrainingState } from '../train/fit';
-import { VAE, type Posterior, type VAEConfig } from '../vae/vae';
+import { VAE, type PosteriorSpec, type VAEConfig } from '../vae/vae';
 import {
   CliError,
   EXIT_FAILURE,
@@ -223,7 +223,7 @@ function resolveSettings(o: TrainOptions, cmd: Command, resumed: TrainSettings |
   return settings;
 }
 
-function posteriorOf(s: TrainSettings): Posterior {
+function posteriorOf(s: TrainSettings): PosteriorSpec {
   if (s.posterior !== 'flow') return s.posterior;
   return { flow: s.flow!, layers: s.layers! };
 }
@@ -232,12 +232,18 @@ function posteriorOf(s: TrainSettings): Posterior {
 export function describeModel(config: VAEConfig): string {
   const p = config.posterior;
   const post =
-    typeof p === 'object'
-      ? `${p.flow} flow posterior (K = ${p.layers}, ${p.amortized ? 'amortized' : 'shared parameters'})`
-      : `${p === 'diagonal' ? 'diagonal' : 'full-covariance'} Gaussian posterior${config.kl === 'sampled' ? ' (sampled KL)' : ''}`;
-  const widths = [config.inputDim, ...config.encoder.hidden].join('-');
-  const lik = config.likelihood === 'bernoulli' ? 'Bernoulli' : 'Gaussian';
-  return `${post}, latent ${config.latentDim}, MLP ${widths}, ${lik} likelihood`;
+    'custom' in Object(p)
+      ? `${(p as { custom: string }).custom} posterior`
+      : typeof p === 'object' && 'flow' in p
+        ? `${p.flow} flow posterior (K = ${p.layers}, ${p.amortized ? 'amortized' : 'shared parameters'})`
+        : `${p === 'diagonal' ? 'diagonal' : 'full-covariance'} Gaussian posterior${config.kl === 'sampled' ? ' (sampled KL)' : ''}`;
+  const enc = config.encoder;
+  const net = 'hidden' in enc ? `MLP ${[config.inputDim, ...enc.hidden].join('-')}` : `${enc.custom} encoder`;
+  const names: Record<string, string> = { bernoulli: 'Bernoulli', gaussian: 'Gaussian', categorical: 'categorical' };
+  const l = config.likelihood;
+  const lik = typeof l === 'string' ? names[l] : Array.isArray(l) ? `mixed (${l.map((g) => g.kind).join(', ')})` : l.custom;
+  const prior = config.prior && 'kind' in config.prior && config.prior.kind !== 'standard-normal' ? `, ${config.prior.kind} prior` : '';
+  return `${post}, latent ${config.latentDim}, ${net}, ${lik} likelihood${prior}`;
 }
 
 export function parameterCount(vae: VAE): number {

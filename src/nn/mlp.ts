@@ -7,7 +7,8 @@
 import type { Backend } from '../backend/backend';
 import type { Activation } from '../backend/kernels/elementwise';
 import type { FloatArray } from '../backend/types';
-import { prefixParameters, type Parameter } from './parameter';
+import type { Network } from './network';
+import { prefixParameters, type NamedBuffer, type Parameter } from './parameter';
 import { Linear } from './linear';
 
 export interface MLPOptions {
@@ -23,7 +24,7 @@ export interface MLPOptions {
   activateOutput?: boolean;
 }
 
-export class MLP {
+export class MLP implements Network {
   readonly layers: Linear[] = [];
   readonly activation: Activation;
   readonly alpha: number;
@@ -58,6 +59,10 @@ export class MLP {
 
   parameters(): Parameter[] {
     return this.layers.flatMap((l, i) => prefixParameters(String(2 * i), l.parameters()));
+  }
+
+  buffers(): NamedBuffer[] {
+    return [];
   }
 
   forward(x: FloatArray, batch: number): FloatArray {

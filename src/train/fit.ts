@@ -9,7 +9,7 @@
 import type { FloatArray } from '../backend/types';
 import type { Dataset } from '../data/dataset';
 import { permutation } from '../data/random';
-import { checkBernoulliRange, describeBadValue, findNonFinite } from '../data/validate';
+import { describeBadValue, findNonFinite } from '../data/validate';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { checkBoolean, checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
 import type { Backend } from '../backend/backend';
@@ -23,6 +23,8 @@ export interface ElboTerms {
   reconstruction: number;
   /** E[log q(z | x) − log p(z)] (closed form or single-sample estimate: the model's `kl` option). */
   kl: number;
+  /** The training objective's value when it is not the ELBO (the IWAE bound of a training batch). */
+  objective?: number;
 }
 
 /**
@@ -32,7 +34,11 @@ export interface ElboTerms {
 export interface TrainableModel {
   readonly inputDim: number;
   readonly backend: Backend;
-  readonly config: { readonly likelihood: string; readonly seed: number };
+  readonly config: { readonly seed: number };
+  /** The likelihood's kind ('bernoulli' allows dynamic binarization). */
+  readonly likelihood: { readonly kind: string };
+  /** Throws ERR_DATA naming `name`, the row and column where `x` holds values the likelihood cannot score. */
+  checkData(x: FloatArray, name: string): void;
   /** Next element of the training noise stream. */
   noiseOffset: number;
   trainingState: TrainingState | undefined;
@@ -189,7 +195,7 @@ export function checkTrainingData(data: unknown, name: string, vae: TrainableMod
   }
   const bad = findNonFinite(x, dim);
   if (bad) throw new FlowVaeError('ERR_DATA', `"${name}" ${describeBadValue(bad.row, bad.column, bad.value)}`);
-  if (vae.config.likelihood === 'bernoulli') checkBernoulliRange(x, dim, `"${name}"`);
+  vae.checkData(x, name);
   return x;
 }
 
@@ -219,8 +225,8 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
   const freeBits = checkInRange(options.freeBits ?? 0, 'freeBits', 0, 1e6);
   const patience = checkSize(options.patience ?? 0, 'patience');
   const binarize = checkOneOf(options.binarize ?? 'none', 'binarize', ['dynamic', 'none'] as const);
-  if (binarize === 'dynamic' && vae.config.likelihood !== 'bernoulli') {
-    throw rangeError('Expected "binarize" to be "none" with a Gaussian likelihood but received "dynamic" (string)');
+  if (binarize === 'dynamic' && vae.likelihood.kind !== 'bernoulli') {
+    throw rangeError(`Expected "binarize" to be "none" with a ${vae.likelihood.kind} likelihood but received "dynamic" (string)`);
   }
   const seed = checkSize(options.seed ?? vae.config.seed, 'seed');
   const evalSamples = checkPositiveInt(options.evalSamples ?? 1, 'evalSamples');

@@ -1,18 +1,23 @@
 /**
- * Variational autoencoder with a diagonal Gaussian, full-covariance Gaussian
- * or flow posterior (Rezende & Mohamed 2015; Kingma et al. 2016; van den Berg
- * et al. 2018). Every computation goes through the backend contract, so the
- * same model runs on `reference` and `cpu` and, from the same seed, produces
- * the same numbers up to float32 rounding.
+ * Variational autoencoder composed of parts (DESIGN §3), each with explicit
+ * forward/backward and named parameters:
  *
- * Posterior: z0 = μ + L ε with L = diag(σ) (diagonal) or L* + diag(σ)
- * (full covariance, L* strictly lower triangular), then z_K = f_K ∘ … ∘ f_1(z0)
- * when a flow is configured; amortized flows take their parameters per example
- * from an encoder head. ELBO per example:
+ *   encoder (Network) → posterior q(z | x) → z → decoder (Network) → likelihood p(x | z)
+ *                                            prior p(z), objective (ELBO or IWAE)
+ *
+ * Built-ins: an MLP for both networks (or the user's own object, see
+ * `Network`); diagonal, full-covariance and flow posteriors (posterior.ts);
+ * standard-normal, learned Gaussian, Gaussian-mixture and flow priors
+ * (prior.ts); Bernoulli, Gaussian, categorical and mixed likelihoods
+ * (likelihood.ts); the ELBO and the importance-weighted bound (objective.ts).
+ * Every computation goes through the backend contract, so the same model runs
+ * on `reference` and `cpu` and, from the same seed, produces the same numbers
+ * up to float32 rounding. ELBO per example:
  *
  *   log p(x | z_K) + log p(z_K) − log q0(z0) + Σ_k log|det J_k|
  *
- * with the KL term in closed form when there is no flow.
+ * with the KL term in closed form for Gaussian posteriors under N(0, I)
+ * (the default for them) and sampled otherwise.
  */
 import { resolveBackend } from '../backend';
 import type { Backend } from '../backend/backend';
@@ -20,12 +25,12 @@ import { ACTIVATIONS, type Activation } from '../backend/kernels/elementwise';
 import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Flow } from '../flows/flow';
-import { FLOW_FAMILIES } from '../flows';
-import { Linear } from '../nn/linear';
+import type { Linear } from '../nn/linear';
 import { MLP } from '../nn/mlp';
+import { checkNetwork, isNetwork, type Network } from '../nn/network';
 import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
 import type { Dataset } from '../data/dataset';
-import { checkBernoulliRange, checkFiniteInput } from '../data/validate';
+import { checkFiniteInput } from '../data/validate';
 import {
   checkpointBytes,
   checkpointFileForLoad,
@@ -41,23 +46,22 @@ import type { SafetensorsContents, SafetensorsTensor } from '../io/safetensors';
 import { trainExclusively } from '../train/exclusive';
 import { fitVAE, type ElboTerms, type FitOptions, type FitResult, type TrainableModel, type TrainingState } from '../train/fit';
 import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
+import { GroupedLikelihood, resolveLikelihood, type Likelihood, type LikelihoodGroup, type LikelihoodKind, type ResolvedGroup } from './likelihood';
+import { createObjective, resolveObjective, type Objective, type ObjectiveSpec, type ResolvedObjective } from './objective';
+import {
+  DiagonalPosterior,
+  FlowPosterior,
+  createPosterior,
+  resolvePosterior,
+  type Posterior,
+  type PosteriorHeads,
+  type PosteriorSpec,
+  type ResolvedPosterior,
+} from './posterior';
+import { createPrior, resolvePrior, type Prior, type PriorSpec, type ResolvedPrior } from './prior';
 
 export type { ElboTerms } from '../train/fit';
-
-export type Likelihood = 'bernoulli' | 'gaussian';
-
-export interface FlowPosterior {
-  /** A registered flow family, e.g. 'planar', 'radial', 'sylvester-orthogonal', 'iaf'. */
-  flow: string;
-  /** Number of flow layers K (default 4). */
-  layers?: number;
-  /** Parameters produced per example by the encoder (default: true where the family allows it). */
-  amortized?: boolean;
-  /** Family-specific options passed to the flow (e.g. `m`, `householders`, `hidden`). */
-  [option: string]: unknown;
-}
-
-export type Posterior = 'diagonal' | 'full-covariance' | FlowPosterior;
+export type { PosteriorSpec, FlowPosteriorSpec } from './posterior';
 
 export interface NetworkOptions {
   /** Hidden layer widths (default [300, 300]). */
@@ -66,41 +70,64 @@ export interface NetworkOptions {
   activation?: Activation;
 }
 
+export type KlEstimate = 'closed-form' | 'sampled';
+
 export interface VAEOptions {
   inputDim: number;
   latentDim: number;
-  encoder?: NetworkOptions;
-  decoder?: NetworkOptions;
-  likelihood?: Likelihood;
+  /** An MLP trunk (its options) or an own network from inputDim to any width. */
+  encoder?: NetworkOptions | Network;
+  /** An MLP (its options) or an own network from latentDim to the likelihood's parameter width. */
+  decoder?: NetworkOptions | Network;
+  /** 'bernoulli' (default), 'gaussian', 'categorical' (one one-hot group), a list of column groups, or an own Likelihood. */
+  likelihood?: LikelihoodKind | LikelihoodGroup[] | Likelihood;
   /** Gaussian likelihood: fixed log-variance (a number) or 'learned' per feature (default 'learned'). */
   likelihoodLogVar?: number | 'learned';
-  posterior?: Posterior;
+  /** 'diagonal' (default), 'full-covariance', a flow { flow, layers, amortized, … }, or an own Posterior. */
+  posterior?: PosteriorSpec | Posterior;
+  /** 'standard-normal' (default), 'learned-gaussian', { kind: 'mixture', components }, { kind: 'flow', flow, layers }, or an own Prior. */
+  prior?: PriorSpec | Prior;
+  /** 'elbo' (default) or { kind: 'iwae', samples: K }. */
+  objective?: ObjectiveSpec;
   /**
-   * How the KL term is estimated: 'closed-form' (Gaussian posteriors only;
-   * their default) or 'sampled', the single-sample log q(z|x) − log p(z) that
-   * flow posteriors need (their default) and that the flow papers' code uses
-   * for every posterior, the diagonal baseline included.
+   * How the KL term is estimated: 'closed-form' (Gaussian posteriors under
+   * the standard normal prior; their default) or 'sampled', the single-sample
+   * log q(z|x) − log p(z) that flow posteriors, other priors and IWAE need
+   * (their default) and that the flow papers' code uses for every posterior.
    */
   kl?: KlEstimate;
   seed?: number;
   backend?: Backend | BackendName;
 }
 
-export type KlEstimate = 'closed-form' | 'sampled';
+/** A part given as an object: its config records the class name, and `VAE.load` needs the object again. */
+export interface CustomPart {
+  custom: string;
+}
 
 /** The architecture as stored in checkpoints: every option resolved. */
 export interface VAEConfig {
   inputDim: number;
   latentDim: number;
-  encoder: { hidden: number[]; activation: Activation };
-  decoder: { hidden: number[]; activation: Activation };
-  likelihood: Likelihood;
+  encoder: { hidden: number[]; activation: Activation } | CustomPart;
+  decoder: { hidden: number[]; activation: Activation } | CustomPart;
+  likelihood: LikelihoodKind | LikelihoodGroup[] | CustomPart;
   likelihoodLogVar: number | 'learned';
-  posterior: 'diagonal' | 'full-covariance' | (FlowPosterior & { layers: number; amortized: boolean });
+  posterior: ResolvedPosterior | CustomPart;
+  prior: ResolvedPrior | CustomPart;
+  objective: ResolvedObjective;
   kl: KlEstimate;
   seed: number;
 }
 
+/** Parts given as objects when loading a checkpoint whose config names custom parts. */
+export interface VAEParts {
+  encoder?: Network;
+  decoder?: Network;
+  likelihood?: Likelihood;
+  posterior?: Posterior;
+  prior?: Prior;
+}
 
 export interface StepOptions {
   /** Weight of the KL term (warm-up); default 1. */
@@ -113,8 +140,10 @@ export interface StepOptions {
 
 /** `format` metadata of VAE checkpoints. */
 export const CHECKPOINT_FORMAT = 'flowvae-vae';
+/** Version 2: the VAE of parts (prior, objective, likelihood groups, custom parts); version 1 files load unchanged. */
+const CHECKPOINT_VERSION = '2';
 
-const VAE_KEYS = ['inputDim', 'latentDim', 'encoder', 'decoder', 'likelihood', 'likelihoodLogVar', 'posterior', 'kl', 'seed', 'backend'] as const;
+const VAE_KEYS = ['inputDim', 'latentDim', 'encoder', 'decoder', 'likelihood', 'likelihoodLogVar', 'posterior', 'prior', 'objective', 'kl', 'seed', 'backend'] as const;
 const NET_KEYS = ['hidden', 'activation'] as const;
 
 function resolveNetwork(value: NetworkOptions | undefined, name: string): { hidden: number[]; activation: Activation } {
@@ -128,25 +157,50 @@ function resolveNetwork(value: NetworkOptions | undefined, name: string): { hidd
   return { hidden: [...hidden], activation };
 }
 
-function resolvePosterior(value: Posterior | undefined): VAEConfig['posterior'] {
-  const p = value ?? 'diagonal';
-  if (p === 'diagonal' || p === 'full-covariance') return p;
-  if (typeof p !== 'object' || p === null) {
-    throw (typeof p === 'string' ? rangeError : typeError)(
-      expected('"diagonal", "full-covariance" or { flow, layers, amortized }', 'posterior', p),
-    );
-  }
-  const names = Object.keys(FLOW_FAMILIES);
-  const flow = checkOneOf(p.flow, 'posterior.flow', names);
-  const family = FLOW_FAMILIES[flow];
-  const layers = checkPositiveInt(p.layers ?? 4, 'posterior.layers');
-  const amortized = p.amortized ?? family.amortizable;
-  if (typeof amortized !== 'boolean') throw typeError(expected('boolean', 'posterior.amortized', amortized));
-  if (amortized && !family.amortizable) throw rangeError(`The ${flow} flow cannot be amortized; set "posterior.amortized" to false`);
-  if (!amortized && !family.shareable) throw rangeError(`The ${flow} flow needs amortized parameters; set "posterior.amortized" to true`);
-  return { ...p, flow, layers, amortized };
+function isCustom(value: unknown): value is CustomPart {
+  return typeof value === 'object' && value !== null && typeof (value as CustomPart).custom === 'string';
 }
 
+/** A part object's name for the config (its class name). */
+function customName(part: object): CustomPart {
+  return { custom: part.constructor?.name && part.constructor !== Object ? part.constructor.name : 'custom' };
+}
+
+function hasMethods(value: unknown, methods: readonly string[]): boolean {
+  return typeof value === 'object' && value !== null && methods.every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+}
+
+const PRIOR_METHODS = ['logProb', 'backward', 'sample', 'parameters'] as const;
+const LIKELIHOOD_METHODS = ['logProb', 'backward', 'decode', 'checkData', 'parameters'] as const;
+const POSTERIOR_METHODS = ['encode', 'sample', 'sampleBackward', 'encodeBackward', 'parameters'] as const;
+
+/** A part object must compute on the model's backend. */
+function checkPartBackend(part: object, name: string, backend: Backend): void {
+  const own = (part as { backend?: unknown }).backend;
+  if (own !== undefined && own !== backend) {
+    throw rangeError(`"${name}" computes on the ${(own as Backend).name} backend but the VAE on ${backend.name}; build it on the VAE's backend`);
+  }
+}
+
+/** The likelihood option as stored in the config: the kind, or the groups in their option form. */
+function likelihoodConfig(groups: readonly ResolvedGroup[], option: unknown): LikelihoodKind | LikelihoodGroup[] {
+  if (typeof option === 'string' || option === undefined) return groups[0].kind;
+  return groups.map((g) => {
+    if (g.kind === 'categorical') return g.index ? { kind: g.kind, classes: g.params } : { kind: g.kind, columns: g.columns };
+    if (g.kind === 'gaussian') return { kind: g.kind, columns: g.columns, logVar: g.logVar };
+    return { kind: g.kind, columns: g.columns };
+  });
+}
+
+/** Which part a checkpoint tensor belongs to, for messages. */
+function partOfTensor(name: string): string {
+  if (name.startsWith('encoder.net.')) return 'the encoder network';
+  if (name.startsWith('encoder.') || name.startsWith('flow.')) return 'the posterior';
+  if (name.startsWith('decoder.net.')) return 'the decoder network';
+  if (name.startsWith('decoder.') || name.startsWith('likelihood.')) return 'the likelihood';
+  if (name.startsWith('prior.')) return 'the prior';
+  return 'the model';
+}
 
 export class VAE implements TrainableModel {
   readonly config: VAEConfig;
@@ -154,113 +208,146 @@ export class VAE implements TrainableModel {
   readonly inputDim: number;
   readonly latentDim: number;
 
-  readonly encoder: MLP;
-  readonly muHead: Linear;
-  readonly logvarHead: Linear;
-  /** Strictly lower-triangular factor L* per example (full covariance only). */
-  readonly covarianceHead: Linear | null;
-  /** Amortized flow parameters per example. */
-  readonly flowHead: Linear | null;
-  /** Context vector per example (conditional flows such as IAF). */
-  readonly contextHead: Linear | null;
-  readonly flow: Flow | null;
-  readonly decoder: MLP;
-  /** Learned per-feature log-variance of a Gaussian likelihood. */
-  readonly outputLogVar: Parameter | null;
+  /** The encoder trunk (x → h). */
+  readonly encoder: Network;
+  readonly posterior: Posterior;
+  /** The decoder (z → the likelihood's parameters). */
+  readonly decoder: Network;
+  readonly likelihood: Likelihood;
+  readonly prior: Prior;
+  readonly objective: Objective;
 
   /** Next element of the training noise stream (saved in checkpoints). */
   noiseOffset = 0;
   /** State of the last (or loaded) training run: pass it as `fit(data, { resume })` to continue. */
   trainingState: TrainingState | undefined;
 
-  private readonly fixedLogVar: FloatArray | null;
   private readonly buffers = new Map<string, FloatArray>();
-  private lastBatch = 0;
+  /** The last forward: rows, examples, draws per example, the decoder's output and the data rows it scored. */
+  private last = { rows: 0, examples: 0, samples: 1, out: null as FloatArray | null, x: null as FloatArray | null };
 
-  constructor(options: VAEOptions) {
+  constructor(options: VAEOptions, parts: VAEParts = {}) {
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
     checkKnownKeys(options, 'options', VAE_KEYS);
     const inputDim = checkPositiveInt(options.inputDim, 'inputDim');
     const latentDim = checkPositiveInt(options.latentDim, 'latentDim');
-    const likelihood = checkOneOf(options.likelihood ?? 'bernoulli', 'likelihood', ['bernoulli', 'gaussian'] as const);
-    const logVar = options.likelihoodLogVar ?? 'learned';
-    if (logVar !== 'learned' && (typeof logVar !== 'number' || !Number.isFinite(logVar))) {
-      throw (typeof logVar === 'number' ? rangeError : typeError)(expected('finite number or "learned"', 'likelihoodLogVar', logVar));
-    }
     const seed = checkSize(options.seed ?? 0, 'seed');
-    const posterior = resolvePosterior(options.posterior);
-    const gaussian = typeof posterior === 'string';
-    const kl = checkOneOf(options.kl ?? (gaussian ? 'closed-form' : 'sampled'), 'kl', ['closed-form', 'sampled'] as const);
-    if (kl === 'closed-form' && !gaussian) {
-      throw rangeError(`Expected "sampled" for "kl" but received "closed-form" (string): a ${posterior.flow} flow posterior has no closed-form KL`);
+    const backend = resolveBackend(options.backend);
+    this.backend = backend;
+    this.inputDim = inputDim;
+    this.latentDim = latentDim;
+    // A part is an object of the user's (or, loading a checkpoint, the object passed for its custom entry) or built from its options.
+    const given = <T>(value: unknown, name: keyof VAEParts, methods: readonly string[] | null): T | null => {
+      const part = isCustom(value) ? (parts[name] ?? null) : value;
+      if (isCustom(value) && !part) {
+        throw rangeError(`The model's ${name} is a custom part (${value.custom}); pass the object as parts.${name}`);
+      }
+      const isObject = methods ? hasMethods(part, methods) : isNetwork(part);
+      if (!isObject) return null;
+      checkPartBackend(part as object, name, backend);
+      return part as T;
+    };
+
+    // Likelihood first: it fixes the decoder's output width.
+    const likelihoodObject = given<Likelihood>(options.likelihood, 'likelihood', LIKELIHOOD_METHODS);
+    let likelihoodSpec: VAEConfig['likelihood'];
+    if (likelihoodObject) {
+      if (likelihoodObject.dataDim !== inputDim) throw rangeError(`Expected "likelihood.dataDim" to be ${inputDim} (inputDim) but received ${likelihoodObject.dataDim}`, 'ERR_SHAPE');
+      this.likelihood = likelihoodObject;
+      likelihoodSpec = customName(likelihoodObject);
+    } else {
+      const groups = resolveLikelihood(options.likelihood as LikelihoodKind | LikelihoodGroup[] | undefined, options.likelihoodLogVar, inputDim);
+      this.likelihood = new GroupedLikelihood(backend, groups);
+      likelihoodSpec = likelihoodConfig(groups, options.likelihood);
+    }
+    const singleGaussian = typeof likelihoodSpec === 'string' && likelihoodSpec === 'gaussian';
+    const logVar = singleGaussian ? (options.likelihoodLogVar ?? 'learned') : 'learned';
+
+    const encoderObject = given<Network>(options.encoder, 'encoder', null);
+    const enc = encoderObject ? null : resolveNetwork(options.encoder as NetworkOptions | undefined, 'encoder');
+    // Seeds of the submodules are spread apart so their streams never overlap.
+    this.encoder = encoderObject
+      ? checkNetwork(encoderObject, 'encoder', { inDim: inputDim })
+      : new MLP(backend, { sizes: [inputDim, ...enc!.hidden], activation: enc!.activation, seed: seed * 1000 + 1, activateOutput: true });
+
+    const posteriorObject = given<Posterior>(options.posterior, 'posterior', POSTERIOR_METHODS);
+    const posteriorSpec = posteriorObject ? customName(posteriorObject) : resolvePosterior(options.posterior as PosteriorSpec | undefined);
+    this.posterior = posteriorObject ?? createPosterior(backend, posteriorSpec as ResolvedPosterior, this.encoder.outDim, latentDim, seed);
+    if (this.posterior.inDim !== this.encoder.outDim || this.posterior.latentDim !== latentDim) {
+      throw rangeError(
+        `The posterior reads rows of ${this.posterior.inDim} into ${this.posterior.latentDim} latents but the encoder gives ${this.encoder.outDim} and latentDim is ${latentDim}`,
+        'ERR_SHAPE',
+      );
+    }
+
+    const decoderObject = given<Network>(options.decoder, 'decoder', null);
+    const dec = decoderObject ? null : resolveNetwork(options.decoder as NetworkOptions | undefined, 'decoder');
+    this.decoder = decoderObject
+      ? checkNetwork(decoderObject, 'decoder', { inDim: latentDim, outDim: this.likelihood.paramDim })
+      : new MLP(backend, { sizes: [latentDim, ...dec!.hidden, this.likelihood.paramDim], activation: dec!.activation, seed: seed * 1000 + 301 });
+
+    const priorObject = given<Prior>(options.prior, 'prior', PRIOR_METHODS);
+    const priorSpec = priorObject ? customName(priorObject) : resolvePrior(options.prior as PriorSpec | undefined);
+    this.prior = priorObject ?? createPrior(backend, priorSpec as ResolvedPrior, latentDim, seed * 1000 + 400);
+    if (this.prior.dim !== latentDim) throw rangeError(`Expected "prior.dim" to be ${latentDim} (latentDim) but received ${this.prior.dim}`, 'ERR_SHAPE');
+
+    const objective = resolveObjective(options.objective);
+    this.objective = createObjective(objective);
+    const closedFormPossible = this.posterior.hasClosedFormKl && this.prior.standard && objective.kind === 'elbo';
+    const kl = checkOneOf(options.kl ?? (closedFormPossible ? 'closed-form' : 'sampled'), 'kl', ['closed-form', 'sampled'] as const);
+    if (kl === 'closed-form' && !closedFormPossible) {
+      const why = !this.posterior.hasClosedFormKl
+        ? `a ${this.posterior.kind} flow posterior has no closed-form KL`
+        : !this.prior.standard
+          ? `the KL to a ${this.prior.kind} prior has no closed form`
+          : 'the IWAE objective weighs log q(z | x) of each draw';
+      throw rangeError(`Expected "sampled" for "kl" but received "closed-form" (string): ${why}`);
     }
     this.config = {
       inputDim,
       latentDim,
-      encoder: resolveNetwork(options.encoder, 'encoder'),
-      decoder: resolveNetwork(options.decoder, 'decoder'),
-      likelihood,
+      encoder: encoderObject ? customName(encoderObject) : enc!,
+      decoder: decoderObject ? customName(decoderObject) : dec!,
+      likelihood: likelihoodSpec,
       likelihoodLogVar: logVar,
-      posterior,
+      posterior: posteriorSpec,
+      prior: priorSpec,
+      objective,
       kl,
       seed,
     };
-    this.backend = resolveBackend(options.backend);
-    this.inputDim = inputDim;
-    this.latentDim = latentDim;
-    const b = this.backend;
-    const enc = this.config.encoder;
-    const trunkWidth = enc.hidden.length > 0 ? enc.hidden[enc.hidden.length - 1] : inputDim;
-    // Seeds of the submodules are spread apart so their streams never overlap.
-    this.encoder = new MLP(b, { sizes: [inputDim, ...enc.hidden], activation: enc.activation, seed: seed * 1000 + 1, activateOutput: true });
-    this.muHead = new Linear(b, { inDim: trunkWidth, outDim: latentDim, seed: seed * 1000 + 101 });
-    this.logvarHead = new Linear(b, { inDim: trunkWidth, outDim: latentDim, seed: seed * 1000 + 102 });
-    const post = this.config.posterior;
-    this.covarianceHead =
-      post === 'full-covariance' && latentDim > 1
-        ? new Linear(b, { inDim: trunkWidth, outDim: (latentDim * (latentDim - 1)) / 2, seed: seed * 1000 + 103, initScale: 0.1 })
-        : null;
-    if (typeof post === 'object') {
-      const { flow, layers, amortized, ...extra } = post;
-      this.flow = FLOW_FAMILIES[flow].create({ dim: latentDim, layers, amortized, seed: seed * 1000 + 200, backend: b, extra });
-    } else {
-      this.flow = null;
-    }
-    // Flow heads start small so the posterior starts close to the base Gaussian.
-    this.flowHead =
-      this.flow && this.flow.amortizedSize > 0
-        ? new Linear(b, { inDim: trunkWidth, outDim: this.flow.amortizedSize, seed: seed * 1000 + 104, initScale: 0.1 })
-        : null;
-    this.contextHead =
-      this.flow && this.flow.contextDim > 0
-        ? new Linear(b, { inDim: trunkWidth, outDim: this.flow.contextDim, seed: seed * 1000 + 105 })
-        : null;
-    const dec = this.config.decoder;
-    this.decoder = new MLP(b, { sizes: [latentDim, ...dec.hidden, inputDim], activation: dec.activation, seed: seed * 1000 + 301 });
-    if (likelihood === 'gaussian' && logVar === 'learned') {
-      this.outputLogVar = { name: 'decoder.logvar', shape: [inputDim], value: b.alloc(inputDim), grad: b.alloc(inputDim) };
-      this.fixedLogVar = null;
-    } else {
-      this.outputLogVar = null;
-      this.fixedLogVar = likelihood === 'gaussian' ? b.alloc(inputDim).fill(logVar as number) : null;
-    }
   }
 
-  /** Named parameters (PyTorch-style names; see README for the module layout). */
+  /** The posterior flow, if any. */
+  get flow(): Flow | null {
+    return this.posterior.flow;
+  }
+
+  /** The posterior's μ head (built-in posteriors). */
+  get muHead(): Linear {
+    if (!(this.posterior instanceof DiagonalPosterior)) throw rangeError('muHead belongs to the built-in posteriors');
+    return this.posterior.muHead;
+  }
+
+  /** The posterior's context head (conditional flows), else null. */
+  get contextHead(): Linear | null {
+    return this.posterior instanceof FlowPosterior ? this.posterior.contextHead : null;
+  }
+
+  /**
+   * Named parameters (PyTorch-style names; see README for the layout):
+   * `encoder.net.*`, the posterior's (`encoder.mu|logvar|cov|flow|context.*`,
+   * `flow.*`), `decoder.net.*`, the likelihood's (`decoder.logvar`,
+   * `likelihood.*`), the prior's (`prior.*`). The order is the optimizer
+   * state's order in checkpoints.
+   */
   parameters(): Parameter[] {
-    const heads: [string, Linear | null][] = [
-      ['encoder.mu', this.muHead],
-      ['encoder.logvar', this.logvarHead],
-      ['encoder.cov', this.covarianceHead],
-      ['encoder.flow', this.flowHead],
-      ['encoder.context', this.contextHead],
-    ];
     return [
       ...prefixParameters('encoder.net', this.encoder.parameters()),
-      ...heads.flatMap(([name, head]) => (head ? prefixParameters(name, head.parameters()) : [])),
-      ...(this.flow ? prefixParameters('flow', this.flow.parameters()) : []),
+      ...this.posterior.parameters(),
       ...prefixParameters('decoder.net', this.decoder.parameters()),
-      ...(this.outputLogVar ? [this.outputLogVar] : []),
+      ...this.likelihood.parameters(),
+      ...this.prior.parameters(),
     ];
   }
 
@@ -269,7 +356,12 @@ export class VAE implements TrainableModel {
    * `flow.0.initialized`, a flow's fixed permutation).
    */
   namedBuffers(): NamedBuffer[] {
-    return this.flow?.buffers ? prefixBuffers('flow', this.flow.buffers()) : [];
+    return [
+      ...prefixBuffers('encoder.net', this.encoder.buffers?.() ?? []),
+      ...this.posterior.buffers(),
+      ...prefixBuffers('decoder.net', this.decoder.buffers?.() ?? []),
+      ...this.prior.buffers(),
+    ];
   }
 
   private buf(name: string, length: number): FloatArray {
@@ -281,171 +373,98 @@ export class VAE implements TrainableModel {
     return a;
   }
 
-  private get logVar(): FloatArray | null {
-    return this.outputLogVar ? this.outputLogVar.value : this.fixedLogVar;
-  }
-
   /** True when the KL term is computed in closed form (a Gaussian posterior with `kl: 'closed-form'`). */
   get closedFormKl(): boolean {
     return this.config.kl === 'closed-form';
   }
 
   // ---------------------------------------------------------------------------
-  // Forward pass shared by training, evaluation and importance sampling.
+  // Forward and backward, shared by training, evaluation and importance sampling.
 
-  /** Encoder trunk and heads for `x` `[batch, inputDim]`: everything of q(z | x) that does not depend on the noise. */
+  /** The posterior's heads for `x` `[batch, inputDim]`: everything of q(z | x) that does not depend on the noise. */
   private encodeHeads(x: FloatArray, batch: number): PosteriorHeads {
-    const h = this.encoder.forward(x, batch);
-    return {
-      mu: this.muHead.forward(h, batch),
-      lv: this.logvarHead.forward(h, batch),
-      cov: this.covarianceHead ? this.covarianceHead.forward(h, batch) : null,
-      params: this.flowHead ? this.flowHead.forward(h, batch) : undefined,
-      context: this.contextHead ? this.contextHead.forward(h, batch) : undefined,
-    };
-  }
-
-  /** The heads of one example repeated `rows` times (in reusable buffers). */
-  private tileHeads(one: PosteriorHeads, rows: number): PosteriorHeads {
-    const tile = (name: string, src: FloatArray): FloatArray => {
-      const dst = this.buf(`iw.${name}`, rows * src.length);
-      for (let r = 0; r < rows; r++) dst.set(src, r * src.length);
-      return dst;
-    };
-    return {
-      mu: tile('mu', one.mu),
-      lv: tile('lv', one.lv),
-      cov: one.cov && tile('cov', one.cov),
-      params: one.params && tile('params', one.params),
-      context: one.context && tile('context', one.context),
-    };
+    return this.posterior.encode(this.encoder.forward(x, batch), batch);
   }
 
   /**
-   * Runs encoder → posterior sample → decoder for `x` `[batch, inputDim]` with
-   * noise `eps` `[batch, latentDim]`; fills per-example terms in buffers
-   * `logpx`, `kl` and, for importance weights, `logw` = log p(x, z) − log q(z | x).
+   * Runs posterior sample → decoder → likelihood and prior for `examples`
+   * rows of `x` with `samples` draws each (rows example-major; noise `eps`
+   * `[examples · samples, latentDim]`); fills per-row terms in the buffers
+   * `logpx`, `kl` and `logw` = log p(x, z) − log q(z | x). `heads` are the
+   * posterior's heads of the examples (encoded here when omitted).
    */
-  private forward(x: FloatArray, eps: FloatArray, batch: number, heads?: PosteriorHeads, training = false): void {
-    const b = this.backend;
-    const D = this.latentDim;
-    const posterior = heads ?? this.encodeHeads(x, batch);
-    const { mu, lv, cov } = posterior;
-    const zK = this.posteriorSample(posterior, eps, batch, training);
-    const logq0 = this.buffers.get('logq0')!;
-    const logDet = this.buffers.get('logDet')!;
-    this.buffers.set('zK', zK);
-    const out = this.decoder.forward(zK, batch);
-    const logpx = this.buf('logpx', batch);
-    if (this.config.likelihood === 'bernoulli') b.likelihood.bernoulli(x, out, logpx, batch, this.inputDim);
-    else b.likelihood.gaussian(x, out, this.logVar!, logpx, batch, this.inputDim);
-    const kl = this.buf('kl', batch);
-    const logpz = this.buf('logpz', batch);
-    b.gaussian.logStandard(zK, logpz, batch, D);
-    const logw = this.buf('logw', batch);
-    for (let r = 0; r < batch; r++) logw[r] = logpx[r] + logpz[r] - logq0[r] + logDet[r];
+  private forward(x: FloatArray, eps: FloatArray, examples: number, samples = 1, heads?: PosteriorHeads, training = false): void {
+    const rows = examples * samples;
+    const own = heads ?? this.encodeHeads(x, examples);
+    const rowHeads = samples === 1 ? own : this.repeatHeads(own, examples, samples);
+    const xr = samples === 1 ? x : repeatRows(x, examples, samples, this.buf('repeat.x', rows * this.inputDim));
+    const { z, logq } = this.posterior.sample(rowHeads, eps, rows, training);
+    const out = this.decoder.forward(z, rows);
+    const logpx = this.buf('logpx', rows);
+    this.likelihood.logProb(xr, out, logpx, rows);
+    const logpz = this.buf('logpz', rows);
+    this.prior.logProb(z, logpz, rows, training);
+    const kl = this.buf('kl', rows);
+    const logw = this.buf('logw', rows);
+    for (let r = 0; r < rows; r++) logw[r] = logpx[r] + logpz[r] - logq[r];
+    if (this.closedFormKl) this.posterior.klStandard(rowHeads, kl, rows);
+    else for (let r = 0; r < rows; r++) kl[r] = logq[r] - logpz[r];
+    this.last = { rows, examples, samples, out, x: xr };
+  }
+
+  /** Each example's heads repeated `samples` times (rows example-major), in reusable buffers. */
+  private repeatHeads(heads: PosteriorHeads, examples: number, samples: number): PosteriorHeads {
+    const out: PosteriorHeads = {};
+    for (const [key, a] of Object.entries(heads)) {
+      if (a) out[key] = repeatRows(a, examples, samples, this.buf(`repeat.${key}`, a.length * samples));
+    }
+    return out;
+  }
+
+  /**
+   * Backward of the loss Σ_r dLogpx[r]·log p(x_r | z_r) + dKl[r]·KL_r through
+   * the last forward (weights from the objective); accumulates parameter gradients.
+   */
+  private backward(dLogpx: FloatArray, dKl: FloatArray): void {
+    const { rows, examples, samples, out, x } = this.last;
+    const dOut = this.buf('dOut', rows * this.likelihood.paramDim);
+    this.likelihood.backward(x!, out!, dLogpx, dOut, rows);
+    const dz = this.decoder.backward(dOut, true)!;
+    let dHeads: PosteriorHeads;
     if (this.closedFormKl) {
-      b.gaussian.klStandard(mu, lv, kl, batch, D);
-      if (cov) addHalfSquares(cov, kl, batch, (D * (D - 1)) / 2);
+      dHeads = this.posterior.sampleBackward(dz, null, dKl, rows);
     } else {
-      for (let r = 0; r < batch; r++) kl[r] = logq0[r] - logDet[r] - logpz[r];
+      // KL = log q(z | x) − log p(z), one sample per row.
+      const dLogpz = this.buf('dLogpz', rows);
+      for (let r = 0; r < rows; r++) dLogpz[r] = -dKl[r];
+      this.prior.backward(dLogpz, dz, rows);
+      dHeads = this.posterior.sampleBackward(dz, dKl, null, rows);
     }
-    this.lastBatch = batch;
+    if (samples > 1) dHeads = this.sumDraws(dHeads, examples, samples);
+    this.encoder.backward(this.posterior.encodeBackward(dHeads), false);
   }
 
-  /**
-   * z_K = f_K ∘ … ∘ f_1(μ + L ε) for noise `eps` `[batch, latentDim]`, with
-   * log q0(z0) and Σ log|det J_k| left in the buffers `logq0` and `logDet`.
-   */
-  private posteriorSample(heads: PosteriorHeads, eps: FloatArray, batch: number, training = false): FloatArray {
-    const D = this.latentDim;
-    const { mu, lv, cov, params, context } = heads;
-    const z0 = this.buf('z0', batch * D);
-    const logq0 = this.buf('logq0', batch);
-    this.backend.gaussian.sampleDiag(mu, lv, eps, z0, logq0, batch, D);
-    if (cov) addLowerTimes(cov, eps, z0, batch, D);
-    const logDet = this.buf('logDet', batch);
-    logDet.fill(0);
-    if (!this.flow) return z0;
-    const out = this.flow.forward(z0, batch, training ? { params, context, training } : { params, context });
-    logDet.set(out.logDet);
-    return out.y;
+  /** Head gradients of the draws of each example summed into one row per example. */
+  private sumDraws(grads: PosteriorHeads, examples: number, samples: number): PosteriorHeads {
+    const out: PosteriorHeads = {};
+    for (const [key, g] of Object.entries(grads)) {
+      const width = g.length / (examples * samples);
+      const sum = this.buf(`sum.${key}`, examples * width);
+      sum.fill(0);
+      for (let i = 0; i < examples; i++) {
+        for (let k = 0; k < samples; k++) {
+          const from = (i * samples + k) * width;
+          for (let j = 0; j < width; j++) sum[i * width + j] += g[from + j];
+        }
+      }
+      out[key] = sum;
+    }
+    return out;
   }
 
-  /**
-   * Backward of the loss −mean(log p(x|z)) + klWeight · mean(KL) through the
-   * last forward; accumulates parameter gradients.
-   */
-  private backward(x: FloatArray, eps: FloatArray, klWeight: number): void {
-    const b = this.backend;
-    const batch = this.lastBatch;
-    const D = this.latentDim;
-    const dRow = this.buf('dRow', batch);
-    const out = this.decoder.layers[this.decoder.layers.length - 1].output;
-    const dOut = this.buf('dOut', batch * this.inputDim);
-    dRow.fill(-1 / batch);
-    if (this.config.likelihood === 'bernoulli') b.likelihood.bernoulliBackward(x, out, dRow, dOut, batch, this.inputDim);
-    else b.likelihood.gaussianBackward(x, out, this.logVar!, dRow, dOut, this.outputLogVar?.grad ?? null, batch, this.inputDim);
-    const dzK = this.decoder.backward(dOut, true)!;
-    const zK = this.buffers.get('zK')!;
-    const w = klWeight / batch;
-    const lv = this.logvarHead.output;
-    const mu = this.muHead.output;
-    const dMu = this.buf('dMu', batch * D);
-    const dLv = this.buf('dLv', batch * D);
-    let dz0 = dzK;
-    // Input gradients of the heads that feed the flow, summed into dh below.
-    const extraHeadGrads: FloatArray[] = [];
-    if (this.closedFormKl) {
-      // Reconstruction path through z0 = μ + σ ε (+ L* ε), then the closed-form KL.
-      const zeroRows = this.buf('zeroRows', batch);
-      zeroRows.fill(0);
-      b.gaussian.sampleDiagBackward(lv, eps, dz0, zeroRows, dMu, dLv, batch, D);
-      const dMuKl = this.buf('dMuKl', batch * D);
-      const dLvKl = this.buf('dLvKl', batch * D);
-      dRow.fill(w);
-      b.gaussian.klStandardBackward(mu, lv, dRow, dMuKl, dLvKl, batch, D);
-      for (let i = 0; i < batch * D; i++) {
-        dMu[i] += dMuKl[i];
-        dLv[i] += dLvKl[i];
-      }
-    } else {
-      // KL = log q0(z0) − Σ log|det J| − log p(z_K), one sample (no flow: z_K = z0).
-      const dzPrior = this.buf('dzPrior', batch * D);
-      dRow.fill(-w);
-      b.gaussian.logStandardBackward(zK, dRow, dzPrior, batch, D);
-      for (let i = 0; i < batch * D; i++) dzK[i] += dzPrior[i];
-      if (this.flow) {
-        dRow.fill(-w);
-        const grads = this.flow.backward(dzK, dRow);
-        dz0 = grads.gradInput;
-        if (this.flowHead) extraHeadGrads.push(this.flowHead.backward(grads.gradParams!, true)!);
-        if (this.contextHead) extraHeadGrads.push(this.contextHead.backward(grads.gradContext!, true)!);
-      }
-      const dLogq = this.buf('dLogq', batch);
-      dLogq.fill(w);
-      b.gaussian.sampleDiagBackward(lv, eps, dz0, dLogq, dMu, dLv, batch, D);
-    }
-    const dh = this.buf('dh', batch * this.encoder.outDim);
-    dh.set(this.muHead.backward(dMu, true)!);
-    addInto(dh, this.logvarHead.backward(dLv, true)!);
-    if (this.covarianceHead) {
-      const m = (D * (D - 1)) / 2;
-      const dL = this.buf('dL', batch * m);
-      lowerTimesBackward(dz0, eps, dL, batch, D);
-      if (this.closedFormKl) {
-        const L = this.covarianceHead.output;
-        for (let i = 0; i < batch * m; i++) dL[i] += w * L[i];
-      }
-      addInto(dh, this.covarianceHead.backward(dL, true)!);
-    }
-    for (const g of extraHeadGrads) addInto(dh, g);
-    this.encoder.backward(dh, false);
-  }
-
-  /** Draws `batch · latentDim` normals from the model's noise stream. */
-  private drawNoise(batch: number, offset?: number): FloatArray {
-    const eps = this.buf('eps', batch * this.latentDim);
+  /** Draws `count` normals from the model's noise stream (or from `offset` of it). */
+  private drawNoise(count: number, offset?: number): FloatArray {
+    const eps = this.buf('eps', count);
     const at = offset ?? this.noiseOffset;
     this.backend.rng.normal(this.config.seed * 1000 + 7, at, eps);
     if (offset === undefined) this.noiseOffset += eps.length;
@@ -454,8 +473,9 @@ export class VAE implements TrainableModel {
 
   /**
    * The rows of an input the caller passed: shape, finite values (in the
-   * backend's float range) and, with a Bernoulli likelihood, values in
-   * [0, 1]; errors name the argument, row and column.
+   * backend's float range) and, with `values`, what the likelihood accepts
+   * (e.g. [0, 1] for Bernoulli, one-hot groups); errors name the argument,
+   * row and column.
    */
   private checkBatch(x: FloatArray, name = 'x', values = true): number {
     if (!(x instanceof Float32Array || x instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', name, x));
@@ -464,8 +484,13 @@ export class VAE implements TrainableModel {
     }
     if (!values) return x.length / this.inputDim;
     checkFiniteInput(x, this.inputDim, name, this.backend.dtype);
-    if (this.config.likelihood === 'bernoulli') checkBernoulliRange(x, this.inputDim, `"${name}"`);
+    this.checkData(x, name);
     return x.length / this.inputDim;
+  }
+
+  /** Throws ERR_DATA when `x` holds values the likelihood cannot score (the training loop's data check). */
+  checkData(x: FloatArray, name: string): void {
+    this.likelihood.checkData(x, name);
   }
 
   /** Copies `x` into a backend array (no copy when it already is one). */
@@ -479,40 +504,43 @@ export class VAE implements TrainableModel {
 
   /**
    * One gradient computation on a batch: zeroes the gradients, runs forward
-   * and backward, and returns the batch's ELBO terms. The optimizer step is
-   * separate (see `train/`). The hot path of training: it checks the batch's
-   * shape but not its values (`fit` checks the whole data set once; scanning
-   * every batch again cost 10% of an epoch); bad values end as ERR_NAN.
+   * and backward, and returns the batch's ELBO terms (and, for IWAE, the
+   * bound as `objective`). The optimizer step is separate (see `train/`).
+   * The hot path of training: it checks the batch's shape but not its values
+   * (`fit` checks the whole data set once; scanning every batch again cost
+   * 10% of an epoch); bad values end as ERR_NAN.
    */
   computeGradients(x: FloatArray, options: StepOptions = {}): ElboTerms {
     const batch = this.checkBatch(x, 'x', false);
     const beta = options.beta ?? 1;
     const freeBits = options.freeBits ?? 0;
+    const samples = this.objective.samples;
     const xb = this.onBackend(x, 'x');
-    const eps = this.drawNoise(batch, options.noiseOffset);
-    this.forward(xb, eps, batch, undefined, true);
-    const terms = this.averages(batch);
+    const eps = this.drawNoise(batch * samples * this.latentDim, options.noiseOffset);
+    this.forward(xb, eps, batch, samples, undefined, true);
+    const rows = batch * samples;
+    const dLogpx = this.buf('dLogpx', rows);
+    const dKl = this.buf('dKl', rows);
+    const terms = this.objective.weigh(this.buffers.get('logpx')!, this.buffers.get('kl')!, batch, { beta, freeBits, latentDim: this.latentDim }, dLogpx, dKl);
     if (!Number.isFinite(terms.elbo)) {
       const which = !Number.isFinite(terms.reconstruction) ? 'reconstruction' : 'kl';
       throw new FlowVaeError('ERR_NAN', `The ELBO is not finite (${which} term is ${terms[which]})`);
     }
-    // Free bits: below the floor the KL term is constant, so it contributes no gradient.
-    const klWeight = freeBits > 0 && terms.kl < freeBits * this.latentDim ? 0 : beta;
     zeroGrad(this.parameters());
-    this.backward(xb, eps, klWeight);
+    this.backward(dLogpx, dKl);
     return terms;
   }
 
-  private averages(batch: number): ElboTerms {
+  private averages(rows: number): ElboTerms {
     const logpx = this.buffers.get('logpx')!;
     const kl = this.buffers.get('kl')!;
     let rec = 0;
     let k = 0;
-    for (let r = 0; r < batch; r++) {
+    for (let r = 0; r < rows; r++) {
       rec += logpx[r];
       k += kl[r];
     }
-    return { elbo: (rec - k) / batch, reconstruction: rec / batch, kl: k / batch };
+    return { elbo: (rec - k) / rows, reconstruction: rec / rows, kl: k / rows };
   }
 
   /**
@@ -548,7 +576,7 @@ export class VAE implements TrainableModel {
   }
 
   /** A model from `toBytes()` output, on any backend (default: the current one). */
-  static fromBytes(bytes: Uint8Array, options: { backend?: Backend | BackendName } = {}): VAE {
+  static fromBytes(bytes: Uint8Array, options: LoadOptions = {}): VAE {
     const { contents, fail } = decodeCheckpoint(bytes, 'VAE bytes', 'VAE', CHECKPOINT_FORMAT);
     return VAE.fromCheckpoint(contents, fail, options);
   }
@@ -556,7 +584,7 @@ export class VAE implements TrainableModel {
   private checkpointParts(): CheckpointParts {
     const metadata: Record<string, string> = {
       format: CHECKPOINT_FORMAT,
-      version: '1',
+      version: CHECKPOINT_VERSION,
       config: JSON.stringify(this.config),
       noiseOffset: String(this.noiseOffset),
     };
@@ -581,8 +609,12 @@ export class VAE implements TrainableModel {
     return { tensors: [...this.parameters(), ...this.namedBuffers()], dtype: this.backend.dtype, metadata, extra };
   }
 
-  /** Loads a model saved by `save` onto any backend (default: the current one). */
-  static load(dir: string, options: { backend?: Backend | BackendName } = {}): VAE {
+  /**
+   * Loads a model saved by `save` onto any backend (default: the current
+   * one). A model with custom parts needs them again in `options.parts`
+   * (built on the same backend); their tensors are checked against the file.
+   */
+  static load(dir: string, options: LoadOptions = {}): VAE {
     const file = checkpointFileForLoad(dir);
     const { contents, fail } = readCheckpoint(file, 'VAE', CHECKPOINT_FORMAT);
     return VAE.fromCheckpoint(contents, fail, options);
@@ -590,14 +622,20 @@ export class VAE implements TrainableModel {
 
   private static fromCheckpoint(
     contents: SafetensorsContents,
-    fail: (what: string) => never,
-    options: { backend?: Backend | BackendName },
+    failWhole: (what: string) => never,
+    options: LoadOptions,
   ): VAE {
+    checkKnownKeys(options, 'options', ['backend', 'parts']);
+    // Tensor problems name the part they belong to.
+    const fail = (what: string): never => {
+      const name = /tensor "([^"]+)"/.exec(what)?.[1];
+      return failWhole(name ? `${what} (${partOfTensor(name)})` : what);
+    };
     const meta = contents.metadata;
     const config = metadataJson<VAEConfig>(contents, 'config', fail);
     let vae: VAE;
     try {
-      vae = new VAE({ ...config, backend: options.backend });
+      vae = new VAE({ ...(config as unknown as VAEOptions), backend: options.backend }, options.parts ?? {});
     } catch (err) {
       return fail(`its architecture is invalid (${(err as Error).message})`);
     }
@@ -633,7 +671,7 @@ export class VAE implements TrainableModel {
         bestParameters: best[0] ? best.map((b) => vae.backend.from(b!.data)) : null,
       };
     }
-    if (byName.size > 0) fail(`unexpected tensor "${[...byName.keys()][0]}"`);
+    if (byName.size > 0) fail(`unexpected tensor "${[...byName.keys()][0]}": the file's part does not match the model's`);
     return vae;
   }
 
@@ -738,22 +776,19 @@ export class VAE implements TrainableModel {
     const perExample = new Float64Array(n);
     let offset = 0;
     const example = (i: number): void => {
-      const rep = this.buf('iw.x', chunk * D);
-      const row = x.subarray(i * D, (i + 1) * D);
-      for (let s = 0; s < chunk; s++) rep.set(row, s * D);
       // q(z | x) is the same for every sample of this example: encode it once
       // and repeat the head outputs, so each sample costs only the flow and decoder.
-      const tiled = this.tileHeads(this.encodeHeads(this.onBackend(row, 'iw.row'), 1), chunk);
+      const row = this.onBackend(x.subarray(i * D, (i + 1) * D), 'iw.row');
+      const heads = this.encodeHeads(row, 1);
       // Streaming logsumexp over all S weights.
       let max = -Infinity;
       let sum = 0;
       for (let done = 0; done < S; done += chunk) {
         const m = Math.min(chunk, S - done);
-        const xb = m === chunk ? rep : rep.subarray(0, m * D);
         const eps = this.buf(`iw.eps.${m}`, m * this.latentDim);
         this.backend.rng.normal(seed, offset, eps);
         offset += eps.length;
-        this.forward(xb, eps, m, m === chunk ? tiled : sliceHeads(tiled, m, this.latentDim));
+        this.forward(row, eps, 1, m, heads);
         const logw = this.buffers.get('logw')!;
         for (let r = 0; r < m; r++) {
           const v = logw[r];
@@ -792,20 +827,20 @@ export class VAE implements TrainableModel {
       const rows = Math.min(chunk, n - start);
       // Only the posterior: the decoder plays no part in E_q[z].
       const heads = this.encodeHeads(this.onBackend(x.subarray(start * this.inputDim, (start + rows) * this.inputDim), 'units'), rows);
-      if (!this.flow) {
+      if (!this.posterior.flow) {
         means.set(heads.mu, start * D); // Gaussian posteriors: E_q[z] = μ
         continue;
       }
       const eps = this.buf('units.eps', rows * D);
       if (samples === 0) {
         eps.fill(0); // f(μ)
-        means.set(this.posteriorSample(heads, eps, rows), start * D);
+        means.set(this.posterior.sample(heads, eps, rows).z, start * D);
         continue;
       }
       for (let s = 0; s < samples; s++) {
         this.backend.rng.normal(seed, offset, eps);
         offset += eps.length;
-        const z = this.posteriorSample(heads, eps, rows);
+        const z = this.posterior.sample(heads, eps, rows).z;
         for (let i = 0; i < rows * D; i++) means[start * D + i] += z[i] / samples;
       }
     }
@@ -824,12 +859,12 @@ export class VAE implements TrainableModel {
   /**
    * The closed-form KL(q(z_d | x) ‖ N(0, 1)) per latent dimension, averaged
    * over the rows of `x` (nats): where the KL term goes, and which dimensions
-   * collapsed. Diagonal posteriors only (for the others the KL does not split
+   * collapsed. Diagonal posteriors under the standard normal prior only (for the others the KL does not split
    * by dimension); null otherwise.
    */
   klPerDimension(x: FloatArray): Float64Array | null {
     const n = this.checkBatch(x);
-    if (this.config.posterior !== 'diagonal') return null;
+    if (this.config.posterior !== 'diagonal' || !this.prior.standard) return null;
     const D = this.latentDim;
     const out = new Float64Array(D);
     const chunk = 500;
@@ -850,11 +885,16 @@ export class VAE implements TrainableModel {
   /** Posterior means μ(x) `[n, latentDim]` (a copy). */
   encode(x: FloatArray): FloatArray {
     const n = this.checkBatch(x);
-    const h = this.encoder.forward(this.onBackend(x, 'x'), n);
-    return this.backend.from(this.muHead.forward(h, n));
+    const heads = this.encodeHeads(this.onBackend(x, 'x'), n);
+    if (!heads.mu) throw rangeError(`The ${this.posterior.kind} posterior gives no mean head "mu" to encode with`);
+    return this.backend.from(heads.mu);
   }
 
-  /** Decoder means for latent codes `z` `[n, latentDim]`: Bernoulli probabilities or Gaussian means (a copy). */
+  /**
+   * The likelihood's natural values for latent codes `z` `[n, latentDim]` (a
+   * copy, `[n, inputDim]`): Bernoulli probabilities, Gaussian means,
+   * categorical probabilities (one-hot groups) or class indices (index groups).
+   */
   decode(z: FloatArray): FloatArray {
     if (!(z instanceof Float32Array || z instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', 'z', z));
     if (z.length === 0 || z.length % this.latentDim !== 0) {
@@ -862,72 +902,57 @@ export class VAE implements TrainableModel {
     }
     checkFiniteInput(z, this.latentDim, 'z', this.backend.dtype);
     const n = z.length / this.latentDim;
-    const zb = this.backend.dtype === 'float32' ? (z instanceof Float32Array ? z : Float32Array.from(z)) : z instanceof Float64Array ? z : Float64Array.from(z);
-    const out = this.backend.from(this.decoder.forward(zb, n));
-    if (this.config.likelihood === 'bernoulli') this.backend.elementwise.forward('sigmoid', out, out, out.length, 0);
-    return out;
+    return this.likelihood.decode(this.decoder.forward(this.onBackend(z, 'z'), n), n);
   }
 
-  /** Reconstructions: decode the posterior sample z_K of each input (noise from `seed`). */
+  /** Reconstructions: the likelihood's natural values at the posterior sample z_K of each input (noise from `seed`). */
   reconstruct(x: FloatArray, options: { seed?: number } = {}): FloatArray {
     const n = this.checkBatch(x);
     const eps = this.buf('eps', n * this.latentDim);
     this.backend.rng.normal(checkSize(options.seed ?? 777, 'seed'), 0, eps);
     this.forward(this.onBackend(x, 'x'), eps, n);
-    const out = this.backend.from(this.decoder.layers[this.decoder.layers.length - 1].output);
-    if (this.config.likelihood === 'bernoulli') this.backend.elementwise.forward('sigmoid', out, out, out.length, 0);
-    return out;
+    return this.likelihood.decode(this.last.out!, n);
   }
 
   /**
-   * `n` samples from the model: decoder means at z ~ N(0, I). Without a seed
-   * the draws continue the model's noise stream (fresh samples on every call,
-   * as `FlowDistribution.sample`; the stream's position is saved with the
-   * model); with `seed` they are elements 0… of stream `seed`.
+   * `n` samples from the model: the likelihood's natural values at z ~ p(z).
+   * Without a seed the draws continue the model's noise stream (fresh
+   * samples on every call, as `FlowDistribution.sample`; the stream's
+   * position is saved with the model); with `seed` they are elements 0… of
+   * stream `seed`. A mixture prior picks components with uniforms from the
+   * same stream, after the normals.
    */
   sample(n: number, options: { seed?: number } = {}): FloatArray {
     checkPositiveInt(n, 'n');
     checkKnownKeys(options, 'options', ['seed']);
-    if (options.seed === undefined) return this.decode(this.drawNoise(n));
-    const z = this.backend.alloc(n * this.latentDim);
-    this.backend.rng.normal(checkSize(options.seed, 'seed'), 0, z);
+    const count = n * this.latentDim;
+    const u = this.buf('sample.u', n);
+    let eps: FloatArray;
+    if (options.seed === undefined) {
+      eps = this.drawNoise(count);
+      if (this.prior.usesUniforms) {
+        this.backend.rng.uniform(this.config.seed * 1000 + 7, this.noiseOffset, u);
+        this.noiseOffset += n;
+      }
+    } else {
+      const seed = checkSize(options.seed, 'seed');
+      eps = this.backend.alloc(count);
+      this.backend.rng.normal(seed, 0, eps);
+      if (this.prior.usesUniforms) this.backend.rng.uniform(seed, count, u);
+    }
+    const z = this.backend.from(this.prior.sample(eps, u, n));
     return this.decode(z);
   }
 }
 
-// -----------------------------------------------------------------------------
-// Full-covariance helpers: L* is stored per row as the strictly lower triangle
-// in row-major order, (1,0), (2,0), (2,1), (3,0), …
-
-/** z += L* ε per row. */
-function addLowerTimes(lower: FloatArray, eps: FloatArray, z: FloatArray, batch: number, D: number): void {
-  const m = (D * (D - 1)) / 2;
-  for (let r = 0; r < batch; r++) {
-    let k = r * m;
-    for (let i = 1; i < D; i++) {
-      let s = 0;
-      for (let j = 0; j < i; j++) s += lower[k++] * eps[r * D + j];
-      z[r * D + i] += s;
-    }
+/** Rows of `src` (`rows` of them) each repeated `times` times into `dst`. */
+function repeatRows(src: FloatArray, rows: number, times: number, dst: FloatArray): FloatArray {
+  const width = src.length / rows;
+  for (let r = 0; r < rows; r++) {
+    const row = src.subarray(r * width, (r + 1) * width);
+    for (let k = 0; k < times; k++) dst.set(row, (r * times + k) * width);
   }
-}
-
-/** dL*_{ij} = dz_i ε_j per row. */
-function lowerTimesBackward(dz: FloatArray, eps: FloatArray, dL: FloatArray, batch: number, D: number): void {
-  const m = (D * (D - 1)) / 2;
-  for (let r = 0; r < batch; r++) {
-    let k = r * m;
-    for (let i = 1; i < D; i++) for (let j = 0; j < i; j++) dL[k++] = dz[r * D + i] * eps[r * D + j];
-  }
-}
-
-/** kl[r] += ½ Σ L*² (the off-diagonal part of tr Σ in the closed-form KL). */
-function addHalfSquares(lower: FloatArray, kl: FloatArray, batch: number, m: number): void {
-  for (let r = 0; r < batch; r++) {
-    let s = 0;
-    for (let k = r * m; k < (r + 1) * m; k++) s += lower[k] * lower[k];
-    kl[r] += 0.5 * s;
-  }
+  return dst;
 }
 
 function meanOf(values: Float64Array): number {
@@ -936,28 +961,8 @@ function meanOf(values: Float64Array): number {
   return sum / values.length;
 }
 
-function addInto(target: FloatArray, source: FloatArray): void {
-  for (let i = 0; i < target.length; i++) target[i] += source[i];
-}
-
-/** What the encoder gives the posterior, per row: q0's mean and log-variance, and the optional heads. */
-interface PosteriorHeads {
-  mu: FloatArray;
-  lv: FloatArray;
-  cov: FloatArray | null;
-  params: FloatArray | undefined;
-  context: FloatArray | undefined;
-}
-
-/** The first `rows` rows of tiled heads. */
-function sliceHeads(h: PosteriorHeads, rows: number, latentDim: number): PosteriorHeads {
-  const first = (a: FloatArray, width: number) => a.subarray(0, rows * width);
-  const per = (a: FloatArray) => a.length / (h.mu.length / latentDim);
-  return {
-    mu: first(h.mu, latentDim),
-    lv: first(h.lv, latentDim),
-    cov: h.cov && first(h.cov, per(h.cov)),
-    params: h.params && first(h.params, per(h.params)),
-    context: h.context && first(h.context, per(h.context)),
-  };
+export interface LoadOptions {
+  backend?: Backend | BackendName;
+  /** The custom parts of a model saved with them (see `VAEParts`). */
+  parts?: VAEParts;
 }
