@@ -1,6 +1,9 @@
 /**
- * `npm run quality -- [--data mnist-subset|fashion-mnist] [--seeds 0,1] [--jobs 2] [--families a,b]`
+ * `npm run quality -- [--data mnist-subset|fashion-mnist] [--seeds 0,1] [--jobs 2] [--families "a;b"]`
  * `npm run quality -- --suite parity …`: training parity with PyTorch (bench/parity.ts).
+ * `npm run quality -- --suite priors …`: priors (standard normal, mixture, flow)
+ *   with a diagonal and a planar posterior, and ELBO vs IWAE (K = 5) training,
+ *   at the same budget; the table adds the active units of the test set.
  *
  * The posterior-quality table: one fixed MLP VAE (784-300-300-40, ReLU,
  * Bernoulli likelihood) trained with every posterior family at the same
@@ -46,12 +49,31 @@ export const FAMILIES: Record<string, Pick<VAEOptions, 'posterior' | 'kl'>> = {
   'Sylvester triangular K=8': { posterior: { flow: 'sylvester-triangular', layers: 8, amortized: true } },
 };
 
+/** The priors-and-objectives table: the same MLP VAE with other parts. */
+export const PRIOR_CONFIGS: Record<string, Partial<VAEOptions>> = {
+  'diagonal, standard normal prior': { posterior: 'diagonal' },
+  'diagonal, mixture prior (K=10)': { posterior: 'diagonal', prior: { kind: 'mixture', components: 10 } },
+  'diagonal, MAF prior (4 layers)': { posterior: 'diagonal', prior: { kind: 'flow', flow: 'maf', layers: 4, hidden: [256] } },
+  'planar K=16, standard normal prior': { posterior: { flow: 'planar', layers: 16, amortized: true } },
+  'planar K=16, mixture prior (K=10)': { posterior: { flow: 'planar', layers: 16, amortized: true }, prior: { kind: 'mixture', components: 10 } },
+  'planar K=16, MAF prior (4 layers)': { posterior: { flow: 'planar', layers: 16, amortized: true }, prior: { kind: 'flow', flow: 'maf', layers: 4, hidden: [256] } },
+  'diagonal, IWAE K=5': { posterior: 'diagonal', objective: { kind: 'iwae', samples: 5 } },
+  'planar K=16, IWAE K=5': { posterior: { flow: 'planar', layers: 16, amortized: true }, objective: { kind: 'iwae', samples: 5 } },
+};
+
+/** The model options of a row of either table. */
+function configOf(name: string): Partial<VAEOptions> {
+  return FAMILIES[name] ?? PRIOR_CONFIGS[name];
+}
+
 interface Settings {
   data: 'mnist-subset' | 'fashion-mnist';
   epochs: number;
   samples: number;
   /** Test examples scored by the NLL (all when 0). */
   nllExamples: number;
+  /** Results folder suffix of a suite other than the posteriors table (its budget in the name). */
+  tag?: string;
 }
 
 interface RunResult {
@@ -68,6 +90,8 @@ interface RunResult {
   testNll: number;
   nllExamples: number;
   nllSeconds: number;
+  /** Latent dimensions with Cov_x(E_q[z_d]) > 0.01 on the test set. */
+  activeUnits?: number;
 }
 
 function loadData(name: Settings['data']): { train: Dataset; test: Dataset } {
@@ -93,7 +117,7 @@ async function runOne(family: string, seed: number, settings: Settings): Promise
     encoder: { hidden: [300, 300], activation: 'relu' },
     decoder: { hidden: [300, 300], activation: 'relu' },
     likelihood: 'bernoulli',
-    ...FAMILIES[family],
+    ...configOf(family),
     seed,
     backend: 'cpu',
   });
@@ -122,6 +146,8 @@ async function runOne(family: string, seed: number, settings: Settings): Promise
   const nllRows = settings.nllExamples > 0 ? Math.min(settings.nllExamples, test.n) : test.n;
   const t1 = performance.now();
   const ll = vae.logLikelihood(x.subarray(0, nllRows * 784), { samples: settings.samples, batch: 500, seed: 778 });
+  const nllSeconds = (performance.now() - t1) / 1000;
+  const activeUnits = vae.activeUnits(x).count;
   return {
     family,
     seed,
@@ -135,7 +161,8 @@ async function runOne(family: string, seed: number, settings: Settings): Promise
     testElbo,
     testNll: -ll.mean,
     nllExamples: nllRows,
-    nllSeconds: (performance.now() - t1) / 1000,
+    nllSeconds,
+    activeUnits,
   };
 }
 
@@ -151,7 +178,7 @@ function parseArgs(argv: string[]): Record<string, string> {
 
 function resultPath(settings: Settings, family: string, seed: number): string {
   const slug = family.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/-$/, '');
-  return path.join(__dirname, 'results', 'quality', settings.data, `${slug}.seed${seed}.json`);
+  return path.join(__dirname, 'results', 'quality', settings.tag ? `${settings.data}-${settings.tag}` : settings.data, `${slug}.seed${seed}.json`);
 }
 
 function runChild(family: string, seed: number, settings: Settings): Promise<void> {
@@ -165,21 +192,22 @@ function runChild(family: string, seed: number, settings: Settings): Promise<voi
   });
 }
 
-function table(results: RunResult[], families: string[]): string {
+function table(results: RunResult[], families: string[], units = false): string {
   const fmt = (xs: number[]) => {
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
     const half = xs.length > 1 ? (Math.max(...xs) - Math.min(...xs)) / 2 : NaN;
     return Number.isNaN(half) ? mean.toFixed(2) : `${mean.toFixed(2)} ± ${half.toFixed(2)}`;
   };
   const lines = [
-    '| posterior | test ELBO | test NLL | epochs (best) per seed |',
-    '| --- | --- | --- | --- |',
+    `| model | test ELBO | test NLL |${units ? ' active units |' : ''} epochs (best) per seed |`,
+    `| --- | --- | --- |${units ? ' --- |' : ''} --- |`,
   ];
   for (const f of families) {
     const rs = results.filter((r) => r.family === f);
     if (rs.length === 0) continue;
     lines.push(
       `| ${f} | ${fmt(rs.map((r) => r.testElbo))} | ${fmt(rs.map((r) => r.testNll))} | ` +
+        (units ? `${rs.map((r) => r.activeUnits ?? '-').join(', ')} | ` : '') +
         `${rs.map((r) => `${r.epochs} (${r.bestEpoch})`).join(', ')} |`,
     );
   }
@@ -189,7 +217,9 @@ function table(results: RunResult[], families: string[]): string {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.suite === 'parity') return parityMain(args);
-  if (args.suite !== undefined && args.suite !== 'posteriors') throw new Error(`Unknown suite "${args.suite}"; expected "posteriors" or "parity"`);
+  const suite = args.suite ?? 'posteriors';
+  if (suite !== 'posteriors' && suite !== 'priors') throw new Error(`Unknown suite "${suite}"; expected "posteriors", "priors" or "parity"`);
+  const rows = suite === 'priors' ? PRIOR_CONFIGS : FAMILIES;
   if (args.one) {
     const settings = JSON.parse(args.settings) as Settings;
     const result = await runOne(args.one, Number(args.seed), settings);
@@ -205,9 +235,10 @@ async function main(): Promise<void> {
     samples: Number(args.samples ?? 5000),
     nllExamples: Number(args['nll-examples'] ?? 0),
   };
+  if (suite === 'priors') settings.tag = `priors-e${settings.epochs}-s${settings.samples}-n${settings.nllExamples}`;
   const seeds = (args.seeds ?? '0,1').split(',').map(Number);
-  const families = args.families ? args.families.split(',') : Object.keys(FAMILIES);
-  for (const f of families) if (!FAMILIES[f]) throw new Error(`Unknown family "${f}"; expected one of ${Object.keys(FAMILIES).join(', ')}`);
+  const families = args.families ? args.families.split(';') : Object.keys(rows);
+  for (const f of families) if (!rows[f]) throw new Error(`Unknown row "${f}"; expected one of ${Object.keys(rows).join('; ')}`);
   const queue = families.flatMap((f) => seeds.map((s) => [f, s] as const)).filter(([f, s]) => !fs.existsSync(resultPath(settings, f, s)));
   const jobs = Number(args.jobs ?? 2);
   await Promise.all(
@@ -218,9 +249,10 @@ async function main(): Promise<void> {
   const results = families.flatMap((f) =>
     seeds.map((s) => resultPath(settings, f, s)).filter((p) => fs.existsSync(p)).map((p) => JSON.parse(fs.readFileSync(p, 'utf8')) as RunResult),
   );
-  const markdown = table(results, families);
+  const markdown = table(results, families, suite === 'priors');
   console.log(markdown);
-  fs.writeFileSync(path.join(__dirname, 'results', `quality-${data}.json`), JSON.stringify({ settings, seeds, results }, null, 2) + '\n');
+  const name = suite === 'priors' ? `quality-priors-${data}.json` : `quality-${data}.json`;
+  fs.writeFileSync(path.join(__dirname, 'results', name), JSON.stringify({ settings, seeds, results }, null, 2) + '\n');
 }
 
 main().catch((e) => {
