@@ -4,7 +4,7 @@
 export { backends, backendByName, getBackend, getNumThreads, resolveBackend, setNumThreads, useBackend } from './backend';
 export type { Backend, BackendInfo, BackendName, DType, FloatArray } from './backend';
 export { FlowVaeError, type ErrorCode } from './errors';
-export type { NamedBuffer, Parameter } from './nn/parameter';
+export { createParameter, prefixParameters, type NamedBuffer, type Parameter } from './nn/parameter';
 export { Linear } from './nn/linear';
 export { MLP } from './nn/mlp';
 export { MADE, MaskedLinear, type MADEOptions, type MadeOrdering } from './nn/made';
