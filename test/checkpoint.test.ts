@@ -145,7 +145,7 @@ describe('FlowDistribution checkpoints', () => {
     expect(loaded.spec).toEqual(dist.spec);
     expect(loaded.direction).toBe(dist.direction);
     expect(loaded.noiseOffset).toBe(dist.noiseOffset);
-    expect(Array.from(loaded.base.mean)).toEqual(Array.from(dist.base.mean));
+    expect(Array.from((loaded.base as DiagonalGaussian).mean)).toEqual(Array.from((dist.base as DiagonalGaussian).mean));
     expect(Array.from(loaded.logProb(samples))).toEqual(Array.from(dist.logProb(samples)));
     // Without a seed both continue the same stream from the same offset.
     expect(Array.from(loaded.sample(5).x)).toEqual(Array.from(dist.sample(5).x));

@@ -504,7 +504,7 @@ describe('FlowDistribution: bad arguments', () => {
   const flow = new PlanarFlow({ dim: 2, layers: 2, backend: reference });
 
   it('constructor and create', () => {
-    expectError(() => new FlowDistribution('x' as never, flow), TypeError, 'Expected DiagonalGaussian for "base" but received "x" (string)');
+    expectError(() => new FlowDistribution('x' as never, flow), TypeError, 'Expected DiagonalGaussian or MixtureBase for "base" but received "x" (string)');
     expectError(() => new FlowDistribution(base, {} as never), TypeError, 'Expected Flow for "flow" but received object');
     expectError(
       () => new FlowDistribution(new DiagonalGaussian({ dim: 3, backend: reference }), flow),
@@ -556,7 +556,7 @@ describe('FlowDistribution: bad arguments', () => {
     await expectRejection(
       d.fit(new Float64Array(4), { epoch: 3 } as never),
       RangeError,
-      'Unknown option "epoch" in "options"; expected one of "batchSize", "lr", "optimizer", "weightDecay", "maxGradNorm", "lrSchedule", "onBatch", "signal", "restart", "epochs", "seed", "onEpoch"',
+      'Unknown option "epoch" in "options"; expected one of "batchSize", "lr", "optimizer", "weightDecay", "maxGradNorm", "lrSchedule", "onBatch", "signal", "restart", "epochs", "seed", "onEpoch", "context"',
       'ERR_ARG',
     );
     await expectRejection(d.fit(new Float64Array(4), { lr: 0 }), RangeError, 'Expected number in (0, 10] for "lr" but received 0 (number)', 'ERR_ARG');

@@ -12,6 +12,7 @@ import { expected, rangeError, typeError } from '../errors';
 import { checkSeed } from '../data/random';
 import { checkArray, checkKnownKeys, checkPositiveInt, firstNonFinite } from '../validate';
 import { Workspace } from '../flows/flow';
+import type { Parameter } from '../nn/parameter';
 
 export interface DiagonalGaussianOptions {
   dim: number;
@@ -41,6 +42,15 @@ export class DiagonalGaussian {
   readonly logVar: FloatArray;
   /** True for N(0, I), which takes the kernels' shortest path. */
   readonly standard: boolean;
+  readonly kind = 'gaussian';
+  /** Stream elements one draw takes. */
+  get noisePerRow(): number {
+    return this.dim;
+  }
+  /** A fixed base: nothing to train. */
+  parameters(): Parameter[] {
+    return [];
+  }
   private readonly ws: Workspace;
   private readonly logDetSigma: number;
   private tiledRows = 0;

@@ -51,6 +51,7 @@ import {
 } from '../train/fit-distribution';
 import { trainExclusively } from '../train/exclusive';
 import { DiagonalGaussian } from './diagonal-gaussian';
+import { MixtureBase } from './mixture-base';
 import type { TargetDensity } from './targets2d';
 
 export type FlowDirection = 'generative' | 'normalizing';
@@ -78,6 +79,8 @@ export interface FlowDistributionSpec {
   direction: FlowDirection;
   /** The family options (JSON values). */
   options: Record<string, unknown>;
+  /** A learned mixture base (absent: the diagonal Gaussian `base.mean`, `base.logVar`). */
+  base?: { kind: 'mixture'; components: number };
 }
 
 export interface FlowDistributionOptions {
@@ -101,6 +104,13 @@ export interface CreateFlowDistributionOptions {
   baseMean?: ArrayLike<number>;
   /** Base log σ² `[dim]` (default 0). */
   baseLogVar?: ArrayLike<number>;
+  /**
+   * The base: 'gaussian' (default; N(baseMean, diag e^baseLogVar), fixed) or
+   * { kind: 'mixture', components: K } (learned with the flow by `fit`).
+   */
+  base?: 'gaussian' | { kind: 'mixture'; components?: number };
+  /** Width of a context c for a conditional density p(x | c) (families that condition: maf, iaf, coupling and spline flows, glow). */
+  contextDim?: number;
   /** Family-specific options, passed to the family as in a VAE posterior (e.g. `hidden` for MAF). */
   [option: string]: unknown;
 }
@@ -120,6 +130,15 @@ function isFlow(value: unknown): value is Flow {
   );
 }
 
+function resolveBase(value: unknown): { kind: 'mixture'; components: number } | null {
+  if (value === undefined || value === 'gaussian') return null;
+  if (typeof value !== 'object' || value === null || (value as { kind?: unknown }).kind !== 'mixture') {
+    throw (typeof value === 'string' ? rangeError : typeError)(expected('"gaussian" or { kind: "mixture", components }', 'base', value));
+  }
+  checkKnownKeys(value, 'base', ['kind', 'components']);
+  return { kind: 'mixture', components: checkPositiveInt((value as { components?: number }).components ?? 10, 'base.components') };
+}
+
 /** Index of the first row of a `[batch, width]` array holding a non-finite value, or -1. */
 function firstNonFiniteRow(a: ArrayLike<number>, width: number): number {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return Math.floor(i / width);
@@ -127,8 +146,10 @@ function firstNonFiniteRow(a: ArrayLike<number>, width: number): number {
 }
 
 export class FlowDistribution implements TrainableDistribution {
-  readonly base: DiagonalGaussian;
+  readonly base: DiagonalGaussian | MixtureBase;
   readonly flow: Flow;
+  /** Width of the context of a conditional distribution (0: unconditional). */
+  readonly contextDim: number;
   readonly direction: FlowDirection;
   readonly dim: number;
   readonly backend: Backend;
@@ -143,8 +164,8 @@ export class FlowDistribution implements TrainableDistribution {
   trainingState: DistributionTrainingState | undefined;
   private readonly ws: Workspace;
 
-  constructor(base: DiagonalGaussian, flow: Flow, options: FlowDistributionOptions = {}) {
-    if (!(base instanceof DiagonalGaussian)) throw typeError(expected('DiagonalGaussian', 'base', base));
+  constructor(base: DiagonalGaussian | MixtureBase, flow: Flow, options: FlowDistributionOptions = {}) {
+    if (!(base instanceof DiagonalGaussian || base instanceof MixtureBase)) throw typeError(expected('DiagonalGaussian or MixtureBase', 'base', base));
     if (!isFlow(flow)) throw typeError(expected('Flow', 'flow', flow));
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
     checkKnownKeys(options, 'options', OPTION_KEYS);
@@ -155,9 +176,7 @@ export class FlowDistribution implements TrainableDistribution {
     if (flow.amortizedSize > 0) {
       throw rangeError(`Expected a flow with shared parameters for "flow" but this ${flow.kind} flow is amortized`);
     }
-    if (flow.contextDim > 0) {
-      throw rangeError(`Expected an unconditional flow for "flow" but this ${flow.kind} flow takes a context of width ${flow.contextDim}`);
-    }
+    this.contextDim = flow.contextDim;
     this.base = base;
     this.flow = flow;
     this.dim = base.dim;
@@ -174,7 +193,7 @@ export class FlowDistribution implements TrainableDistribution {
    */
   static create(options: CreateFlowDistributionOptions): FlowDistribution {
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
-    const { dim: dimIn, flow: name, layers: layersIn, seed: seedIn, backend: backendIn, direction, baseMean, baseLogVar, ...extra } =
+    const { dim: dimIn, flow: name, layers: layersIn, seed: seedIn, backend: backendIn, direction, baseMean, baseLogVar, base: baseIn, ...extra } =
       options;
     const dim = checkPositiveInt(dimIn, 'dim');
     const flowName = checkOneOf(name, 'flow', Object.keys(FLOW_FAMILIES));
@@ -183,7 +202,11 @@ export class FlowDistribution implements TrainableDistribution {
     const layers = checkPositiveInt(layersIn ?? 4, 'layers');
     const seed = checkSize(seedIn ?? 0, 'seed');
     const backend = resolveBackend(backendIn);
-    const base = new DiagonalGaussian({ dim, mean: baseMean, logVar: baseLogVar, backend });
+    const baseSpec = resolveBase(baseIn);
+    if (baseSpec && (baseMean !== undefined || baseLogVar !== undefined)) {
+      throw rangeError('"baseMean" and "baseLogVar" set a Gaussian base; a mixture base learns its own means and scales');
+    }
+    const base = baseSpec ? new MixtureBase(backend, dim, baseSpec.components, seed * 1000 + 300) : new DiagonalGaussian({ dim, mean: baseMean, logVar: baseLogVar, backend });
     // Flow initialization and the noise stream are spread apart so their Philox words never coincide.
     const make = (e: Record<string, unknown>) => family.create({ dim, layers, amortized: false, seed: seed * 1000 + 200, backend, extra: e });
     // Options left undefined mean "the family's default", as everywhere else.
@@ -195,7 +218,7 @@ export class FlowDistribution implements TrainableDistribution {
       flow = make(familyOptions);
     }
     const dist = new FlowDistribution(base, flow, { direction, seed });
-    dist.recipe = { dim, flow: flowName, layers, seed, direction: dist.direction, options: familyOptions };
+    dist.recipe = { dim, flow: flowName, layers, seed, direction: dist.direction, options: familyOptions, ...(baseSpec ? { base: baseSpec } : {}) };
     return dist;
   }
 
@@ -223,9 +246,14 @@ export class FlowDistribution implements TrainableDistribution {
       throw rangeError('Expected a distribution built by FlowDistribution.create for save() but this one was built with new FlowDistribution(base, flow)');
     }
     const file = checkpointFileForSave(dir);
+    const gaussian = this.base instanceof DiagonalGaussian ? this.base : null;
     const tensors = [
-      { name: 'base.mean', shape: [this.dim], value: this.base.mean },
-      { name: 'base.logVar', shape: [this.dim], value: this.base.logVar },
+      ...(gaussian
+        ? [
+            { name: 'base.mean', shape: [this.dim], value: gaussian.mean },
+            { name: 'base.logVar', shape: [this.dim], value: gaussian.logVar },
+          ]
+        : []),
       ...this.parameters(),
       ...this.namedBuffers(),
     ];
@@ -251,16 +279,19 @@ export class FlowDistribution implements TrainableDistribution {
       fail('metadata "spec" is not a distribution recipe');
     }
     // The base goes into create (its constants are derived there), so it is read first, with the same checks.
-    const baseMean = new Float64Array(spec.dim);
-    const baseLogVar = new Float64Array(spec.dim);
-    restoreTensors(
-      contents,
-      [
-        { name: 'base.mean', shape: [spec.dim], value: baseMean },
-        { name: 'base.logVar', shape: [spec.dim], value: baseLogVar },
-      ],
-      fail,
-    );
+    const mixture = spec.base?.kind === 'mixture';
+    const baseMean = mixture ? undefined : new Float64Array(spec.dim);
+    const baseLogVar = mixture ? undefined : new Float64Array(spec.dim);
+    if (baseMean && baseLogVar) {
+      restoreTensors(
+        contents,
+        [
+          { name: 'base.mean', shape: [spec.dim], value: baseMean },
+          { name: 'base.logVar', shape: [spec.dim], value: baseLogVar },
+        ],
+        fail,
+      );
+    }
     let dist: FlowDistribution;
     try {
       dist = FlowDistribution.create({
@@ -272,6 +303,7 @@ export class FlowDistribution implements TrainableDistribution {
         direction: spec.direction,
         baseMean,
         baseLogVar,
+        ...(spec.base ? { base: spec.base } : {}),
         backend: options.backend,
       });
     } catch (err) {
@@ -285,9 +317,9 @@ export class FlowDistribution implements TrainableDistribution {
     return dist;
   }
 
-  /** The flow's parameters, named `flow.<name>` (the base is fixed). */
+  /** The trained parameters: the flow's, named `flow.<name>`, then a mixture base's (`base.*`). */
   parameters(): Parameter[] {
-    return prefixParameters('flow', this.flow.parameters());
+    return [...prefixParameters('flow', this.flow.parameters()), ...this.base.parameters()];
   }
 
   /** The flow's untrained saved state (ActNorm's flag, permutations), named `flow.<name>`. */
@@ -327,7 +359,7 @@ export class FlowDistribution implements TrainableDistribution {
    * Draws `batch` samples from the stream (stream, offset) into workspace
    * arrays: `x` `[batch, dim]`, `logProb` `[batch]`, and the base draw `z`.
    */
-  private drawInto(stream: number, offset: number, batch: number): { x: FloatArray; logProb: FloatArray; z: FloatArray } {
+  private drawInto(stream: number, offset: number, batch: number, context?: FloatArray): { x: FloatArray; logProb: FloatArray; z: FloatArray } {
     const D = this.dim;
     const eps = this.ws.get('eps', batch * D);
     const z = this.ws.get('z', batch * D);
@@ -336,11 +368,11 @@ export class FlowDistribution implements TrainableDistribution {
     const logProb = this.ws.get('sampleLogProb', batch);
     let x: FloatArray;
     if (this.direction === 'generative') {
-      const out = this.flow.forward(z, batch);
+      const out = this.flow.forward(z, batch, { context });
       x = out.y;
       for (let r = 0; r < batch; r++) logProb[r] = logBase[r] - out.logDet[r];
     } else {
-      const out = this.flow.inverse(z, batch);
+      const out = this.flow.inverse(z, batch, { context });
       x = out.x;
       // out.logDet = log|det ∂x/∂u|.
       for (let r = 0; r < batch; r++) logProb[r] = logBase[r] - out.logDet[r];
@@ -353,37 +385,60 @@ export class FlowDistribution implements TrainableDistribution {
    * continue the distribution's own noise stream (advancing `noiseOffset`);
    * with `seed` they are elements 0… of the stream `seed`.
    */
-  sample(n: number, options: { seed?: number } = {}): { x: FloatArray; logProb: FloatArray } {
+  sample(n: number, options: { seed?: number; context?: FloatArray } = {}): { x: FloatArray; logProb: FloatArray } {
     checkPositiveInt(n, 'n');
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
-    checkKnownKeys(options, 'options', ['seed']);
+    checkKnownKeys(options, 'options', ['seed', 'context']);
+    const context = this.checkContext(options.context, n, 'sample');
     const stream = options.seed === undefined ? this.noiseStream : checkSize(options.seed, 'seed');
-    const offset = options.seed === undefined ? this.takeNoise(n * this.dim) : 0;
-    const { x, logProb } = this.drawInto(stream, offset, n);
+    const offset = options.seed === undefined ? this.takeNoise(n * this.base.noisePerRow) : 0;
+    const { x, logProb } = this.drawInto(stream, offset, n, context);
     return { x: this.backend.from(x), logProb: this.backend.from(logProb) };
   }
 
   /** log q(x) per row into `out` (backend arrays). */
-  private logProbInto(x: FloatArray, batch: number, out: FloatArray): void {
+  private logProbInto(x: FloatArray, batch: number, out: FloatArray, context?: FloatArray): void {
     const logBase = this.ws.get('logProbBase', batch);
     if (this.direction === 'generative') {
-      const { x: z, logDet } = this.flow.inverse(x, batch);
+      const { x: z, logDet } = this.flow.inverse(x, batch, { context });
       this.base.logProbInto(z, logBase, batch);
       for (let r = 0; r < batch; r++) out[r] = logBase[r] + logDet[r];
     } else {
-      const { y: u, logDet } = this.flow.forward(x, batch);
+      const { y: u, logDet } = this.flow.forward(x, batch, { context });
       this.base.logProbInto(u, logBase, batch);
       for (let r = 0; r < batch; r++) out[r] = logBase[r] + logDet[r];
     }
   }
 
-  /** log q(x) of each row of `x` `[n, dim]` (a new backend array). */
-  logProb(x: FloatArray): FloatArray {
+  /** log q(x) (or log q(x | c) with `context` `[n, contextDim]`) of each row of `x` `[n, dim]` (a new backend array). */
+  logProb(x: FloatArray, options: { context?: FloatArray } = {}): FloatArray {
     const n = this.rows(x, 'x');
     checkFiniteInput(x, this.dim, 'x', this.backend.dtype);
+    if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
+    checkKnownKeys(options, 'options', ['context']);
+    const context = this.checkContext(options.context, n, 'logProb');
     const out = this.backend.alloc(n);
-    this.logProbInto(this.onBackend(x, 'logProb'), n, out);
+    this.logProbInto(this.onBackend(x, 'logProb'), n, out, context);
     return out;
+  }
+
+  /**
+   * The context of `rows` rows for a call of `method`: required (a finite
+   * `[rows, contextDim]` array) by a conditional distribution, refused by an
+   * unconditional one. A backend array (copied when it is not one).
+   */
+  private checkContext(context: unknown, rows: number, method: string): FloatArray | undefined {
+    if (this.contextDim === 0) {
+      if (context !== undefined) throw rangeError(`This distribution is unconditional (contextDim 0) but ${method} was given "context"`);
+      return undefined;
+    }
+    if (context === undefined) throw typeError(`This distribution is conditional (contextDim ${this.contextDim}): ${method} needs "context" [rows, ${this.contextDim}]`);
+    if (!(context instanceof Float32Array || context instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', 'context', context));
+    if (context.length !== rows * this.contextDim) {
+      throw rangeError(expected(`array of ${rows} rows × contextDim ${this.contextDim} = ${rows * this.contextDim} values`, 'context', context), 'ERR_SHAPE');
+    }
+    checkFiniteInput(context, this.contextDim, 'context', this.backend.dtype);
+    return this.onBackend(context, `context.${method}`);
   }
 
   // ---------------------------------------------------------------------------
@@ -394,29 +449,30 @@ export class FlowDistribution implements TrainableDistribution {
    * Maximum likelihood on a batch `x` `[batch, dim]`: loss = −mean log q(x).
    * A non-finite loss is returned without touching the gradients.
    */
-  densityGradients(x: FloatArray): number {
+  densityGradients(x: FloatArray, contextIn?: FloatArray): number {
     const batch = this.rows(x, 'x');
     const xb = this.onBackend(x, 'density');
-    const params = this.flow.parameters();
+    const context = this.checkContext(contextIn, batch, 'densityGradients');
+    const params = this.parameters();
     const c = 1 / batch;
     const logBase = this.ws.get('gradLogBase', batch);
     const weights = this.ws.get('rowWeights', batch);
     let loss = 0;
     if (this.direction === 'normalizing') {
       // Explicit: u = f(x); loss = −mean(log base(u) + logDet).
-      const { y: u, logDet } = this.flow.forward(xb, batch, { training: true });
+      const { y: u, logDet } = this.flow.forward(xb, batch, { training: true, context });
       this.base.logProbInto(u, logBase, batch);
       for (let r = 0; r < batch; r++) loss -= c * (logBase[r] + logDet[r]);
       if (!Number.isFinite(loss)) return loss;
       const du = this.ws.get('du', batch * this.dim);
       weights.fill(-c);
-      this.base.logProbBackward(u, weights, du, batch);
       zeroGrad(params);
+      this.base.logProbBackward(u, weights, du, batch);
       this.flow.backward(du, weights);
       return loss;
     }
     // Implicit: z = f⁻¹(x); loss = mean(−log base(z) + logDet_f(z)).
-    const inv = this.flow.inverse(xb, batch);
+    const inv = this.flow.inverse(xb, batch, { context });
     const z = this.ws.get('implicitPoint', batch * this.dim);
     z.set(inv.x);
     this.base.logProbInto(z, logBase, batch);
@@ -425,8 +481,9 @@ export class FlowDistribution implements TrainableDistribution {
     if (!Number.isFinite(loss)) return loss;
     const dh = this.ws.get('dh', batch * this.dim);
     weights.fill(-c);
+    zeroGrad(params);
     this.base.logProbBackward(z, weights, dh, batch);
-    this.implicitBackward(z, batch, dh, c, params);
+    this.implicitBackward(z, batch, dh, c, context);
     return loss;
   }
 
@@ -442,6 +499,8 @@ export class FlowDistribution implements TrainableDistribution {
     checkPositiveInt(batch, 'batch');
     const beta = options.beta ?? 1;
     const D = this.dim;
+    if (this.contextDim > 0) throw rangeError('The reverse KL fits an unconditional target; this distribution is conditional (contextDim > 0)');
+    if (!(this.base instanceof DiagonalGaussian)) throw rangeError('The reverse KL trains the flow on a fixed Gaussian base; a mixture base is learned by fit (maximum likelihood)');
     const offset = options.offset ?? this.takeNoise(batch * D);
     const params = this.flow.parameters();
     const c = 1 / batch;
@@ -478,7 +537,7 @@ export class FlowDistribution implements TrainableDistribution {
     if (!Number.isFinite(loss)) return this.badTarget(loss, logp, grad, D);
     const dh = this.ws.get('dh', batch * D);
     for (let i = 0; i < batch * D; i++) dh[i] = -beta * c * grad[i];
-    this.implicitBackward(a, batch, dh, c, params);
+    this.implicitBackward(a, batch, dh, c, undefined);
     return loss;
   }
 
@@ -509,9 +568,9 @@ export class FlowDistribution implements TrainableDistribution {
    * is held by the constraint f(a; θ) = b, given dh = ∂h/∂a `[batch, dim]`:
    * dL/dθ = c ∂logDet/∂θ − λᵀ ∂f/∂θ with Jᵀλ = dh + c ∇_a logDet.
    */
-  private implicitBackward(a: FloatArray, batch: number, dh: FloatArray, c: number, params: Parameter[]): void {
+  private implicitBackward(a: FloatArray, batch: number, dh: FloatArray, c: number, context: FloatArray | undefined): void {
     const D = this.dim;
-    this.flow.forward(a, batch);
+    this.flow.forward(a, batch, { context });
     const jac = this.ws64('jacobian', batch * D * D);
     const probe = this.ws.get('probe', batch * D);
     const zeroRows = this.ws.get('zeroRows', batch);
@@ -538,7 +597,7 @@ export class FlowDistribution implements TrainableDistribution {
       solveInPlace(lu, rhs, sol, D);
       for (let j = 0; j < D; j++) lambda[r * D + j] = -sol[j];
     }
-    zeroGrad(params);
+    zeroGrad(this.flow.parameters()); // the probes above accumulated into the flow's gradients
     this.flow.backward(lambda, weights);
   }
 

@@ -4,6 +4,7 @@
  * the built-in 2-D targets.
  */
 export { DiagonalGaussian, type DiagonalGaussianOptions } from './diagonal-gaussian';
+export { MixtureBase } from './mixture-base';
 export {
   FlowDistribution,
   NORMALIZING_FAMILIES,

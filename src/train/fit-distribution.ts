@@ -26,10 +26,13 @@ export interface TrainableDistribution {
   readonly dim: number;
   readonly seed: number;
   readonly backend: Backend;
-  readonly flow: { parameters(): Parameter[] };
+  /** Width of the context of a conditional distribution (0: unconditional). */
+  readonly contextDim: number;
+  /** The trained parameters (the flow's and a learned base's). */
+  parameters(): Parameter[];
   trainingState: DistributionTrainingState | undefined;
   /** Maximum likelihood on a batch: accumulates the gradients, returns −mean log q(x). */
-  densityGradients(x: FloatArray): number;
+  densityGradients(x: FloatArray, context?: FloatArray): number;
   /** Reverse KL on `batch` fresh draws: accumulates the gradients, returns the loss. */
   reverseKLGradients(target: TargetDensity, batch: number, options: { beta: number }): number;
 }
@@ -74,6 +77,8 @@ export interface DistributionTrainingState {
 
 export interface DensityFitOptions extends DistributionFitBaseOptions {
   /** Passes over the data (default 10). */
+  /** Conditional distributions: the context of each data row, `[n, contextDim]` (required then, refused otherwise). */
+  context?: FloatArray;
   epochs?: number;
   /** Seed of the shuffling (default: the distribution's seed). */
   seed?: number;
@@ -122,7 +127,7 @@ export interface DistributionFitResult {
 }
 
 const BASE_KEYS = ['batchSize', 'lr', 'optimizer', 'weightDecay', 'maxGradNorm', 'lrSchedule', 'onBatch', 'signal', 'restart'] as const;
-const DENSITY_KEYS = [...BASE_KEYS, 'epochs', 'seed', 'onEpoch'] as const;
+const DENSITY_KEYS = [...BASE_KEYS, 'epochs', 'seed', 'onEpoch', 'context'] as const;
 const REVERSE_KL_KEYS = [...BASE_KEYS, 'steps', 'warmup'] as const;
 
 interface Common {
@@ -147,7 +152,7 @@ function common(dist: TrainableDistribution, options: DistributionFitBaseOptions
     throw typeError(expected('AbortSignal', 'signal', signal));
   }
   const restart = checkBoolean(options.restart ?? false, 'restart');
-  const adam = new Adam(dist.backend, dist.flow.parameters(), {
+  const adam = new Adam(dist.backend, dist.parameters(), {
     lr: lr0,
     weightDecay: options.weightDecay ?? 0,
     decoupled: optimizer === 'adamw',
@@ -207,6 +212,22 @@ function checkSamples(data: unknown, dim: number): FloatArray {
   return x;
 }
 
+/** The context of `n` data rows: required by a conditional distribution, refused by an unconditional one. */
+function checkContextRows(dist: TrainableDistribution, context: unknown, n: number): FloatArray | null {
+  if (dist.contextDim === 0) {
+    if (context !== undefined) throw rangeError('"context" is for conditional distributions; this one has contextDim 0');
+    return null;
+  }
+  if (context === undefined) throw typeError(`This distribution is conditional (contextDim ${dist.contextDim}): fit needs "context" [n, ${dist.contextDim}] beside the data`);
+  if (!(context instanceof Float32Array || context instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', 'context', context));
+  if (context.length !== n * dist.contextDim) {
+    throw rangeError(expected(`array of ${n} rows × contextDim ${dist.contextDim} = ${n * dist.contextDim} values (one row per data row)`, 'context', context), 'ERR_SHAPE');
+  }
+  const bad = findNonFinite(context, dist.contextDim);
+  if (bad) throw new FlowVaeError('ERR_DATA', `"context" ${describeBadValue(bad.row, bad.column, bad.value)}`);
+  return context;
+}
+
 export async function fitDensity(dist: TrainableDistribution, dataIn: FloatArray | Dataset, options: DensityFitOptions = {}): Promise<DistributionFitResult> {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   checkKnownKeys(options, 'options', DENSITY_KEYS);
@@ -215,11 +236,14 @@ export async function fitDensity(dist: TrainableDistribution, dataIn: FloatArray
   const epochs = checkPositiveInt(options.epochs ?? 10, 'epochs');
   const seed = checkSize(options.seed ?? dist.seed, 'seed');
   if (options.onEpoch !== undefined && typeof options.onEpoch !== 'function') throw typeError(expected('function', 'onEpoch', options.onEpoch));
-  const c = common(dist, options, 1e-3);
   const n = data.length / dim;
+  const context = checkContextRows(dist, options.context, n);
+  const cdim = dist.contextDim;
+  const c = common(dist, options, 1e-3);
   const batchesPerEpoch = Math.ceil(n / c.batchSize);
   const total = epochs * batchesPerEpoch;
   const batchBuf = dist.backend.alloc(Math.min(c.batchSize, n) * dim);
+  const contextBuf = context ? dist.backend.alloc(Math.min(c.batchSize, n) * cdim) : null;
   const losses = new Float64Array(total);
   const history: DensityEpochMetrics[] = [];
   let steps = 0;
@@ -239,13 +263,15 @@ export async function fitDensity(dist: TrainableDistribution, dataIn: FloatArray
       const start = bi * c.batchSize;
       const count = Math.min(c.batchSize, n - start);
       const xb = count * dim === batchBuf.length ? batchBuf : batchBuf.subarray(0, count * dim);
+      const cb = contextBuf && context ? contextBuf.subarray(0, count * cdim) : undefined;
       for (let i = 0; i < count; i++) {
         const row = order[start + i];
         xb.set(data.subarray(row * dim, (row + 1) * dim), i * dim);
+        if (cb) cb.set(context!.subarray(row * cdim, (row + 1) * cdim), i * cdim);
       }
       const step = steps + 1;
       c.adam.lr = scheduledLr(c, steps, total);
-      const loss = atStep(step, () => dist.densityGradients(xb));
+      const loss = atStep(step, () => dist.densityGradients(xb, cb));
       applyStep(c, step);
       losses[steps] = loss;
       steps = step;

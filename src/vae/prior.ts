@@ -209,10 +209,12 @@ export class MixturePrior implements Prior {
     readonly dim: number,
     readonly components: number,
     seed: number,
+    /** Name prefix of the parameters (a FlowDistribution's mixture base uses `base`). */
+    prefix = 'prior',
   ) {
-    this.logits = createParameter(backend, 'prior.logits', [components]);
-    this.means = createParameter(backend, 'prior.means', [components, dim]);
-    this.logVars = createParameter(backend, 'prior.logvars', [components, dim]);
+    this.logits = createParameter(backend, `${prefix}.logits`, [components]);
+    this.means = createParameter(backend, `${prefix}.means`, [components, dim]);
+    this.logVars = createParameter(backend, `${prefix}.logvars`, [components, dim]);
     initNormal(backend, this.means.value, seed, 0, 1);
     this.ws = new Workspace(backend);
   }
