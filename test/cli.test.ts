@@ -263,6 +263,23 @@ describe('flowvae train on a CSV file', () => {
     expect(m.settings).toMatchObject({ posterior: 'diagonal', kl: 'sampled' });
     expect(VAE.load(run, { backend: 'reference' }).config.kl).toBe('sampled');
   });
+
+  it('--prior and --objective build the parts, recorded in the settings and the checkpoint', async () => {
+    const run = path.join(tmp, 'parts-run');
+    const r = await flowvae('train', ...TINY, '--epochs', '1', '--hidden', '16', '--latent', '4', '--prior', 'mixture', '--prior-components', '3', '--objective', 'iwae', '--iwae-samples', '2', '--out', run);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('mixture prior');
+    const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
+    expect(m.settings).toMatchObject({ prior: 'mixture', priorComponents: 3, objective: 'iwae', iwaeSamples: 2 });
+    const config = VAE.load(run, { backend: 'reference' }).config;
+    expect(config.prior).toEqual({ kind: 'mixture', components: 3 });
+    expect(config.objective).toEqual({ kind: 'iwae', samples: 2 });
+    const flowRun = path.join(tmp, 'flow-prior-run');
+    const f = await flowvae('train', ...TINY, '--epochs', '1', '--hidden', '16', '--latent', '4', '--prior', 'flow', '--prior-flow', 'realnvp', '--prior-layers', '2', '--out', flowRun);
+    expect(f.code).toBe(0);
+    expect(VAE.load(flowRun, { backend: 'reference' }).config.prior).toMatchObject({ kind: 'flow', flow: 'realnvp', layers: 2 });
+  });
 });
 
 describe('flowvae train --resume', () => {
@@ -478,6 +495,11 @@ describe.concurrent('flowvae command line errors', () => {
     ],
     [['train', '--posterior', 'diagonal', '--flow', 'radial'], 2, 'error: --flow needs --posterior flow, but --posterior is diagonal'],
     [['train', '--kl', 'closed-form'], 2, 'error: --kl closed-form needs --posterior diagonal or full-covariance; a flow posterior has no closed-form KL'],
+    [['train', '--prior-components', '4'], 2, 'error: --prior-components needs --prior mixture, but --prior is standard-normal'],
+    [['train', '--prior', 'mixture', '--prior-flow', 'maf'], 2, 'error: --prior-flow needs --prior flow, but --prior is mixture'],
+    [['train', '--iwae-samples', '3'], 2, 'error: --iwae-samples needs --objective iwae, but --objective is elbo'],
+    [['train', '--objective', 'iwae', '--free-bits', '0.5'], 2, 'error: --free-bits applies to the ELBO objective, not to --objective iwae'],
+    [['train', '--posterior', 'diagonal', '--kl', 'closed-form', '--prior', 'learned-gaussian'], 2, 'error: --kl closed-form needs the standard-normal prior and the ELBO objective'],
     [['train', '--kl', 'exact'], 2, `error: option '--kl <estimate>' argument 'exact' is invalid. Allowed choices are closed-form, sampled. (see "flowvae train --help")`],
     [['train', 'extra'], 2, `error: too many arguments for 'train'. Expected 0 arguments but got 1. (see "flowvae train --help")`],
     [['trian'], 2, `error: unknown command 'trian' (Did you mean train?) (see "flowvae --help")`],

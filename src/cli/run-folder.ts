@@ -29,6 +29,15 @@ export interface TrainSettings {
   kl?: 'closed-form' | 'sampled' | null;
   flow: string | null;
   layers: number | null;
+  /** The prior (absent in runs of earlier versions: standard normal). */
+  prior?: 'standard-normal' | 'learned-gaussian' | 'mixture' | 'flow';
+  /** Mixture components, or the flow family and layers of a flow prior; null otherwise. */
+  priorComponents?: number | null;
+  priorFlow?: string | null;
+  priorLayers?: number | null;
+  /** The training objective (absent: the ELBO) and the IWAE draws per example. */
+  objective?: 'elbo' | 'iwae';
+  iwaeSamples?: number | null;
   latent: number;
   hidden: number[];
   likelihood: 'bernoulli' | 'gaussian';

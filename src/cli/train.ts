@@ -10,6 +10,7 @@ import { trainValidationSplit } from '../data/dataset';
 import { FLOW_FAMILIES } from '../flows';
 import type { EpochMetrics, TrainingState } from '../train/fit';
 import { VAE, type PosteriorSpec, type VAEConfig } from '../vae/vae';
+import type { PriorSpec } from '../vae/prior';
 import {
   CliError,
   EXIT_FAILURE,
@@ -76,6 +77,7 @@ export function defaultLayers(flow: string): number {
 const SAMPLE_SEED = 999;
 
 const POSTERIORS = ['flow', 'diagonal', 'full-covariance'] as const;
+const PRIORS = ['standard-normal', 'learned-gaussian', 'mixture', 'flow'] as const;
 
 interface TrainOptions {
   data: string;
@@ -87,6 +89,12 @@ interface TrainOptions {
   kl?: 'closed-form' | 'sampled';
   flow: string;
   layers?: number;
+  prior: (typeof PRIORS)[number];
+  priorComponents?: number;
+  priorFlow?: string;
+  priorLayers?: number;
+  objective: 'elbo' | 'iwae';
+  iwaeSamples?: number;
   latent: number;
   hidden: number[];
   likelihood: 'auto' | 'bernoulli' | 'gaussian';
@@ -124,6 +132,12 @@ export function trainCommand(): Command {
     .addOption(new Option('--flow <family>', 'flow of a flow posterior').choices(flows).default(TRAIN_DEFAULTS.flow))
     .addOption(new Option('--kl <estimate>', 'KL term: closed-form (Gaussian posteriors; their default) or sampled (flows; the flow papers use it for every posterior)').choices(['closed-form', 'sampled']))
     .addOption(new Option('--layers <K>', 'flow layers (default 16; 4 for iaf and maf)').argParser(positiveInt))
+    .addOption(new Option('--prior <kind>', 'prior p(z): mixture (of --prior-components Gaussians) and flow (--prior-flow) are learned').choices(PRIORS).default('standard-normal'))
+    .addOption(new Option('--prior-components <K>', 'Gaussians of a mixture prior (default 10)').argParser(positiveInt))
+    .addOption(new Option('--prior-flow <family>', 'flow of a flow prior (default maf)').choices(flows))
+    .addOption(new Option('--prior-layers <K>', 'layers of a flow prior (default 4)').argParser(positiveInt))
+    .addOption(new Option('--objective <kind>', 'training objective: the ELBO, or the importance-weighted bound with --iwae-samples draws').choices(['elbo', 'iwae']).default('elbo'))
+    .addOption(new Option('--iwae-samples <K>', 'draws per example of the IWAE objective (default 5)').argParser(positiveInt))
     .addOption(new Option('--latent <d>', 'latent dimensions').default(TRAIN_DEFAULTS.latent).argParser(positiveInt))
     .addOption(new Option('--hidden <widths>', 'hidden layer widths of encoder and decoder, comma-separated').default(TRAIN_DEFAULTS.hidden, '300,300').argParser(widthList))
     .addOption(new Option('--likelihood <kind>', 'decoder likelihood (auto: bernoulli when the data lie in [0, 1], else gaussian)').choices(['auto', 'bernoulli', 'gaussian']).default(TRAIN_DEFAULTS.likelihood))
@@ -162,6 +176,12 @@ const FIXED_ON_RESUME: { key: SettingKey; flag: string }[] = [
   { key: 'kl', flag: '--kl' },
   { key: 'flow', flag: '--flow' },
   { key: 'layers', flag: '--layers' },
+  { key: 'prior', flag: '--prior' },
+  { key: 'priorComponents', flag: '--prior-components' },
+  { key: 'priorFlow', flag: '--prior-flow' },
+  { key: 'priorLayers', flag: '--prior-layers' },
+  { key: 'objective', flag: '--objective' },
+  { key: 'iwaeSamples', flag: '--iwae-samples' },
   { key: 'latent', flag: '--latent' },
   { key: 'hidden', flag: '--hidden' },
   { key: 'likelihood', flag: '--likelihood' },
@@ -181,6 +201,15 @@ function resolveSettings(o: TrainOptions, cmd: Command, resumed: TrainSettings |
   if (given('layers') && o.posterior !== 'flow') {
     throw new CliError(`error: --layers needs --posterior flow, but --posterior is ${o.posterior}`);
   }
+  if (given('priorComponents') && o.prior !== 'mixture') throw new CliError(`error: --prior-components needs --prior mixture, but --prior is ${o.prior}`);
+  for (const [key, flag] of [['priorFlow', '--prior-flow'], ['priorLayers', '--prior-layers']] as const) {
+    if (given(key) && o.prior !== 'flow') throw new CliError(`error: ${flag} needs --prior flow, but --prior is ${o.prior}`);
+  }
+  if (given('iwaeSamples') && o.objective !== 'iwae') throw new CliError(`error: --iwae-samples needs --objective iwae, but --objective is ${o.objective}`);
+  if (o.kl === 'closed-form' && (o.prior !== 'standard-normal' || o.objective === 'iwae')) {
+    throw new CliError('error: --kl closed-form needs the standard-normal prior and the ELBO objective');
+  }
+  if (o.objective === 'iwae' && o.freeBits > 0) throw new CliError('error: --free-bits applies to the ELBO objective, not to --objective iwae');
   const fromCli: TrainSettings = {
     data: o.data,
     testData: o.testData ?? null,
@@ -191,6 +220,12 @@ function resolveSettings(o: TrainOptions, cmd: Command, resumed: TrainSettings |
     kl: o.kl ?? null,
     flow: o.posterior === 'flow' ? o.flow : null,
     layers: o.posterior === 'flow' ? (o.layers ?? defaultLayers(o.flow)) : null,
+    prior: o.prior,
+    priorComponents: o.prior === 'mixture' ? (o.priorComponents ?? 10) : null,
+    priorFlow: o.prior === 'flow' ? (o.priorFlow ?? 'maf') : null,
+    priorLayers: o.prior === 'flow' ? (o.priorLayers ?? 4) : null,
+    objective: o.objective,
+    iwaeSamples: o.objective === 'iwae' ? (o.iwaeSamples ?? 5) : null,
     latent: o.latent,
     hidden: o.hidden,
     // Resolved against the data in train() when 'auto'.
@@ -221,6 +256,12 @@ function resolveSettings(o: TrainOptions, cmd: Command, resumed: TrainSettings |
     (settings as unknown as Record<string, unknown>)[key] = fromCli[key];
   }
   return settings;
+}
+
+function priorOf(s: TrainSettings): PriorSpec {
+  if (s.prior === 'mixture') return { kind: 'mixture', components: s.priorComponents ?? 10 };
+  if (s.prior === 'flow') return { kind: 'flow', flow: s.priorFlow ?? 'maf', layers: s.priorLayers ?? 4 };
+  return s.prior ?? 'standard-normal';
 }
 
 function posteriorOf(s: TrainSettings): PosteriorSpec {
@@ -348,6 +389,8 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
       decoder: { hidden: settings.hidden },
       likelihood: settings.likelihood,
       posterior: posteriorOf(settings),
+      prior: priorOf(settings),
+      objective: settings.objective === 'iwae' ? { kind: 'iwae', samples: settings.iwaeSamples ?? 5 } : 'elbo',
       kl: settings.kl ?? undefined,
       seed: settings.seed,
       backend,
