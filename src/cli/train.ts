@@ -455,7 +455,6 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   saveMetrics();
 
   // Training.
-  let interruptedAt: { epoch: number; batch: number; batches: number } | null = null;
   let lastBatch = { epoch: startEpoch, batch: 0, batches: 1 };
   let elboSum = 0;
   let elboCount = 0;
@@ -532,7 +531,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   if (fitResult.stopped === 'aborted') {
     stop.dispose();
     const last = metrics.epochs[metrics.epochs.length - 1];
-    interruptedAt = { epoch: lastBatch.epoch, batch: lastBatch.batch, batches: lastBatch.batches };
+    const interruptedAt = { epoch: lastBatch.epoch, batch: lastBatch.batch, batches: lastBatch.batches };
     metrics.status = 'interrupted';
     saveMetrics();
     saveCurves();

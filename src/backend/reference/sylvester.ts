@@ -148,7 +148,7 @@ function bjorckIterates(a: Float64Array, d: number, m: number, options: Sylveste
   norm = Math.sqrt(norm);
   let q: Float64Array = a.map((v) => v / norm);
   const iterates: Float64Array[] = [q];
-  let residual = 0;
+  let residual: number;
   for (let step = 0; ; step++) {
     const g = matmul(q, true, q, false, m, d, m);
     residual = 0;
