@@ -163,7 +163,7 @@ export async function run(): Promise<void> {
   });
 
   for (let round = 0; round < rounds; round++) {
-    all.forEach((c, i) => {
+    all.forEach((_c, i) => {
       const p = prepared[i];
       if (p.reference && round === 0) times.reference[i].push(timeIt(p.reference.run, { minSeconds: seconds / 2, rounds: 1 }));
       if (p.cpu) {

@@ -271,7 +271,7 @@ export function fuzzAddon(addon: object, options: FuzzOptions): FuzzReport {
       report.calls++;
       record(name, kase, args, classify(() => (fn as AddonFunction)(...args)), expectReturn);
     };
-    const arrayPositions = template.info.map((a, i) => (ArrayBuffer.isView(template.args[i]) ? i : -1)).filter((i) => i >= 0);
+    const arrayPositions = template.info.map((_a, i) => (ArrayBuffer.isView(template.args[i]) ? i : -1)).filter((i) => i >= 0);
     // Arrays whose length the sizes fix (rng's `out` takes any length).
     const fixedLengthPositions = arrayPositions.filter((p) => /of length/.test(template.info[p].expects));
     const sizePositions = template.info.map((a, p) => (isSizeArg(a) ? p : -1)).filter((p) => p >= 0);
