@@ -12,7 +12,7 @@ export * from './flows';
 export { VAE } from './vae/vae';
 export type { CustomPart, ElboTerms, KlEstimate, LoadOptions, NetworkOptions, VAEConfig, VAEOptions, VAEParts } from './vae/vae';
 export * from './vae/parts';
-export type { Network } from './nn/network';
+export type { Network, NetworkCallOptions } from './nn/network';
 export { Adam, type AdamOptions } from './train/adam';
 export type { BatchProgress, EpochMetrics, FitOptions, FitResult, LrSchedule, TrainingState } from './train/fit';
 export * from './distributions';

@@ -8,6 +8,18 @@ import type { FloatArray } from '../backend/types';
 import { expected, rangeError, typeError } from '../errors';
 import type { NamedBuffer, Parameter } from './parameter';
 
+/** What a VAE tells its networks on each call. */
+export interface NetworkCallOptions {
+  /**
+   * The decoder's data rows `[batch, inputDim]` during training and scoring:
+   * an autoregressive decoder reads them for teacher forcing. Absent when
+   * decoding codes with no data (sampling, `decode`).
+   */
+  target?: FloatArray;
+  /** True during a training step (dropout and other training-only behaviour). */
+  training?: boolean;
+}
+
 export interface Network {
   /** Width of each input row. */
   readonly inDim: number;
@@ -18,7 +30,7 @@ export interface Network {
    * the network and must stay unchanged until its next forward (the VAE reads
    * it in backward).
    */
-  forward(x: FloatArray, batch: number): FloatArray;
+  forward(x: FloatArray, batch: number, options?: NetworkCallOptions): FloatArray;
   /**
    * Backpropagates ∂L/∂output `[batch, outDim]` through the last forward,
    * accumulating parameter gradients; returns ∂L/∂x (null when

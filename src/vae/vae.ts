@@ -382,8 +382,8 @@ export class VAE implements TrainableModel {
   // Forward and backward, shared by training, evaluation and importance sampling.
 
   /** The posterior's heads for `x` `[batch, inputDim]`: everything of q(z | x) that does not depend on the noise. */
-  private encodeHeads(x: FloatArray, batch: number): PosteriorHeads {
-    return this.posterior.encode(this.encoder.forward(x, batch), batch);
+  private encodeHeads(x: FloatArray, batch: number, training = false): PosteriorHeads {
+    return this.posterior.encode(this.encoder.forward(x, batch, { training }), batch);
   }
 
   /**
@@ -395,11 +395,11 @@ export class VAE implements TrainableModel {
    */
   private forward(x: FloatArray, eps: FloatArray, examples: number, samples = 1, heads?: PosteriorHeads, training = false): void {
     const rows = examples * samples;
-    const own = heads ?? this.encodeHeads(x, examples);
+    const own = heads ?? this.encodeHeads(x, examples, training);
     const rowHeads = samples === 1 ? own : this.repeatHeads(own, examples, samples);
     const xr = samples === 1 ? x : repeatRows(x, examples, samples, this.buf('repeat.x', rows * this.inputDim));
     const { z, logq } = this.posterior.sample(rowHeads, eps, rows, training);
-    const out = this.decoder.forward(z, rows);
+    const out = this.decoder.forward(z, rows, { target: xr, training });
     const logpx = this.buf('logpx', rows);
     this.likelihood.logProb(xr, out, logpx, rows);
     const logpz = this.buf('logpz', rows);
