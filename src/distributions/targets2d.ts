@@ -525,3 +525,54 @@ function checkTargetName(name: unknown): Target2DName {
   }
   return found;
 }
+
+// ---------------------------------------------------------------------------
+// A conditional target: p(x | c) for maximum likelihood with a context.
+
+/**
+ * `ring-radius`: a ring whose radius is the context, x = c (cos θ, sin θ) +
+ * N(0, 0.15² I) with θ uniform, and c uniform on [1, 3] in the samples.
+ * log p(x | c) is exact (the rings' formula with one radius).
+ */
+export const RING_RADIUS = {
+  name: 'ring-radius' as const,
+  contextDim: 1,
+  /** Range of the context in the samples. */
+  contextRange: [1, 3] as const,
+  formula: 'x = c (cos t, sin t) + N(0, 0.15^2 I), t uniform; the context c is the radius',
+
+  /** log p(x_r | c_r) for `x` `[n, 2]` and `context` `[n]`. */
+  logDensity(x: ArrayLike<number>, context: ArrayLike<number>): Float64Array {
+    const n = context.length;
+    const s2 = RING_SIGMA * RING_SIGMA;
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const rho = Math.hypot(x[2 * i], x[2 * i + 1]);
+      const r = context[i];
+      const { i0e } = besselI0I1((rho * r) / s2);
+      out[i] = -Math.log(2 * Math.PI * s2) - (rho - r) ** 2 / (2 * s2) + Math.log(i0e);
+    }
+    return out;
+  },
+
+  /** `n` seeded draws: points `[n, 2]` and their radii `[n]` (uniform on the context range unless given). */
+  sample(n: number, seed = 0, radii?: ArrayLike<number>): { x: Float64Array; context: Float64Array } {
+    checkPositiveInt(n, 'n');
+    checkSeed(seed);
+    const u = new Float64Array(2 * n);
+    const e = new Float64Array(2 * n);
+    referenceRng.uniform(seed, 0, u);
+    referenceRng.normal(seed, 2 * n, e);
+    const x = new Float64Array(2 * n);
+    const context = new Float64Array(n);
+    const [lo, hi] = RING_RADIUS.contextRange;
+    for (let i = 0; i < n; i++) {
+      const r = radii ? radii[i] : lo + (hi - lo) * u[2 * i];
+      const t = 2 * Math.PI * u[2 * i + 1];
+      context[i] = r;
+      x[2 * i] = r * Math.cos(t) + RING_SIGMA * e[2 * i];
+      x[2 * i + 1] = r * Math.sin(t) + RING_SIGMA * e[2 * i + 1];
+    }
+    return { x, context };
+  },
+};
