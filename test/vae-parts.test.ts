@@ -461,6 +461,12 @@ describe('VAE parts: invalid compositions are refused with a clear message', () 
     expect(() => vae.elbo(z)).toThrow('row 0, column 0 is 0.5; a one-hot group holds only 0 and 1');
   });
 
+  it('fit reports the IWAE bound of each epoch beside the ELBO, and the bound is the higher', async () => {
+    const vae = tinyModel('diagonal', 'standard-normal', 'bernoulli', { objective: { kind: 'iwae', samples: 4 } });
+    const fit = await vae.fit(LIKELIHOODS[0].data(20, 1), { epochs: 2, batchSize: 10 });
+    for (const m of fit.history) expect(m.train.objective!).toBeGreaterThanOrEqual(m.train.elbo);
+  });
+
   it('free bits apply to the ELBO, not to IWAE', async () => {
     const vae = tinyModel('diagonal', 'standard-normal', 'bernoulli', { objective: 'iwae' });
     await expect(vae.fit(LIKELIHOODS[0].data(10, 1), { epochs: 1, freeBits: 0.1 })).rejects.toThrow('"freeBits" applies to the ELBO objective, not to IWAE');

@@ -316,6 +316,7 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
     const order = permutation(n, seed, 1000 + epoch);
     let rec = 0;
     let kl = 0;
+    let objective: number | null = null;
     let seen = 0;
     let beta = betaMax;
     const firstBatch = epoch === startEpoch ? Math.min(startBatch, batchesPerEpoch) : 0;
@@ -355,6 +356,7 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
       }
       rec += terms.reconstruction * count;
       kl += terms.kl * count;
+      if (terms.objective !== undefined) objective = (objective ?? 0) + terms.objective * count;
       seen += count;
       doneBatches = bi + 1;
       if (options.onBatch) {
@@ -373,6 +375,8 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
     }
     const seconds = (performance.now() - t0) / 1000;
     const train: ElboTerms = { elbo: (rec - kl) / seen, reconstruction: rec / seen, kl: kl / seen };
+    // The bound an IWAE objective trains on, beside the ELBO of the same draws.
+    if (objective !== null) train.objective = objective / seen;
     const metrics: EpochMetrics = {
       epoch: epoch + 1,
       train,
