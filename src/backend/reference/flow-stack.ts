@@ -57,9 +57,11 @@ function rowFinite(a: FloatArray, start: number, n: number): boolean {
 /** The reference kernels of one flow-stack family. */
 export function referenceFlowStack<S extends FlowStackSignatures>(signatures: S, math: StackRowMath): FlowStackKernels<S> {
   const kernels: FlowStackKernels = {
-    forward(...args) {
-      const s = checkKernelArgs(signatures.forward, args);
-      const [x, params, y, logDet, layerLogDet, stash, batch, dim, layers, amortized] = args;
+    // Named parameters (so each kernel's length is its arity) and `arguments`
+    // for the checks (so a short call is refused as the binding refuses it).
+    forward(x, params, y, logDet, layerLogDet, stash, batch, dim, layers, amortized) {
+      // eslint-disable-next-line prefer-rest-params
+      const s = checkKernelArgs(signatures.forward, arguments);
       const z = new Float64Array(dim);
       let bad = 0;
       for (let r = 0; r < batch; r++) {
@@ -72,9 +74,9 @@ export function referenceFlowStack<S extends FlowStackSignatures>(signatures: S,
       return bad;
     },
 
-    backward(...args) {
-      const s = checkKernelArgs(signatures.backward, args);
-      const [saved, stash, params, dy, dLogDet, dx, dParams, batch, dim, layers, amortized] = args;
+    backward(saved, stash, params, dy, dLogDet, dx, dParams, batch, dim, layers, amortized) {
+      // eslint-disable-next-line prefer-rest-params
+      const s = checkKernelArgs(signatures.backward, arguments);
       const z = new Float64Array(dim);
       const g = new Float64Array(dim);
       const scratch = new Float64Array(layers * dim);
@@ -101,9 +103,9 @@ export function referenceFlowStack<S extends FlowStackSignatures>(signatures: S,
       return bad;
     },
 
-    inverse(...args) {
-      const s = checkKernelArgs(signatures.inverse, args);
-      const [y, params, x, logDet, batch, dim, layers, amortized] = args;
+    inverse(y, params, x, logDet, batch, dim, layers, amortized) {
+      // eslint-disable-next-line prefer-rest-params
+      const s = checkKernelArgs(signatures.inverse, arguments);
       const z = new Float64Array(dim);
       let bad = 0;
       for (let r = 0; r < batch; r++) {
