@@ -212,8 +212,10 @@ describe('adam: bad arguments', () => {
       const keys = ADAM_STEP_OPTION_KEYS.map((k) => `"${k}"`).join(', ');
       throwsWith({ ...BASE, momentum: 0.9 }, RangeError, 'ERR_ARG', `Unknown option "momentum" in "options"; expected one of ${keys}`);
       throwsWith(null, TypeError, 'ERR_ARG', 'Expected options object for "options" but received null');
-      throwsWith({ ...BASE, lr: -0.001 }, RangeError, 'ERR_ARG', 'Expected positive finite number for "lr" but received -0.001 (number)');
-      throwsWith({ ...BASE, lr: '1e-3' }, TypeError, 'ERR_ARG', 'Expected positive finite number for "lr" but received "1e-3" (string)');
+      // lr's range is ADAM_LIMITS.lr, the bound the training API checks too (test/kernel-errors.test.ts).
+      throwsWith({ ...BASE, lr: -0.001 }, RangeError, 'ERR_ARG', 'Expected number in (0, 10] for "lr" but received -0.001 (number)');
+      throwsWith({ ...BASE, lr: '1e-3' }, TypeError, 'ERR_ARG', 'Expected number in (0, 10] for "lr" but received "1e-3" (string)');
+      throwsWith({ ...BASE, lr: 11 }, RangeError, 'ERR_ARG', 'Expected number in (0, 10] for "lr" but received 11 (number)');
       throwsWith({ ...BASE, eps: NaN }, RangeError, 'ERR_ARG', 'Expected positive finite number for "eps" but received NaN (number)');
       throwsWith({ ...BASE, beta1: 1 }, RangeError, 'ERR_ARG', 'Expected number in [0, 1) for "beta1" but received 1 (number)');
       const { beta2: _omitted, ...noBeta2 } = BASE;

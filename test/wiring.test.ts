@@ -40,7 +40,8 @@ const CUDA_ADDON_UTILITIES = new Set(['status', 'memoryStats', 'releaseCached'])
 /**
  * Bindings that read their arguments without an arity check first (so an
  * empty call fails on the first argument instead): their argument count is
- * not observable from JavaScript. Shrink this list when they gain `Arity`.
+ * not observable from JavaScript. (The backends check every kernel's count
+ * on the TypeScript side, so no backend depends on it.)
  */
 const BINDINGS_WITHOUT_ARITY_CHECK = new Set(['denseGemm', 'denseForward', 'denseBackward']);
 

@@ -15,7 +15,7 @@
  * The model layer keeps calling `backend.<family>.<kernel>(...)`: the
  * assembled Backend is a plain object with one property per family.
  */
-import { FlowVaeError } from '../errors';
+import { FlowVaeError, typeError } from '../errors';
 import type { AdamKernels } from './kernels/adam';
 import type { AutoregressiveKernels } from './kernels/autoregressive';
 import type { CouplingKernels } from './kernels/coupling';
@@ -255,10 +255,43 @@ export function familyFallbacks(backend: BackendName): FamilyFallback[] {
   }));
 }
 
+/** A kernel's name in the bindings and in arity errors: `planar` + `forward` → `planarForward`. */
+export function bindingName(family: KernelFamily, kernel: string): string {
+  return `${family}${kernel[0].toUpperCase()}${kernel.slice(1)}`;
+}
+
+/**
+ * The family's kernels, each refusing a call with fewer arguments than it
+ * declares, in the bindings' words (`planarForward expects 10 arguments but
+ * received 3`). Checked here for every backend: the TypeScript wrappers of
+ * the native backends forward every parameter, so the bindings never see a
+ * short call.
+ */
+function withArityChecks(family: KernelFamily, kernels: object): object {
+  const checked: Record<string, unknown> = { ...kernels };
+  for (const [name, arity] of Object.entries(KERNEL_FAMILIES[family].kernels as Record<string, number>)) {
+    const kernel = (kernels as Record<string, (...args: unknown[]) => unknown>)[name];
+    if (typeof kernel !== 'function') continue;
+    const binding = bindingName(family, name);
+    const wrapper = function (this: unknown): unknown {
+      // `arguments` passes through without the array a rest parameter would allocate on every call.
+      // eslint-disable-next-line prefer-rest-params
+      const args = arguments;
+      if (args.length < arity) throw typeError(`${binding} expects ${arity} arguments but received ${args.length}`);
+      return kernel.apply(kernels, args as unknown as unknown[]);
+    };
+    // Keeps the kernel's arity visible (`length`), as the wiring test reads it.
+    Object.defineProperty(wrapper, 'length', { value: arity });
+    checked[name] = wrapper;
+  }
+  return checked;
+}
+
 /**
  * The Backend object for `core.name`: every registered family built from
- * `context`, every other one taken from `fallback` (the backend FALLBACK
- * names). A family with neither is refused, naming it.
+ * `context` (with arity checks where no binding makes them), every other one
+ * taken from `fallback` (the backend FALLBACK names). A family with neither
+ * is refused, naming it.
  */
 export function assembleBackend<Context>(core: BackendCore, context: Context, fallback: Backend | null = null): Backend {
   const families = registry.get(core.name);
@@ -266,7 +299,7 @@ export function assembleBackend<Context>(core: BackendCore, context: Context, fa
   const missing: string[] = [];
   for (const family of FAMILY_NAMES) {
     const factory = families?.get(family) as KernelFactory<KernelFamily, Context> | undefined;
-    if (factory) kernels[family] = factory(context);
+    if (factory) kernels[family] = withArityChecks(family, factory(context));
     else if (fallback && FALLBACK[core.name] === fallback.name) kernels[family] = fallback[family];
     else missing.push(family);
   }

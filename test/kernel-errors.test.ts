@@ -1,0 +1,172 @@
+/**
+ * One bad call, one error on every backend: the reference backend refuses
+ * bad kernel arguments with the same kind, code and text as the native
+ * backends (whose bindings' words are in native/napi/args.h). test/cuda.test.ts
+ * compares the cuda bindings with the cpu ones; this file compares the
+ * reference with cpu (and with cuda where a device is present).
+ *
+ * The one deliberate difference: an argument of the wrong kind is named by
+ * what each backend accepts, "Float32Array" natively and "Float32Array or
+ * Float64Array" on the reference; the comparison maps the latter to the
+ * former and checks it did so only in such messages.
+ *
+ * Kernels declared by signatures (kernels/signature.ts) are also probed
+ * argument by argument from their declaration: every array too long, of the
+ * wrong kind and (outputs) sharing memory with each earlier array; every
+ * scalar of the wrong kind or out of range.
+ */
+import { expect, it } from 'vitest';
+import { backendByName } from '../src/backend';
+import type { Backend } from '../src/backend/backend';
+import { MAX_LEARNING_RATE } from '../src/train/adam';
+import { PLANAR_SIGNATURES } from '../src/backend/kernels/planar';
+import { RADIAL_SIGNATURES } from '../src/backend/kernels/radial';
+import { ADAM_LIMITS } from '../src/backend/kernels/adam';
+import type { ArgSpec, KernelSignature } from '../src/backend/kernels/signature';
+import { FAMILY_NAMES, KERNEL_FAMILIES, type KernelFamily } from '../src/backend/registry';
+import { describeBackends } from './helpers';
+
+const reference = backendByName('reference');
+
+interface Refusal {
+  kind: string;
+  code: string | undefined;
+  message: string;
+}
+
+function refusal(fn: () => unknown): Refusal | null {
+  try {
+    fn();
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    return { kind: err.constructor.name, code: err.code, message: err.message };
+  }
+  return null;
+}
+
+/** The reference's words for a wrong-kind array, in the native backends' words. */
+function asNative(r: Refusal | null): Refusal | null {
+  if (!r) return r;
+  return { ...r, message: r.message.replace('Expected Float32Array or Float64Array', 'Expected Float32Array') };
+}
+
+function call(backend: Backend, family: KernelFamily, kernel: string, args: unknown[]): Refusal | null {
+  const kernels = backend[family] as unknown as Record<string, (...a: unknown[]) => unknown>;
+  return refusal(() => kernels[kernel](...args));
+}
+
+const FILLS: [string, () => unknown][] = [
+  ['0', () => 0],
+  ['1', () => 1],
+  ['-1', () => -1],
+  ['1.5', () => 1.5],
+  ['NaN', () => NaN],
+  ['"1"', () => '1'],
+  ['null', () => null],
+  ['Float32Array(1)', () => new Float32Array(1)],
+  ['Int32Array(2)', () => new Int32Array(2)],
+];
+
+/** A valid call of a signature-declared kernel over Float32Arrays in separate buffers. */
+function validCall(signature: KernelSignature, scalars: Record<string, number | boolean>): unknown[] {
+  const numeric: Record<string, number> = {};
+  for (const [k, v] of Object.entries(scalars)) numeric[k] = typeof v === 'boolean' ? Number(v) : v;
+  const sizes = { ...numeric, ...signature.derive?.(numeric) };
+  return signature.args.map((spec: ArgSpec) => {
+    if ('length' in spec) return new Float32Array(spec.length(sizes)).fill(0.25);
+    return scalars[spec.name];
+  });
+}
+
+const STACK_FAMILIES = [
+  ['planar', PLANAR_SIGNATURES],
+  ['radial', RADIAL_SIGNATURES],
+] as const;
+
+describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (native: Backend) => {
+  const expectSame = (family: KernelFamily, kernel: string, args: () => unknown[], label: string) => {
+    const fromReference = call(reference, family, kernel, args());
+    const fromNative = call(native, family, kernel, args());
+    expect(fromNative, `${family}.${kernel} ${label}: ${native.name} must refuse it`).not.toBeNull();
+    expect(asNative(fromReference), `${family}.${kernel} ${label}`).toEqual(fromNative);
+  };
+
+  for (const family of FAMILY_NAMES) {
+    it(`${family}: every kernel with too few arguments, and with every argument of one wrong kind or value`, () => {
+      for (const [kernel, arity] of Object.entries(KERNEL_FAMILIES[family].kernels as Record<string, number>)) {
+        expectSame(family, kernel, () => [], 'with no arguments');
+        expectSame(family, kernel, () => new Array(arity - 1).fill(0), `with ${arity - 1} arguments`);
+        for (const [label, value] of FILLS) expectSame(family, kernel, () => Array.from({ length: arity }, value), `with every argument ${label}`);
+      }
+    });
+  }
+
+  for (const [family, signatures] of STACK_FAMILIES) {
+    for (const [kernel, signature] of Object.entries(signatures) as [string, KernelSignature][]) {
+      it(`${family}.${kernel}: each argument wrong in turn, as its signature declares it`, () => {
+        for (const amortized of [false, true]) {
+          const good = () => validCall(signature, { batch: 3, dim: 2, layers: 2, amortized });
+          expect(call(reference, family, kernel, good()), 'the valid call').toBeNull();
+          expect(call(native, family, kernel, good()), 'the valid call').toBeNull();
+          signature.args.forEach((spec, i) => {
+            const mutate = (value: (args: unknown[]) => unknown) => () => {
+              const args = good();
+              args[i] = value(args);
+              return args;
+            };
+            if ('length' in spec) {
+              const length = (good()[i] as Float32Array).length;
+              expectSame(family, kernel, mutate(() => new Float32Array(length + 1)), `${spec.name} one too long`);
+              expectSame(family, kernel, mutate(() => new Int32Array(length)), `${spec.name} an Int32Array`);
+              if (spec.kind === 'out' || spec.kind === 'optionalOut') {
+                for (let j = 0; j < i; j++) {
+                  const other = signature.args[j];
+                  if (!('length' in other)) continue;
+                  // The earlier array and the output as views of one buffer, sharing one element.
+                  const aliased = () => {
+                    const args = good();
+                    const earlier = args[j] as Float32Array;
+                    const shared = new Float32Array(earlier.length - 1 + length);
+                    args[j] = shared.subarray(0, earlier.length);
+                    args[i] = shared.subarray(earlier.length - 1);
+                    return args;
+                  };
+                  if (length > 0 && (good()[j] as Float32Array).length > 0) expectSame(family, kernel, aliased, `${spec.name} overlapping ${other.name}`);
+                }
+              }
+            } else {
+              for (const [label, value] of [
+                ['-1', -1],
+                ['0.5', 0.5],
+                ['NaN', NaN],
+                ['2^40', 2 ** 40],
+                ['"2"', '2'],
+                ['1 (for a flag)', 1],
+              ] as [string, unknown][]) {
+                const r = call(native, family, kernel, mutate(() => value)());
+                if (r) expectSame(family, kernel, mutate(() => value), `${spec.name} = ${label}`);
+                else expect(call(reference, family, kernel, mutate(() => value)()), `${spec.name} = ${label} accepted natively`).toBeNull();
+              }
+            }
+          });
+        }
+      });
+    }
+  }
+
+  it(`adam: the learning-rate bound the training API checks (${MAX_LEARNING_RATE}) is the one every backend's kernel checks`, () => {
+    expect(ADAM_LIMITS.lr.hi).toBe(MAX_LEARNING_RATE);
+    const n = 4;
+    const options = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, step: 1, maxGradNorm: 0 };
+    const args = (lr: number) => [new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n), n, { ...options, lr }];
+    for (const lr of [0, -1, MAX_LEARNING_RATE * 1.01, Infinity, NaN]) {
+      const r = call(native, 'adam', 'step', args(lr));
+      expect(r, `lr = ${lr}`).toEqual({ kind: 'RangeError', code: 'ERR_ARG', message: `Expected number in (0, ${MAX_LEARNING_RATE}] for "lr" but received ${lr} (number)` });
+      expect(asNative(call(reference, 'adam', 'step', args(lr))), `lr = ${lr}`).toEqual(r);
+    }
+    for (const lr of [1e-6, MAX_LEARNING_RATE]) {
+      expect(call(native, 'adam', 'step', args(lr)), `lr = ${lr}`).toBeNull();
+      expect(call(reference, 'adam', 'step', args(lr)), `lr = ${lr}`).toBeNull();
+    }
+  });
+});
