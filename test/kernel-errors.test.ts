@@ -1,9 +1,10 @@
 /**
  * One bad call, one error on every backend: the reference backend refuses
  * bad kernel arguments with the same kind, code and text as the native
- * backends (whose bindings' words are in native/napi/args.h). test/cuda.test.ts
- * compares the cuda bindings with the cpu ones; this file compares the
- * reference with cpu (and with cuda where a device is present).
+ * backends (whose bindings' words are in native/napi/args.h). test/backend.test.ts
+ * compares the cuda bindings with the cpu ones (a CUDA build, device or not);
+ * this file compares the reference with cpu (and with cuda where a device is
+ * present).
  *
  * The one deliberate difference: an argument of the wrong kind is named by
  * what each backend accepts, "Float32Array" natively and "Float32Array or
