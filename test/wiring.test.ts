@@ -22,6 +22,7 @@ import {
   FAMILY_NAMES,
   KERNEL_FAMILIES,
   assembleBackend,
+  bindingName,
   familyFallbacks,
   registerKernels,
   registeredFamilies,
@@ -187,6 +188,14 @@ describe('kernel family wiring', () => {
       }
     }
     expect(gaps).toEqual([]);
+  });
+
+  it('each declared signature names its binding as the arity errors do (family + Kernel)', () => {
+    for (const family of FAMILY_NAMES) {
+      for (const [kernel, signature] of Object.entries(KERNEL_FAMILIES[family].signatures ?? {})) {
+        expect(signature!.binding, `${family}.${kernel}`).toBe(bindingName(family, kernel));
+      }
+    }
   });
 
   describe('the registry refuses what would leave a backend half-wired', () => {

@@ -21,13 +21,13 @@ import type { AutoregressiveKernels } from './kernels/autoregressive';
 import type { CouplingKernels } from './kernels/coupling';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
-import type { GaussianKernels } from './kernels/gaussian';
+import { GAUSSIAN_SIGNATURES, type GaussianKernels } from './kernels/gaussian';
 import type { GlowKernels } from './kernels/glow';
-import type { LikelihoodKernels } from './kernels/likelihood';
+import { LIKELIHOOD_SIGNATURES, type LikelihoodKernels } from './kernels/likelihood';
 import { PLANAR_SIGNATURES, type PlanarKernels } from './kernels/planar';
 import { RADIAL_SIGNATURES, type RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
-import type { FlowStackSignatures } from './kernels/flow-stack';
+import type { KernelSignature } from './kernels/signature';
 import type { SplineKernels } from './kernels/spline';
 import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
@@ -61,15 +61,26 @@ export interface FamilyDescriptor<T> {
   readonly bindings: Readonly<Record<string, number>>;
   /** The bindings the cuda addon provides when the family runs on cuda (default: all of `bindings`). */
   readonly cudaBindings?: readonly string[];
+  /**
+   * Each kernel's signature, where the family declares its calls that way
+   * (kernels/signature.ts): the source of the arities and bindings above, of
+   * the reference's argument checks and of the argument-by-argument probes
+   * of test/kernel-errors.test.ts.
+   */
+  readonly signatures?: { readonly [K in keyof T]?: KernelSignature };
 }
 
-/** Kernels and bindings of a family declared by flow-stack signatures. */
-function flowStackFamily(signatures: FlowStackSignatures): FamilyDescriptor<PlanarKernels> {
-  const { forward, backward, inverse } = signatures;
-  return {
-    kernels: { forward: forward.args.length, backward: backward.args.length, inverse: inverse.args.length },
-    bindings: { [forward.binding]: forward.args.length, [backward.binding]: backward.args.length, [inverse.binding]: inverse.args.length },
-  };
+type SignatureArities<S extends Record<string, KernelSignature>> = { readonly [K in keyof S]: S[K]['args']['length'] };
+
+/** A family declared by signatures: kernels, arities and bindings all read from them. */
+function declaredFamily<S extends Record<string, KernelSignature>>(signatures: S) {
+  const kernels = {} as Record<string, number>;
+  const bindings: Record<string, number> = {};
+  for (const [name, signature] of Object.entries(signatures)) {
+    kernels[name] = signature.args.length;
+    bindings[signature.binding] = signature.args.length;
+  }
+  return { kernels: kernels as SignatureArities<S>, bindings, signatures };
 }
 
 /**
@@ -95,21 +106,8 @@ export const KERNEL_FAMILIES: { readonly [F in KernelFamily]: FamilyDescriptor<K
     // The cuda backend stages stepTensors through one flat buffer and adamStep.
     cudaBindings: ['adamStep'],
   },
-  gaussian: {
-    kernels: { sampleDiag: 7, sampleDiagBackward: 8, logStandard: 4, logStandardBackward: 5, klStandard: 5, klStandardBackward: 7 },
-    bindings: {
-      gaussianSampleDiag: 7,
-      gaussianSampleDiagBackward: 8,
-      gaussianLogStandard: 4,
-      gaussianLogStandardBackward: 5,
-      gaussianKlStandard: 5,
-      gaussianKlStandardBackward: 7,
-    },
-  },
-  likelihood: {
-    kernels: { bernoulli: 5, bernoulliBackward: 6, gaussian: 6, gaussianBackward: 8 },
-    bindings: { likelihoodBernoulli: 5, likelihoodBernoulliBackward: 6, likelihoodGaussian: 6, likelihoodGaussianBackward: 8 },
-  },
+  gaussian: declaredFamily(GAUSSIAN_SIGNATURES),
+  likelihood: declaredFamily(LIKELIHOOD_SIGNATURES),
   autoregressive: {
     kernels: {
       maskWeights: 7,
@@ -162,8 +160,8 @@ export const KERNEL_FAMILIES: { readonly [F in KernelFamily]: FamilyDescriptor<K
       couplingScaleBackward: 8,
     },
   },
-  planar: flowStackFamily(PLANAR_SIGNATURES),
-  radial: flowStackFamily(RADIAL_SIGNATURES),
+  planar: declaredFamily(PLANAR_SIGNATURES),
+  radial: declaredFamily(RADIAL_SIGNATURES),
   sylvester: {
     kernels: { orthogonalize: 5, orthogonalizeBackward: 6, forward: 9, backward: 11, inverse: 9 },
     bindings: {

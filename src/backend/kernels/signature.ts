@@ -57,6 +57,13 @@ export interface ArrayArg<N extends string = string, K extends ArrayKind = Array
 
 export type ArgSpec = ScalarArg | RangeArg | ArrayArg;
 
+/**
+ * `mayAlias` of an output whose binding does not check overlaps at all
+ * (gaussian, likelihood today): the declaration states what is refused, so
+ * the reference refuses nothing either.
+ */
+export const OVERLAP_UNCHECKED: readonly string[] = ['*'];
+
 /** What a kernel returns: nothing, a count of bad rows, or a number (a norm). */
 export type ReturnKind = 'void' | 'count' | 'number';
 
@@ -211,7 +218,7 @@ export function checkKernelArgs(signature: KernelSignature, args: ArrayLike<unkn
     if (array.length !== length) throw rangeError(expected(`${arrayKindName(array)} of length ${length}`, spec.name, value), 'ERR_SHAPE');
     if (spec.kind === 'out' || spec.kind === 'optionalOut') {
       for (const other of seen) {
-        if (!spec.mayAlias.includes(other.name) && overlaps(array, other.array)) {
+        if (!spec.mayAlias.includes(other.name) && !spec.mayAlias.includes('*') && overlaps(array, other.array)) {
           throw rangeError(expected(`${arrayKindName(array)} not overlapping "${other.name}"`, spec.name, value));
         }
       }
@@ -225,3 +232,13 @@ export function checkKernelArgs(signature: KernelSignature, args: ArrayLike<unkn
 export function arity(signature: KernelSignature): number {
   return signature.args.length;
 }
+
+/** The sizes every row-wise kernel reads last, `(batch, dim)`, and `values` = batch·dim as the binding names it. */
+export const rowScalars = [size('batch'), size('dim')] as const;
+export function rowSizes(s: Sizes): Sizes {
+  return { values: sizeProduct(s.batch, s.dim, 'batch * dim') };
+}
+/** Length expressions of the row-wise kernels. */
+export const perValue = (s: Sizes): number => s.values;
+export const perRow = (s: Sizes): number => s.batch;
+export const perColumn = (s: Sizes): number => s.dim;
