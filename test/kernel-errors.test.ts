@@ -72,6 +72,8 @@ function validCall(signature: KernelSignature, scalars: Record<string, number | 
   for (const [k, v] of Object.entries(scalars)) numeric[k] = typeof v === 'boolean' ? Number(v) : v;
   const sizes = { ...numeric, ...signature.derive?.(numeric) };
   return signature.args.map((spec: ArgSpec) => {
+    // A permutation: the reversal.
+    if (spec.kind === 'permutation') return Uint32Array.from({ length: spec.length(sizes) }, (_, j) => spec.length(sizes) - 1 - j);
     if ('length' in spec) return new Float32Array(spec.length(sizes)).fill(0.25);
     return scalars[spec.name];
   });
@@ -99,8 +101,8 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
     });
   }
 
-  it('the families declared by signatures include the flow stacks, gaussian and likelihood', () => {
-    expect(DECLARED.map(([f]) => f)).toEqual(expect.arrayContaining(['planar', 'radial', 'gaussian', 'likelihood']));
+  it('the families declared by signatures include the flow stacks, gaussian, likelihood and glow', () => {
+    expect(DECLARED.map(([f]) => f)).toEqual(expect.arrayContaining(['planar', 'radial', 'gaussian', 'likelihood', 'glow']));
   });
 
   for (const [family, signatures] of DECLARED) {
@@ -122,14 +124,20 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
               args[i] = value(args);
               return args;
             };
-            if ('length' in spec) {
+            if (spec.kind === 'permutation') {
+              const length = (good()[i] as Uint32Array).length;
+              expectSame(family, kernel, mutate(() => new Uint32Array(length + 1)), `${spec.name} one too long`);
+              expectSame(family, kernel, mutate(() => new Float32Array(length)), `${spec.name} a Float32Array`);
+              expectSame(family, kernel, mutate(() => new Uint32Array(length)), `${spec.name} with a repeated index`);
+              expectSame(family, kernel, mutate(() => Uint32Array.from({ length }, (_, j) => j + 1)), `${spec.name} with an index out of range`);
+            } else if ('length' in spec) {
               const length = (good()[i] as Float32Array).length;
               expectSame(family, kernel, mutate(() => new Float32Array(length + 1)), `${spec.name} one too long`);
               expectSame(family, kernel, mutate(() => new Int32Array(length)), `${spec.name} an Int32Array`);
               if (spec.kind === 'out' || spec.kind === 'optionalOut') {
                 for (let j = 0; j < i; j++) {
                   const other = signature.args[j];
-                  if (!('length' in other)) continue;
+                  if (!('length' in other) || other.kind === 'permutation') continue;
                   // The earlier array and the output as views of one buffer, sharing one element.
                   const aliased = () => {
                     const args = good();

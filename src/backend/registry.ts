@@ -22,7 +22,7 @@ import type { CouplingKernels } from './kernels/coupling';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import { GAUSSIAN_SIGNATURES, type GaussianKernels } from './kernels/gaussian';
-import type { GlowKernels } from './kernels/glow';
+import { GLOW_SIGNATURES, type GlowKernels } from './kernels/glow';
 import { LIKELIHOOD_SIGNATURES, type LikelihoodKernels } from './kernels/likelihood';
 import { PLANAR_SIGNATURES, type PlanarKernels } from './kernels/planar';
 import { RADIAL_SIGNATURES, type RadialKernels } from './kernels/radial';
@@ -172,10 +172,7 @@ export const KERNEL_FAMILIES: { readonly [F in KernelFamily]: FamilyDescriptor<K
       sylvesterInverse: 14,
     },
   },
-  glow: {
-    kernels: { affineForward: 7, affineInverse: 7, affineBackward: 9, permuteColumns: 5, unpermuteColumns: 5 },
-    bindings: { glowAffineForward: 7, glowAffineInverse: 7, glowAffineBackward: 9, glowPermuteColumns: 5, glowUnpermuteColumns: 5 },
-  },
+  glow: declaredFamily(GLOW_SIGNATURES),
   spline: {
     kernels: { forward: 10, backward: 12, inverse: 10 },
     bindings: { splineForward: 10, splineBackward: 12, splineInverse: 10 },

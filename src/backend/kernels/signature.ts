@@ -55,7 +55,14 @@ export interface ArrayArg<N extends string = string, K extends ArrayKind = Array
   readonly mayAlias: readonly string[];
 }
 
-export type ArgSpec = ScalarArg | RangeArg | ArrayArg;
+/** A Uint32Array holding each of 0..length−1 exactly once (column permutations). */
+export interface PermutationArg<N extends string = string> {
+  readonly name: N;
+  readonly kind: 'permutation';
+  readonly length: LengthExpression;
+}
+
+export type ArgSpec = ScalarArg | RangeArg | ArrayArg | PermutationArg;
 
 /**
  * `mayAlias` of an output whose binding does not check overlaps at all
@@ -79,7 +86,9 @@ export interface KernelSignature<A extends readonly ArgSpec[] = readonly ArgSpec
   readonly derive?: (scalars: Sizes) => Sizes;
 }
 
-type ArgType<A> = A extends ArrayArg<string, 'in' | 'out'>
+type ArgType<A> = A extends PermutationArg
+  ? Uint32Array
+  : A extends ArrayArg<string, 'in' | 'out'>
   ? FloatArray
   : A extends ArrayArg<string, 'optionalIn' | 'optionalOut'>
     ? FloatArray | null
@@ -142,6 +151,8 @@ export const optionalOutput = <const N extends string>(
   mayAlias: readonly string[] = [],
 ): ArrayArg<N, 'optionalOut'> => ({ name, kind: 'optionalOut', length, mayAlias });
 
+export const permutation = <const N extends string>(name: N, length: LengthExpression): PermutationArg<N> => ({ name, kind: 'permutation', length });
+
 /**
  * a·b, refused as the binding refuses it (`Product` in native/napi/args.h:
  * b > ⌊2^36 / a⌋), naming the size being computed.
@@ -155,6 +166,19 @@ export function sizeProduct(a: number, b: number, what: string): number {
 
 function isArray(a: ArgSpec): a is ArrayArg {
   return a.kind === 'in' || a.kind === 'out' || a.kind === 'optionalIn' || a.kind === 'optionalOut';
+}
+
+/** The binding's permutation check (native/napi/glow.cc) and words. */
+export function checkPermutation(value: unknown, name: string, dim: number): Uint32Array {
+  if (!(value instanceof Uint32Array)) throw typeError(expected('Uint32Array', name, value));
+  if (value.length !== dim) throw rangeError(expected(`Uint32Array of length ${dim}`, name, value), 'ERR_SHAPE');
+  const seen = new Uint8Array(dim);
+  for (let j = 0; j < dim; j++) {
+    const k = value[j];
+    if (k >= dim || seen[k]) throw rangeError(expected(`permutation of 0..${dim - 1} as a Uint32Array of length ${dim}`, name, value));
+    seen[k] = 1;
+  }
+  return value;
 }
 
 function checkScalar(spec: ScalarArg | RangeArg, value: unknown): number {
@@ -199,11 +223,13 @@ export function checkKernelArgs(signature: KernelSignature, args: ArrayLike<unkn
   }
   const scalars: Record<string, number> = {};
   specs.forEach((spec, i) => {
-    if (!isArray(spec)) scalars[spec.name] = checkScalar(spec, args[i]);
+    if (!isArray(spec) && spec.kind !== 'permutation') scalars[spec.name] = checkScalar(spec, args[i]);
   });
   const sizes: Sizes = signature.derive ? { ...scalars, ...signature.derive(scalars) } : scalars;
   const seen: { name: string; array: FloatArray }[] = [];
   specs.forEach((spec, i) => {
+    // A permutation is read in its place but takes no part in overlap checks (the bindings compare float arrays only).
+    if (spec.kind === 'permutation') checkPermutation(args[i], spec.name, spec.length(sizes));
     if (!isArray(spec)) return;
     const value = args[i];
     const optional = spec.kind === 'optionalIn' || spec.kind === 'optionalOut';
