@@ -74,9 +74,9 @@ export const OVERLAP_UNCHECKED: readonly string[] = ['*'];
 /** What a kernel returns: nothing, a count of bad rows, or a number (a norm). */
 export type ReturnKind = 'void' | 'count' | 'number';
 
-export interface KernelSignature<A extends readonly ArgSpec[] = readonly ArgSpec[], R extends ReturnKind = ReturnKind> {
+export interface KernelSignature<A extends readonly ArgSpec[] = readonly ArgSpec[], R extends ReturnKind = ReturnKind, B extends string = string> {
   /** The kernel's name in the native binding (and in arity errors), e.g. `planarForward`. */
-  readonly binding: string;
+  readonly binding: B;
   readonly args: A;
   readonly returns: R;
   /**
@@ -99,21 +99,38 @@ type ArgType<A> = A extends PermutationArg
 type ReturnType_<R extends ReturnKind> = R extends 'void' ? void : number;
 
 /** The parameter list a signature declares. */
-export type KernelArgs<S extends KernelSignature> = S extends KernelSignature<infer A, ReturnKind> ? ArgTypes<A> : never;
+export type KernelArgs<S extends KernelSignature> = S extends KernelSignature<infer A, ReturnKind, string> ? ArgTypes<A> : never;
 
 type ArgTypes<A extends readonly ArgSpec[]> = { -readonly [K in keyof A]: ArgType<A[K]> };
 
 /** The TypeScript type of the kernel a signature declares. */
 export type KernelFunction<S extends KernelSignature> = (...args: KernelArgs<S>) => ReturnType_<S['returns']>;
 
+// The same call as the native addon exports it: float arrays are Float32Array.
+type NativeArgType<A> = A extends PermutationArg
+  ? Uint32Array
+  : A extends ArrayArg<string, 'in' | 'out'>
+    ? Float32Array
+    : A extends ArrayArg<string, 'optionalIn' | 'optionalOut'>
+      ? Float32Array | null
+      : A extends ScalarArg<string, 'bool'>
+        ? boolean
+        : number;
+type NativeArgTypes<A extends readonly ArgSpec[]> = { -readonly [K in keyof A]: NativeArgType<A[K]> };
+
+/** The addon function a signature declares (native/napi/<family>.cc), by its binding name. */
+export type BindingFunctions<T extends Record<string, KernelSignature>> = {
+  [K in keyof T as T[K]['binding']]: T[K] extends KernelSignature<infer A, infer R, string> ? (...args: NativeArgTypes<A>) => ReturnType_<R> : never;
+};
+
 // ---- declaring -------------------------------------------------------------
 
-export function kernel<const A extends readonly ArgSpec[], const R extends ReturnKind>(
-  binding: string,
+export function kernel<const B extends string, const A extends readonly ArgSpec[], const R extends ReturnKind>(
+  binding: B,
   args: A,
   returns: R,
   derive?: (scalars: Sizes) => Sizes,
-): KernelSignature<A, R> {
+): KernelSignature<A, R, B> {
   return { binding, args, returns, ...(derive ? { derive } : {}) };
 }
 
