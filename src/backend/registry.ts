@@ -27,7 +27,7 @@ import { LIKELIHOOD_SIGNATURES, type LikelihoodKernels } from './kernels/likelih
 import { PLANAR_SIGNATURES, type PlanarKernels } from './kernels/planar';
 import { RADIAL_SIGNATURES, type RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
-import type { KernelSignature } from './kernels/signature';
+import type { KernelFunction, KernelSignature } from './kernels/signature';
 import type { SplineKernels } from './kernels/spline';
 import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
@@ -248,6 +248,26 @@ export function familyFallbacks(backend: BackendName): FamilyFallback[] {
     runsOn: target ?? backend,
     reason: target ? `no ${backend} kernels yet; runs on the ${target} kernels` : `not implemented on ${backend}`,
   }));
+}
+
+/**
+ * A declared family's kernels on a native backend: each kernel is the addon
+ * function its signature names, called directly (the binding checks every
+ * argument; a Float64Array is refused there with a TypeError naming it).
+ */
+export function nativeKernels<S extends Record<string, KernelSignature>>(
+  bindings: object,
+  signatures: S,
+): { [K in keyof S]: KernelFunction<S[K]> } {
+  const kernels: Record<string, unknown> = {};
+  for (const [name, signature] of Object.entries(signatures)) {
+    const fn = (bindings as Record<string, unknown>)[signature.binding];
+    if (typeof fn !== 'function') {
+      throw new FlowVaeError('ERR_BACKEND_UNAVAILABLE', `The native addon has no "${signature.binding}" (rebuild with "npm run build:native")`);
+    }
+    kernels[name] = fn;
+  }
+  return kernels as { [K in keyof S]: KernelFunction<S[K]> };
 }
 
 /** A kernel's name in the bindings and in arity errors: `planar` + `forward` → `planarForward`. */
