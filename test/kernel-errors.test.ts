@@ -66,11 +66,16 @@ const FILLS: [string, () => unknown][] = [
   ['Int32Array(2)', () => new Int32Array(2)],
 ];
 
-/** A valid call of a signature-declared kernel over Float32Arrays in separate buffers. */
-function validCall(signature: KernelSignature, scalars: Record<string, number | boolean>): unknown[] {
+/** The sizes a valid call's scalars give (scalars and derived sizes). */
+function sizesOf(signature: KernelSignature, scalars: Record<string, number | boolean>): Record<string, number> {
   const numeric: Record<string, number> = {};
   for (const [k, v] of Object.entries(scalars)) numeric[k] = typeof v === 'boolean' ? Number(v) : v;
-  const sizes = { ...numeric, ...signature.derive?.(numeric) };
+  return { ...numeric, ...signature.derive?.(numeric, (name) => numeric[name]) };
+}
+
+/** A valid call of a signature-declared kernel over Float32Arrays in separate buffers. */
+function validCall(signature: KernelSignature, scalars: Record<string, number | boolean>): unknown[] {
+  const sizes = sizesOf(signature, scalars);
   return signature.args.map((spec: ArgSpec) => {
     // A permutation: the reversal.
     if (spec.kind === 'permutation') return Uint32Array.from({ length: spec.length(sizes) }, (_, j) => spec.length(sizes) - 1 - j);
@@ -81,7 +86,7 @@ function validCall(signature: KernelSignature, scalars: Record<string, number | 
 
 /** Families that declare their kernels by signatures, with a valid value for each size they read. */
 const DECLARED = FAMILY_NAMES.filter((f) => KERNEL_FAMILIES[f].signatures).map((f) => [f, KERNEL_FAMILIES[f].signatures!] as const);
-const VALID_SIZES: Record<string, number> = { batch: 3, dim: 2, layers: 2 };
+const VALID_SIZES: Record<string, number> = { batch: 3, dim: 4, layers: 2, offset: 1, width: 2 };
 
 describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (native: Backend) => {
   const expectSame = (family: KernelFamily, kernel: string, args: () => unknown[], label: string) => {
@@ -101,18 +106,22 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
     });
   }
 
-  it('the families declared by signatures include the flow stacks, gaussian, likelihood and glow', () => {
-    expect(DECLARED.map(([f]) => f)).toEqual(expect.arrayContaining(['planar', 'radial', 'gaussian', 'likelihood', 'glow']));
+  it('the families declared by signatures include the flow stacks, gaussian, likelihood, glow and coupling', () => {
+    expect(DECLARED.map(([f]) => f)).toEqual(expect.arrayContaining(['planar', 'radial', 'gaussian', 'likelihood', 'glow', 'coupling']));
   });
 
   for (const [family, signatures] of DECLARED) {
     for (const [kernel, signature] of Object.entries(signatures) as [string, KernelSignature][]) {
       it(`${family}.${kernel}: each argument wrong in turn, as its signature declares it`, () => {
+        // Each flag both ways; a context both present (contextDim 2) and absent (0).
         const flags = signature.args.filter((a) => a.kind === 'bool').map((a) => a.name);
-        for (const flagValue of flags.length > 0 ? [false, true] : [false]) {
+        const hasContextDim = signature.args.some((a) => a.name === 'contextDim');
+        const variants = (flags.length > 0 ? [false, true] : [false]).flatMap((flag) => (hasContextDim ? [2, 0] : [2]).map((contextDim) => ({ flag, contextDim })));
+        for (const { flag: flagValue, contextDim } of variants) {
           const scalars: Record<string, number | boolean> = {};
           for (const a of signature.args) {
             if (a.kind === 'bool') scalars[a.name] = flagValue;
+            else if (a.name === 'contextDim') scalars[a.name] = contextDim;
             else if (!('length' in a)) scalars[a.name] = VALID_SIZES[a.name] ?? 2;
           }
           const good = () => validCall(signature, scalars);
@@ -134,6 +143,11 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
               const length = (good()[i] as Float32Array).length;
               expectSame(family, kernel, mutate(() => new Float32Array(length + 1)), `${spec.name} one too long`);
               expectSame(family, kernel, mutate(() => new Int32Array(length)), `${spec.name} an Int32Array`);
+              // null: refused alike where the array is required, accepted by both where it is optional.
+              const fromNative = call(native, family, kernel, mutate(() => null)());
+              expect(asNative(call(reference, family, kernel, mutate(() => null)())), `${family}.${kernel} ${spec.name} null`).toEqual(fromNative);
+              const optional = (spec.kind === 'optionalIn' || spec.kind === 'optionalOut') && !spec.requiredWhen?.(sizesOf(signature, scalars));
+              expect(fromNative === null, `${family}.${kernel} ${spec.name} null accepted`).toBe(optional);
               if (spec.kind === 'out' || spec.kind === 'optionalOut') {
                 for (let j = 0; j < i; j++) {
                   const other = signature.args[j];

@@ -7,6 +7,7 @@
  */
 import * as path from 'node:path';
 import { checkEnvironment } from './environment';
+import type { COUPLING_SIGNATURES } from './kernels/coupling';
 import type { GAUSSIAN_SIGNATURES } from './kernels/gaussian';
 import type { GLOW_SIGNATURES } from './kernels/glow';
 import type { LIKELIHOOD_SIGNATURES } from './kernels/likelihood';
@@ -19,7 +20,8 @@ type DeclaredBindings = BindingFunctions<typeof GAUSSIAN_SIGNATURES> &
   BindingFunctions<typeof LIKELIHOOD_SIGNATURES> &
   BindingFunctions<typeof PLANAR_SIGNATURES> &
   BindingFunctions<typeof RADIAL_SIGNATURES> &
-  BindingFunctions<typeof GLOW_SIGNATURES>;
+  BindingFunctions<typeof GLOW_SIGNATURES> &
+  BindingFunctions<typeof COUPLING_SIGNATURES>;
 
 /**
  * Functions exported by the compiled addon (native/napi/). Sizes are
@@ -178,79 +180,6 @@ export interface NativeAddon extends DeclaredBindings {
     dim: number,
   ): void;
   autoregressiveMafInverse(u: Float32Array, ms: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
-
-  // coupling (native/napi/coupling.cc)
-  couplingGather(
-    x: Float32Array,
-    context: Float32Array | null,
-    out: Float32Array,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-    contextDim: number,
-  ): void;
-  couplingScatterAdd(
-    dIn: Float32Array,
-    dx: Float32Array,
-    dContext: Float32Array | null,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-    contextDim: number,
-  ): void;
-  couplingAffineForward(
-    x: Float32Array,
-    h: Float32Array,
-    scale: Float32Array,
-    y: Float32Array,
-    logDet: Float32Array,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-  ): void;
-  couplingAffineInverse(
-    y: Float32Array,
-    h: Float32Array,
-    scale: Float32Array,
-    x: Float32Array,
-    logDet: Float32Array,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-  ): void;
-  couplingAffineBackward(
-    x: Float32Array,
-    h: Float32Array,
-    scale: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dh: Float32Array,
-    dScale: Float32Array,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-  ): void;
-  couplingAdditiveForward(x: Float32Array, h: Float32Array, y: Float32Array, batch: number, dim: number, offset: number, width: number): void;
-  couplingAdditiveInverse(y: Float32Array, h: Float32Array, x: Float32Array, batch: number, dim: number, offset: number, width: number): void;
-  couplingAdditiveBackward(dy: Float32Array, dx: Float32Array, dh: Float32Array, batch: number, dim: number, offset: number, width: number): void;
-  couplingScaleForward(x: Float32Array, logScale: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
-  couplingScaleInverse(y: Float32Array, logScale: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
-  couplingScaleBackward(
-    x: Float32Array,
-    logScale: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dLogScale: Float32Array,
-    batch: number,
-    dim: number,
-  ): void;
 
   // sylvester (native/napi/sylvester.cc); the shape is (variant index, dim, m, layers, householders)
   sylvesterOrthogonalize(

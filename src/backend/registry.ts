@@ -18,7 +18,7 @@
 import { FlowVaeError, typeError } from '../errors';
 import type { AdamKernels } from './kernels/adam';
 import type { AutoregressiveKernels } from './kernels/autoregressive';
-import type { CouplingKernels } from './kernels/coupling';
+import { COUPLING_SIGNATURES, type CouplingKernels } from './kernels/coupling';
 import type { DenseKernels } from './kernels/dense';
 import type { ElementwiseKernels } from './kernels/elementwise';
 import { GAUSSIAN_SIGNATURES, type GaussianKernels } from './kernels/gaussian';
@@ -132,34 +132,7 @@ export const KERNEL_FAMILIES: { readonly [F in KernelFamily]: FamilyDescriptor<K
       autoregressiveMafInverse: 6,
     },
   },
-  coupling: {
-    kernels: {
-      gather: 8,
-      scatterAdd: 8,
-      affineForward: 9,
-      affineInverse: 9,
-      affineBackward: 12,
-      additiveForward: 7,
-      additiveInverse: 7,
-      additiveBackward: 7,
-      scaleForward: 6,
-      scaleInverse: 6,
-      scaleBackward: 8,
-    },
-    bindings: {
-      couplingGather: 8,
-      couplingScatterAdd: 8,
-      couplingAffineForward: 9,
-      couplingAffineInverse: 9,
-      couplingAffineBackward: 12,
-      couplingAdditiveForward: 7,
-      couplingAdditiveInverse: 7,
-      couplingAdditiveBackward: 7,
-      couplingScaleForward: 6,
-      couplingScaleInverse: 6,
-      couplingScaleBackward: 8,
-    },
-  },
+  coupling: declaredFamily(COUPLING_SIGNATURES),
   planar: declaredFamily(PLANAR_SIGNATURES),
   radial: declaredFamily(RADIAL_SIGNATURES),
   sylvester: {

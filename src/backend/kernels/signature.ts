@@ -34,6 +34,12 @@ export type ScalarKind = 'size' | 'positive' | 'bool' | 'finite' | 'positiveNumb
 export interface ScalarArg<N extends string = string, K extends ScalarKind = ScalarKind> {
   readonly name: N;
   readonly kind: K;
+  /**
+   * Read after the signature's `derive` has checked the sizes before it (or
+   * when `derive` reads it, through its second argument): where the binding
+   * reads this scalar only after those checks (coupling's contextDim).
+   */
+  readonly late?: true;
 }
 
 /** A number in [lo, hi] (exclusive at an end when `open` says so). */
@@ -53,6 +59,8 @@ export interface ArrayArg<N extends string = string, K extends ArrayKind = Array
   readonly length: LengthExpression;
   /** Earlier arguments this output may share memory with (in-place use). */
   readonly mayAlias: readonly string[];
+  /** For an optional array: the sizes under which it is required after all (coupling's context when contextDim > 0). */
+  readonly requiredWhen?: (sizes: Sizes) => boolean;
 }
 
 /** A Uint32Array holding each of 0..length−1 exactly once (column permutations). */
@@ -81,10 +89,13 @@ export interface KernelSignature<A extends readonly ArgSpec[] = readonly ArgSpec
   readonly returns: R;
   /**
    * Sizes computed from the scalars before any array is read, in the binding's
-   * order (so an overflowing product is refused as it is natively).
+   * order (so an overflowing product or a size constraint is refused as it is
+   * natively). `readLate` reads a `late` scalar at the point the binding does.
    */
-  readonly derive?: (scalars: Sizes) => Sizes;
+  readonly derive?: Derive;
 }
+
+export type Derive = (scalars: Sizes, readLate: (name: string) => number) => Sizes;
 
 type ArgType<A> = A extends PermutationArg
   ? Uint32Array
@@ -129,13 +140,15 @@ export function kernel<const B extends string, const A extends readonly ArgSpec[
   binding: B,
   args: A,
   returns: R,
-  derive?: (scalars: Sizes) => Sizes,
+  derive?: Derive,
 ): KernelSignature<A, R, B> {
   return { binding, args, returns, ...(derive ? { derive } : {}) };
 }
 
 /** A non-negative integer size (≤ 2^32). */
 export const size = <const N extends string>(name: N): ScalarArg<N, 'size'> => ({ name, kind: 'size' });
+/** A size the binding reads after the checks of `derive` (see ScalarArg.late). */
+export const lateSize = <const N extends string>(name: N): ScalarArg<N, 'size'> => ({ name, kind: 'size', late: true });
 /** A positive integer size (≤ 2^32). */
 export const positive = <const N extends string>(name: N): ScalarArg<N, 'positive'> => ({ name, kind: 'positive' });
 export const flag = <const N extends string>(name: N): ScalarArg<N, 'bool'> => ({ name, kind: 'bool' });
@@ -150,12 +163,11 @@ export const range = <const N extends string>(name: N, lo: number, hi: number, o
   open,
 });
 export const input = <const N extends string>(name: N, length: LengthExpression): ArrayArg<N, 'in'> => ({ name, kind: 'in', length, mayAlias: [] });
-export const optionalInput = <const N extends string>(name: N, length: LengthExpression): ArrayArg<N, 'optionalIn'> => ({
-  name,
-  kind: 'optionalIn',
-  length,
-  mayAlias: [],
-});
+export const optionalInput = <const N extends string>(
+  name: N,
+  length: LengthExpression,
+  requiredWhen?: (sizes: Sizes) => boolean,
+): ArrayArg<N, 'optionalIn'> => ({ name, kind: 'optionalIn', length, mayAlias: [], ...(requiredWhen ? { requiredWhen } : {}) });
 export const output = <const N extends string>(name: N, length: LengthExpression, mayAlias: readonly string[] = []): ArrayArg<N, 'out'> => ({
   name,
   kind: 'out',
@@ -166,7 +178,8 @@ export const optionalOutput = <const N extends string>(
   name: N,
   length: LengthExpression,
   mayAlias: readonly string[] = [],
-): ArrayArg<N, 'optionalOut'> => ({ name, kind: 'optionalOut', length, mayAlias });
+  requiredWhen?: (sizes: Sizes) => boolean,
+): ArrayArg<N, 'optionalOut'> => ({ name, kind: 'optionalOut', length, mayAlias, ...(requiredWhen ? { requiredWhen } : {}) });
 
 export const permutation = <const N extends string>(name: N, length: LengthExpression): PermutationArg<N> => ({ name, kind: 'permutation', length });
 
@@ -239,17 +252,27 @@ export function checkKernelArgs(signature: KernelSignature, args: ArrayLike<unkn
     throw typeError(`${signature.binding} expects ${specs.length} arguments but received ${args.length}`);
   }
   const scalars: Record<string, number> = {};
+  const isScalar = (spec: ArgSpec): spec is ScalarArg | RangeArg => !isArray(spec) && spec.kind !== 'permutation';
+  const readLate = (name: string): number => {
+    if (!(name in scalars)) {
+      const i = specs.findIndex((spec) => spec.name === name);
+      scalars[name] = checkScalar(specs[i] as ScalarArg, args[i]);
+    }
+    return scalars[name];
+  };
   specs.forEach((spec, i) => {
-    if (!isArray(spec) && spec.kind !== 'permutation') scalars[spec.name] = checkScalar(spec, args[i]);
+    if (isScalar(spec) && !('late' in spec && spec.late)) scalars[spec.name] = checkScalar(spec, args[i]);
   });
-  const sizes: Sizes = signature.derive ? { ...scalars, ...signature.derive(scalars) } : scalars;
+  const derived = signature.derive ? signature.derive(scalars, readLate) : {};
+  for (const spec of specs) if (isScalar(spec)) readLate(spec.name);
+  const sizes: Sizes = { ...scalars, ...derived };
   const seen: { name: string; array: FloatArray }[] = [];
   specs.forEach((spec, i) => {
     // A permutation is read in its place but takes no part in overlap checks (the bindings compare float arrays only).
     if (spec.kind === 'permutation') checkPermutation(args[i], spec.name, spec.length(sizes));
     if (!isArray(spec)) return;
     const value = args[i];
-    const optional = spec.kind === 'optionalIn' || spec.kind === 'optionalOut';
+    const optional = (spec.kind === 'optionalIn' || spec.kind === 'optionalOut') && !spec.requiredWhen?.(sizes);
     if (optional && (value === null || value === undefined)) return;
     const ok = dtype === 'float32' ? value instanceof Float32Array : value instanceof Float32Array || value instanceof Float64Array;
     if (!ok) {
