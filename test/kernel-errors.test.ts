@@ -86,7 +86,7 @@ function validCall(signature: KernelSignature, scalars: Record<string, number | 
 
 /** Families that declare their kernels by signatures, with a valid value for each size they read. */
 const DECLARED = FAMILY_NAMES.filter((f) => KERNEL_FAMILIES[f].signatures).map((f) => [f, KERNEL_FAMILIES[f].signatures!] as const);
-const VALID_SIZES: Record<string, number> = { batch: 3, dim: 4, layers: 2, offset: 1, width: 2 };
+const VALID_SIZES: Record<string, number> = { batch: 3, dim: 4, layers: 2, offset: 1, width: 2, start: 1, bins: 3, bound: 3 };
 
 describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (native: Backend) => {
   const expectSame = (family: KernelFamily, kernel: string, args: () => unknown[], label: string) => {
@@ -106,8 +106,8 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
     });
   }
 
-  it('the families declared by signatures include the flow stacks, gaussian, likelihood, glow and coupling', () => {
-    expect(DECLARED.map(([f]) => f)).toEqual(expect.arrayContaining(['planar', 'radial', 'gaussian', 'likelihood', 'glow', 'coupling']));
+  it('the families declared by signatures: the flow stacks, gaussian, likelihood, glow, coupling, spline', () => {
+    expect(DECLARED.map(([f]) => f)).toEqual(expect.arrayContaining(['planar', 'radial', 'gaussian', 'likelihood', 'glow', 'coupling', 'spline']));
   });
 
   for (const [family, signatures] of DECLARED) {

@@ -14,6 +14,7 @@ import type { LIKELIHOOD_SIGNATURES } from './kernels/likelihood';
 import type { PLANAR_SIGNATURES } from './kernels/planar';
 import type { RADIAL_SIGNATURES } from './kernels/radial';
 import type { BindingFunctions } from './kernels/signature';
+import type { SPLINE_SIGNATURES } from './kernels/spline';
 
 /** The bindings of the families whose calls are declared by signatures (kernels/<family>.ts): typed from them. */
 type DeclaredBindings = BindingFunctions<typeof GAUSSIAN_SIGNATURES> &
@@ -21,7 +22,8 @@ type DeclaredBindings = BindingFunctions<typeof GAUSSIAN_SIGNATURES> &
   BindingFunctions<typeof PLANAR_SIGNATURES> &
   BindingFunctions<typeof RADIAL_SIGNATURES> &
   BindingFunctions<typeof GLOW_SIGNATURES> &
-  BindingFunctions<typeof COUPLING_SIGNATURES>;
+  BindingFunctions<typeof COUPLING_SIGNATURES> &
+  BindingFunctions<typeof SPLINE_SIGNATURES>;
 
 /**
  * Functions exported by the compiled addon (native/napi/). Sizes are
@@ -256,23 +258,6 @@ export interface NativeAddon extends DeclaredBindings {
     tolerance: number,
   ): number;
 
-  // spline (native/napi/spline.cc): x, y, dy, dx [batch, dim], window [start, start + width); params [batch, 3·bins − 1, width]
-  splineForward(x: Float32Array, params: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number, width: number, start: number, bins: number, bound: number): void;
-  splineBackward(
-    x: Float32Array,
-    params: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dParams: Float32Array,
-    batch: number,
-    dim: number,
-    width: number,
-    start: number,
-    bins: number,
-    bound: number,
-  ): void;
-  splineInverse(y: Float32Array, params: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number, width: number, start: number, bins: number, bound: number): void;
   /** Present only in a build with CUDA (cmake-js, CMakeLists.txt; native/napi/cuda/). */
   cuda?: CudaAddon;
 }

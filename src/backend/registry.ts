@@ -28,7 +28,7 @@ import { PLANAR_SIGNATURES, type PlanarKernels } from './kernels/planar';
 import { RADIAL_SIGNATURES, type RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
 import type { KernelFunction, KernelSignature } from './kernels/signature';
-import type { SplineKernels } from './kernels/spline';
+import { SPLINE_SIGNATURES, type SplineKernels } from './kernels/spline';
 import type { SylvesterKernels } from './kernels/sylvester';
 import type { BackendName, DType, FloatArray } from './types';
 
@@ -146,10 +146,7 @@ export const KERNEL_FAMILIES: { readonly [F in KernelFamily]: FamilyDescriptor<K
     },
   },
   glow: declaredFamily(GLOW_SIGNATURES),
-  spline: {
-    kernels: { forward: 10, backward: 12, inverse: 10 },
-    bindings: { splineForward: 10, splineBackward: 12, splineInverse: 10 },
-  },
+  spline: declaredFamily(SPLINE_SIGNATURES),
 };
 
 /** Family names in the order of KERNEL_FAMILIES. */

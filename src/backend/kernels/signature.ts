@@ -17,7 +17,16 @@
  * "Float32Array or Float64Array" on the reference).
  */
 import { expected, rangeError, typeError } from '../../errors';
-import { checkBoolean, checkFinite, checkInRange, checkNonNegativeNumber, checkPositiveInt, checkPositiveNumber, checkSize } from '../../validate';
+import {
+  checkBoolean,
+  checkFinite,
+  checkInRange,
+  checkIntegerBetween,
+  checkNonNegativeNumber,
+  checkPositiveInt,
+  checkPositiveNumber,
+  checkSize,
+} from '../../validate';
 import type { FloatArray } from '../types';
 
 /**
@@ -49,6 +58,7 @@ export interface RangeArg<N extends string = string> {
   readonly lo: number;
   readonly hi: number;
   readonly open: { readonly lo?: boolean; readonly hi?: boolean };
+  readonly late?: true;
 }
 
 export type ArrayKind = 'in' | 'out' | 'optionalIn' | 'optionalOut';
@@ -63,6 +73,15 @@ export interface ArrayArg<N extends string = string, K extends ArrayKind = Array
   readonly requiredWhen?: (sizes: Sizes) => boolean;
 }
 
+/** An integer in [lo, hi], hi possibly a function of the sizes read before it (a window's start). */
+export interface BetweenArg<N extends string = string> {
+  readonly name: N;
+  readonly kind: 'between';
+  readonly lo: number;
+  readonly hi: number | ((sizes: Sizes) => number);
+  readonly late?: true;
+}
+
 /** A Uint32Array holding each of 0..length−1 exactly once (column permutations). */
 export interface PermutationArg<N extends string = string> {
   readonly name: N;
@@ -70,7 +89,7 @@ export interface PermutationArg<N extends string = string> {
   readonly length: LengthExpression;
 }
 
-export type ArgSpec = ScalarArg | RangeArg | ArrayArg | PermutationArg;
+export type ArgSpec = ScalarArg | RangeArg | BetweenArg | ArrayArg | PermutationArg;
 
 /**
  * `mayAlias` of an output whose binding does not check overlaps at all
@@ -162,6 +181,19 @@ export const range = <const N extends string>(name: N, lo: number, hi: number, o
   hi,
   open,
 });
+/** A `range` the binding reads after the checks of `derive`. */
+export const lateRange = <const N extends string>(name: N, lo: number, hi: number, open: RangeArg['open'] = {}): RangeArg<N> => ({
+  ...range(name, lo, hi, open),
+  late: true,
+});
+/** An integer in [lo, hi] read after the checks of `derive` (hi may depend on the sizes read before it). */
+export const lateIntegerBetween = <const N extends string>(name: N, lo: number, hi: BetweenArg['hi']): BetweenArg<N> => ({
+  name,
+  kind: 'between',
+  lo,
+  hi,
+  late: true,
+});
 export const input = <const N extends string>(name: N, length: LengthExpression): ArrayArg<N, 'in'> => ({ name, kind: 'in', length, mayAlias: [] });
 export const optionalInput = <const N extends string>(
   name: N,
@@ -211,8 +243,10 @@ export function checkPermutation(value: unknown, name: string, dim: number): Uin
   return value;
 }
 
-function checkScalar(spec: ScalarArg | RangeArg, value: unknown): number {
+function checkScalar(spec: ScalarArg | RangeArg | BetweenArg, value: unknown, sizes: Sizes): number {
   switch (spec.kind) {
+    case 'between':
+      return checkIntegerBetween(value, spec.name, spec.lo, typeof spec.hi === 'function' ? spec.hi(sizes) : spec.hi);
     case 'size':
       return checkSize(value, spec.name);
     case 'positive':
@@ -252,16 +286,16 @@ export function checkKernelArgs(signature: KernelSignature, args: ArrayLike<unkn
     throw typeError(`${signature.binding} expects ${specs.length} arguments but received ${args.length}`);
   }
   const scalars: Record<string, number> = {};
-  const isScalar = (spec: ArgSpec): spec is ScalarArg | RangeArg => !isArray(spec) && spec.kind !== 'permutation';
+  const isScalar = (spec: ArgSpec): spec is ScalarArg | RangeArg | BetweenArg => !isArray(spec) && spec.kind !== 'permutation';
   const readLate = (name: string): number => {
     if (!(name in scalars)) {
       const i = specs.findIndex((spec) => spec.name === name);
-      scalars[name] = checkScalar(specs[i] as ScalarArg, args[i]);
+      scalars[name] = checkScalar(specs[i] as ScalarArg, args[i], scalars);
     }
     return scalars[name];
   };
   specs.forEach((spec, i) => {
-    if (isScalar(spec) && !('late' in spec && spec.late)) scalars[spec.name] = checkScalar(spec, args[i]);
+    if (isScalar(spec) && !('late' in spec && spec.late)) scalars[spec.name] = checkScalar(spec, args[i], scalars);
   });
   const derived = signature.derive ? signature.derive(scalars, readLate) : {};
   for (const spec of specs) if (isScalar(spec)) readLate(spec.name);
