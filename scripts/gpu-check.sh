@@ -9,9 +9,10 @@
 #   NODE   the node binary to run (default: node on PATH)
 #
 # Needs this checkout's node_modules (npm ci). The addon is loaded in place of
-# build/Release through node-gyp-build's FLOWVAE_PREBUILD. Runs
-# test/cuda.test.ts (every family with CUDA kernels against the reference)
-# and the suites that also run on cuda (planar, radial, dense, backend), with
+# build/Release through node-gyp-build's FLOWVAE_PREBUILD. Runs every test
+# file with a cuda suite (describeBackends([... 'cuda'])): each family with
+# CUDA kernels against the reference, the flow properties, the argument
+# errors, the wiring and the cuda availability checks, with
 # FLOWVAE_CUDA_SYNC=1 so that a kernel fault names its kernel. Writes
 # bench/results/gpu-check.json (device, driver, what the addon reports, test
 # counts and failures) and exits non-zero if cuda is unavailable or a test fails.
@@ -43,8 +44,10 @@ available=$?
 
 tests_rc=1
 if [[ $available == 0 ]]; then
-  "$node_bin" node_modules/vitest/vitest.mjs run test/cuda.test.ts test/planar.test.ts test/radial.test.ts \
-    test/dense.test.ts test/backend.test.ts --reporter=default --reporter=json --outputFile="$work/report.json"
+  # The files that name cuda in a describeBackends list (backend.test.ts among them), and the wiring.
+  mapfile -t cuda_files < <(grep -l "describeBackends(\[[^]]*'cuda'" test/*.test.ts)
+  "$node_bin" node_modules/vitest/vitest.mjs run "${cuda_files[@]}" test/wiring.test.ts \
+    --reporter=default --reporter=json --outputFile="$work/report.json"
   tests_rc=$?
 fi
 

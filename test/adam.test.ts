@@ -3,6 +3,8 @@ import { backendByName, getNumThreads, setNumThreads } from '../src/backend';
 import { ADAM_STEP_OPTION_KEYS, type AdamStepOptions } from '../src/backend/kernels/adam';
 import { referenceAdam as ref } from '../src/backend/reference/adam';
 import { asFloat32Values, expectClose, expectSameBits, hasCpu, randomArray } from './helpers';
+import type { Backend } from '../src/backend/backend';
+import { describeBackends } from './helpers';
 
 const BASE: AdamStepOptions = {
   lr: 1e-2,
@@ -212,8 +214,10 @@ describe('adam: bad arguments', () => {
       const keys = ADAM_STEP_OPTION_KEYS.map((k) => `"${k}"`).join(', ');
       throwsWith({ ...BASE, momentum: 0.9 }, RangeError, 'ERR_ARG', `Unknown option "momentum" in "options"; expected one of ${keys}`);
       throwsWith(null, TypeError, 'ERR_ARG', 'Expected options object for "options" but received null');
-      throwsWith({ ...BASE, lr: -0.001 }, RangeError, 'ERR_ARG', 'Expected positive finite number for "lr" but received -0.001 (number)');
-      throwsWith({ ...BASE, lr: '1e-3' }, TypeError, 'ERR_ARG', 'Expected positive finite number for "lr" but received "1e-3" (string)');
+      // lr's range is ADAM_LIMITS.lr, the bound the training API checks too (test/kernel-errors.test.ts).
+      throwsWith({ ...BASE, lr: -0.001 }, RangeError, 'ERR_ARG', 'Expected number in (0, 10] for "lr" but received -0.001 (number)');
+      throwsWith({ ...BASE, lr: '1e-3' }, TypeError, 'ERR_ARG', 'Expected number in (0, 10] for "lr" but received "1e-3" (string)');
+      throwsWith({ ...BASE, lr: 11 }, RangeError, 'ERR_ARG', 'Expected number in (0, 10] for "lr" but received 11 (number)');
       throwsWith({ ...BASE, eps: NaN }, RangeError, 'ERR_ARG', 'Expected positive finite number for "eps" but received NaN (number)');
       throwsWith({ ...BASE, beta1: 1 }, RangeError, 'ERR_ARG', 'Expected number in [0, 1) for "beta1" but received 1 (number)');
       const { beta2: _omitted, ...noBeta2 } = BASE;
@@ -337,6 +341,52 @@ describe('adam: stepTensors (tensors updated where they live)', () => {
       expect(runs[1].norms).toEqual(runs[0].norms);
     } finally {
       setNumThreads(saved);
+    }
+  });
+});
+
+// Folded from the former test/cuda.test.ts. Skipped, with the reason, where no CUDA device is present.
+describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
+  const reference = backendByName('reference');
+  // (A skipped suite is still collected, with the reference backend: no cpu needed then.)
+  const cpu = cuda.name === 'cuda' ? backendByName('cpu') : reference;
+  const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
+  const f64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);
+  describe('adam', () => {
+    const base: AdamStepOptions = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, step: 1, maxGradNorm: 0 };
+    const configs: [string, Partial<AdamStepOptions>][] = [
+      ['adam', {}],
+      ['adam + L2 decay', { weightDecay: 0.1 }],
+      ['adamw', { weightDecay: 0.5, decoupled: true, beta1: 0.5, beta2: 0.9, eps: 1e-3 }],
+      ['adam + clipping', { weightDecay: 0.1, maxGradNorm: 0.3 }],
+      ['adamw + clipping', { lr: 3e-3, weightDecay: 0.2, decoupled: true, maxGradNorm: 1 }],
+    ];
+    for (const n of [1, 33, 8193, 100003]) {
+      it.each(configs)(`%s, 20 steps at n = ${n}`, (_label, config) => {
+        const p0 = asFloat32Values(randomArray(n, n, -1.5, 1.5));
+        const [pR, mR, vR] = [f64(p0), new Float64Array(n), new Float64Array(n)];
+        const [pG, mG, vG] = [f32(p0), new Float32Array(n), new Float32Array(n)];
+        const [pC, mC, vC] = [f32(p0), new Float32Array(n), new Float32Array(n)];
+        for (let t = 1; t <= 20; t++) {
+          const g = asFloat32Values(randomArray(n, 1000 * t + n, -2, 2));
+          const o = { ...base, ...config, step: t };
+          const normR = reference.adam.step(pR, g, mR, vR, n, o);
+          const normG = cuda.adam.step(pG, f32(g), mG, vG, n, o);
+          cpu.adam.step(pC, f32(g), mC, vC, n, o);
+          // Exact squares summed in float64 in different orders: ≤ n·2⁻⁵³ relative.
+          expect(Math.abs(normG - normR)).toBeLessThanOrEqual(1e-11 * normR);
+        }
+        // test/adam.test.ts: float32 state, about two roundings per step and quantity.
+        expectClose(pG, pR, { atol: 2.5e-6, rtol: 2.5e-6 }, 'params');
+        expectClose(mG, mR, { atol: 5e-7, rtol: 2.5e-6 }, 'm');
+        expectClose(vG, vR, { atol: 1e-9, rtol: 2.5e-6 }, 'v');
+        if (!config.maxGradNorm) {
+          // The cpu's float32 operations in the cpu's order, without FMA: the same bits.
+          expectSameBits(pG, pC, 'params vs cpu');
+          expectSameBits(mG, mC, 'm vs cpu');
+          expectSameBits(vG, vC, 'v vs cpu');
+        }
+      });
     }
   });
 });

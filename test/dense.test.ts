@@ -478,10 +478,14 @@ describeBackends(['reference', 'cpu', 'cuda'], 'dense bad arguments', (backend: 
     expectError(() => gemm(...withArg(8, Infinity)), RangeError, 'ERR_ARG', 'Expected finite number for "beta" but received Infinity (number)');
   });
 
-  it('gemm: missing arguments are named', () => {
-    expectError(() => gemm(false, false, 2, 4), TypeError, 'ERR_ARG', 'Expected non-negative integer for "k" but received undefined');
-    expectError(() => gemm(false, false, 2, 4, 3, 1, arr(6), arr(12), 0), TypeError, 'ERR_ARG', `Expected ${arrayKind} for "c" but received undefined`);
-    expectError(() => gemm(), TypeError, 'ERR_ARG', 'Expected boolean for "transA" but received undefined');
+  it('gemm: too few arguments are counted, an undefined one is named', () => {
+    // Every backend counts a kernel's arguments first (src/backend/registry.ts), in the bindings' words.
+    expectError(() => gemm(false, false, 2, 4), TypeError, 'ERR_ARG', 'denseGemm expects 10 arguments but received 4');
+    expectError(() => gemm(false, false, 2, 4, 3, 1, arr(6), arr(12), 0), TypeError, 'ERR_ARG', 'denseGemm expects 10 arguments but received 9');
+    expectError(() => gemm(), TypeError, 'ERR_ARG', 'denseGemm expects 10 arguments but received 0');
+    expectError(() => gemm(...withArg(4, undefined)), TypeError, 'ERR_ARG', 'Expected non-negative integer for "k" but received undefined');
+    expectError(() => gemm(...withArg(9, undefined)), TypeError, 'ERR_ARG', `Expected ${arrayKind} for "c" but received undefined`);
+    expectError(() => gemm(...withArg(0, undefined)), TypeError, 'ERR_ARG', 'Expected boolean for "transA" but received undefined');
   });
 
   it('gemm: an output overlapping an input is refused', () => {
@@ -508,7 +512,8 @@ describeBackends(['reference', 'cpu', 'cuda'], 'dense bad arguments', (backend: 
     expectError(() => fwd(4, -2), RangeError, 'ERR_ARG', 'Expected non-negative integer for "batch" but received -2 (number)');
     expectError(() => fwd(5, NaN), RangeError, 'ERR_ARG', 'Expected non-negative integer for "inDim" but received NaN (number)');
     expectError(() => fwd(6, 2 ** 33), RangeError, 'ERR_ARG', 'Expected non-negative integer for "outDim" but received 8589934592 (number)');
-    expectError(() => forward(arr(6), arr(12)), TypeError, 'ERR_ARG', 'Expected non-negative integer for "batch" but received undefined');
+    expectError(() => forward(arr(6), arr(12)), TypeError, 'ERR_ARG', 'denseForward expects 7 arguments but received 2');
+    expectError(() => fwd(4, undefined), TypeError, 'ERR_ARG', 'Expected non-negative integer for "batch" but received undefined');
   });
 
   it('forward: y overlapping x is refused, y beside x is accepted', () => {
@@ -544,7 +549,8 @@ describeBackends(['reference', 'cpu', 'cuda'], 'dense bad arguments', (backend: 
     expectError(() => bwd(7, NaN), RangeError, 'ERR_ARG', 'Expected non-negative integer for "inDim" but received NaN (number)');
     expectError(() => bwd(8, null), TypeError, 'ERR_ARG', 'Expected non-negative integer for "outDim" but received null');
     expectError(() => bwd(9, 0), TypeError, 'ERR_ARG', 'Expected boolean for "accumulate" but received 0 (number)');
-    expectError(() => backward(arr(6), arr(12), arr(8), arr(6), arr(12), arr(4), 2, 3, 4), TypeError, 'ERR_ARG', 'Expected boolean for "accumulate" but received undefined');
+    expectError(() => backward(arr(6), arr(12), arr(8), arr(6), arr(12), arr(4), 2, 3, 4), TypeError, 'ERR_ARG', 'denseBackward expects 10 arguments but received 9');
+    expectError(() => bwd(9, undefined), TypeError, 'ERR_ARG', 'Expected boolean for "accumulate" but received undefined');
   });
 
   it('backward: gradients overlapping inputs or each other are refused', () => {
@@ -575,5 +581,101 @@ describe.skipIf(!hasCpu())('dense cpu refuses float64', () => {
     expect(() =>
       cpu.dense.backward(f, new Float32Array(12), new Float32Array(8), null, null, new Float64Array(4), 2, 3, 4, true),
     ).toThrow('Expected Float32Array or null for "dBias" but received Float64Array(4)');
+  });
+});
+
+// Folded from the former test/cuda.test.ts. Skipped, with the reason, where no CUDA device is present.
+describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
+  const reference = backendByName('reference');
+  const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
+  const f64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);
+  const abs = (a: ArrayLike<number>): Float64Array => Float64Array.from(a, Math.abs);
+  const data = (n: number, seed: number): Float64Array => asFloat32Values(randomArray(n, seed));
+  describe('dense', () => {
+    // (m, n, k): empty, 1, around the 64×64 tile and the 16-deep k step, and several tiles.
+    const shapes: [number, number, number][] = [
+      [1, 1, 1],
+      [7, 33, 257],
+      [63, 65, 15],
+      [64, 64, 16],
+      [65, 130, 17],
+      [129, 7, 300],
+      [3, 2100, 5],
+      [0, 5, 3],
+      [4, 0, 3],
+      [4, 5, 0],
+    ];
+    const scalings = [
+      { alpha: 1, beta: 0, nanC: true },
+      { alpha: -0.75, beta: 1.5, nanC: false },
+      { alpha: 0, beta: 2, nanC: false },
+    ];
+    let seed = 1;
+    for (const [m, n, k] of shapes) {
+      for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+        it(`gemm ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} m=${m} n=${n} k=${k}`, () => {
+          for (const { alpha, beta, nanC } of scalings) {
+            const a = data(m * k, seed++);
+            const b = data(k * n, seed++);
+            const c0 = nanC ? new Float64Array(m * n).fill(NaN) : data(m * n, seed++);
+            const got = f32(c0);
+            cuda.dense.gemm(transA, transB, m, n, k, alpha, f32(a), f32(b), beta, got);
+            const want = f64(c0);
+            reference.dense.gemm(transA, transB, m, n, k, alpha, a, b, beta, want);
+            const mag = nanC ? new Float64Array(m * n) : abs(c0);
+            reference.dense.gemm(transA, transB, m, n, k, Math.abs(alpha), abs(a), abs(b), Math.abs(beta), mag);
+            expectWithinDotBound(got, want, mag, k, `alpha=${alpha} beta=${beta}`);
+          }
+        });
+      }
+    }
+
+    const layers: [number, number, number][] = [
+      [1, 1, 1],
+      [7, 33, 1],
+      [17, 257, 15],
+      [100, 784, 300],
+      [4099, 9, 5],
+      [0, 3, 4],
+      [3, 0, 4],
+    ];
+    for (const [batch, inDim, outDim] of layers) {
+      it(`forward and backward batch=${batch} in=${inDim} out=${outDim}`, () => {
+        const x = data(batch * inDim, 11);
+        const w = data(outDim * inDim, 12);
+        const bias = data(outDim, 13);
+        for (const withBias of [true, false]) {
+          const y = new Float32Array(batch * outDim).fill(NaN);
+          cuda.dense.forward(f32(x), f32(w), withBias ? f32(bias) : null, y, batch, inDim, outDim);
+          const yRef = new Float64Array(batch * outDim);
+          reference.dense.forward(x, w, withBias ? bias : null, yRef, batch, inDim, outDim);
+          const mag = new Float64Array(batch * outDim);
+          reference.dense.forward(abs(x), abs(w), withBias ? abs(bias) : null, mag, batch, inDim, outDim);
+          expectWithinDotBound(y, yRef, mag, inDim, `y ${withBias ? 'with' : 'without'} bias`);
+        }
+        const dy = data(batch * outDim, 23);
+        for (const accumulate of [false, true]) {
+          const dw0 = accumulate ? data(outDim * inDim, 24) : new Float64Array(outDim * inDim).fill(NaN);
+          const db0 = accumulate ? data(outDim, 25) : new Float64Array(outDim).fill(NaN);
+          const [dx, dw, db] = [new Float32Array(batch * inDim).fill(NaN), f32(dw0), f32(db0)];
+          cuda.dense.backward(f32(x), f32(w), f32(dy), dx, dw, db, batch, inDim, outDim, accumulate);
+          const [dxR, dwR, dbR] = [new Float64Array(batch * inDim), f64(dw0), f64(db0)];
+          reference.dense.backward(x, w, dy, dxR, dwR, dbR, batch, inDim, outDim, accumulate);
+          const clean = (a: Float64Array) => (accumulate ? abs(a) : new Float64Array(a.length));
+          const [dxM, dwM, dbM] = [new Float64Array(batch * inDim), clean(dw0), clean(db0)];
+          reference.dense.backward(abs(x), abs(w), abs(dy), dxM, dwM, dbM, batch, inDim, outDim, accumulate);
+          expectWithinDotBound(dx, dxR, dxM, outDim, `dx accumulate=${accumulate}`);
+          expectWithinDotBound(dw, dwR, dwM, batch, `dWeight accumulate=${accumulate}`);
+          expectWithinDotBound(db, dbR, dbM, batch, `dBias accumulate=${accumulate}`);
+          // Null outputs are skipped, the others still computed.
+          const dbAlone = new Float32Array(outDim).fill(NaN);
+          cuda.dense.backward(f32(x), f32(w), f32(dy), null, null, dbAlone, batch, inDim, outDim, false);
+          const [dbAloneR, dbAloneM] = [new Float64Array(outDim), new Float64Array(outDim)];
+          reference.dense.backward(x, w, dy, null, null, dbAloneR, batch, inDim, outDim, false);
+          reference.dense.backward(abs(x), abs(w), abs(dy), null, null, dbAloneM, batch, inDim, outDim, false);
+          expectWithinDotBound(dbAlone, dbAloneR, dbAloneM, batch, 'dBias alone');
+        }
+      });
+    }
   });
 });

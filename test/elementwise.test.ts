@@ -13,6 +13,7 @@ import {
   randomArray,
   randomNormal,
 } from './helpers';
+import { describeBackends } from './helpers';
 
 const ALPHA = 0.3;
 
@@ -247,5 +248,46 @@ describe('elementwise: bad arguments', () => {
     expect(() => cpu.elementwise.forward('tanh', new Float64Array(3), new Float32Array(3), 3, 0)).toThrow(
       'Expected Float32Array for "x" but received Float64Array(3)',
     );
+  });
+});
+
+// Folded from the former test/cuda.test.ts. Skipped, with the reason, where no CUDA device is present.
+describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
+  const reference = backendByName('reference');
+  const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
+  describe('elementwise', () => {
+    // test/elementwise.test.ts: within 2.5 float32 ulps (rtol 3e-7) or 3
+    // subnormal steps; backward one or two roundings more (rtol 5e-7), and
+    // from the forward output y (tanh, sigmoid) y's error times |dy| ≤ 1 (atol 4e-7).
+    const forwardTol = { atol: 4.2e-45, rtol: 3e-7 };
+    const backwardTol = (kind: Activation) =>
+      kind === 'tanh' || kind === 'sigmoid' ? { atol: 4e-7, rtol: 5e-7 } : { atol: 4.2e-45, rtol: 5e-7 };
+    const special = [-80, 80, -1e4, 1e4, 0, -0, Math.fround(1e-40), -Math.fround(1e-40), 88.7, -88.7, 100, -100, 0.625, -0.3466];
+    const inputs = (n: number, seed: number) => {
+      const x = randomNormal(n, seed, 4);
+      for (let i = 0, k = 0; i < n; i += 5, k++) x[i] = special[k % special.length];
+      return asFloat32Values(x);
+    };
+    for (const n of [1, 7, 33, 257, 100003]) {
+      it.each(ACTIVATIONS)(`%s at n = ${n}`, (kind) => {
+        const alpha = 0.3;
+        const x = inputs(n, n);
+        const dy = asFloat32Values(randomArray(n, n + 1));
+        const yRef = new Float64Array(n);
+        reference.elementwise.forward(kind, x, yRef, n, alpha);
+        const y = new Float32Array(n);
+        cuda.elementwise.forward(kind, f32(x), y, n, alpha);
+        expectClose(y, yRef, forwardTol, `${kind} forward`);
+        const dxRef = new Float64Array(n);
+        reference.elementwise.backward(kind, x, yRef, dy, dxRef, n, alpha);
+        const dx = new Float32Array(n);
+        cuda.elementwise.backward(kind, f32(x), y, f32(dy), dx, n, alpha);
+        expectClose(dx, dxRef, backwardTol(kind), `${kind} backward`);
+        // In place (y = x, dx = dy) gives the same values.
+        const inPlace = f32(x);
+        cuda.elementwise.forward(kind, inPlace, inPlace, n, alpha);
+        expectSameBits(inPlace, y, `${kind} forward in place`);
+      });
+    }
   });
 });

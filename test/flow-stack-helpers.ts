@@ -1,10 +1,9 @@
 /**
- * Checks shared by the planar and radial test files: both families have the
+ * Checks shared by the flow-stack families (planar, radial): both have the
  * same kernel calls (forward / backward / inverse of a K-layer stack, shared
  * or amortized parameters), so the cross-backend comparison, the
  * finite-difference gradient check, the Jacobian check and the round trip are
- * written once here and run per family from test/planar.test.ts and
- * test/radial.test.ts.
+ * written once here and run per family from test/flow-stack.test.ts.
  */
 import { expect } from 'vitest';
 import type { Backend } from '../src/backend/backend';

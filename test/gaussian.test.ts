@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { backendByName } from '../src/backend';
 import { referenceGaussian as ref } from '../src/backend/reference/gaussian';
 import { asFloat32Values, dot, expectClose, hasCpu, numericalGradient, randomArray } from './helpers';
+import type { Backend } from '../src/backend/backend';
+import { describeBackends } from './helpers';
 
 const SHAPES: [number, number][] = [
   [1, 1],
@@ -179,4 +181,58 @@ describe('gaussian: bad arguments', () => {
       expect(() => b.gaussian.logStandard([1, 2] as never, r, 1, 2)).toThrow(TypeError);
     });
   }
+});
+
+// Folded from the former test/cuda.test.ts. Skipped, with the reason, where no CUDA device is present.
+describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
+  const reference = backendByName('reference');
+  const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
+  describe('gaussian', () => {
+    it.each([
+      [1, 1],
+      [1, 784],
+      [7, 33],
+      [100, 784],
+      [257, 3],
+      [4099, 2],
+    ])('batch %d dim %d', (batch, dim) => {
+      const n = batch * dim;
+      const f = f32;
+      const mu = asFloat32Values(randomArray(n, 31, -3, 3));
+      const lv = asFloat32Values(randomArray(n, 32, -4, 4));
+      const eps = asFloat32Values(randomArray(n, 33, -3, 3));
+      const g = asFloat32Values(randomArray(n, 34));
+      const gr = asFloat32Values(randomArray(batch, 35));
+      // test/gaussian.test.ts: elements ~1e-7 relative (1e-5 leaves room for exp); row sums
+      // in float64 on both sides, 1e-5 relative to the row's scale.
+      const rowTol = { atol: 1e-5 * dim, rtol: 1e-5 };
+      const elTol = { atol: 1e-5, rtol: 1e-5 };
+      const [zR, qR, z, q] = [new Float64Array(n), new Float64Array(batch), new Float32Array(n), new Float32Array(batch)];
+      reference.gaussian.sampleDiag(mu, lv, eps, zR, qR, batch, dim);
+      cuda.gaussian.sampleDiag(f(mu), f(lv), f(eps), z, q, batch, dim);
+      expectClose(z, zR, elTol, 'z');
+      expectClose(q, qR, rowTol, 'logq');
+      const [dMuR, dLvR, dMu, dLv] = [new Float64Array(n), new Float64Array(n), new Float32Array(n), new Float32Array(n)];
+      reference.gaussian.sampleDiagBackward(lv, eps, g, gr, dMuR, dLvR, batch, dim);
+      cuda.gaussian.sampleDiagBackward(f(lv), f(eps), f(g), f(gr), dMu, dLv, batch, dim);
+      expectClose(dMu, dMuR, elTol, 'dMu');
+      expectClose(dLv, dLvR, elTol, 'dLogvar');
+      const [lsR, ls] = [new Float64Array(batch), new Float32Array(batch)];
+      reference.gaussian.logStandard(mu, lsR, batch, dim);
+      cuda.gaussian.logStandard(f(mu), ls, batch, dim);
+      expectClose(ls, lsR, rowTol, 'logStandard');
+      const [dxR, dx] = [new Float64Array(n), new Float32Array(n)];
+      reference.gaussian.logStandardBackward(mu, gr, dxR, batch, dim);
+      cuda.gaussian.logStandardBackward(f(mu), f(gr), dx, batch, dim);
+      expectClose(dx, dxR, elTol, 'logStandard dx');
+      const [klR, kl] = [new Float64Array(batch), new Float32Array(batch)];
+      reference.gaussian.klStandard(mu, lv, klR, batch, dim);
+      cuda.gaussian.klStandard(f(mu), f(lv), kl, batch, dim);
+      expectClose(kl, klR, rowTol, 'kl');
+      reference.gaussian.klStandardBackward(mu, lv, gr, dMuR, dLvR, batch, dim);
+      cuda.gaussian.klStandardBackward(f(mu), f(lv), f(gr), dMu, dLv, batch, dim);
+      expectClose(dMu, dMuR, elTol, 'kl dMu');
+      expectClose(dLv, dLvR, { atol: 1e-5, rtol: 2e-5 }, 'kl dLogvar');
+    });
+  });
 });

@@ -12,17 +12,19 @@ import type { BackendName, FloatArray } from '../src/backend/types';
 
 /**
  * Runs `suite` once per named backend that is available; an unavailable one
- * gets a skipped suite whose title carries the reason.
+ * gets a skipped suite whose title carries the reason. A skipped suite is
+ * still collected (so its tests are counted as skipped), with the reference
+ * backend standing in: `name` says which backend the suite is for.
  */
-export function describeBackends(names: BackendName[], title: string, suite: (backend: Backend) => void): void {
+export function describeBackends(names: BackendName[], title: string, suite: (backend: Backend, name: BackendName) => void): void {
   const info = backends();
   for (const name of names) {
     const entry = info.find((b) => b.name === name)!;
     if (entry.available) {
-      describe(`${title} [${name}]`, () => suite(backendByName(name)));
+      describe(`${title} [${name}]`, () => suite(backendByName(name), name));
     } else {
       describe.skip(`${title} [${name}] skipped: ${entry.reason}`, () => {
-        suite(backendByName('reference'));
+        suite(backendByName('reference'), name);
       });
     }
   }

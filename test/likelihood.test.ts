@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { backendByName } from '../src/backend';
 import { referenceLikelihood as ref } from '../src/backend/reference/likelihood';
 import { asFloat32Values, dot, expectClose, hasCpu, numericalGradient, randomArray } from './helpers';
+import type { Backend } from '../src/backend/backend';
+import { describeBackends } from './helpers';
 
 describe('likelihood: reference definitions', () => {
   it('bernoulli equals Σ x log σ(l) + (1 − x) log(1 − σ(l)) and stays finite for huge logits', () => {
@@ -131,4 +133,47 @@ describe('likelihood: bad arguments', () => {
       expect(() => b.likelihood.bernoulli(a, a, null as never, 2, 3)).toThrow(TypeError);
     });
   }
+});
+
+// Folded from the former test/cuda.test.ts. Skipped, with the reason, where no CUDA device is present.
+describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
+  const reference = backendByName('reference');
+  const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
+  const f64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);
+  describe('likelihood', () => {
+    it.each([
+      [1, 1],
+      [1, 784],
+      [7, 33],
+      [100, 784],
+      [257, 3],
+      [4099, 2],
+    ])('batch %d dim %d', (batch, dim) => {
+      const n = batch * dim;
+      const f = f32;
+      const gr = asFloat32Values(randomArray(batch, 35));
+      // test/likelihood.test.ts: float32 terms summed in float64, error at most linear in dim.
+      const x = asFloat32Values(randomArray(n, 51, 0, 1).map((v) => (v > 0.6 ? 1 : v < 0.3 ? 0 : v)));
+      const l = asFloat32Values(randomArray(n, 52, -12, 12));
+      const lvd = asFloat32Values(randomArray(dim, 53, -2, 2));
+      const [bR, b] = [new Float64Array(batch), new Float32Array(batch)];
+      reference.likelihood.bernoulli(x, l, bR, batch, dim);
+      cuda.likelihood.bernoulli(f(x), f(l), b, batch, dim);
+      expectClose(b, bR, { atol: 2e-6 * dim, rtol: 1e-5 }, 'bernoulli');
+      const [dlR, dl] = [new Float64Array(n), new Float32Array(n)];
+      reference.likelihood.bernoulliBackward(x, l, gr, dlR, batch, dim);
+      cuda.likelihood.bernoulliBackward(f(x), f(l), f(gr), dl, batch, dim);
+      expectClose(dl, dlR, { atol: 1e-6, rtol: 1e-5 }, 'bernoulli dLogits');
+      const [gR, gg] = [new Float64Array(batch), new Float32Array(batch)];
+      reference.likelihood.gaussian(x, l, lvd, gR, batch, dim);
+      cuda.likelihood.gaussian(f(x), f(l), f(lvd), gg, batch, dim);
+      expectClose(gg, gR, { atol: 2e-5 * dim, rtol: 1e-5 }, 'gaussian');
+      const dlv0 = asFloat32Values(randomArray(dim, 55));
+      const [dmR, dlvR, dm, dlv] = [new Float64Array(n), f64(dlv0), new Float32Array(n), f32(dlv0)];
+      reference.likelihood.gaussianBackward(x, l, lvd, gr, dmR, dlvR, batch, dim);
+      cuda.likelihood.gaussianBackward(f(x), f(l), f(lvd), f(gr), dm, dlv, batch, dim);
+      expectClose(dm, dmR, { atol: 1e-5, rtol: 1e-5 }, 'gaussian dMean');
+      expectClose(dlv, dlvR, { atol: 1e-4 * batch, rtol: 1e-5 }, 'gaussian dLogvar (accumulated)');
+    });
+  });
 });

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { backendByName, setNumThreads, getNumThreads } from '../src/backend';
 import { philox4x32, referenceRng } from '../src/backend/reference/rng';
 import { hasCpu } from './helpers';
+import type { Backend } from '../src/backend/backend';
+import { describeBackends, expectSameBits } from './helpers';
 
 describe('rng: Philox4x32-10 known-answer vectors (Random123 kat_vectors)', () => {
   const cases: [number[], number[], number[]][] = [
@@ -176,4 +178,34 @@ describe('rng: bad arguments', () => {
       }
     });
   }
+});
+
+// Folded from the former test/cuda.test.ts. Skipped, with the reason, where no CUDA device is present.
+describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
+  const reference = backendByName('reference');
+  // (A skipped suite is still collected, with the reference backend: no cpu needed then.)
+  const cpu = cuda.name === 'cuda' ? backendByName('cpu') : reference;
+  describe('rng: the cpu and reference streams bit for bit', () => {
+    it.each([
+      [0, 0, 1],
+      [1, 3, 7],
+      [17, 2, 33],
+      [2 ** 40 + 5, 2 ** 33 + 1, 257],
+      [9007199254740991, 123, 1000],
+      // Crosses block 2^32 (the counter's high word).
+      [77, 4 * 2 ** 32 - 6, 20],
+      [5, 0, 300_001],
+    ])('seed %d offset %d n %d', (seed, offset, n) => {
+      for (const kind of ['normal', 'uniform'] as const) {
+        const ref = new Float64Array(n);
+        reference.rng[kind](seed, offset, ref);
+        const got = new Float32Array(n);
+        cuda.rng[kind](seed, offset, got);
+        expectSameBits(got, Float32Array.from(ref), `${kind} vs reference`);
+        const onCpu = new Float32Array(n);
+        cpu.rng[kind](seed, offset, onCpu);
+        expectSameBits(got, onCpu, `${kind} vs cpu`);
+      }
+    });
+  });
 });

@@ -10,6 +10,7 @@ import { createCudaBackend } from './cuda';
 import { loadNative, nativeUnavailableReason } from './native';
 import { checkEnvironment } from './environment';
 import { referenceBackend } from './reference';
+import { familyFallbacks, type FamilyFallback } from './registry';
 import { BACKEND_NAMES, MAX_THREADS, type BackendName } from './types';
 
 export interface BackendInfo {
@@ -31,6 +32,12 @@ export interface BackendInfo {
   cacheBytes?: number;
   /** The GPU in use (cuda only, when available). */
   device?: string;
+  /**
+   * Kernel families this backend has no kernels for, each with the backend
+   * that runs it instead and why (today: cuda's families without CUDA
+   * kernels, which run on cpu). Empty for a complete backend.
+   */
+  fallbacks: FamilyFallback[];
 }
 
 
@@ -68,7 +75,7 @@ function cuda(): Backend | null {
 export function backends(): BackendInfo[] {
   const addon = loadNative();
   return [
-    { name: 'reference', available: true, reason: '', dtype: 'float64', threads: 1 },
+    { name: 'reference', available: true, reason: '', dtype: 'float64', threads: 1, fallbacks: familyFallbacks('reference') },
     {
       name: 'cpu',
       available: cpu() !== null,
@@ -76,6 +83,7 @@ export function backends(): BackendInfo[] {
       dtype: 'float32',
       threads: addon ? addon.getNumThreads() : 0,
       ...(addon ? { simd: addon.simdLevel(), cacheBytes: addon.lastLevelCacheBytes() } : {}),
+      fallbacks: familyFallbacks('cpu'),
     },
     {
       name: 'cuda',
@@ -84,6 +92,7 @@ export function backends(): BackendInfo[] {
       dtype: 'float32',
       threads: 0,
       ...(cuda() && addon?.cuda ? { device: addon.cuda.status().device } : {}),
+      fallbacks: familyFallbacks('cuda'),
     },
   ];
 }
@@ -162,4 +171,5 @@ export function getNumThreads(): number {
 }
 
 export type { Backend } from './backend';
+export type { FamilyFallback, KernelFamily } from './registry';
 export type { BackendName, DType, FloatArray } from './types';

@@ -7,9 +7,30 @@
  */
 import * as path from 'node:path';
 import { checkEnvironment } from './environment';
+import type { COUPLING_SIGNATURES } from './kernels/coupling';
+import type { GAUSSIAN_SIGNATURES } from './kernels/gaussian';
+import type { GLOW_SIGNATURES } from './kernels/glow';
+import type { LIKELIHOOD_SIGNATURES } from './kernels/likelihood';
+import type { PLANAR_SIGNATURES } from './kernels/planar';
+import type { RADIAL_SIGNATURES } from './kernels/radial';
+import type { BindingFunctions } from './kernels/signature';
+import type { SPLINE_SIGNATURES } from './kernels/spline';
 
-/** Functions exported by the compiled addon (native/napi/). Sizes are re-checked there. */
-export interface NativeAddon {
+/** The bindings of the families whose calls are declared by signatures (kernels/<family>.ts): typed from them. */
+type DeclaredBindings = BindingFunctions<typeof GAUSSIAN_SIGNATURES> &
+  BindingFunctions<typeof LIKELIHOOD_SIGNATURES> &
+  BindingFunctions<typeof PLANAR_SIGNATURES> &
+  BindingFunctions<typeof RADIAL_SIGNATURES> &
+  BindingFunctions<typeof GLOW_SIGNATURES> &
+  BindingFunctions<typeof COUPLING_SIGNATURES> &
+  BindingFunctions<typeof SPLINE_SIGNATURES>;
+
+/**
+ * Functions exported by the compiled addon (native/napi/). Sizes are
+ * re-checked there. The bindings of declared families come from their
+ * signatures; the others are written out below.
+ */
+export interface NativeAddon extends DeclaredBindings {
   abiVersion: number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
@@ -99,46 +120,6 @@ export interface NativeAddon {
     maxGradNorm: number,
   ): number;
 
-  // gaussian (native/napi/gaussian.cc)
-  gaussianSampleDiag(mu: Float32Array, logvar: Float32Array, eps: Float32Array, z: Float32Array, logq: Float32Array, batch: number, dim: number): void;
-  gaussianSampleDiagBackward(
-    logvar: Float32Array,
-    eps: Float32Array,
-    dz: Float32Array,
-    dLogq: Float32Array,
-    dMu: Float32Array,
-    dLogvar: Float32Array,
-    batch: number,
-    dim: number,
-  ): void;
-  gaussianLogStandard(x: Float32Array, out: Float32Array, batch: number, dim: number): void;
-  gaussianLogStandardBackward(x: Float32Array, dOut: Float32Array, dx: Float32Array, batch: number, dim: number): void;
-  gaussianKlStandard(mu: Float32Array, logvar: Float32Array, out: Float32Array, batch: number, dim: number): void;
-  gaussianKlStandardBackward(
-    mu: Float32Array,
-    logvar: Float32Array,
-    dOut: Float32Array,
-    dMu: Float32Array,
-    dLogvar: Float32Array,
-    batch: number,
-    dim: number,
-  ): void;
-
-  // likelihood (native/napi/likelihood.cc)
-  likelihoodBernoulli(x: Float32Array, logits: Float32Array, out: Float32Array, batch: number, dim: number): void;
-  likelihoodBernoulliBackward(x: Float32Array, logits: Float32Array, dOut: Float32Array, dLogits: Float32Array, batch: number, dim: number): void;
-  likelihoodGaussian(x: Float32Array, mean: Float32Array, logvar: Float32Array, out: Float32Array, batch: number, dim: number): void;
-  likelihoodGaussianBackward(
-    x: Float32Array,
-    mean: Float32Array,
-    logvar: Float32Array,
-    dOut: Float32Array,
-    dMean: Float32Array,
-    dLogvar: Float32Array | null,
-    batch: number,
-    dim: number,
-  ): void;
-
   // autoregressive (native/napi/autoregressive.cc)
   autoregressiveMaskWeights(
     weight: Float32Array,
@@ -201,152 +182,6 @@ export interface NativeAddon {
     dim: number,
   ): void;
   autoregressiveMafInverse(u: Float32Array, ms: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
-
-  // coupling (native/napi/coupling.cc)
-  couplingGather(
-    x: Float32Array,
-    context: Float32Array | null,
-    out: Float32Array,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-    contextDim: number,
-  ): void;
-  couplingScatterAdd(
-    dIn: Float32Array,
-    dx: Float32Array,
-    dContext: Float32Array | null,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-    contextDim: number,
-  ): void;
-  couplingAffineForward(
-    x: Float32Array,
-    h: Float32Array,
-    scale: Float32Array,
-    y: Float32Array,
-    logDet: Float32Array,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-  ): void;
-  couplingAffineInverse(
-    y: Float32Array,
-    h: Float32Array,
-    scale: Float32Array,
-    x: Float32Array,
-    logDet: Float32Array,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-  ): void;
-  couplingAffineBackward(
-    x: Float32Array,
-    h: Float32Array,
-    scale: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dh: Float32Array,
-    dScale: Float32Array,
-    batch: number,
-    dim: number,
-    offset: number,
-    width: number,
-  ): void;
-  couplingAdditiveForward(x: Float32Array, h: Float32Array, y: Float32Array, batch: number, dim: number, offset: number, width: number): void;
-  couplingAdditiveInverse(y: Float32Array, h: Float32Array, x: Float32Array, batch: number, dim: number, offset: number, width: number): void;
-  couplingAdditiveBackward(dy: Float32Array, dx: Float32Array, dh: Float32Array, batch: number, dim: number, offset: number, width: number): void;
-  couplingScaleForward(x: Float32Array, logScale: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
-  couplingScaleInverse(y: Float32Array, logScale: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
-  couplingScaleBackward(
-    x: Float32Array,
-    logScale: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dLogScale: Float32Array,
-    batch: number,
-    dim: number,
-  ): void;
-
-  // planar (native/napi/planar.cc); each returns the number of non-finite (or unconverged) rows
-  planarForward(
-    x: Float32Array,
-    params: Float32Array,
-    y: Float32Array,
-    logDet: Float32Array,
-    layerLogDet: Float32Array | null,
-    stash: Float32Array,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-  planarBackward(
-    y: Float32Array,
-    stash: Float32Array,
-    params: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dParams: Float32Array,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-  planarInverse(
-    y: Float32Array,
-    params: Float32Array,
-    x: Float32Array,
-    logDet: Float32Array,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-  // radial (native/napi/radial.cc); same calls as planar, backward takes x instead of y
-  radialForward(
-    x: Float32Array,
-    params: Float32Array,
-    y: Float32Array,
-    logDet: Float32Array,
-    layerLogDet: Float32Array | null,
-    stash: Float32Array,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-  radialBackward(
-    x: Float32Array,
-    stash: Float32Array,
-    params: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dParams: Float32Array,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-  radialInverse(
-    y: Float32Array,
-    params: Float32Array,
-    x: Float32Array,
-    logDet: Float32Array,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
 
   // sylvester (native/napi/sylvester.cc); the shape is (variant index, dim, m, layers, householders)
   sylvesterOrthogonalize(
@@ -423,39 +258,6 @@ export interface NativeAddon {
     tolerance: number,
   ): number;
 
-  // spline (native/napi/spline.cc): x, y, dy, dx [batch, dim], window [start, start + width); params [batch, 3·bins − 1, width]
-  splineForward(x: Float32Array, params: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number, width: number, start: number, bins: number, bound: number): void;
-  splineBackward(
-    x: Float32Array,
-    params: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dParams: Float32Array,
-    batch: number,
-    dim: number,
-    width: number,
-    start: number,
-    bins: number,
-    bound: number,
-  ): void;
-  splineInverse(y: Float32Array, params: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number, width: number, start: number, bins: number, bound: number): void;
-  // glow (native/napi/glow.cc); perm must be a permutation of 0..dim-1
-  glowAffineForward(x: Float32Array, logScale: Float32Array, shift: Float32Array, y: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
-  glowAffineInverse(y: Float32Array, logScale: Float32Array, shift: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
-  glowAffineBackward(
-    x: Float32Array,
-    logScale: Float32Array,
-    dy: Float32Array,
-    dLogDet: Float32Array,
-    dx: Float32Array,
-    dLogScale: Float32Array,
-    dShift: Float32Array,
-    batch: number,
-    dim: number,
-  ): void;
-  glowPermuteColumns(x: Float32Array, perm: Uint32Array, y: Float32Array, batch: number, dim: number): void;
-  glowUnpermuteColumns(y: Float32Array, perm: Uint32Array, x: Float32Array, batch: number, dim: number): void;
   /** Present only in a build with CUDA (cmake-js, CMakeLists.txt; native/napi/cuda/). */
   cuda?: CudaAddon;
 }

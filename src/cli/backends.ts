@@ -8,7 +8,7 @@ import { Output, outputMode } from './progress';
 export function backendsCommand(): Command {
   return new Command('backends')
     .summary('list the compute backends and whether they run here')
-    .description('Lists the compute backends (reference, cpu, cuda): available or not (with the reason), element type, threads, SIMD path.')
+    .description('Lists the compute backends (reference, cpu, cuda): available or not (with the reason), element type, threads, SIMD path, and the kernel families a backend runs on another one.')
     .addOption(new Option('--json', 'print the list as JSON'))
     .action((o: { json?: boolean }) => {
       const output = new Output(outputMode(o.json));
@@ -20,11 +20,15 @@ export function backendsCommand(): Command {
       }
       const lines = list.map((b) => {
         const name = `${b.name}${b.name === chosen ? ' (default)' : ''}`.padEnd(20);
-        if (!b.available) return `  ${name}unavailable: ${b.reason}`;
+        // Families a backend runs elsewhere (cuda's without CUDA kernels), grouped by the reason.
+        const elsewhere = [...new Set(b.fallbacks.map((f) => f.reason))].map(
+          (reason) => `\n  ${''.padEnd(20)}${b.fallbacks.filter((f) => f.reason === reason).map((f) => f.family).join(', ')}: ${reason}`,
+        );
+        if (!b.available) return `  ${name}unavailable: ${b.reason}${elsewhere.join('')}`;
         const details: string[] = [b.dtype];
         if (b.name === 'cpu') details.push(`${b.threads} thread${b.threads === 1 ? '' : 's'}`, `SIMD ${b.simd ?? 'scalar'}`);
         if (b.name === 'reference') details.push('pure TypeScript');
-        return `  ${name}available: ${details.join(', ')}`;
+        return `  ${name}available: ${details.join(', ')}${elsewhere.join('')}`;
       });
       output.log(['flowvae backends:', ...lines].join('\n'));
     });

@@ -5,6 +5,7 @@
  * for clipping. The optimizer owns only the moments, one flat buffer each.
  */
 import type { Backend } from '../backend/backend';
+import { ADAM_LIMITS, checkAdamLearningRate } from '../backend/kernels/adam';
 import type { FloatArray } from '../backend/types';
 import { checkFinite, checkInRange, checkKnownKeys } from '../validate';
 import type { Parameter } from '../nn/parameter';
@@ -24,11 +25,11 @@ export interface AdamOptions {
 const KNOWN = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'decoupled', 'maxGradNorm'] as const;
 
 /** Largest learning rate accepted by Adam, fit, FlowDistribution.fit and the command line: above it a run only diverges. */
-export const MAX_LEARNING_RATE = 10;
+export const MAX_LEARNING_RATE = ADAM_LIMITS.lr.hi;
 
-/** Checks a learning rate: a number in (0, MAX_LEARNING_RATE]. */
+/** Checks a learning rate: a number in (0, MAX_LEARNING_RATE], the kernels' own check. */
 export function checkLearningRate(value: unknown, name = 'lr'): number {
-  return checkInRange(value, name, 0, MAX_LEARNING_RATE, { lo: true });
+  return checkAdamLearningRate(value, name);
 }
 
 /** Optimizer state saved in checkpoints so a resumed run continues bit-identically. */

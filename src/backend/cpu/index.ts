@@ -1,5 +1,5 @@
 /** The cpu backend: native C++ kernels (threads + SIMD) over Float32Array, zero copy. */
-import type { Backend } from '../backend';
+import { assembleBackend, registerAll, type Backend } from '../registry';
 import type { NativeAddon } from '../native';
 import { checkSize } from '../../validate';
 import { cpuAdam } from './adam';
@@ -16,24 +16,31 @@ import { cpuRng } from './rng';
 import { cpuSylvester } from './sylvester';
 import { cpuSpline } from './spline';
 
+// Every family has cpu kernels (cuda falls back to these).
+registerAll<NativeAddon>('cpu', {
+  dense: cpuDense,
+  elementwise: cpuElementwise,
+  rng: cpuRng,
+  adam: cpuAdam,
+  gaussian: cpuGaussian,
+  likelihood: cpuLikelihood,
+  autoregressive: cpuAutoregressive,
+  coupling: cpuCoupling,
+  planar: cpuPlanar,
+  radial: cpuRadial,
+  sylvester: cpuSylvester,
+  glow: cpuGlow,
+  spline: cpuSpline,
+});
+
 export function createCpuBackend(addon: NativeAddon): Backend {
-  return {
-    name: 'cpu',
-    dtype: 'float32',
-    alloc: (length: number) => new Float32Array(checkSize(length, 'length')),
-    from: (data: ArrayLike<number>) => Float32Array.from(data),
-    dense: cpuDense(addon),
-    elementwise: cpuElementwise(addon),
-    rng: cpuRng(addon),
-    adam: cpuAdam(addon),
-    gaussian: cpuGaussian(addon),
-    likelihood: cpuLikelihood(addon),
-    autoregressive: cpuAutoregressive(addon),
-    coupling: cpuCoupling(addon),
-    planar: cpuPlanar(addon),
-    radial: cpuRadial(addon),
-    sylvester: cpuSylvester(addon),
-    glow: cpuGlow(addon),
-    spline: cpuSpline(addon),
-  };
+  return assembleBackend(
+    {
+      name: 'cpu',
+      dtype: 'float32',
+      alloc: (length: number) => new Float32Array(checkSize(length, 'length')),
+      from: (data: ArrayLike<number>) => Float32Array.from(data),
+    },
+    addon,
+  );
 }

@@ -1,16 +1,11 @@
-import type { RadialKernels } from '../kernels/radial';
+import { RADIAL_SIGNATURES, type RadialKernels } from '../kernels/radial';
 import type { NativeAddon } from '../native';
+import { nativeKernels } from '../registry';
 
-type F = Float32Array;
-
-/** Native radial-flow stacks; the binding checks every size, length and overlap. */
+/**
+ * Native radial-flow stacks (native/napi/radial.cc): the bindings its signatures name, called directly. The binding
+ * checks every argument (Float32Array only, exact lengths, overlaps as declared).
+ */
 export function cpuRadial(addon: NativeAddon): RadialKernels {
-  return {
-    forward: (x, params, y, logDet, layerLogDet, stash, batch, dim, layers, amortized) =>
-      addon.radialForward(x as F, params as F, y as F, logDet as F, layerLogDet as F | null, stash as F, batch, dim, layers, amortized),
-    backward: (x, stash, params, dy, dLogDet, dx, dParams, batch, dim, layers, amortized) =>
-      addon.radialBackward(x as F, stash as F, params as F, dy as F, dLogDet as F, dx as F, dParams as F, batch, dim, layers, amortized),
-    inverse: (y, params, x, logDet, batch, dim, layers, amortized) =>
-      addon.radialInverse(y as F, params as F, x as F, logDet as F, batch, dim, layers, amortized),
-  };
+  return nativeKernels(addon, RADIAL_SIGNATURES);
 }

@@ -6,10 +6,11 @@
  * Arrays therefore do not stay on the device between calls: every call pays
  * its transfers (see native/napi/cuda/call.h).
  *
- * Families without CUDA kernels yet run on the cpu kernels, which take the
- * same Float32Arrays: CUDA_PENDING_FAMILIES lists them.
+ * Only the families registered here have CUDA kernels; the registry runs the
+ * others on the cpu kernels, which take the same Float32Arrays, and
+ * backends() lists them (familyFallbacks('cuda')).
  */
-import type { Backend } from '../backend';
+import { assembleBackend, familyFallbacks, registerAll, type Backend } from '../registry';
 import type { CudaAddon } from '../native';
 import { checkSize } from '../../validate';
 import { cudaAdam } from './adam';
@@ -21,28 +22,29 @@ import { cudaPlanar } from './planar';
 import { cudaRadial } from './radial';
 import { cudaRng } from './rng';
 
-/** Kernel families of the cuda backend that still run on the cpu. */
-export const CUDA_PENDING_FAMILIES = ['autoregressive', 'sylvester', 'coupling', 'glow', 'spline'] as const;
+registerAll<CudaAddon>('cuda', {
+  dense: cudaDense,
+  elementwise: cudaElementwise,
+  rng: cudaRng,
+  adam: cudaAdam,
+  gaussian: cudaGaussian,
+  likelihood: cudaLikelihood,
+  planar: cudaPlanar,
+  radial: cudaRadial,
+});
+
+/** Kernel families of the cuda backend that still run on the cpu (derived from the registrations above). */
+export const CUDA_PENDING_FAMILIES = familyFallbacks('cuda').map((f) => f.family);
 
 export function createCudaBackend(cuda: CudaAddon, cpu: Backend): Backend {
-  return {
-    name: 'cuda',
-    dtype: 'float32',
-    alloc: (length: number) => new Float32Array(checkSize(length, 'length')),
-    from: (data: ArrayLike<number>) => Float32Array.from(data),
-    dense: cudaDense(cuda),
-    elementwise: cudaElementwise(cuda),
-    rng: cudaRng(cuda),
-    adam: cudaAdam(cuda),
-    gaussian: cudaGaussian(cuda),
-    likelihood: cudaLikelihood(cuda),
-    planar: cudaPlanar(cuda),
-    radial: cudaRadial(cuda),
-    // CUDA_PENDING_FAMILIES:
-    autoregressive: cpu.autoregressive,
-    sylvester: cpu.sylvester,
-    coupling: cpu.coupling,
-    glow: cpu.glow,
-    spline: cpu.spline,
-  };
+  return assembleBackend(
+    {
+      name: 'cuda',
+      dtype: 'float32',
+      alloc: (length: number) => new Float32Array(checkSize(length, 'length')),
+      from: (data: ArrayLike<number>) => Float32Array.from(data),
+    },
+    cuda,
+    cpu,
+  );
 }

@@ -1,8 +1,8 @@
-import { checkOptions } from '../../validate';
+import { checkInRange, checkOptions } from '../../validate';
 import type { FloatArray } from '../types';
 
 export interface AdamStepOptions {
-  /** Learning rate (> 0). */
+  /** Learning rate, in (0, ADAM_LIMITS.lr.hi]. */
   lr: number;
   beta1: number;
   beta2: number;
@@ -47,12 +47,29 @@ export const ADAM_STEP_OPTION_KEYS = [
 ] as const satisfies readonly (keyof AdamStepOptions)[];
 
 /**
+ * Limits of the step options that every backend's kernel and the training
+ * API (src/train/adam.ts, fit, the command line) check alike: one limit,
+ * declared here. Above `lr.hi` a run only diverges.
+ */
+export const ADAM_LIMITS = { lr: { lo: 0, hi: 10 } } as const;
+
+/**
+ * A learning rate in (0, ADAM_LIMITS.lr.hi]. The kernels check it right
+ * after the options object, before any array (the native bindings bound it
+ * only below, so the TypeScript side of every backend checks it first).
+ */
+export function checkAdamLearningRate(value: unknown, name = 'lr'): number {
+  return checkInRange(value, name, ADAM_LIMITS.lr.lo, ADAM_LIMITS.lr.hi, { lo: true });
+}
+
+/**
  * The options as the native bindings take them (lr, beta1, beta2, eps,
  * weightDecay, decoupled, step, maxGradNorm), after the object checks of the
  * reference; the bindings check each value.
  */
 export function adamOptionsInBindingOrder(options: AdamStepOptions): [number, number, number, number, number, boolean, number, number] {
   const o = checkOptions(options, 'options', ADAM_STEP_OPTION_KEYS);
+  checkAdamLearningRate(o.lr);
   return [
     o.lr as number,
     o.beta1 as number,

@@ -1,4 +1,60 @@
-import type { FloatArray } from '../types';
+import {
+  OVERLAP_UNCHECKED as ANY,
+  input,
+  kernel,
+  output,
+  perRow,
+  perValue,
+  rowScalars,
+  rowSizes,
+  type KernelFunction,
+} from './signature';
+
+/**
+ * The gaussian calls, declared once (argument order, lengths; the bindings
+ * read (batch, dim), then each array in order). The bindings do not refuse
+ * overlapping outputs in this family, and neither does the reference: an
+ * output may be the very array of an input of the same length (each element
+ * is read before it is written), but no other overlap is safe.
+ */
+export const GAUSSIAN_SIGNATURES = {
+  sampleDiag: kernel(
+    'gaussianSampleDiag',
+    [input('mu', perValue), input('logvar', perValue), input('eps', perValue), output('z', perValue, ANY), output('logq', perRow, ANY), ...rowScalars],
+    'void',
+    rowSizes,
+  ),
+  sampleDiagBackward: kernel(
+    'gaussianSampleDiagBackward',
+    [
+      input('logvar', perValue),
+      input('eps', perValue),
+      input('dz', perValue),
+      input('dLogq', perRow),
+      output('dMu', perValue, ANY),
+      output('dLogvar', perValue, ANY),
+      ...rowScalars,
+    ],
+    'void',
+    rowSizes,
+  ),
+  logStandard: kernel('gaussianLogStandard', [input('x', perValue), output('out', perRow, ANY), ...rowScalars], 'void', rowSizes),
+  logStandardBackward: kernel(
+    'gaussianLogStandardBackward',
+    [input('x', perValue), input('dOut', perRow), output('dx', perValue, ANY), ...rowScalars],
+    'void',
+    rowSizes,
+  ),
+  klStandard: kernel('gaussianKlStandard', [input('mu', perValue), input('logvar', perValue), output('out', perRow, ANY), ...rowScalars], 'void', rowSizes),
+  klStandardBackward: kernel(
+    'gaussianKlStandardBackward',
+    [input('mu', perValue), input('logvar', perValue), input('dOut', perRow), output('dMu', perValue, ANY), output('dLogvar', perValue, ANY), ...rowScalars],
+    'void',
+    rowSizes,
+  ),
+};
+
+type S = typeof GAUSSIAN_SIGNATURES;
 
 /**
  * Diagonal Gaussian densities, sampling by reparametrization, and the KL to a
@@ -7,35 +63,21 @@ import type { FloatArray } from '../types';
  */
 export interface GaussianKernels {
   /**
-   * `z = mu + exp(logvar / 2) ⊙ eps` and `logq[r] = log N(z_r; mu_r, diag σ_r²)
-   * = Σ_j −½ (log 2π + logvar + eps²)`.
+   * `sampleDiag(mu, logvar, eps, z, logq, batch, dim)`: `z = mu + exp(logvar / 2) ⊙ eps` and
+   * `logq[r] = log N(z_r; mu_r, diag σ_r²) = Σ_j −½ (log 2π + logvar + eps²)`.
    */
-  sampleDiag(mu: FloatArray, logvar: FloatArray, eps: FloatArray, z: FloatArray, logq: FloatArray, batch: number, dim: number): void;
-  /** Given ∂L/∂z and ∂L/∂logq (eps held fixed): `dMu = dz`, `dLogvar = dz ⊙ eps ⊙ σ / 2 − dLogq[r] / 2`. */
-  sampleDiagBackward(
-    logvar: FloatArray,
-    eps: FloatArray,
-    dz: FloatArray,
-    dLogq: FloatArray,
-    dMu: FloatArray,
-    dLogvar: FloatArray,
-    batch: number,
-    dim: number,
-  ): void;
-  /** `out[r] = log N(x_r; 0, I) = Σ_j −½ (log 2π + x²)`. */
-  logStandard(x: FloatArray, out: FloatArray, batch: number, dim: number): void;
-  /** `dx = −x · dOut[r]`. */
-  logStandardBackward(x: FloatArray, dOut: FloatArray, dx: FloatArray, batch: number, dim: number): void;
-  /** `out[r] = KL(N(mu_r, σ_r²) ‖ N(0, I)) = ½ Σ_j (mu² + σ² − 1 − logvar)`. */
-  klStandard(mu: FloatArray, logvar: FloatArray, out: FloatArray, batch: number, dim: number): void;
-  /** `dMu = dOut[r] · mu`, `dLogvar = dOut[r] · (σ² − 1) / 2`. */
-  klStandardBackward(
-    mu: FloatArray,
-    logvar: FloatArray,
-    dOut: FloatArray,
-    dMu: FloatArray,
-    dLogvar: FloatArray,
-    batch: number,
-    dim: number,
-  ): void;
+  sampleDiag: KernelFunction<S['sampleDiag']>;
+  /**
+   * `sampleDiagBackward(logvar, eps, dz, dLogq, dMu, dLogvar, batch, dim)`: given ∂L/∂z and
+   * ∂L/∂logq (eps held fixed), `dMu = dz`, `dLogvar = dz ⊙ eps ⊙ σ / 2 − dLogq[r] / 2`.
+   */
+  sampleDiagBackward: KernelFunction<S['sampleDiagBackward']>;
+  /** `logStandard(x, out, batch, dim)`: `out[r] = log N(x_r; 0, I) = Σ_j −½ (log 2π + x²)`. */
+  logStandard: KernelFunction<S['logStandard']>;
+  /** `logStandardBackward(x, dOut, dx, batch, dim)`: `dx = −x · dOut[r]`. */
+  logStandardBackward: KernelFunction<S['logStandardBackward']>;
+  /** `klStandard(mu, logvar, out, batch, dim)`: `out[r] = KL(N(mu_r, σ_r²) ‖ N(0, I)) = ½ Σ_j (mu² + σ² − 1 − logvar)`. */
+  klStandard: KernelFunction<S['klStandard']>;
+  /** `klStandardBackward(mu, logvar, dOut, dMu, dLogvar, batch, dim)`: `dMu = dOut[r] · mu`, `dLogvar = dOut[r] · (σ² − 1) / 2`. */
+  klStandardBackward: KernelFunction<S['klStandardBackward']>;
 }

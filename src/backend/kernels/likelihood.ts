@@ -1,4 +1,54 @@
-import type { FloatArray } from '../types';
+import {
+  OVERLAP_UNCHECKED as ANY,
+  input,
+  kernel,
+  optionalOutput,
+  output,
+  perColumn,
+  perRow,
+  perValue,
+  rowScalars,
+  rowSizes,
+  type KernelFunction,
+} from './signature';
+
+/**
+ * The likelihood calls, declared once (argument order, lengths; the bindings
+ * read (batch, dim), then each array in order). As in the gaussian family,
+ * the bindings do not refuse overlapping outputs, and neither does the
+ * reference.
+ */
+export const LIKELIHOOD_SIGNATURES = {
+  bernoulli: kernel('likelihoodBernoulli', [input('x', perValue), input('logits', perValue), output('out', perRow, ANY), ...rowScalars], 'void', rowSizes),
+  bernoulliBackward: kernel(
+    'likelihoodBernoulliBackward',
+    [input('x', perValue), input('logits', perValue), input('dOut', perRow), output('dLogits', perValue, ANY), ...rowScalars],
+    'void',
+    rowSizes,
+  ),
+  gaussian: kernel(
+    'likelihoodGaussian',
+    [input('x', perValue), input('mean', perValue), input('logvar', perColumn), output('out', perRow, ANY), ...rowScalars],
+    'void',
+    rowSizes,
+  ),
+  gaussianBackward: kernel(
+    'likelihoodGaussianBackward',
+    [
+      input('x', perValue),
+      input('mean', perValue),
+      input('logvar', perColumn),
+      input('dOut', perRow),
+      output('dMean', perValue, ANY),
+      optionalOutput('dLogvar', perColumn, ANY),
+      ...rowScalars,
+    ],
+    'void',
+    rowSizes,
+  ),
+};
+
+type S = typeof LIKELIHOOD_SIGNATURES;
 
 /**
  * Observation log-likelihoods log p(x | decoder output), summed over each row
@@ -6,27 +56,19 @@ import type { FloatArray } from '../types';
  * outputs except `dLogvar`, which accumulates (it is a shared parameter).
  */
 export interface LikelihoodKernels {
-  /** Bernoulli with logits: `out[r] = Σ_j x·l − softplus(l)` (stable for any l; x may be fractional). */
-  bernoulli(x: FloatArray, logits: FloatArray, out: FloatArray, batch: number, dim: number): void;
-  /** `dLogits = dOut[r] · (x − sigmoid(l))`. */
-  bernoulliBackward(x: FloatArray, logits: FloatArray, dOut: FloatArray, dLogits: FloatArray, batch: number, dim: number): void;
+  /** `bernoulli(x, logits, out, batch, dim)`: Bernoulli with logits, `out[r] = Σ_j x·l − softplus(l)` (stable for any l; x may be fractional). */
+  bernoulli: KernelFunction<S['bernoulli']>;
+  /** `bernoulliBackward(x, logits, dOut, dLogits, batch, dim)`: `dLogits = dOut[r] · (x − sigmoid(l))`. */
+  bernoulliBackward: KernelFunction<S['bernoulliBackward']>;
   /**
-   * Gaussian with per-feature log-variance `logvar[dim]` (fixed or learned):
-   * `out[r] = Σ_j −½ (log 2π + logvar_j + (x − mean)² e^(−logvar_j))`.
+   * `gaussian(x, mean, logvar, out, batch, dim)`: Gaussian with per-feature log-variance
+   * `logvar[dim]` (fixed or learned), `out[r] = Σ_j −½ (log 2π + logvar_j + (x − mean)² e^(−logvar_j))`.
    */
-  gaussian(x: FloatArray, mean: FloatArray, logvar: FloatArray, out: FloatArray, batch: number, dim: number): void;
+  gaussian: KernelFunction<S['gaussian']>;
   /**
+   * `gaussianBackward(x, mean, logvar, dOut, dMean, dLogvar | null, batch, dim)`:
    * `dMean = dOut[r] · (x − mean) e^(−logvar)`; when dLogvar is not null it
    * accumulates `Σ_r dOut[r] · ½ ((x − mean)² e^(−logvar) − 1)`.
    */
-  gaussianBackward(
-    x: FloatArray,
-    mean: FloatArray,
-    logvar: FloatArray,
-    dOut: FloatArray,
-    dMean: FloatArray,
-    dLogvar: FloatArray | null,
-    batch: number,
-    dim: number,
-  ): void;
+  gaussianBackward: KernelFunction<S['gaussianBackward']>;
 }

@@ -1,4 +1,4 @@
-import type { FloatArray } from '../types';
+import { flowStackSignatures, type FlowStackKernels } from './flow-stack';
 
 /**
  * Planar flows (Rezende & Mohamed 2015): a stack of K layers run as one
@@ -23,64 +23,10 @@ import type { FloatArray } from '../types';
  * to backward; backward rebuilds each layer's input from the output `y`.
  * Outputs must not share memory with any other argument.
  */
-export interface PlanarKernels {
-  /**
-   * Writes `y [batch, dim]`, `logDet [batch]` (summed over layers),
-   * `layerLogDet [batch, K]` when non-null, and `stash`. Returns the number
-   * of rows whose y or log-det is not finite (0 when all are).
-   */
-  forward(
-    x: FloatArray,
-    params: FloatArray,
-    y: FloatArray,
-    logDet: FloatArray,
-    layerLogDet: FloatArray | null,
-    stash: FloatArray,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
+/** The planar calls, declared once: TypeScript types and argument checks follow from them. */
+export const PLANAR_SIGNATURES = flowStackSignatures('planar', planarParamSize, 'y');
 
-  /**
-   * Backpropagates through the forward that produced `y` and `stash`, given
-   * `dy = ∂L/∂y` and `dLogDet = ∂L/∂logDet`: writes `dx [batch, dim]`. Shared:
-   * `dParams [K·P]` is accumulated into (+=, summed over the batch).
-   * Amortized: `dParams [batch, K·P]` is overwritten. Returns the number of
-   * rows whose dx (or amortized dParams row) is not finite.
-   */
-  backward(
-    y: FloatArray,
-    stash: FloatArray,
-    params: FloatArray,
-    dy: FloatArray,
-    dLogDet: FloatArray,
-    dx: FloatArray,
-    dParams: FloatArray,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-
-  /**
-   * Inverts the stack: `x [batch, dim]` from `y`, `logDet [batch]` =
-   * log|det ∂x/∂y|. Each layer solves α + (wᵀû)·tanh(α + b) = wᵀy (monotone
-   * in α = wᵀz) by safeguarded Newton steps in float64, to a residual below
-   * 1e-6·(1 + |wᵀy| + |wᵀû|) (in practice near float64 precision). Rows that
-   * do not converge (or are not finite) get a NaN log-det; returns their count.
-   */
-  inverse(
-    y: FloatArray,
-    params: FloatArray,
-    x: FloatArray,
-    logDet: FloatArray,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-}
+export type PlanarKernels = FlowStackKernels<typeof PLANAR_SIGNATURES>;
 
 /** Parameters per planar layer: u (dim), w (dim), b (1). */
 export function planarParamSize(dim: number): number {

@@ -1,4 +1,4 @@
-import type { FloatArray } from '../types';
+import { flowStackSignatures, type FlowStackKernels } from './flow-stack';
 
 /**
  * Radial flows (Rezende & Mohamed 2015): a stack of K layers run as one
@@ -19,64 +19,10 @@ import type { FloatArray } from '../types';
  * backward, which rebuilds the layer inputs from `x`. Outputs must not share
  * memory with any other argument.
  */
-export interface RadialKernels {
-  /**
-   * Writes `y [batch, dim]`, `logDet [batch]` (summed over layers),
-   * `layerLogDet [batch, K]` when non-null, and `stash`. Returns the number
-   * of rows whose y or log-det is not finite.
-   */
-  forward(
-    x: FloatArray,
-    params: FloatArray,
-    y: FloatArray,
-    logDet: FloatArray,
-    layerLogDet: FloatArray | null,
-    stash: FloatArray,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
+/** The radial calls, declared once: TypeScript types and argument checks follow from them. */
+export const RADIAL_SIGNATURES = flowStackSignatures('radial', radialParamSize, 'x');
 
-  /**
-   * Backpropagates through the forward of `x` that produced `stash`, given
-   * `dy = ∂L/∂y` and `dLogDet = ∂L/∂logDet`: writes `dx [batch, dim]`.
-   * Shared: `dParams [K·P]` is accumulated into (+=). Amortized: `dParams
-   * [batch, K·P]` is overwritten. Returns the number of rows whose dx (or
-   * amortized dParams row) is not finite.
-   */
-  backward(
-    x: FloatArray,
-    stash: FloatArray,
-    params: FloatArray,
-    dy: FloatArray,
-    dLogDet: FloatArray,
-    dx: FloatArray,
-    dParams: FloatArray,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-
-  /**
-   * Inverts the stack in closed form (float64): with ρ = ‖y − z0‖ the radius
-   * is the positive root of r² + (softplus(β̃) − ρ) r − ρα = 0, then
-   * z − z0 = (y − z0)(α + r)/(r + softplus(β̃)). Writes `x` and `logDet` =
-   * log|det ∂x/∂y|; rows with a non-finite result get a NaN log-det and are
-   * counted in the return value.
-   */
-  inverse(
-    y: FloatArray,
-    params: FloatArray,
-    x: FloatArray,
-    logDet: FloatArray,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
-}
+export type RadialKernels = FlowStackKernels<typeof RADIAL_SIGNATURES>;
 
 /** Parameters per radial layer: z0 (dim), α̃ (1), β̃ (1). */
 export function radialParamSize(dim: number): number {

@@ -1,4 +1,15 @@
-import type { FloatArray } from '../types';
+import { expected, rangeError } from '../../errors';
+import {
+  input,
+  kernel,
+  lateIntegerBetween,
+  lateRange,
+  output,
+  size,
+  sizeProduct,
+  type KernelFunction,
+  type Sizes,
+} from './signature';
 
 /**
  * Monotone rational-quadratic splines (neural spline flows, Durkan et al.
@@ -31,54 +42,23 @@ import type { FloatArray } from '../types';
  * they are. Outputs must not share memory with inputs.
  */
 export interface SplineKernels {
-  /** `y = spline(x)` on the window; `logDet` `[batch]` (overwritten) = Σ log dy/dx over the row's window. */
-  forward(
-    x: FloatArray,
-    params: FloatArray,
-    y: FloatArray,
-    logDet: FloatArray,
-    batch: number,
-    dim: number,
-    width: number,
-    start: number,
-    bins: number,
-    bound: number,
-  ): void;
   /**
-   * Given `dy` `[batch, dim]` (read on the window) and `dLogDet` `[batch]`:
-   * `dx` on the window columns and `dParams` `[batch, 3K − 1, width]` (overwritten).
+   * `forward(x, params, y, logDet, batch, dim, width, start, bins, bound)`: `y = spline(x)` on the
+   * window; `logDet` `[batch]` (overwritten) = Σ log dy/dx over the row's window.
    */
-  backward(
-    x: FloatArray,
-    params: FloatArray,
-    dy: FloatArray,
-    dLogDet: FloatArray,
-    dx: FloatArray,
-    dParams: FloatArray,
-    batch: number,
-    dim: number,
-    width: number,
-    start: number,
-    bins: number,
-    bound: number,
-  ): void;
+  forward: KernelFunction<S['forward']>;
   /**
-   * `x = spline⁻¹(y)` on the window, analytically (the root of a quadratic
-   * in ξ, in the form without cancellation); `logDet` = −Σ log dy/dx =
-   * log|det ∂x/∂y| for the given params.
+   * `backward(x, params, dy, dLogDet, dx, dParams, batch, dim, width, start, bins, bound)`: given
+   * `dy` `[batch, dim]` (read on the window) and `dLogDet` `[batch]`: `dx` on the window columns
+   * and `dParams` `[batch, 3K − 1, width]` (overwritten).
    */
-  inverse(
-    y: FloatArray,
-    params: FloatArray,
-    x: FloatArray,
-    logDet: FloatArray,
-    batch: number,
-    dim: number,
-    width: number,
-    start: number,
-    bins: number,
-    bound: number,
-  ): void;
+  backward: KernelFunction<S['backward']>;
+  /**
+   * `inverse(y, params, x, logDet, batch, dim, width, start, bins, bound)`: `x = spline⁻¹(y)` on the
+   * window, analytically (the root of a quadratic in ξ, in the form without cancellation);
+   * `logDet` = −Σ log dy/dx = log|det ∂x/∂y| for the given params.
+   */
+  inverse: KernelFunction<S['inverse']>;
 }
 
 /** Smallest normalized bin width and height. */
@@ -92,3 +72,60 @@ export const SPLINE_MAX_BINS = 999;
 export function splineParamsPerElement(bins: number): number {
   return 3 * bins - 1;
 }
+
+/** The sizes in the binding's order: batch, dim, width (≤ dim), then start, bins and bound, then the array sizes. */
+function splineSizes(s: Sizes, readLate: (name: string) => number): Sizes {
+  if (s.width > s.dim) throw rangeError(expected(`integer between 0 and ${s.dim}`, 'width', s.width));
+  readLate('start');
+  const bins = readLate('bins');
+  readLate('bound');
+  return {
+    values: sizeProduct(s.batch, s.dim, 'batch * dim'),
+    params: sizeProduct(sizeProduct(s.batch, splineParamsPerElement(bins), 'params'), s.width, 'params'),
+  };
+}
+
+const splineScalars = [
+  size('batch'),
+  size('dim'),
+  size('width'),
+  lateIntegerBetween('start', 0, (s) => s.dim - s.width),
+  lateIntegerBetween('bins', 1, SPLINE_MAX_BINS),
+  lateRange('bound', 1e-30, 1e30),
+] as const;
+const values = (s: Sizes) => s.values;
+const params = (s: Sizes) => s.params;
+const batch = (s: Sizes) => s.batch;
+
+/** The spline calls, declared once; no output may overlap an earlier argument. */
+export const SPLINE_SIGNATURES = {
+  forward: kernel(
+    'splineForward',
+    [input('x', values), input('params', params), output('y', values), output('logDet', batch), ...splineScalars],
+    'void',
+    splineSizes,
+  ),
+  backward: kernel(
+    'splineBackward',
+    [
+      input('x', values),
+      input('params', params),
+      input('dy', values),
+      input('dLogDet', batch),
+      output('dx', values),
+      output('dParams', params),
+      ...splineScalars,
+    ],
+    'void',
+    splineSizes,
+  ),
+  inverse: kernel(
+    'splineInverse',
+    [input('y', values), input('params', params), output('x', values), output('logDet', batch), ...splineScalars],
+    'void',
+    splineSizes,
+  ),
+};
+
+type S = typeof SPLINE_SIGNATURES;
+

@@ -1,5 +1,5 @@
 /** Reference fused Adam/AdamW (float64) with PyTorch's semantics, as defined in kernels/adam.ts. */
-import { ADAM_STEP_OPTION_KEYS, type AdamKernels, type AdamStepOptions } from '../kernels/adam';
+import { ADAM_STEP_OPTION_KEYS, checkAdamLearningRate, type AdamKernels, type AdamStepOptions } from '../kernels/adam';
 import type { FloatArray } from '../types';
 import {
   checkArray,
@@ -98,7 +98,7 @@ function checkNoWrittenOverlap(spans: Span[]): void {
 
 /** The option values, checked in the bindings' order, as the loop's coefficients; and the clipping bound. */
 function coefficients(o: Record<string, unknown>): { c: Omit<Coefficients, 'scale'>; maxGradNorm: number } {
-  const lr = checkPositiveNumber(o.lr, 'lr');
+  const lr = checkAdamLearningRate(o.lr);
   const beta1 = checkInRange(o.beta1, 'beta1', 0, 1, { hi: true });
   const beta2 = checkInRange(o.beta2, 'beta2', 0, 1, { hi: true });
   const eps = checkPositiveNumber(o.eps, 'eps');
@@ -171,6 +171,7 @@ function checkTyped(value: unknown, name: string, dtype: 'float32' | 'float64'):
 export const referenceAdam: AdamKernels = {
   stepTensors(params: readonly FloatArray[], grads: readonly FloatArray[], m: FloatArray, v: FloatArray, options: AdamStepOptions): number {
     const o = checkOptions(options, 'options', ADAM_STEP_OPTION_KEYS);
+    checkAdamLearningRate(o.lr);
     checkTensorStep(params, grads, m, v, 'float64');
     const { c, maxGradNorm } = coefficients(o);
     let squares = 0;
@@ -189,6 +190,7 @@ export const referenceAdam: AdamKernels = {
   step(params: FloatArray, grads: FloatArray, m: FloatArray, v: FloatArray, n: number, options: AdamStepOptions): number {
     // Same order of checks as the cpu backend (options object, then the binding's order).
     const o = checkOptions(options, 'options', ADAM_STEP_OPTION_KEYS);
+    checkAdamLearningRate(o.lr);
     checkSize(n, 'n');
     checkArray(params, 'params', n);
     checkArray(grads, 'grads', n);

@@ -3,21 +3,8 @@
  * kernels are tested against (see kernels/coupling.ts for the mathematics,
  * layouts and conventions).
  */
-import type { CouplingKernels } from '../kernels/coupling';
-import type { FloatArray } from '../types';
-import { expected, rangeError } from '../../errors';
-import { checkArray, checkDisjoint, checkOptionalArray, checkSize, sizeProduct } from '../../validate';
-
-/** Checks (batch, dim, offset, width) with offset + width ≤ dim; returns batch·dim. */
-function checkColumns(batch: number, dim: number, offset: number, width: number): number {
-  checkSize(batch, 'batch');
-  checkSize(dim, 'dim');
-  checkSize(offset, 'offset');
-  checkSize(width, 'width');
-  if (width > dim) throw rangeError(expected(`integer in [0, ${dim}]`, 'width', width));
-  if (offset > dim - width) throw rangeError(expected(`integer in [0, ${dim - width}]`, 'offset', offset));
-  return sizeProduct(batch, dim);
-}
+import { COUPLING_SIGNATURES as SIGNATURES, type CouplingKernels } from '../kernels/coupling';
+import { checkKernelArgs } from '../kernels/signature';
 
 /** 1 − tanh²(a) without cancellation. */
 function sech2(a: number): number {
@@ -25,23 +12,11 @@ function sech2(a: number): number {
   return 1 / (c * c);
 }
 
-function checkContext(context: FloatArray | null, name: string, batch: number, contextDim: number): FloatArray | null {
-  if (contextDim === 0) {
-    // An empty context may be passed as null or as a zero-length array.
-    return checkOptionalArray(context, name, 0);
-  }
-  return checkArray(context, name, sizeProduct(batch, contextDim));
-}
-
 export const referenceCoupling: CouplingKernels = {
   gather(x, context, out, batch, dim, offset, width, contextDim) {
-    const n = checkColumns(batch, dim, offset, width);
-    checkSize(contextDim, 'contextDim');
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.gather, arguments);
     const cw = width + contextDim;
-    checkArray(x, 'x', n);
-    checkContext(context, 'context', batch, contextDim);
-    checkArray(out, 'out', sizeProduct(batch, cw));
-    checkDisjoint(out, 'out', { x, context });
     for (let r = 0; r < batch; r++) {
       for (let j = 0; j < width; j++) out[r * cw + j] = x[r * dim + offset + j];
       for (let c = 0; c < contextDim; c++) out[r * cw + width + c] = context![r * contextDim + c];
@@ -49,14 +24,9 @@ export const referenceCoupling: CouplingKernels = {
   },
 
   scatterAdd(dIn, dx, dContext, batch, dim, offset, width, contextDim) {
-    const n = checkColumns(batch, dim, offset, width);
-    checkSize(contextDim, 'contextDim');
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.scatterAdd, arguments);
     const cw = width + contextDim;
-    checkArray(dIn, 'dIn', sizeProduct(batch, cw));
-    checkArray(dx, 'dx', n);
-    checkContext(dContext, 'dContext', batch, contextDim);
-    checkDisjoint(dx, 'dx', { dIn });
-    checkDisjoint(dContext, 'dContext', { dIn, dx });
     for (let r = 0; r < batch; r++) {
       for (let j = 0; j < width; j++) dx[r * dim + offset + j] += dIn[r * cw + j];
       for (let c = 0; c < contextDim; c++) dContext![r * contextDim + c] += dIn[r * cw + width + c];
@@ -64,14 +34,8 @@ export const referenceCoupling: CouplingKernels = {
   },
 
   affineForward(x, h, scale, y, logDet, batch, dim, offset, width) {
-    const n = checkColumns(batch, dim, offset, width);
-    checkArray(x, 'x', n);
-    checkArray(h, 'h', sizeProduct(batch, 2 * width));
-    checkArray(scale, 'scale', width);
-    checkArray(y, 'y', n);
-    checkArray(logDet, 'logDet', batch);
-    checkDisjoint(y, 'y', { x, h, scale });
-    checkDisjoint(logDet, 'logDet', { x, h, scale, y });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.affineForward, arguments);
     for (let r = 0; r < batch; r++) {
       let ld = 0;
       for (let j = 0; j < width; j++) {
@@ -86,14 +50,8 @@ export const referenceCoupling: CouplingKernels = {
   },
 
   affineInverse(y, h, scale, x, logDet, batch, dim, offset, width) {
-    const n = checkColumns(batch, dim, offset, width);
-    checkArray(y, 'y', n);
-    checkArray(h, 'h', sizeProduct(batch, 2 * width));
-    checkArray(scale, 'scale', width);
-    checkArray(x, 'x', n);
-    checkArray(logDet, 'logDet', batch);
-    checkDisjoint(x, 'x', { y, h, scale });
-    checkDisjoint(logDet, 'logDet', { y, h, scale, x });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.affineInverse, arguments);
     for (let r = 0; r < batch; r++) {
       let ld = 0;
       for (let j = 0; j < width; j++) {
@@ -108,19 +66,8 @@ export const referenceCoupling: CouplingKernels = {
   },
 
   affineBackward(x, h, scale, dy, dLogDet, dx, dh, dScale, batch, dim, offset, width) {
-    const n = checkColumns(batch, dim, offset, width);
-    const nh = sizeProduct(batch, 2 * width);
-    checkArray(x, 'x', n);
-    checkArray(h, 'h', nh);
-    checkArray(scale, 'scale', width);
-    checkArray(dy, 'dy', n);
-    checkArray(dLogDet, 'dLogDet', batch);
-    checkArray(dx, 'dx', n);
-    checkArray(dh, 'dh', nh);
-    checkArray(dScale, 'dScale', width);
-    checkDisjoint(dx, 'dx', { x, h, scale, dy, dLogDet });
-    checkDisjoint(dh, 'dh', { x, h, scale, dy, dLogDet, dx });
-    checkDisjoint(dScale, 'dScale', { x, h, scale, dy, dLogDet, dx, dh });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.affineBackward, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = 0; j < width; j++) {
         const a = h[r * 2 * width + j];
@@ -139,34 +86,24 @@ export const referenceCoupling: CouplingKernels = {
   },
 
   additiveForward(x, h, y, batch, dim, offset, width) {
-    const n = checkColumns(batch, dim, offset, width);
-    checkArray(x, 'x', n);
-    checkArray(h, 'h', sizeProduct(batch, width));
-    checkArray(y, 'y', n);
-    checkDisjoint(y, 'y', { x, h });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.additiveForward, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = 0; j < width; j++) y[r * dim + offset + j] = x[r * dim + offset + j] + h[r * width + j];
     }
   },
 
   additiveInverse(y, h, x, batch, dim, offset, width) {
-    const n = checkColumns(batch, dim, offset, width);
-    checkArray(y, 'y', n);
-    checkArray(h, 'h', sizeProduct(batch, width));
-    checkArray(x, 'x', n);
-    checkDisjoint(x, 'x', { y, h });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.additiveInverse, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = 0; j < width; j++) x[r * dim + offset + j] = y[r * dim + offset + j] - h[r * width + j];
     }
   },
 
   additiveBackward(dy, dx, dh, batch, dim, offset, width) {
-    const n = checkColumns(batch, dim, offset, width);
-    checkArray(dy, 'dy', n);
-    checkArray(dx, 'dx', n);
-    checkArray(dh, 'dh', sizeProduct(batch, width));
-    checkDisjoint(dx, 'dx', { dy });
-    checkDisjoint(dh, 'dh', { dy, dx });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.additiveBackward, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = 0; j < width; j++) {
         const g = dy[r * dim + offset + j];
@@ -177,15 +114,8 @@ export const referenceCoupling: CouplingKernels = {
   },
 
   scaleForward(x, logScale, y, logDet, batch, dim) {
-    checkSize(batch, 'batch');
-    checkSize(dim, 'dim');
-    const n = sizeProduct(batch, dim);
-    checkArray(x, 'x', n);
-    checkArray(logScale, 'logScale', dim);
-    checkArray(y, 'y', n);
-    checkArray(logDet, 'logDet', batch);
-    checkDisjoint(y, 'y', { x, logScale });
-    checkDisjoint(logDet, 'logDet', { x, logScale, y });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.scaleForward, arguments);
     let ld = 0;
     for (let j = 0; j < dim; j++) ld += logScale[j];
     for (let r = 0; r < batch; r++) {
@@ -195,15 +125,8 @@ export const referenceCoupling: CouplingKernels = {
   },
 
   scaleInverse(y, logScale, x, logDet, batch, dim) {
-    checkSize(batch, 'batch');
-    checkSize(dim, 'dim');
-    const n = sizeProduct(batch, dim);
-    checkArray(y, 'y', n);
-    checkArray(logScale, 'logScale', dim);
-    checkArray(x, 'x', n);
-    checkArray(logDet, 'logDet', batch);
-    checkDisjoint(x, 'x', { y, logScale });
-    checkDisjoint(logDet, 'logDet', { y, logScale, x });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.scaleInverse, arguments);
     let ld = 0;
     for (let j = 0; j < dim; j++) ld -= logScale[j];
     for (let r = 0; r < batch; r++) {
@@ -213,17 +136,8 @@ export const referenceCoupling: CouplingKernels = {
   },
 
   scaleBackward(x, logScale, dy, dLogDet, dx, dLogScale, batch, dim) {
-    checkSize(batch, 'batch');
-    checkSize(dim, 'dim');
-    const n = sizeProduct(batch, dim);
-    checkArray(x, 'x', n);
-    checkArray(logScale, 'logScale', dim);
-    checkArray(dy, 'dy', n);
-    checkArray(dLogDet, 'dLogDet', batch);
-    checkArray(dx, 'dx', n);
-    checkArray(dLogScale, 'dLogScale', dim);
-    checkDisjoint(dx, 'dx', { x, logScale, dy, dLogDet });
-    checkDisjoint(dLogScale, 'dLogScale', { x, logScale, dy, dLogDet, dx });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.scaleBackward, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = 0; j < dim; j++) {
         const g = dy[r * dim + j] * Math.exp(logScale[j]);

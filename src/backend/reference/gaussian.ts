@@ -1,23 +1,13 @@
 /** Reference diagonal-Gaussian kernels (float64). */
-import type { GaussianKernels } from '../kernels/gaussian';
-import { checkArray, checkSize } from '../../validate';
+import { GAUSSIAN_SIGNATURES as SIGNATURES, type GaussianKernels } from '../kernels/gaussian';
+import { checkKernelArgs } from '../kernels/signature';
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
-function sizes(batch: number, dim: number): number {
-  checkSize(batch, 'batch');
-  checkSize(dim, 'dim');
-  return batch * dim;
-}
-
 export const referenceGaussian: GaussianKernels = {
   sampleDiag(mu, logvar, eps, z, logq, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(mu, 'mu', n);
-    checkArray(logvar, 'logvar', n);
-    checkArray(eps, 'eps', n);
-    checkArray(z, 'z', n);
-    checkArray(logq, 'logq', batch);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.sampleDiag, arguments);
     for (let r = 0; r < batch; r++) {
       let s = 0;
       for (let j = r * dim; j < (r + 1) * dim; j++) {
@@ -28,13 +18,8 @@ export const referenceGaussian: GaussianKernels = {
     }
   },
   sampleDiagBackward(logvar, eps, dz, dLogq, dMu, dLogvar, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(logvar, 'logvar', n);
-    checkArray(eps, 'eps', n);
-    checkArray(dz, 'dz', n);
-    checkArray(dLogq, 'dLogq', batch);
-    checkArray(dMu, 'dMu', n);
-    checkArray(dLogvar, 'dLogvar', n);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.sampleDiagBackward, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = r * dim; j < (r + 1) * dim; j++) {
         dMu[j] = dz[j];
@@ -43,9 +28,8 @@ export const referenceGaussian: GaussianKernels = {
     }
   },
   logStandard(x, out, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(x, 'x', n);
-    checkArray(out, 'out', batch);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.logStandard, arguments);
     for (let r = 0; r < batch; r++) {
       let s = 0;
       for (let j = r * dim; j < (r + 1) * dim; j++) s += LOG_2PI + x[j] * x[j];
@@ -53,17 +37,13 @@ export const referenceGaussian: GaussianKernels = {
     }
   },
   logStandardBackward(x, dOut, dx, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(x, 'x', n);
-    checkArray(dOut, 'dOut', batch);
-    checkArray(dx, 'dx', n);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.logStandardBackward, arguments);
     for (let r = 0; r < batch; r++) for (let j = r * dim; j < (r + 1) * dim; j++) dx[j] = -x[j] * dOut[r];
   },
   klStandard(mu, logvar, out, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(mu, 'mu', n);
-    checkArray(logvar, 'logvar', n);
-    checkArray(out, 'out', batch);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.klStandard, arguments);
     for (let r = 0; r < batch; r++) {
       let s = 0;
       for (let j = r * dim; j < (r + 1) * dim; j++) s += mu[j] * mu[j] + Math.exp(logvar[j]) - 1 - logvar[j];
@@ -71,12 +51,8 @@ export const referenceGaussian: GaussianKernels = {
     }
   },
   klStandardBackward(mu, logvar, dOut, dMu, dLogvar, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(mu, 'mu', n);
-    checkArray(logvar, 'logvar', n);
-    checkArray(dOut, 'dOut', batch);
-    checkArray(dMu, 'dMu', n);
-    checkArray(dLogvar, 'dLogvar', n);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.klStandardBackward, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = r * dim; j < (r + 1) * dim; j++) {
         dMu[j] = dOut[r] * mu[j];

@@ -1,5 +1,5 @@
 /** The reference backend: every kernel in plain TypeScript over Float64Array. The oracle of the test suite. */
-import type { Backend } from '../backend';
+import { assembleBackend, registerAll, type Backend } from '../registry';
 import { checkSize } from '../../validate';
 import { referenceAdam } from './adam';
 import { referenceAutoregressive } from './autoregressive';
@@ -15,22 +15,29 @@ import { referenceRng } from './rng';
 import { referenceSylvester } from './sylvester';
 import { referenceSpline } from './spline';
 
-export const referenceBackend: Backend = {
-  name: 'reference',
-  dtype: 'float64',
-  alloc: (length: number) => new Float64Array(checkSize(length, 'length')),
-  from: (data: ArrayLike<number>) => Float64Array.from(data),
-  dense: referenceDense,
-  elementwise: referenceElementwise,
-  rng: referenceRng,
-  adam: referenceAdam,
-  gaussian: referenceGaussian,
-  likelihood: referenceLikelihood,
-  autoregressive: referenceAutoregressive,
-  coupling: referenceCoupling,
-  planar: referencePlanar,
-  radial: referenceRadial,
-  sylvester: referenceSylvester,
-  glow: referenceGlow,
-  spline: referenceSpline,
-};
+// The reference implements every family (it is the oracle and the fallback of last resort).
+registerAll<void>('reference', {
+  dense: () => referenceDense,
+  elementwise: () => referenceElementwise,
+  rng: () => referenceRng,
+  adam: () => referenceAdam,
+  gaussian: () => referenceGaussian,
+  likelihood: () => referenceLikelihood,
+  autoregressive: () => referenceAutoregressive,
+  coupling: () => referenceCoupling,
+  planar: () => referencePlanar,
+  radial: () => referenceRadial,
+  sylvester: () => referenceSylvester,
+  glow: () => referenceGlow,
+  spline: () => referenceSpline,
+});
+
+export const referenceBackend: Backend = assembleBackend(
+  {
+    name: 'reference',
+    dtype: 'float64',
+    alloc: (length: number) => new Float64Array(checkSize(length, 'length')),
+    from: (data: ArrayLike<number>) => Float64Array.from(data),
+  },
+  undefined,
+);

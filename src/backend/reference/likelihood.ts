@@ -1,22 +1,14 @@
 /** Reference observation log-likelihoods (float64). */
-import type { LikelihoodKernels } from '../kernels/likelihood';
-import { checkArray, checkSize } from '../../validate';
+import { LIKELIHOOD_SIGNATURES as SIGNATURES, type LikelihoodKernels } from '../kernels/likelihood';
+import { checkKernelArgs } from '../kernels/signature';
 import { sigmoid, softplus } from './elementwise';
 
 const LOG_2PI = Math.log(2 * Math.PI);
 
-function sizes(batch: number, dim: number): number {
-  checkSize(batch, 'batch');
-  checkSize(dim, 'dim');
-  return batch * dim;
-}
-
 export const referenceLikelihood: LikelihoodKernels = {
   bernoulli(x, logits, out, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(x, 'x', n);
-    checkArray(logits, 'logits', n);
-    checkArray(out, 'out', batch);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.bernoulli, arguments);
     for (let r = 0; r < batch; r++) {
       let s = 0;
       for (let j = r * dim; j < (r + 1) * dim; j++) s += x[j] * logits[j] - softplus(logits[j]);
@@ -24,21 +16,15 @@ export const referenceLikelihood: LikelihoodKernels = {
     }
   },
   bernoulliBackward(x, logits, dOut, dLogits, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(x, 'x', n);
-    checkArray(logits, 'logits', n);
-    checkArray(dOut, 'dOut', batch);
-    checkArray(dLogits, 'dLogits', n);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.bernoulliBackward, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = r * dim; j < (r + 1) * dim; j++) dLogits[j] = dOut[r] * (x[j] - sigmoid(logits[j]));
     }
   },
   gaussian(x, mean, logvar, out, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(x, 'x', n);
-    checkArray(mean, 'mean', n);
-    checkArray(logvar, 'logvar', dim);
-    checkArray(out, 'out', batch);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.gaussian, arguments);
     for (let r = 0; r < batch; r++) {
       let s = 0;
       for (let j = 0; j < dim; j++) {
@@ -49,13 +35,8 @@ export const referenceLikelihood: LikelihoodKernels = {
     }
   },
   gaussianBackward(x, mean, logvar, dOut, dMean, dLogvar, batch, dim) {
-    const n = sizes(batch, dim);
-    checkArray(x, 'x', n);
-    checkArray(mean, 'mean', n);
-    checkArray(logvar, 'logvar', dim);
-    checkArray(dOut, 'dOut', batch);
-    checkArray(dMean, 'dMean', n);
-    if (dLogvar !== null) checkArray(dLogvar, 'dLogvar', dim);
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.gaussianBackward, arguments);
     for (let r = 0; r < batch; r++) {
       for (let j = 0; j < dim; j++) {
         const d = x[r * dim + j] - mean[r * dim + j];

@@ -3,19 +3,10 @@
  * definition the native kernels are tested against (see kernels/planar.ts
  * for the mathematics, layouts and conventions).
  */
-import { planarParamSize, type PlanarKernels } from '../kernels/planar';
+import { PLANAR_SIGNATURES, type PlanarKernels } from '../kernels/planar';
 import type { FloatArray } from '../types';
-import {
-  checkArray,
-  checkBoolean,
-  checkDisjoint,
-  checkOptionalArray,
-  checkPositiveInt,
-  checkSize,
-  sizeProduct,
-} from '../../validate';
-
 import { sigmoid, softplus } from '../../math';
+import { referenceFlowStack } from './flow-stack';
 
 export { sigmoid, softplus };
 
@@ -70,32 +61,6 @@ function layerLogDet(a: number, sp: number): number {
   return Math.log(t * t + sech2(a) * sp);
 }
 
-interface Sizes {
-  values: number;
-  params: number;
-  perLayer: number;
-  rowParams: number;
-}
-
-function checkSizes(batch: number, dim: number, layers: number, amortized: boolean): Sizes {
-  checkSize(batch, 'batch');
-  checkPositiveInt(dim, 'dim');
-  checkPositiveInt(layers, 'layers');
-  checkBoolean(amortized, 'amortized');
-  const rowParams = sizeProduct(layers, planarParamSize(dim));
-  return {
-    values: sizeProduct(batch, dim),
-    params: amortized ? sizeProduct(batch, rowParams) : rowParams,
-    perLayer: sizeProduct(batch, layers),
-    rowParams,
-  };
-}
-
-function rowFinite(a: FloatArray, start: number, n: number): boolean {
-  for (let i = start; i < start + n; i++) if (!Number.isFinite(a[i])) return false;
-  return true;
-}
-
 /**
  * Solves α + m·tanh(α + b) = target (monotone in α since m > −1): Newton
  * steps inside a shrinking bracket, bisection when a step leaves it. Returns
@@ -127,132 +92,67 @@ export function solvePlanarScalar(target: number, m: number, b: number): number 
   return Math.abs(f) <= 1e-6 * scale ? alpha : NaN;
 }
 
-export const referencePlanar: PlanarKernels = {
-  forward(x, params, y, logDet, layerLogDets, stash, batch, dim, layers, amortized) {
-    const s = checkSizes(batch, dim, layers, amortized);
-    checkArray(x, 'x', s.values);
-    checkArray(params, 'params', s.params);
-    checkArray(y, 'y', s.values);
-    checkDisjoint(y, 'y', { x, params });
-    checkArray(logDet, 'logDet', batch);
-    checkDisjoint(logDet, 'logDet', { x, params, y });
-    checkOptionalArray(layerLogDets, 'layerLogDet', s.perLayer);
-    checkDisjoint(layerLogDets, 'layerLogDet', { x, params, y, logDet });
-    checkArray(stash, 'stash', s.perLayer);
-    checkDisjoint(stash, 'stash', { x, params, y, logDet, layerLogDet: layerLogDets });
-    const z = new Float64Array(dim);
-    let bad = 0;
-    for (let r = 0; r < batch; r++) {
-      for (let d = 0; d < dim; d++) z[d] = x[r * dim + d];
-      const base = amortized ? r * s.rowParams : 0;
-      let total = 0;
-      for (let k = 0; k < layers; k++) {
-        const L = layerAt(params, base, k, dim, layers);
-        let a = params[L.b];
-        for (let d = 0; d < dim; d++) a += params[L.w + d] * z[d];
-        const t = Math.tanh(a);
-        for (let d = 0; d < dim; d++) z[d] += t * (params[L.u + d] + L.c * params[L.w + d]);
-        const ld = layerLogDet(a, L.sp);
-        total += ld;
-        stash[r * layers + k] = a;
-        if (layerLogDets) layerLogDets[r * layers + k] = ld;
-      }
-      for (let d = 0; d < dim; d++) y[r * dim + d] = z[d];
-      logDet[r] = total;
-      if (!rowFinite(y, r * dim, dim) || !Number.isFinite(logDet[r])) bad++;
+export const referencePlanar: PlanarKernels = referenceFlowStack(PLANAR_SIGNATURES, {
+  forwardRow(z, params, base, dim, layers, stash, at, layerLogDets) {
+    let total = 0;
+    for (let k = 0; k < layers; k++) {
+      const L = layerAt(params, base, k, dim, layers);
+      let a = params[L.b];
+      for (let d = 0; d < dim; d++) a += params[L.w + d] * z[d];
+      const t = Math.tanh(a);
+      for (let d = 0; d < dim; d++) z[d] += t * (params[L.u + d] + L.c * params[L.w + d]);
+      const ld = layerLogDet(a, L.sp);
+      total += ld;
+      stash[at + k] = a;
+      if (layerLogDets) layerLogDets[at + k] = ld;
     }
-    return bad;
+    return total;
   },
 
-  backward(y, stash, params, dy, dLogDet, dx, dParams, batch, dim, layers, amortized) {
-    const s = checkSizes(batch, dim, layers, amortized);
-    checkArray(y, 'y', s.values);
-    checkArray(stash, 'stash', s.perLayer);
-    checkArray(params, 'params', s.params);
-    checkArray(dy, 'dy', s.values);
-    checkArray(dLogDet, 'dLogDet', batch);
-    checkArray(dx, 'dx', s.values);
-    checkDisjoint(dx, 'dx', { y, stash, params, dy, dLogDet });
-    checkArray(dParams, 'dParams', s.params);
-    checkDisjoint(dParams, 'dParams', { y, stash, params, dy, dLogDet, dx });
-    const z = new Float64Array(dim);
-    const g = new Float64Array(dim);
-    let bad = 0;
-    for (let r = 0; r < batch; r++) {
+  // z starts as the row of y; each layer's input is rebuilt from its output.
+  backwardRow(z, g, gl, params, base, dim, layers, stash, at, put) {
+    for (let k = layers - 1; k >= 0; k--) {
+      const L = layerAt(params, base, k, dim, layers);
+      const a = stash[at + k];
+      const t = Math.tanh(a);
+      const sh = sech2(a);
+      let gyu = 0;
+      let gw = 0;
       for (let d = 0; d < dim; d++) {
-        z[d] = y[r * dim + d];
-        g[d] = dy[r * dim + d];
+        const uh = params[L.u + d] + L.c * params[L.w + d];
+        z[d] -= t * uh; // this layer's input
+        gyu += g[d] * uh;
+        gw += g[d] * params[L.w + d];
       }
-      const gl = dLogDet[r];
-      const base = amortized ? r * s.rowParams : 0;
-      for (let k = layers - 1; k >= 0; k--) {
-        const L = layerAt(params, base, k, dim, layers);
-        const a = stash[r * layers + k];
-        const t = Math.tanh(a);
-        const sh = sech2(a);
-        let gyu = 0;
-        let gw = 0;
-        for (let d = 0; d < dim; d++) {
-          const uh = params[L.u + d] + L.c * params[L.w + d];
-          z[d] -= t * uh; // this layer's input
-          gyu += g[d] * uh;
-          gw += g[d] * params[L.w + d];
-        }
-        const det = t * t + sh * L.sp;
-        const ga = (gyu - (2 * gl * t * (L.sp - 1)) / det) * sh; // ∂L/∂a
-        const gsp = (gl * sh) / det; // ∂L/∂sp
-        const gc = t * gw; // ∂L/∂c
-        const gwu = L.wn2 > 0 ? gsp * L.sig - (gc * L.sigNeg) / L.wn2 : 0;
-        const gwn2 = L.wn2 > 0 ? (-gc * L.c) / L.wn2 : 0;
-        // Amortized rows overwrite their own gradients; shared ones accumulate over rows and calls.
-        const out = amortized ? r * s.rowParams : 0;
-        const put = (i: number, v: number) => {
-          dParams[i] = amortized ? v : dParams[i] + v;
-        };
-        for (let d = 0; d < dim; d++) {
-          const u = params[L.u + d];
-          const w = params[L.w + d];
-          put(out + k * dim + d, t * g[d] + gwu * w);
-          put(out + (layers + k) * dim + d, ga * z[d] + L.c * t * g[d] + gwu * u + 2 * gwn2 * w);
-          g[d] += ga * w;
-        }
-        put(out + 2 * layers * dim + k, ga);
+      const det = t * t + sh * L.sp;
+      const ga = (gyu - (2 * gl * t * (L.sp - 1)) / det) * sh; // ∂L/∂a
+      const gsp = (gl * sh) / det; // ∂L/∂sp
+      const gc = t * gw; // ∂L/∂c
+      const gwu = L.wn2 > 0 ? gsp * L.sig - (gc * L.sigNeg) / L.wn2 : 0;
+      const gwn2 = L.wn2 > 0 ? (-gc * L.c) / L.wn2 : 0;
+      for (let d = 0; d < dim; d++) {
+        const u = params[L.u + d];
+        const w = params[L.w + d];
+        put(k * dim + d, t * g[d] + gwu * w);
+        put((layers + k) * dim + d, ga * z[d] + L.c * t * g[d] + gwu * u + 2 * gwn2 * w);
+        g[d] += ga * w;
       }
-      for (let d = 0; d < dim; d++) dx[r * dim + d] = g[d];
-      if (!rowFinite(dx, r * dim, dim) || (amortized && !rowFinite(dParams, r * s.rowParams, s.rowParams))) bad++;
+      put(2 * layers * dim + k, ga);
     }
-    return bad;
   },
 
-  inverse(y, params, x, logDet, batch, dim, layers, amortized) {
-    const s = checkSizes(batch, dim, layers, amortized);
-    checkArray(y, 'y', s.values);
-    checkArray(params, 'params', s.params);
-    checkArray(x, 'x', s.values);
-    checkDisjoint(x, 'x', { y, params });
-    checkArray(logDet, 'logDet', batch);
-    checkDisjoint(logDet, 'logDet', { y, params, x });
-    const z = new Float64Array(dim);
-    let bad = 0;
-    for (let r = 0; r < batch; r++) {
-      for (let d = 0; d < dim; d++) z[d] = y[r * dim + d];
-      const base = amortized ? r * s.rowParams : 0;
-      let total = 0;
-      for (let k = layers - 1; k >= 0 && !Number.isNaN(total); k--) {
-        const L = layerAt(params, base, k, dim, layers);
-        let wy = 0;
-        for (let d = 0; d < dim; d++) wy += params[L.w + d] * z[d];
-        const b = params[L.b];
-        const alpha = solvePlanarScalar(wy, L.sp - 1, b);
-        const t = Math.tanh(alpha + b);
-        for (let d = 0; d < dim; d++) z[d] -= t * (params[L.u + d] + L.c * params[L.w + d]);
-        total -= layerLogDet(alpha + b, L.sp);
-      }
-      for (let d = 0; d < dim; d++) x[r * dim + d] = z[d];
-      const ok = Number.isFinite(total) && rowFinite(x, r * dim, dim);
-      logDet[r] = ok ? total : NaN;
-      if (!ok) bad++;
+  inverseRow(z, params, base, dim, layers) {
+    let total = 0;
+    for (let k = layers - 1; k >= 0 && !Number.isNaN(total); k--) {
+      const L = layerAt(params, base, k, dim, layers);
+      let wy = 0;
+      for (let d = 0; d < dim; d++) wy += params[L.w + d] * z[d];
+      const b = params[L.b];
+      const alpha = solvePlanarScalar(wy, L.sp - 1, b);
+      const t = Math.tanh(alpha + b);
+      for (let d = 0; d < dim; d++) z[d] -= t * (params[L.u + d] + L.c * params[L.w + d]);
+      total -= layerLogDet(alpha + b, L.sp);
     }
-    return bad;
+    return total;
   },
-};
+});

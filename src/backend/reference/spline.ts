@@ -6,9 +6,8 @@
  * definition (a full Jacobian-vector product per element, no shortcuts).
  */
 import type { FloatArray } from '../types';
-import { SPLINE_MAX_BINS, SPLINE_MIN_BIN, SPLINE_MIN_DERIVATIVE, type SplineKernels } from '../kernels/spline';
-import { expected, rangeError, typeError } from '../../errors';
-import { checkArray, checkDisjoint, checkIntegerBetween, checkSize, sizeProduct } from '../../validate';
+import { SPLINE_MIN_BIN, SPLINE_MIN_DERIVATIVE, SPLINE_SIGNATURES as SIGNATURES, splineParamsPerElement, type SplineKernels } from '../kernels/spline';
+import { checkKernelArgs } from '../kernels/signature';
 import { sigmoid, softplus } from './elementwise';
 
 /** softplus(c) + SPLINE_MIN_DERIVATIVE = 1: zero parameters give unit slopes. */
@@ -21,19 +20,10 @@ interface Sizes {
   P: number;
 }
 
-/** Checks the sizes in argument order (batch, dim, width, start, bins, bound), as the binding does. */
-function checkSizes(batch: number, dim: number, width: number, start: number, bins: number, bound: number): Sizes {
-  checkSize(batch, 'batch');
-  checkSize(dim, 'dim');
-  checkSize(width, 'width');
-  if (width > dim) throw rangeError(expected(`integer between 0 and ${dim}`, 'width', width));
-  checkIntegerBetween(start, 'start', 0, dim - width);
-  checkIntegerBetween(bins, 'bins', 1, SPLINE_MAX_BINS);
-  const boundWhat = 'number in [1e-30, 1e+30]';
-  if (typeof bound !== 'number') throw typeError(expected(boundWhat, 'bound', bound));
-  if (!(bound >= 1e-30 && bound <= 1e30)) throw rangeError(expected(boundWhat, 'bound', bound));
-  const P = 3 * bins - 1;
-  return { values: sizeProduct(batch, dim), params: sizeProduct(batch, P, width), P };
+/** The sizes a checked call implies. */
+function sizesOf(batch: number, dim: number, width: number, bins: number): Sizes {
+  const P = splineParamsPerElement(bins);
+  return { values: batch * dim, params: batch * P * width, P };
 }
 
 /** p = softmax(θ) over θ_j = params[at + j·stride], j < K. */
@@ -139,13 +129,9 @@ function logSlope(s: number, dLo: number, dHi: number, xi: number): number {
 
 export const referenceSpline: SplineKernels = {
   forward(x, params, y, logDet, batch, dim, width, start, bins, bound) {
-    const s = checkSizes(batch, dim, width, start, bins, bound);
-    checkArray(x, 'x', s.values);
-    checkArray(params, 'params', s.params);
-    checkArray(y, 'y', s.values);
-    checkDisjoint(y, 'y', { x, params });
-    checkArray(logDet, 'logDet', batch);
-    checkDisjoint(logDet, 'logDet', { x, params, y });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.forward, arguments);
+    const s = sizesOf(batch, dim, width, bins);
     const e = new Element(bins);
     for (let r = 0; r < batch; r++) {
       let ld = 0;
@@ -171,15 +157,9 @@ export const referenceSpline: SplineKernels = {
   },
 
   backward(x, params, dy, dLogDet, dx, dParams, batch, dim, width, start, bins, bound) {
-    const s = checkSizes(batch, dim, width, start, bins, bound);
-    checkArray(x, 'x', s.values);
-    checkArray(params, 'params', s.params);
-    checkArray(dy, 'dy', s.values);
-    checkArray(dLogDet, 'dLogDet', batch);
-    checkArray(dx, 'dx', s.values);
-    checkDisjoint(dx, 'dx', { x, params, dy, dLogDet });
-    checkArray(dParams, 'dParams', s.params);
-    checkDisjoint(dParams, 'dParams', { x, params, dy, dLogDet, dx });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.backward, arguments);
+    const s = sizesOf(batch, dim, width, bins);
     const K = bins;
     const e = new Element(K);
     const gKnotX = new Float64Array(K + 1);
@@ -239,13 +219,9 @@ export const referenceSpline: SplineKernels = {
   },
 
   inverse(y, params, x, logDet, batch, dim, width, start, bins, bound) {
-    const s = checkSizes(batch, dim, width, start, bins, bound);
-    checkArray(y, 'y', s.values);
-    checkArray(params, 'params', s.params);
-    checkArray(x, 'x', s.values);
-    checkDisjoint(x, 'x', { y, params });
-    checkArray(logDet, 'logDet', batch);
-    checkDisjoint(logDet, 'logDet', { y, params, x });
+    // eslint-disable-next-line prefer-rest-params
+    checkKernelArgs(SIGNATURES.inverse, arguments);
+    const s = sizesOf(batch, dim, width, bins);
     const e = new Element(bins);
     for (let r = 0; r < batch; r++) {
       let ld = 0;
