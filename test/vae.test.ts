@@ -451,7 +451,7 @@ describe('posterior-collapse diagnostics', () => {
 });
 
 // Folded from the former test/cuda.test.ts. Skipped, with the reason, where no CUDA device is present.
-describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
+describeBackends(['cuda'], 'cuda vs reference', (_cuda: Backend) => {
   const f32 = (a: ArrayLike<number>): Float32Array => Float32Array.from(a);
   const f64 = (a: ArrayLike<number>): Float64Array => Float64Array.from(a);
   describe('VAE training follows the reference from the same seed', () => {
