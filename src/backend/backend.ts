@@ -16,6 +16,7 @@ import type { ElementwiseKernels } from './kernels/elementwise';
 import type { GaussianKernels } from './kernels/gaussian';
 import type { GlowKernels } from './kernels/glow';
 import type { LikelihoodKernels } from './kernels/likelihood';
+import type { LstmKernels } from './kernels/lstm';
 import type { PlanarKernels } from './kernels/planar';
 import type { RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
@@ -38,6 +39,7 @@ export interface Backend {
   readonly adam: AdamKernels;
   readonly gaussian: GaussianKernels;
   readonly likelihood: LikelihoodKernels;
+  readonly lstm: LstmKernels;
   readonly autoregressive: AutoregressiveKernels;
   readonly coupling: CouplingKernels;
   readonly planar: PlanarKernels;

@@ -10,6 +10,7 @@ import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
 import { cpuGlow } from './glow';
 import { cpuLikelihood } from './likelihood';
+import { cpuLstm } from './lstm';
 import { cpuPlanar } from './planar';
 import { cpuRadial } from './radial';
 import { cpuRng } from './rng';
@@ -28,6 +29,7 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     adam: cpuAdam(addon),
     gaussian: cpuGaussian(addon),
     likelihood: cpuLikelihood(addon),
+    lstm: cpuLstm(addon),
     autoregressive: cpuAutoregressive(addon),
     coupling: cpuCoupling(addon),
     planar: cpuPlanar(addon),

@@ -17,6 +17,7 @@ import { cudaDense } from './dense';
 import { cudaElementwise } from './elementwise';
 import { cudaGaussian } from './gaussian';
 import { cudaLikelihood } from './likelihood';
+import { cudaLstm } from './lstm';
 import { cudaPlanar } from './planar';
 import { cudaRadial } from './radial';
 import { cudaRng } from './rng';
@@ -36,6 +37,7 @@ export function createCudaBackend(cuda: CudaAddon, cpu: Backend): Backend {
     adam: cudaAdam(cuda),
     gaussian: cudaGaussian(cuda),
     likelihood: cudaLikelihood(cuda),
+    lstm: cudaLstm(cuda),
     planar: cudaPlanar(cuda),
     radial: cudaRadial(cuda),
     // CUDA_PENDING_FAMILIES:

@@ -9,6 +9,7 @@ import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
 import { referenceGlow } from './glow';
 import { referenceLikelihood } from './likelihood';
+import { referenceLstm } from './lstm';
 import { referencePlanar } from './planar';
 import { referenceRadial } from './radial';
 import { referenceRng } from './rng';
@@ -26,6 +27,7 @@ export const referenceBackend: Backend = {
   adam: referenceAdam,
   gaussian: referenceGaussian,
   likelihood: referenceLikelihood,
+  lstm: referenceLstm,
   autoregressive: referenceAutoregressive,
   coupling: referenceCoupling,
   planar: referencePlanar,
