@@ -37,6 +37,7 @@ import type { VAEOptions } from '../src/vae/vae';
 import { VAE } from '../src/vae/vae';
 import { crossCheck, runStack, shapeName, stackData, type FamilyUnderTest, type Shape } from './flow-stack-helpers';
 import { asFloat32Values, describeBackends, expectClose, expectSameBits, randomArray, randomNormal } from './helpers';
+import { CASES as LSTM_CASES, compareLstm } from './lstm-cases';
 
 // Small scratch for the shared flow-stack gradients, so that the larger
 // batches below run in several launches (native/cuda/common.cuh). Read by the
@@ -66,6 +67,8 @@ const CUDA_KERNELS: CudaKernelName[] = [
   'likelihoodBernoulliBackward',
   'likelihoodGaussian',
   'likelihoodGaussianBackward',
+  'lstmForward',
+  'lstmBackward',
   'planarForward',
   'planarBackward',
   'planarInverse',
@@ -505,6 +508,14 @@ describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
       });
     });
   }
+
+  describe('lstm (tolerances of test/lstm-cases.ts)', () => {
+    for (const [name, c] of LSTM_CASES) {
+      it(name, () => {
+        expect(compareLstm(cuda, reference, c, c.batch * 1000 + c.steps * 10 + c.hidden)).toBeLessThanOrEqual(1);
+      });
+    }
+  });
 
   it('the caching allocator hands every buffer back and reuses it on the next step', () => {
     const stats = () => loadNative()!.cuda!.memoryStats();
