@@ -170,38 +170,42 @@ void lstm_forward(const float* x, const uint32_t* lengths, const float* h0, cons
     }
   });
 
-  for (std::size_t t = 0; t < steps; ++t) {
+  // The cell update of step t over rows, built once (a std::function made per
+  // step could allocate); it reads t from the loop below.
+  std::size_t t = 0;
+  const RangeFn cell_rows = [&](std::size_t b0, std::size_t b1) {
+    for (std::size_t b = b0; b < b1; ++b) {
+      const std::size_t len = Length(lengths, b, steps);
+      const std::size_t r = b * steps + t;
+      float* yr = y + r * hidden;
+      const bool last_step = t + 1 == steps;
+      if (t < len) {
+        // The new cell state goes where the next step reads it (or to cn after the last step).
+        float* c_new = last_step ? cn + b * hidden : s.c_prev + (r + 1) * hidden;
+        cell(s.gates + r * G, s.c_prev + r * hidden, c_new, s.tanh_c + r * hidden, yr, hidden);
+        if (!last_step) std::memcpy(s.h_prev + (r + 1) * hidden, yr, hidden * sizeof(float));
+        if (t + 1 == len) {
+          std::memcpy(hn + b * hidden, yr, hidden * sizeof(float));
+          if (!last_step) std::memcpy(cn + b * hidden, c_new, hidden * sizeof(float));
+        }
+      } else {
+        Zero(yr, hidden);
+        Zero(s.gates + r * G, G);
+        Zero(s.tanh_c + r * hidden, hidden);
+        Zero(s.h_prev + r * hidden, hidden);
+        Zero(s.c_prev + r * hidden, hidden);
+        if (!last_step) {
+          Zero(s.h_prev + (r + 1) * hidden, hidden);
+          Zero(s.c_prev + (r + 1) * hidden, hidden);
+        }
+      }
+    }
+  };
+  for (t = 0; t < steps; ++t) {
     // gates[:, t] += h_{t−1} W_hhᵀ; h_{t−1} is h_prev[:, t] (zeros for rows already done).
     sgemm(false, true, batch, G, hidden, 1.0f, s.h_prev + t * hidden, steps * hidden, w_hh, hidden, 1.0f,
           s.gates + t * G, steps * G);
-    parallel_for(batch, RowGrain(hidden), [&](std::size_t b0, std::size_t b1) {
-      for (std::size_t b = b0; b < b1; ++b) {
-        const std::size_t len = Length(lengths, b, steps);
-        const std::size_t r = b * steps + t;
-        float* yr = y + r * hidden;
-        const bool last_step = t + 1 == steps;
-        if (t < len) {
-          // The new cell state goes where the next step reads it (or to cn after the last step).
-          float* c_new = last_step ? cn + b * hidden : s.c_prev + (r + 1) * hidden;
-          cell(s.gates + r * G, s.c_prev + r * hidden, c_new, s.tanh_c + r * hidden, yr, hidden);
-          if (!last_step) std::memcpy(s.h_prev + (r + 1) * hidden, yr, hidden * sizeof(float));
-          if (t + 1 == len) {
-            std::memcpy(hn + b * hidden, yr, hidden * sizeof(float));
-            if (!last_step) std::memcpy(cn + b * hidden, c_new, hidden * sizeof(float));
-          }
-        } else {
-          Zero(yr, hidden);
-          Zero(s.gates + r * G, G);
-          Zero(s.tanh_c + r * hidden, hidden);
-          Zero(s.h_prev + r * hidden, hidden);
-          Zero(s.c_prev + r * hidden, hidden);
-          if (!last_step) {
-            Zero(s.h_prev + (r + 1) * hidden, hidden);
-            Zero(s.c_prev + (r + 1) * hidden, hidden);
-          }
-        }
-      }
-    });
+    parallel_for(batch, RowGrain(hidden), cell_rows);
   }
 }
 
@@ -230,20 +234,23 @@ void lstm_backward(const float* x, const uint32_t* lengths, const float* w_ih, c
   const CellBackwardFn cell = cell_backward_for(simd_level());
   float* const dg = work;  // [B·T, 4H], gradients of the gate pre-activations
 
-  for (std::size_t t = steps; t-- > 0;) {
-    parallel_for(batch, RowGrain(hidden), [&](std::size_t b0, std::size_t b1) {
-      for (std::size_t b = b0; b < b1; ++b) {
-        const std::size_t r = b * steps + t;
-        if (t < Length(lengths, b, steps)) {
-          float* dh = dh0 + b * hidden;
-          cell(s.gates + r * G, s.c_prev + r * hidden, s.tanh_c + r * hidden, dh, dy ? dy + r * hidden : nullptr,
-               dc0 + b * hidden, dg + r * G, hidden);
-          Zero(dh, hidden);  // refilled with dg · W_hh below
-        } else {
-          Zero(dg + r * G, G);  // the state passes through: dh, dc unchanged
-        }
+  // The cell gradient of step t over rows, built once; it reads t from the loop below.
+  std::size_t t = steps;
+  const RangeFn cell_rows = [&](std::size_t b0, std::size_t b1) {
+    for (std::size_t b = b0; b < b1; ++b) {
+      const std::size_t r = b * steps + t;
+      if (t < Length(lengths, b, steps)) {
+        float* dh = dh0 + b * hidden;
+        cell(s.gates + r * G, s.c_prev + r * hidden, s.tanh_c + r * hidden, dh, dy ? dy + r * hidden : nullptr,
+             dc0 + b * hidden, dg + r * G, hidden);
+        Zero(dh, hidden);  // refilled with dg · W_hh below
+      } else {
+        Zero(dg + r * G, G);  // the state passes through: dh, dc unchanged
       }
-    });
+    }
+  };
+  while (t-- > 0) {
+    parallel_for(batch, RowGrain(hidden), cell_rows);
     // ∂L/∂h_{t−1} = dg[:, t] · W_hh (added to zeros for the rows that ran step t).
     sgemm(false, false, batch, hidden, G, 1.0f, dg + t * G, steps * G, w_hh, hidden, 1.0f, dh0, hidden);
   }
