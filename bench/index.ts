@@ -19,6 +19,7 @@ export const SUITES: Record<string, () => Promise<unknown>> = {
   'reverse-kl': () => import('./reverse-kl').then((m) => m.run()),
   coupling: () => import('./coupling').then((m) => m.run()),
   spline: () => import('./spline').then((m) => m.run()),
+  lstm: () => import('./lstm').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {

@@ -200,8 +200,8 @@ describe('kernel family wiring', () => {
 
   describe('the registry refuses what would leave a backend half-wired', () => {
     it('an unknown family, and a second registration of the same family', () => {
-      expect(() => registerKernels('reference', 'lstm' as KernelFamily, () => ({}) as never)).toThrow(
-        'Unknown kernel family "lstm": add it to KERNEL_FAMILIES in src/backend/registry.ts',
+      expect(() => registerKernels('reference', 'made-up' as KernelFamily, () => ({}) as never)).toThrow(
+        'Unknown kernel family "made-up": add it to KERNEL_FAMILIES in src/backend/registry.ts',
       );
       expect(() => registerKernels('reference', 'dense', () => backendByName('reference').dense)).toThrow(
         'Kernel family "dense" is registered twice on backend "reference"',

@@ -53,6 +53,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterGlow(env, exports);
   RegisterGaussian(env, exports);
   RegisterLikelihood(env, exports);
+  RegisterLstm(env, exports);
 #ifdef FLOWVAE_WITH_CUDA
   RegisterCuda(env, exports);
 #endif

@@ -19,6 +19,7 @@ void RegisterSpline(Napi::Env env, Napi::Object exports);
 void RegisterGlow(Napi::Env env, Napi::Object exports);
 void RegisterGaussian(Napi::Env env, Napi::Object exports);
 void RegisterLikelihood(Napi::Env env, Napi::Object exports);
+void RegisterLstm(Napi::Env env, Napi::Object exports);
 
 }  // namespace napi
 }  // namespace flowvae

@@ -120,6 +120,49 @@ export interface NativeAddon extends DeclaredBindings {
     maxGradNorm: number,
   ): number;
 
+  // lstm (native/napi/lstm.cc)
+  lstmForward(
+    x: Float32Array,
+    lengths: Uint32Array | null,
+    h0: Float32Array | null,
+    c0: Float32Array | null,
+    weightIh: Float32Array,
+    weightHh: Float32Array,
+    biasIh: Float32Array | null,
+    biasHh: Float32Array | null,
+    y: Float32Array,
+    hn: Float32Array,
+    cn: Float32Array,
+    stash: Float32Array,
+    batch: number,
+    steps: number,
+    inDim: number,
+    hidden: number,
+  ): void;
+  lstmBackward(
+    x: Float32Array,
+    lengths: Uint32Array | null,
+    weightIh: Float32Array,
+    weightHh: Float32Array,
+    stash: Float32Array,
+    dy: Float32Array | null,
+    dhn: Float32Array | null,
+    dcn: Float32Array | null,
+    dx: Float32Array | null,
+    dh0: Float32Array,
+    dc0: Float32Array,
+    dWeightIh: Float32Array | null,
+    dWeightHh: Float32Array | null,
+    dBiasIh: Float32Array | null,
+    dBiasHh: Float32Array | null,
+    work: Float32Array,
+    batch: number,
+    steps: number,
+    inDim: number,
+    hidden: number,
+    accumulate: boolean,
+  ): void;
+
   // autoregressive (native/napi/autoregressive.cc)
   autoregressiveMaskWeights(
     weight: Float32Array,
@@ -294,6 +337,8 @@ export type CudaKernelName =
   | 'likelihoodBernoulliBackward'
   | 'likelihoodGaussian'
   | 'likelihoodGaussianBackward'
+  | 'lstmForward'
+  | 'lstmBackward'
   | 'planarForward'
   | 'planarBackward'
   | 'planarInverse'

@@ -24,6 +24,7 @@ import type { ElementwiseKernels } from './kernels/elementwise';
 import { GAUSSIAN_SIGNATURES, type GaussianKernels } from './kernels/gaussian';
 import { GLOW_SIGNATURES, type GlowKernels } from './kernels/glow';
 import { LIKELIHOOD_SIGNATURES, type LikelihoodKernels } from './kernels/likelihood';
+import type { LstmKernels } from './kernels/lstm';
 import { PLANAR_SIGNATURES, type PlanarKernels } from './kernels/planar';
 import { RADIAL_SIGNATURES, type RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
@@ -47,6 +48,7 @@ export interface KernelFamilies {
   readonly sylvester: SylvesterKernels;
   readonly glow: GlowKernels;
   readonly spline: SplineKernels;
+  readonly lstm: LstmKernels;
 }
 
 export type KernelFamily = keyof KernelFamilies;
@@ -147,6 +149,10 @@ export const KERNEL_FAMILIES: { readonly [F in KernelFamily]: FamilyDescriptor<K
   },
   glow: declaredFamily(GLOW_SIGNATURES),
   spline: declaredFamily(SPLINE_SIGNATURES),
+  lstm: {
+    kernels: { forward: 16, backward: 21 },
+    bindings: { lstmForward: 16, lstmBackward: 21 },
+  },
 };
 
 /** Family names in the order of KERNEL_FAMILIES. */

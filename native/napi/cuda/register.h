@@ -21,6 +21,7 @@ void RegisterCudaGaussian(Napi::Env env, Napi::Object cuda);
 void RegisterCudaLikelihood(Napi::Env env, Napi::Object cuda);
 void RegisterCudaPlanar(Napi::Env env, Napi::Object cuda);
 void RegisterCudaRadial(Napi::Env env, Napi::Object cuda);
+void RegisterCudaLstm(Napi::Env env, Napi::Object cuda);
 
 }  // namespace napi
 }  // namespace flowvae

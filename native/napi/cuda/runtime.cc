@@ -50,6 +50,7 @@ void RegisterCuda(Napi::Env env, Napi::Object exports) {
   RegisterCudaLikelihood(env, cuda);
   RegisterCudaPlanar(env, cuda);
   RegisterCudaRadial(env, cuda);
+  RegisterCudaLstm(env, cuda);
   exports.Set("cuda", cuda);
 }
 

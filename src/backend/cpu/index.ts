@@ -10,6 +10,7 @@ import { cpuElementwise } from './elementwise';
 import { cpuGaussian } from './gaussian';
 import { cpuGlow } from './glow';
 import { cpuLikelihood } from './likelihood';
+import { cpuLstm } from './lstm';
 import { cpuPlanar } from './planar';
 import { cpuRadial } from './radial';
 import { cpuRng } from './rng';
@@ -31,6 +32,7 @@ registerAll<NativeAddon>('cpu', {
   sylvester: cpuSylvester,
   glow: cpuGlow,
   spline: cpuSpline,
+  lstm: cpuLstm,
 });
 
 export function createCpuBackend(addon: NativeAddon): Backend {

@@ -18,6 +18,7 @@ import { cudaDense } from './dense';
 import { cudaElementwise } from './elementwise';
 import { cudaGaussian } from './gaussian';
 import { cudaLikelihood } from './likelihood';
+import { cudaLstm } from './lstm';
 import { cudaPlanar } from './planar';
 import { cudaRadial } from './radial';
 import { cudaRng } from './rng';
@@ -31,6 +32,7 @@ registerAll<CudaAddon>('cuda', {
   likelihood: cudaLikelihood,
   planar: cudaPlanar,
   radial: cudaRadial,
+  lstm: cudaLstm,
 });
 
 /** Kernel families of the cuda backend that still run on the cpu (derived from the registrations above). */

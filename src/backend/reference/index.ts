@@ -9,6 +9,7 @@ import { referenceElementwise } from './elementwise';
 import { referenceGaussian } from './gaussian';
 import { referenceGlow } from './glow';
 import { referenceLikelihood } from './likelihood';
+import { referenceLstm } from './lstm';
 import { referencePlanar } from './planar';
 import { referenceRadial } from './radial';
 import { referenceRng } from './rng';
@@ -30,6 +31,7 @@ registerAll<void>('reference', {
   sylvester: () => referenceSylvester,
   glow: () => referenceGlow,
   spline: () => referenceSpline,
+  lstm: () => referenceLstm,
 });
 
 export const referenceBackend: Backend = assembleBackend(
