@@ -18,6 +18,7 @@ import type { GlowKernels } from './kernels/glow';
 import type { LikelihoodKernels } from './kernels/likelihood';
 import type { PlanarKernels } from './kernels/planar';
 import type { RadialKernels } from './kernels/radial';
+import type { ResidualKernels } from './kernels/residual';
 import type { RngKernels } from './kernels/rng';
 import type { SplineKernels } from './kernels/spline';
 import type { SylvesterKernels } from './kernels/sylvester';
@@ -45,6 +46,7 @@ export interface Backend {
   readonly sylvester: SylvesterKernels;
   readonly glow: GlowKernels;
   readonly spline: SplineKernels;
+  readonly residual: ResidualKernels;
 }
 
 export type { BackendName, DType, FloatArray };

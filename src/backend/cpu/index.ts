@@ -12,6 +12,7 @@ import { cpuGlow } from './glow';
 import { cpuLikelihood } from './likelihood';
 import { cpuPlanar } from './planar';
 import { cpuRadial } from './radial';
+import { cpuResidual } from './residual';
 import { cpuRng } from './rng';
 import { cpuSylvester } from './sylvester';
 import { cpuSpline } from './spline';
@@ -35,5 +36,6 @@ export function createCpuBackend(addon: NativeAddon): Backend {
     sylvester: cpuSylvester(addon),
     glow: cpuGlow(addon),
     spline: cpuSpline(addon),
+    residual: cpuResidual(addon),
   };
 }

@@ -22,7 +22,7 @@ import { cudaRadial } from './radial';
 import { cudaRng } from './rng';
 
 /** Kernel families of the cuda backend that still run on the cpu. */
-export const CUDA_PENDING_FAMILIES = ['autoregressive', 'sylvester', 'coupling', 'glow', 'spline'] as const;
+export const CUDA_PENDING_FAMILIES = ['autoregressive', 'sylvester', 'coupling', 'glow', 'spline', 'residual'] as const;
 
 export function createCudaBackend(cuda: CudaAddon, cpu: Backend): Backend {
   return {
@@ -44,5 +44,6 @@ export function createCudaBackend(cuda: CudaAddon, cpu: Backend): Backend {
     coupling: cpu.coupling,
     glow: cpu.glow,
     spline: cpu.spline,
+    residual: cpu.residual,
   };
 }

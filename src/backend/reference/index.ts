@@ -11,6 +11,7 @@ import { referenceGlow } from './glow';
 import { referenceLikelihood } from './likelihood';
 import { referencePlanar } from './planar';
 import { referenceRadial } from './radial';
+import { referenceResidual } from './residual';
 import { referenceRng } from './rng';
 import { referenceSylvester } from './sylvester';
 import { referenceSpline } from './spline';
@@ -33,4 +34,5 @@ export const referenceBackend: Backend = {
   sylvester: referenceSylvester,
   glow: referenceGlow,
   spline: referenceSpline,
+  residual: referenceResidual,
 };
