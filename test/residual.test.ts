@@ -7,14 +7,14 @@
  * the same bits at any thread count, buffers, and argument errors.
  */
 import { describe, expect, it } from 'vitest';
-import { backendByName, getNumThreads, setNumThreads } from '../src/backend';
+import { backendByName, backends, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
 import type { FloatArray } from '../src/backend/types';
 import { FlowVaeError } from '../src/errors';
 import { FLOW_FAMILIES, ResidualBlock, type ResidualBlockOptions } from '../src/flows';
 import { FlowDistribution } from '../src/distributions/flow-distribution';
 import { logAbsDet, thrown } from './flow-stack-helpers';
-import { dot, expectClose, hasCpu, randomArray } from './helpers';
+import { dot, expectClose, hasCpu, randomArray, runCappedSimd } from './helpers';
 
 const reference = backendByName('reference');
 
@@ -412,6 +412,15 @@ describe.skipIf(!hasCpu())('residual flow: cpu vs reference', () => {
     } finally {
       setNumThreads(before);
     }
+  });
+
+  it('the scalar and AVX2 paths give the same bits (no reordered sums, no contraction)', () => {
+    const cpuInfo = backends().find((b) => b.name === 'cpu')!;
+    if (cpuInfo.simd === 'scalar') return; // nothing to compare on a CPU without AVX2
+    const scalar = runCappedSimd<{ simd: string; values: number[] }>('residual.simd.ts', 'scalar');
+    const avx2 = runCappedSimd<{ simd: string; values: number[] }>('residual.simd.ts', 'avx2');
+    expect(scalar.values.length).toBeGreaterThan(500);
+    expect(avx2.values).toEqual(scalar.values);
   });
 
   it('the binding names bad arguments', () => {

@@ -6,7 +6,9 @@
 // W itself. Forward and backward keep the row state in float (log-det sums,
 // the LU and the series in float64); the inverse runs entirely in float64 so
 // its fixed-point iteration can reach tolerances below float32 rounding.
-// Workspaces are allocated once per chunk of rows, never per row.
+// Workspaces are allocated once per chunk of rows, never per row. The row
+// functions (residual_rows.inc) are compiled for baseline x86-64 and for AVX2,
+// picked at run time; both give the same bits.
 #include "flowvae/residual.h"
 
 #include <algorithm>
@@ -15,7 +17,9 @@
 #include <limits>
 #include <vector>
 
+#include "flowvae/cpu_features.h"
 #include "flowvae/parallel.h"
+#include "flowvae/simd_ops.h"
 
 namespace flowvae {
 namespace {
@@ -58,196 +62,6 @@ void Transpose(const Shape& s, const float* net, std::vector<float>* wt) {
       for (std::size_t j = 0; j < m; ++j) t[j * n + i] = w[i * m + j];
   }
 }
-
-template <class T>
-inline void Activate(int kind, T a, T* f, T* d1, T* d2) {
-  if (kind == 0) {
-    const T e = std::exp(-std::fabs(a));
-    const T s = a >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
-    const T ds = s * (T(1) - s);
-    const T k = T(1) / T(1.1);
-    *f = a * s * k;
-    *d1 = (s + a * ds) * k;
-    *d2 = ds * (T(2) + a * (T(1) - T(2) * s)) * k;
-  } else if (a > 0) {
-    *f = a;
-    *d1 = T(1);
-    *d2 = T(0);
-  } else {
-    const T e = std::exp(a);
-    *f = std::expm1(a);
-    *d1 = e;
-    *d2 = e;
-  }
-}
-
-// out[0:n] += c · row[0:n]
-template <class T>
-inline void Axpy(T* out, T c, const float* row, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) out[i] += c * static_cast<T>(row[i]);
-}
-
-// One row's passes through g, state in T.
-template <class T>
-class RowNet {
- public:
-  RowNet(const Shape& s, const float* net, const float* wt, int kind, std::size_t tangents)
-      : s_(s), net_(net), wt_(wt), kind_(kind) {
-    std::size_t width = s.d;
-    for (std::size_t l = 0; l < s.layers; ++l) width = std::max(width, s.out[l]);
-    pre.resize(s.hidden);
-    act.resize(s.hidden);
-    d1.resize(s.hidden);
-    d2.resize(s.hidden);
-    inject.resize(s.hidden);
-    g.resize(s.d);
-    t0_.resize(width);
-    t1_.resize(width);
-    tan.resize(tangents * s.hidden);
-    jac.resize(tangents * s.d);
-  }
-
-  // Primal pass at x[0:D].
-  template <class In>
-  void Primal(const In* x) {
-    for (std::size_t l = 0; l < s_.layers; ++l) {
-      const std::size_t m = s_.in[l], n = s_.out[l];
-      const bool last = l + 1 == s_.layers;
-      T* a = last ? g.data() : pre.data() + s_.h_off[l];
-      const float* b = net_ + s_.b_off[l];
-      for (std::size_t i = 0; i < n; ++i) a[i] = static_cast<T>(b[i]);
-      const float* wt = wt_ + s_.w_off[l];
-      for (std::size_t j = 0; j < m; ++j) {
-        const T in = l == 0 ? static_cast<T>(x[j]) : act[s_.h_off[l - 1] + j];
-        Axpy(a, in, wt + j * n, n);
-      }
-      if (!last) {
-        const std::size_t h = s_.h_off[l];
-        for (std::size_t i = 0; i < n; ++i) Activate<T>(kind_, a[i], &act[h + i], &d1[h + i], &d2[h + i]);
-      }
-    }
-  }
-
-  // out = Jᵀ r.
-  void Vjp(const T* r, T* out) {
-    T* cur = t0_.data();
-    T* nxt = t1_.data();
-    std::copy(r, r + s_.d, cur);
-    for (std::size_t l = s_.layers; l-- > 0;) {
-      const std::size_t m = s_.in[l], n = s_.out[l];
-      const float* w = net_ + s_.w_off[l];
-      std::fill(nxt, nxt + m, T(0));
-      for (std::size_t i = 0; i < n; ++i) Axpy(nxt, cur[i], w + i * m, m);
-      if (l > 0) {
-        const T* dd = d1.data() + s_.h_off[l - 1];
-        for (std::size_t j = 0; j < m; ++j) nxt[j] *= dd[j];
-      }
-      std::swap(cur, nxt);
-    }
-    std::copy(cur, cur + s_.d, out);
-  }
-
-  // Tangent pass for `count` tangents: e_t when v is null, else v.
-  // tan[t·hidden + …] = hidden pre-activation tangents, jac[t·D + i] = (J v_t)_i.
-  void Tangent(const T* v, std::size_t count) {
-    for (std::size_t t = 0; t < count; ++t) {
-      T* tb = tan.data() + t * s_.hidden;
-      for (std::size_t l = 0; l < s_.layers; ++l) {
-        const std::size_t m = s_.in[l], n = s_.out[l];
-        const bool last = l + 1 == s_.layers;
-        T* a = last ? jac.data() + t * s_.d : tb + s_.h_off[l];
-        const float* wt = wt_ + s_.w_off[l];
-        if (l == 0 && !v) {
-          for (std::size_t i = 0; i < n; ++i) a[i] = static_cast<T>(wt[t * n + i]);
-          continue;
-        }
-        std::fill(a, a + n, T(0));
-        for (std::size_t j = 0; j < m; ++j) {
-          const T in = l == 0 ? v[j] : d1[s_.h_off[l - 1] + j] * tb[s_.h_off[l - 1] + j];
-          Axpy(a, in, wt + j * n, n);
-        }
-      }
-    }
-  }
-
-  // Adds ∂/∂(net, a) of scale·wᵀ J v_t (after Tangent): weights into d_net, pre-activation terms into inject.
-  template <class G>
-  void TangentBackward(std::size_t t, const T* v, const float* w, T scale, G* d_net) {
-    const T* tb = tan.data() + t * s_.hidden;
-    T* cur = t0_.data();
-    T* nxt = t1_.data();
-    for (std::size_t i = 0; i < s_.d; ++i) cur[i] = scale * static_cast<T>(w[i]);
-    for (std::size_t l = s_.layers; l-- > 0;) {
-      const std::size_t m = s_.in[l], n = s_.out[l];
-      G* dw = d_net + s_.w_off[l];
-      if (l == 0) {
-        for (std::size_t i = 0; i < n; ++i) {
-          if (v) {
-            for (std::size_t j = 0; j < m; ++j) dw[i * m + j] += static_cast<G>(cur[i] * v[j]);
-          } else {
-            dw[i * m + t] += static_cast<G>(cur[i]);
-          }
-        }
-        break;
-      }
-      const std::size_t po = s_.h_off[l - 1];
-      const float* wrow = net_ + s_.w_off[l];
-      T* hd = nxt;  // the adjoint of the layer's input tangent
-      std::fill(hd, hd + m, T(0));
-      for (std::size_t i = 0; i < n; ++i) {
-        const T ci = cur[i];
-        G* dwi = dw + i * m;
-        for (std::size_t j = 0; j < m; ++j) dwi[j] += static_cast<G>(ci * d1[po + j] * tb[po + j]);
-        Axpy(hd, ci, wrow + i * m, m);
-      }
-      for (std::size_t j = 0; j < m; ++j) {
-        inject[po + j] += d2[po + j] * tb[po + j] * hd[j];
-        hd[j] *= d1[po + j];
-      }
-      std::swap(cur, nxt);
-    }
-  }
-
-  // Primal backward from dy plus inject: accumulates d_net, writes dx.
-  template <class G>
-  void PrimalBackward(const float* x, const float* dy, G* d_net, float* dx) {
-    T* cur = t0_.data();
-    T* nxt = t1_.data();
-    for (std::size_t i = 0; i < s_.d; ++i) cur[i] = static_cast<T>(dy[i]);
-    for (std::size_t l = s_.layers; l-- > 0;) {
-      const std::size_t m = s_.in[l], n = s_.out[l];
-      const float* w = net_ + s_.w_off[l];
-      G* dw = d_net + s_.w_off[l];
-      G* db = d_net + s_.b_off[l];
-      const std::size_t po = l > 0 ? s_.h_off[l - 1] : 0;
-      std::fill(nxt, nxt + m, T(0));
-      for (std::size_t i = 0; i < n; ++i) {
-        const T ci = cur[i];
-        db[i] += static_cast<G>(ci);
-        G* dwi = dw + i * m;
-        if (l > 0) {
-          for (std::size_t j = 0; j < m; ++j) dwi[j] += static_cast<G>(ci * act[po + j]);
-        } else {
-          for (std::size_t j = 0; j < m; ++j) dwi[j] += static_cast<G>(ci * static_cast<T>(x[j]));
-        }
-        Axpy(nxt, ci, w + i * m, m);
-      }
-      if (l > 0)
-        for (std::size_t j = 0; j < m; ++j) nxt[j] = nxt[j] * d1[po + j] + inject[po + j];
-      std::swap(cur, nxt);
-    }
-    for (std::size_t i = 0; i < s_.d; ++i) dx[i] = static_cast<float>(static_cast<T>(dy[i]) + cur[i]);
-  }
-
-  std::vector<T> pre, act, d1, d2, inject, g, tan, jac;
-
- private:
-  const Shape& s_;
-  const float* net_;
-  const float* wt_;
-  int kind_;
-  std::vector<T> t0_, t1_;
-};
 
 // log|det a| of a [n, n] by LU with partial pivoting (in place); a⁻¹ into inv when non-null.
 double LuLogAbsDet(double* a, std::size_t n, double* inv, std::size_t* perm, double* col) {
@@ -300,82 +114,27 @@ inline double SeriesWeight(std::size_t k, double p, std::size_t exact_terms) {
   return k <= exact_terms ? 1.0 : std::pow(1.0 - p, -static_cast<double>(k - exact_terms));
 }
 
-// The log-det of the row last passed through Primal, writing the stash tail when non-null.
-template <class T>
-class LogDetRow {
- public:
-  LogDetRow(RowNet<T>* row, std::size_t d, bool exact, double p, std::size_t exact_terms)
-      : row_(row), d_(d), exact_(exact), p_(p), exact_terms_(exact_terms) {
-    if (exact) {
-      lu_.resize(d * d);
-      inv_.resize(d * d);
-      col_.resize(d);
-      perm_.resize(d);
-    }
-    v_.resize(d);
-    r_.resize(d);
-    rn_.resize(d);
-    w_.resize(d);
-  }
-
-  double Compute(const float* noise, float terms, float* tail) {
-    const std::size_t d = d_;
-    if (exact_) {
-      row_->Tangent(nullptr, d);
-      for (std::size_t i = 0; i < d; ++i)
-        for (std::size_t t = 0; t < d; ++t)
-          lu_[i * d + t] = (i == t ? 1.0 : 0.0) + static_cast<double>(row_->jac[t * d + i]);
-      const double ld = LuLogAbsDet(lu_.data(), d, tail ? inv_.data() : nullptr, perm_.data(), col_.data());
-      if (tail)
-        for (std::size_t i = 0; i < d * d; ++i) tail[i] = static_cast<float>(inv_[i]);
-      return ld;
-    }
-    const std::size_t n = SeriesLength(terms);
-    std::vector<double>& w = w_;
-    for (std::size_t i = 0; i < d; ++i) {
-      v_[i] = static_cast<T>(noise[i]);
-      r_[i] = v_[i];
-      w[i] = static_cast<double>(v_[i]);
-    }
-    double log_det = 0;
-    for (std::size_t k = 1; k <= n; ++k) {
-      row_->Vjp(r_.data(), rn_.data());
-      std::swap(r_, rn_);
-      const double coef = SeriesWeight(k, p_, exact_terms_);
-      double vr = 0;
-      for (std::size_t i = 0; i < d; ++i) {
-        vr += static_cast<double>(v_[i]) * static_cast<double>(r_[i]);
-        w[i] += (k % 2 == 0 ? coef : -coef) * static_cast<double>(r_[i]);
-      }
-      log_det += ((k % 2 == 1 ? 1.0 : -1.0) / static_cast<double>(k)) * coef * vr;
-    }
-    if (tail) {
-      for (std::size_t i = 0; i < d; ++i) {
-        tail[i] = static_cast<float>(v_[i]);
-        tail[d + i] = static_cast<float>(w[i]);
-      }
-    }
-    return log_det;
-  }
-
- private:
-  RowNet<T>* row_;
-  std::size_t d_;
-  bool exact_;
-  double p_;
-  std::size_t exact_terms_;
-  std::vector<double> lu_, inv_, col_, w_;
-  std::vector<std::size_t> perm_;
-  std::vector<T> v_, r_, rn_;
-};
-
 // Rows per parallel work item: enough multiply-adds (~1e5) to pay for a thread.
 std::size_t Grain(const Shape& s, std::size_t tangents) {
   const std::size_t per_row = (tangents + 1) * (s.net + 1);
   return std::max<std::size_t>(1, 131072 / per_row);
 }
 
-inline bool Finite(float v) { return std::isfinite(v); }
+namespace scalar {
+#include "residual_rows.inc"
+}  // namespace scalar
+
+#if FLOWVAE_SIMD_X86
+FLOWVAE_TARGET_AVX2
+namespace avx2 {
+#include "residual_rows.inc"
+}  // namespace avx2
+FLOWVAE_TARGET_END
+inline bool UseAvx2() { return simd_level() != SimdLevel::kScalar; }
+#else
+namespace avx2 = scalar;
+inline bool UseAvx2() { return false; }
+#endif
 
 }  // namespace
 
@@ -451,29 +210,14 @@ std::size_t residual_forward(const float* x, const float* net, const uint32_t* s
   const Shape s = MakeShape(sizes, layers);
   const bool exact = noise == nullptr;
   const std::size_t width = residual_stash_size(sizes, layers, exact);
-  const std::size_t d = s.d;
   std::vector<float> wt;
   Transpose(s, net, &wt);
+  const bool vec = UseAvx2();
   std::atomic<std::size_t> bad{0};
-  parallel_for(batch, Grain(s, exact ? d : 4), [&](std::size_t r0, std::size_t r1) {
-    RowNet<float> row(s, net, wt.data(), activation, exact ? d : 1);
-    LogDetRow<float> ld(&row, d, exact, p, exact_terms);
-    std::size_t n_bad = 0;
-    for (std::size_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * d;
-      float* yr = y + r * d;
-      float* sr = stash + r * width;
-      row.Primal(xr);
-      bool ok = true;
-      for (std::size_t i = 0; i < d; ++i) {
-        yr[i] = xr[i] + row.g[i];
-        ok = ok && Finite(yr[i]);
-      }
-      std::copy(row.pre.begin(), row.pre.end(), sr);
-      log_det[r] = static_cast<float>(ld.Compute(exact ? nullptr : noise + r * d, exact ? 0.0f : terms[r], sr + s.hidden));
-      if (!ok || !Finite(log_det[r])) ++n_bad;
-    }
-    if (n_bad) bad += n_bad;
+  parallel_for(batch, Grain(s, exact ? s.d : 4), [&](std::size_t r0, std::size_t r1) {
+    const std::size_t n = (vec ? avx2::ForwardRows : scalar::ForwardRows)(
+        s, x, net, wt.data(), activation, noise, terms, p, exact_terms, y, log_det, stash, width, r0, r1);
+    if (n) bad += n;
   });
   return bad.load();
 }
@@ -484,44 +228,21 @@ std::size_t residual_backward(const float* x, const float* net, const uint32_t* 
   if (batch == 0) return 0;
   const Shape s = MakeShape(sizes, layers);
   const std::size_t width = residual_stash_size(sizes, layers, exact);
-  const std::size_t d = s.d;
   std::vector<float> wt;
   Transpose(s, net, &wt);
+  const bool vec = UseAvx2();
   std::atomic<std::size_t> bad{0};
   std::vector<double> partials;
-  const std::size_t chunk_rows = std::max<std::size_t>(8, Grain(s, exact ? d : 2));
-  const std::size_t max_chunks = std::max<std::size_t>(1, (batch + chunk_rows - 1) / chunk_rows);
-  const std::size_t chunks =
-      reduce_in_chunks(batch, 1, std::min<std::size_t>(max_chunks, 16), s.net, &partials,
-                       [&](std::size_t r0, std::size_t r1, double* slice) {
-                         RowNet<float> row(s, net, wt.data(), activation, exact ? d : 1);
-                         std::vector<float> v(d);
-                         std::size_t n_bad = 0;
-                         for (std::size_t r = r0; r < r1; ++r) {
-                           const float* tail = stash + r * width + s.hidden;
-                           row.Primal(x + r * d);
-                           std::fill(row.inject.begin(), row.inject.end(), 0.0f);
-                           const float scale = d_log_det[r];
-                           if (scale != 0) {
-                             if (exact) {
-                               row.Tangent(nullptr, d);
-                               for (std::size_t t = 0; t < d; ++t)
-                                 row.TangentBackward(t, nullptr, tail + t * d, scale, slice);
-                             } else {
-                               std::copy(tail, tail + d, v.begin());
-                               row.Tangent(v.data(), 1);
-                               row.TangentBackward(0, v.data(), tail + d, scale, slice);
-                             }
-                           }
-                           row.PrimalBackward(x + r * d, dy + r * d, slice, dx + r * d);
-                           for (std::size_t i = 0; i < d; ++i)
-                             if (!Finite(dx[r * d + i])) {
-                               ++n_bad;
-                               break;
-                             }
-                         }
-                         if (n_bad) bad += n_bad;
-                       });
+  // Fixed chunks of rows (a function of the sizes only), summed in order: the same bits at any thread count.
+  const std::size_t chunk_rows = std::max<std::size_t>(8, Grain(s, exact ? s.d : 2));
+  const std::size_t max_chunks = std::min<std::size_t>(16, (batch + chunk_rows - 1) / chunk_rows);
+  const std::size_t chunks = reduce_in_chunks(
+      batch, 1, std::max<std::size_t>(1, max_chunks), s.net, &partials,
+      [&](std::size_t r0, std::size_t r1, double* slice) {
+        const std::size_t n = (vec ? avx2::BackwardRows : scalar::BackwardRows)(
+            s, x, net, wt.data(), activation, exact, stash, width, dy, d_log_det, dx, slice, r0, r1);
+        if (n) bad += n;
+      });
   for (std::size_t k = 0; k < s.net; ++k) {
     double sum = 0;
     for (std::size_t c = 0; c < chunks; ++c) sum += partials[c * s.net + k];
@@ -536,46 +257,14 @@ std::size_t residual_inverse(const float* y, const float* net, const uint32_t* s
                              float* log_det, std::size_t batch) {
   if (batch == 0) return 0;
   const Shape s = MakeShape(sizes, layers);
-  const bool exact = noise == nullptr;
-  const std::size_t d = s.d;
   std::vector<float> wt;
   Transpose(s, net, &wt);
+  const bool vec = UseAvx2();
   std::atomic<std::size_t> bad{0};
   parallel_for(batch, 1, [&](std::size_t r0, std::size_t r1) {
-    RowNet<double> row(s, net, wt.data(), activation, exact ? d : 1);
-    LogDetRow<double> ld(&row, d, exact, p, exact_terms);
-    std::vector<double> z(d);
-    std::size_t n_bad = 0;
-    for (std::size_t r = r0; r < r1; ++r) {
-      const float* yr = y + r * d;
-      for (std::size_t i = 0; i < d; ++i) z[i] = yr[i];
-      bool converged = false;
-      for (std::size_t it = 0; it < max_iterations; ++it) {
-        row.Primal(z.data());
-        double delta = 0;
-        for (std::size_t i = 0; i < d; ++i) {
-          const double next = static_cast<double>(yr[i]) - row.g[i];
-          const double dz = std::fabs(next - z[i]);
-          if (!(dz <= delta)) delta = dz;  // NaN propagates
-          z[i] = next;
-        }
-        if (delta != delta) break;
-        if (delta <= tol) {
-          converged = true;
-          break;
-        }
-      }
-      for (std::size_t i = 0; i < d; ++i) x[r * d + i] = static_cast<float>(z[i]);
-      if (!converged) {
-        log_det[r] = std::numeric_limits<float>::quiet_NaN();
-        ++n_bad;
-        continue;
-      }
-      row.Primal(z.data());
-      log_det[r] = static_cast<float>(-ld.Compute(exact ? nullptr : noise + r * d, exact ? 0.0f : terms[r], nullptr));
-      if (!Finite(log_det[r])) ++n_bad;
-    }
-    if (n_bad) bad += n_bad;
+    const std::size_t n = (vec ? avx2::InverseRows : scalar::InverseRows)(
+        s, y, net, wt.data(), activation, noise, terms, p, exact_terms, tol, max_iterations, x, log_det, r0, r1);
+    if (n) bad += n;
   });
   return bad.load();
 }
