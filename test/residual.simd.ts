@@ -2,8 +2,7 @@
  * Child process of test/residual.test.ts: with FLOWVAE_SIMD capping the
  * addon's SIMD path (scalar or avx2), runs a residual stack's forward (exact
  * and estimator), backward and inverse on the cpu backend and prints
- * {simd, values}: every output, so the parent can require the same bits on
- * every path.
+ * {simd, values}: every output, for the parent to compare across paths.
  */
 import { backendByName, backends } from '../src/backend';
 import { ResidualBlock } from '../src/flows/residual';
