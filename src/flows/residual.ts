@@ -163,7 +163,7 @@ export class ResidualBlock implements Flow {
     if (!Array.isArray(hidden)) throw typeError(expected('array of positive integers', 'hidden', hidden));
     this.hidden = hidden.map((h, i) => checkPositiveInt(h, `hidden[${i}]`));
     this.activation = checkOneOf(options.activation ?? 'lipswish', 'activation', RESIDUAL_ACTIVATIONS);
-    this.lipschitz = checkFinite(options.lipschitz ?? 0.97, 'lipschitz');
+    this.lipschitz = checkFinite(options.lipschitz ?? RESIDUAL_DEFAULT_LIPSCHITZ, 'lipschitz');
     if (!(this.lipschitz > 0 && this.lipschitz < 1)) throw rangeError(expected('number in (0, 1)', 'lipschitz', options.lipschitz));
     this.powerIterations = options.powerIterations === undefined ? 5 : checkSize(options.powerIterations, 'powerIterations');
     this.logDetMode = checkOneOf(
