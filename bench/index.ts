@@ -5,13 +5,14 @@
 export const SUITES: Record<string, () => Promise<unknown>> = {
   dense: () => import('./dense').then((m) => m.run()),
   kernels: () => import('./kernels').then((m) => m.run()),
-  // Planar and radial stacks, the three Sylvester variants, RealNVP, a Glow step, a spline coupling flow.
+  // Planar and radial stacks, the three Sylvester variants, RealNVP, a Glow step, a spline coupling flow, residual blocks.
   flows: async () => {
     await (await import('./flows')).run();
     await (await import('./sylvester')).run();
     await (await import('./coupling')).run();
     await (await import('./glow')).run();
     await (await import('./spline')).run();
+    await (await import('./residual')).run();
   },
   glow: () => import('./glow').then((m) => m.run()),
   train: () => import('./train').then((m) => m.run()),

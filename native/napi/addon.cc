@@ -51,6 +51,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCoupling(env, exports);
   RegisterSpline(env, exports);
   RegisterGlow(env, exports);
+  RegisterResidual(env, exports);
   RegisterGaussian(env, exports);
   RegisterLikelihood(env, exports);
   RegisterLstm(env, exports);

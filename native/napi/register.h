@@ -17,6 +17,7 @@ void RegisterAutoregressive(Napi::Env env, Napi::Object exports);
 void RegisterCoupling(Napi::Env env, Napi::Object exports);
 void RegisterSpline(Napi::Env env, Napi::Object exports);
 void RegisterGlow(Napi::Env env, Napi::Object exports);
+void RegisterResidual(Napi::Env env, Napi::Object exports);
 void RegisterGaussian(Napi::Env env, Napi::Object exports);
 void RegisterLikelihood(Napi::Env env, Napi::Object exports);
 void RegisterLstm(Napi::Env env, Napi::Object exports);

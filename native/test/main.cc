@@ -11,7 +11,7 @@
 #define FLOWVAE_FAMILY_TEST(name) void test_##name() __attribute__((weak));
 #define FLOWVAE_FAMILIES(X) \
   X(parallel) X(rng) X(dense) X(elementwise) X(adam) X(planar) X(radial) X(sylvester) X(autoregressive) \
-  X(coupling) X(spline) X(glow) X(gaussian) X(likelihood) X(lstm) X(cuda_rng) X(lane_math)
+  X(coupling) X(spline) X(glow) X(residual) X(gaussian) X(likelihood) X(lstm) X(cuda_rng) X(lane_math)
 FLOWVAE_FAMILIES(FLOWVAE_FAMILY_TEST)
 
 struct Family {

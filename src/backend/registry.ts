@@ -25,6 +25,7 @@ import { GAUSSIAN_SIGNATURES, type GaussianKernels } from './kernels/gaussian';
 import { GLOW_SIGNATURES, type GlowKernels } from './kernels/glow';
 import { LIKELIHOOD_SIGNATURES, type LikelihoodKernels } from './kernels/likelihood';
 import type { LstmKernels } from './kernels/lstm';
+import type { ResidualKernels } from './kernels/residual';
 import { PLANAR_SIGNATURES, type PlanarKernels } from './kernels/planar';
 import { RADIAL_SIGNATURES, type RadialKernels } from './kernels/radial';
 import type { RngKernels } from './kernels/rng';
@@ -49,6 +50,7 @@ export interface KernelFamilies {
   readonly glow: GlowKernels;
   readonly spline: SplineKernels;
   readonly lstm: LstmKernels;
+  readonly residual: ResidualKernels;
 }
 
 export type KernelFamily = keyof KernelFamilies;
@@ -152,6 +154,10 @@ export const KERNEL_FAMILIES: { readonly [F in KernelFamily]: FamilyDescriptor<K
   lstm: {
     kernels: { forward: 16, backward: 21 },
     bindings: { lstmForward: 16, lstmBackward: 21 },
+  },
+  residual: {
+    kernels: { normalize: 9, normalizeBackward: 9, forward: 12, backward: 11, inverse: 13 },
+    bindings: { residualNormalize: 9, residualNormalizeBackward: 9, residualForward: 12, residualBackward: 11, residualInverse: 13 },
   },
 };
 

@@ -217,3 +217,27 @@ registerFlow('spline-autoregressive', {
   shareable: true,
   create: (o) => new SplineAutoregressiveFlow(splineOptions(o, [...SPLINE_KEYS, 'hiddenDegrees'])),
 });
+
+// Residual flows (Behrmann et al. 2019; Chen et al. 2019): shared parameters
+// only. `layers` residual blocks x + g(x); options in `extra`: hidden,
+// activation, lipschitz, powerIterations, logDet ('exact' | 'estimator'),
+// exactTerms, rouletteP, inverseTolerance, maxInverseIterations.
+export {
+  RESIDUAL_DEFAULT_LIPSCHITZ,
+  RESIDUAL_EXACT_DEFAULT_DIM,
+  ResidualBlock,
+  defaultResidualHidden,
+  type ResidualBlockOptions,
+  type ResidualLogDet,
+} from './residual';
+import { RESIDUAL_FAMILY_OPTIONS, ResidualBlock, type ResidualBlockOptions } from './residual';
+
+registerFlow('residual', {
+  amortizable: false,
+  shareable: true,
+  create(o) {
+    checkKnownKeys(o.extra, 'posterior', RESIDUAL_FAMILY_OPTIONS);
+    const extra = o.extra as Omit<ResidualBlockOptions, 'dim' | 'seed' | 'backend'>;
+    return copies(o, (seed) => new ResidualBlock({ ...extra, dim: o.dim, seed, backend: o.backend }));
+  },
+});

@@ -110,6 +110,8 @@ export function valueFor(expects: string, attempt: number, size: number, rand: (
     }
     return perm;
   }
+  // The layer widths of a residual network: [D, H, D].
+  if (/^layer widths \[D, H\.\.\., D\] as a Uint32Array/.test(expects)) return Uint32Array.from([size, size + 2, size]);
   // A list of tensors (Adam's params and grads): N arrays of `size` elements each, 1 when N is not given.
   const list = /^array of (?:(\d+) )?Float32Array/.exec(expects);
   if (list) {

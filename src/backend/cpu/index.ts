@@ -13,6 +13,7 @@ import { cpuLikelihood } from './likelihood';
 import { cpuLstm } from './lstm';
 import { cpuPlanar } from './planar';
 import { cpuRadial } from './radial';
+import { cpuResidual } from './residual';
 import { cpuRng } from './rng';
 import { cpuSylvester } from './sylvester';
 import { cpuSpline } from './spline';
@@ -33,6 +34,7 @@ registerAll<NativeAddon>('cpu', {
   glow: cpuGlow,
   spline: cpuSpline,
   lstm: cpuLstm,
+  residual: cpuResidual,
 });
 
 export function createCpuBackend(addon: NativeAddon): Backend {

@@ -12,6 +12,7 @@ import { referenceLikelihood } from './likelihood';
 import { referenceLstm } from './lstm';
 import { referencePlanar } from './planar';
 import { referenceRadial } from './radial';
+import { referenceResidual } from './residual';
 import { referenceRng } from './rng';
 import { referenceSylvester } from './sylvester';
 import { referenceSpline } from './spline';
@@ -32,6 +33,7 @@ registerAll<void>('reference', {
   glow: () => referenceGlow,
   spline: () => referenceSpline,
   lstm: () => referenceLstm,
+  residual: () => referenceResidual,
 });
 
 export const referenceBackend: Backend = assembleBackend(
