@@ -13,6 +13,8 @@ export { VAE } from './vae/vae';
 export type { CustomPart, ElboTerms, KlEstimate, LoadOptions, NetworkOptions, VAEConfig, VAEOptions, VAEParts } from './vae/vae';
 export * from './vae/parts';
 export type { Network, NetworkCallOptions } from './nn/network';
+export { Lstm, type LstmOptions } from './nn/lstm';
+export { LstmDecoder, LstmEncoder, type LstmDecoderOptions, type LstmEncoderOptions } from './nn/sequence';
 export { Adam, type AdamOptions } from './train/adam';
 export type { BatchProgress, EpochMetrics, FitOptions, FitResult, LrSchedule, TrainingState } from './train/fit';
 export * from './distributions';
