@@ -182,3 +182,70 @@ describe.skipIf(!hasCpu())('sequence VAE on architecture sequences', () => {
     expect(LAYER_TYPES).toContain('end');
   });
 });
+
+describe('sequence VAE: generation', () => {
+  const backend = backendByName('reference');
+  const stepGroups: LikelihoodGroup[] = [
+    { kind: 'categorical', columns: 3 },
+    { kind: 'bernoulli', columns: 1 },
+  ];
+  const make = (endClass?: number) =>
+    new VAE({
+    inputDim: 6 * 4,
+    latentDim: 2,
+    encoder: new LstmEncoder(backend, { steps: 6, features: 4, hidden: 5, seed: 1 }),
+    decoder: new LstmDecoder(backend, { latentDim: 2, steps: 6, features: 4, stepGroups, hidden: 5, seed: 2, endClass }),
+    likelihood: Array.from({ length: 6 }, () => stepGroups).flat(),
+    seed: 3,
+    backend,
+  });
+
+  it('sampling draws each step from softmax(logits / T): step 0 frequencies match its probabilities', () => {
+    const vae = make();
+    const n = 4000;
+    const z = new Float64Array(n * 2).fill(0.3);
+    const greedy = vae.decode(z.subarray(0, 2));
+    const p = Array.from(greedy.subarray(0, 3)); // step 0's class probabilities (greedy decode returns them)
+    const drawn = vae.decode(z, { mode: 'sample', generationSeed: 5 });
+    const counts = [0, 0, 0];
+    for (let r = 0; r < n; r++) counts[[0, 1, 2].find((c) => drawn[r * 24 + c] > 0.5)!]++;
+    // Multinomial(4000, p): sd ≤ sqrt(4000 / 4) ≈ 32 draws, so 5 sd is 0.04 in a frequency.
+    counts.forEach((c, k) => expect(Math.abs(c / n - p[k])).toBeLessThan(0.04));
+    // The same seed draws the same sequences; a tiny temperature is greedy.
+    expect(Array.from(vae.decode(z.subarray(0, 20), { mode: 'sample', generationSeed: 5 }))).toEqual(Array.from(drawn.subarray(0, 240)));
+    const cold = vae.decode(z.subarray(0, 2), { mode: 'sample', temperature: 1e-3 });
+    for (let t = 0; t < 6; t++) {
+      const argmax = (a: ArrayLike<number>) => [0, 1, 2].reduce((b, c) => (a[t * 4 + c] > a[t * 4 + b] ? c : b), 0);
+      expect(argmax(cold)).toBe(argmax(greedy));
+    }
+  });
+
+  it('a row that emits the end class ends: its later steps are end steps with value 0', () => {
+    const vae = make(2);
+    const out = vae.sample(300, { seed: 1, mode: 'sample', generationSeed: 2 });
+    let endedRows = 0;
+    for (let r = 0; r < 300; r++) {
+      const types = [0, 1, 2, 3, 4, 5].map((t) => [0, 1, 2].find((c) => out[r * 24 + t * 4 + c] > 0.5));
+      const first = types.indexOf(2);
+      if (first < 0) continue;
+      endedRows++;
+      for (let t = first + 1; t < 6; t++) {
+        expect(types[t]).toBe(2);
+        expect(out[r * 24 + t * 4 + 3]).toBeLessThan(1e-9);
+      }
+    }
+    expect(endedRows).toBeGreaterThan(0);
+  });
+
+  it('interpolate decodes points between two codes, the ends being the decoded codes', () => {
+    const vae = make();
+    const x = tinySequences(2, 6, 4);
+    const path = vae.interpolate(x.subarray(0, 24), x.subarray(24, 48), 5);
+    expect(path.length).toBe(5 * 24);
+    const ends = vae.decode(vae.encode(x));
+    expect(Array.from(path.subarray(0, 24))).toEqual(Array.from(ends.subarray(0, 24)));
+    expect(Array.from(path.subarray(4 * 24))).toEqual(Array.from(ends.subarray(24, 48)));
+    expect(() => vae.interpolate(x.subarray(0, 24), x.subarray(24, 48), 1)).toThrow('Expected integer ≥ 2 for "steps" but received 1 (number)');
+    expect(() => vae.decode(new Float64Array(2), { temperature: 0.5 })).toThrow('"temperature" applies to mode "sample"');
+  });
+});

@@ -18,6 +18,17 @@ export interface NetworkCallOptions {
   target?: FloatArray;
   /** True during a training step (dropout and other training-only behaviour). */
   training?: boolean;
+  /** How an autoregressive decoder generates when there is no target (default greedy). */
+  generation?: GenerationOptions;
+}
+
+/** Generation of an autoregressive decoder: greedy, or sampling each step's categorical choice. */
+export interface GenerationOptions {
+  mode: 'greedy' | 'sample';
+  /** Softmax temperature of sampled categorical choices (default 1). */
+  temperature?: number;
+  /** Stream of the sampled choices (elements from 0). */
+  seed?: number;
 }
 
 export interface Network {

@@ -8,8 +8,13 @@
  *   [x0, x1 … x_{T−1}] with teacher forcing (the data rows arrive as
  *   `target`), a per-step linear map to the likelihood's parameters of one
  *   step. Without a target (sampling, `decode`) it generates step by step,
- *   feeding back each step's argmax one-hot for categorical groups and the
- *   mean (Bernoulli probability, Gaussian mean) for the others. Optional
+ *   feeding back for categorical groups the argmax one-hot (greedy) or a
+ *   draw from softmax(logits / temperature) (sample), and the mean
+ *   (Bernoulli probability, Gaussian mean) for the others; a sampled choice
+ *   is written back into the step's logits (0 for it, −30 for the others) so
+ *   the likelihood's `decode` reads the sequence that was generated. After a
+ *   row emits `endClass` of its first categorical group, its later steps are
+ *   the end step (value 0). Optional
  *   decoder-input dropout (Bowman et al. 2016) replaces teacher-forced steps
  *   by zeros with probability `inputDropout` in training, against posterior
  *   collapse.
@@ -21,12 +26,12 @@ import type { Backend } from '../backend/backend';
 import type { Activation } from '../backend/kernels/elementwise';
 import type { FloatArray } from '../backend/types';
 import { rangeError } from '../errors';
-import { checkInRange, checkPositiveInt } from '../validate';
+import { checkIntegerBetween, checkInRange, checkPositiveInt } from '../validate';
 import type { LikelihoodGroup } from '../vae/likelihood';
 import { Linear } from './linear';
 import { Lstm } from './lstm';
 import { MLP } from './mlp';
-import type { Network, NetworkCallOptions } from './network';
+import type { GenerationOptions, Network, NetworkCallOptions } from './network';
 import { prefixParameters, type NamedBuffer, type Parameter } from './parameter';
 
 export interface LstmEncoderOptions {
@@ -85,8 +90,13 @@ export interface LstmDecoderOptions {
   activation?: Activation;
   /** Probability of zeroing a teacher-forced input step in training (default 0). */
   inputDropout?: number;
+  /** Class of the first categorical group that ends a sequence (generation stops there). */
+  endClass?: number;
   seed?: number;
 }
+
+/** A logit far enough below 0 that its softmax share is negligible (e^−30 ≈ 1e−13). */
+const OFF = -30;
 
 /** Parameters per step of a group (a class-index categorical group reads 1 column but emits C logits). */
 function groupParams(g: LikelihoodGroup): number {
@@ -104,6 +114,7 @@ export class LstmDecoder implements Network {
   readonly lstm: Lstm;
   readonly output: Linear;
   readonly inputDropout: number;
+  readonly endClass: number | null;
   private readonly stepGroups: readonly LikelihoodGroup[];
   private readonly seed: number;
   private dropoutDraws = 0;
@@ -125,6 +136,9 @@ export class LstmDecoder implements Network {
     }
     this.paramsPerStep = this.stepGroups.reduce((s, g) => s + groupParams(g), 0);
     this.inputDropout = checkInRange(options.inputDropout ?? 0, 'inputDropout', 0, 1, { hi: true });
+    const firstCategorical = this.stepGroups.find((g) => g.kind === 'categorical');
+    if (options.endClass !== undefined && !firstCategorical) throw rangeError('"endClass" needs a categorical group in "stepGroups"');
+    this.endClass = options.endClass === undefined ? null : checkIntegerBelow(options.endClass, 'endClass', groupParams(firstCategorical!));
     this.seed = options.seed ?? 21;
     const seed = this.seed;
     this.start = new MLP(backend, { sizes: [latent, ...(options.mlpHidden ?? [H]), this.features + 2 * H], activation: options.activation ?? 'relu', seed: seed * 1000 + 1 });
@@ -165,7 +179,7 @@ export class LstmDecoder implements Network {
       h0.set(row.subarray(F, F + H), r * H);
       c0.set(row.subarray(F + H), r * H);
     }
-    if (!options.target) return this.generate(inputs, h0, c0, batch);
+    if (!options.target) return this.generate(inputs, h0, c0, batch, options.generation ?? { mode: 'greedy' });
     // Teacher forcing: step t reads the data's step t − 1.
     const x = options.target;
     const drop = options.training && this.inputDropout > 0 ? this.dropoutMask(batch) : null;
@@ -188,11 +202,16 @@ export class LstmDecoder implements Network {
     return u;
   }
 
-  /** Greedy generation: one LSTM step at a time, each step's most likely values fed back. */
-  private generate(inputs: FloatArray, h0: FloatArray, c0: FloatArray, batch: number): FloatArray {
+  /** Generation: one LSTM step at a time, each step's choices fed back (see the file comment). */
+  private generate(inputs: FloatArray, h0: FloatArray, c0: FloatArray, batch: number, generation: GenerationOptions): FloatArray {
     const { steps: T, features: F, paramsPerStep: P } = this;
     const H = this.lstm.hidden;
     const out = this.buf('generated', batch * T * P);
+    const groups = this.stepGroups.length;
+    // One uniform per (row, step, group) for sampled choices.
+    const u = generation.mode === 'sample' ? this.buf('choices', batch * T * groups) : null;
+    if (u) this.backend.rng.uniform(generation.seed ?? 0, 0, u);
+    const ended = new Uint8Array(batch);
     const step = this.buf('step', batch * F);
     const h = this.buf('genH', batch * H);
     const c = this.buf('genC', batch * H);
@@ -205,31 +224,61 @@ export class LstmDecoder implements Network {
       c.set(cn);
       const params = this.output.forward(y, batch);
       for (let r = 0; r < batch; r++) {
-        out.set(params.subarray(r * P, (r + 1) * P), (r * T + t) * P);
-        this.feedBack(params, r * P, step, r * F);
+        const at = (r * T + t) * P;
+        out.set(params.subarray(r * P, (r + 1) * P), at);
+        const choice = u ? { u, at: (r * T + t) * groups, temperature: generation.temperature ?? 1 } : null;
+        ended[r] = this.feedBack(out, at, step, r * F, choice, ended[r] === 1) ? 1 : 0;
       }
     }
     return out;
   }
 
-  /** The next input of a row from its step parameters: argmax one-hot / class index, probability, mean. */
-  private feedBack(params: FloatArray, at: number, next: FloatArray, to: number): void {
+  /**
+   * The next input of a row from its step parameters (argmax or sampled
+   * one-hot / class index, probability, mean); a sampled or forced choice is
+   * written back into `params`. Returns whether the row has ended.
+   */
+  private feedBack(
+    params: FloatArray,
+    at: number,
+    next: FloatArray,
+    to: number,
+    choice: { u: FloatArray; at: number; temperature: number } | null,
+    ended: boolean,
+  ): boolean {
     let p = at;
     let x = to;
-    for (const g of this.stepGroups) {
+    let first = true;
+    let endsHere = ended;
+    for (const [gi, g] of this.stepGroups.entries()) {
       const width = groupParams(g);
       if (g.kind === 'categorical') {
-        let best = 0;
-        for (let c = 1; c < width; c++) if (params[p + c] > params[p + best]) best = c;
-        if (g.classes !== undefined) next[x++] = best;
-        else for (let c = 0; c < width; c++) next[x++] = c === best ? 1 : 0;
+        let pick: number;
+        if (ended && first && this.endClass !== null) pick = this.endClass;
+        else if (choice) pick = sampleSoftmax(params, p, width, choice.temperature, choice.u[choice.at + gi]);
+        else {
+          pick = 0;
+          for (let c = 1; c < width; c++) if (params[p + c] > params[p + pick]) pick = c;
+        }
+        if (choice || ended) for (let c = 0; c < width; c++) params[p + c] = c === pick ? 0 : OFF;
+        if (first && pick === this.endClass) endsHere = true;
+        if (g.classes !== undefined) next[x++] = pick;
+        else for (let c = 0; c < width; c++) next[x++] = c === pick ? 1 : 0;
+        first = false;
       } else if (g.kind === 'bernoulli') {
-        for (let c = 0; c < width; c++) next[x++] = 1 / (1 + Math.exp(-params[p + c]));
+        for (let c = 0; c < width; c++) {
+          if (ended) params[p + c] = OFF;
+          next[x++] = 1 / (1 + Math.exp(-params[p + c]));
+        }
       } else {
-        for (let c = 0; c < width; c++) next[x++] = params[p + c];
+        for (let c = 0; c < width; c++) {
+          if (ended) params[p + c] = 0;
+          next[x++] = params[p + c];
+        }
       }
       p += width;
     }
+    return endsHere;
   }
 
   backward(gradOut: FloatArray, needInputGrad: boolean): FloatArray | null {
@@ -248,4 +297,22 @@ export class LstmDecoder implements Network {
     }
     return this.start.backward(ds, needInputGrad);
   }
+}
+
+function checkIntegerBelow(value: unknown, name: string, bound: number): number {
+  return checkIntegerBetween(value, name, 0, bound - 1);
+}
+
+/** The category whose cumulative softmax(logits / temperature) share first exceeds `u`. */
+function sampleSoftmax(logits: FloatArray, at: number, width: number, temperature: number, u: number): number {
+  let max = -Infinity;
+  for (let c = 0; c < width; c++) if (logits[at + c] > max) max = logits[at + c];
+  let total = 0;
+  for (let c = 0; c < width; c++) total += Math.exp((logits[at + c] - max) / temperature);
+  let acc = 0;
+  for (let c = 0; c < width; c++) {
+    acc += Math.exp((logits[at + c] - max) / temperature) / total;
+    if (u < acc) return c;
+  }
+  return width - 1;
 }

@@ -27,7 +27,7 @@ import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Flow } from '../flows/flow';
 import type { Linear } from '../nn/linear';
 import { MLP } from '../nn/mlp';
-import { checkNetwork, isNetwork, type Network } from '../nn/network';
+import { checkNetwork, isNetwork, type GenerationOptions, type Network } from '../nn/network';
 import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
 import type { Dataset } from '../data/dataset';
 import { checkFiniteInput } from '../data/validate';
@@ -895,14 +895,35 @@ export class VAE implements TrainableModel {
    * copy, `[n, inputDim]`): Bernoulli probabilities, Gaussian means,
    * categorical probabilities (one-hot groups) or class indices (index groups).
    */
-  decode(z: FloatArray): FloatArray {
+  decode(z: FloatArray, options: DecodeOptions = {}): FloatArray {
     if (!(z instanceof Float32Array || z instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', 'z', z));
     if (z.length === 0 || z.length % this.latentDim !== 0) {
       throw rangeError(expected(`array whose length is a positive multiple of latentDim ${this.latentDim}`, 'z', z), 'ERR_SHAPE');
     }
     checkFiniteInput(z, this.latentDim, 'z', this.backend.dtype);
     const n = z.length / this.latentDim;
-    return this.likelihood.decode(this.decoder.forward(this.onBackend(z, 'z'), n), n);
+    return this.likelihood.decode(this.decoder.forward(this.onBackend(z, 'z'), n, { generation: checkGeneration(options) }), n);
+  }
+
+  /**
+   * Decodes `steps` points on the line between the posterior means of the
+   * rows `a` and `b` (`[inputDim]` each), ends included: `[steps, inputDim]`.
+   */
+  interpolate(a: FloatArray, b: FloatArray, steps: number, options: DecodeOptions = {}): FloatArray {
+    checkIntegerAtLeast(steps, 'steps', 2);
+    if (a.length !== this.inputDim) throw rangeError(expected(`array of inputDim ${this.inputDim} values`, 'a', a), 'ERR_SHAPE');
+    if (b.length !== this.inputDim) throw rangeError(expected(`array of inputDim ${this.inputDim} values`, 'b', b), 'ERR_SHAPE');
+    const both = this.backend.alloc(2 * this.inputDim);
+    both.set(a);
+    both.set(b, this.inputDim);
+    const codes = this.encode(both);
+    const D = this.latentDim;
+    const z = this.backend.alloc(steps * D);
+    for (let s = 0; s < steps; s++) {
+      const t = s / (steps - 1);
+      for (let d = 0; d < D; d++) z[s * D + d] = (1 - t) * codes[d] + t * codes[D + d];
+    }
+    return this.decode(z, options);
   }
 
   /** Reconstructions: the likelihood's natural values at the posterior sample z_K of each input (noise from `seed`). */
@@ -922,9 +943,9 @@ export class VAE implements TrainableModel {
    * stream `seed`. A mixture prior picks components with uniforms from the
    * same stream, after the normals.
    */
-  sample(n: number, options: { seed?: number } = {}): FloatArray {
+  sample(n: number, options: { seed?: number } & DecodeOptions = {}): FloatArray {
     checkPositiveInt(n, 'n');
-    checkKnownKeys(options, 'options', ['seed']);
+    checkKnownKeys(options, 'options', ['seed', 'mode', 'temperature', 'generationSeed']);
     const count = n * this.latentDim;
     const u = this.buf('sample.u', n);
     let eps: FloatArray;
@@ -941,8 +962,33 @@ export class VAE implements TrainableModel {
       if (this.prior.usesUniforms) this.backend.rng.uniform(seed, count, u);
     }
     const z = this.backend.from(this.prior.sample(eps, u, n));
-    return this.decode(z);
+    const { mode, temperature, generationSeed } = options;
+    return this.decode(z, { mode, temperature, generationSeed });
   }
+}
+
+/** How `decode`, `sample` and `interpolate` generate with an autoregressive decoder (others ignore it). */
+export interface DecodeOptions {
+  /** 'greedy' (default): each step's most likely category fed back; 'sample': drawn from its softmax. */
+  mode?: 'greedy' | 'sample';
+  /** Temperature of the sampled softmax (default 1). */
+  temperature?: number;
+  /** Stream of the sampled choices (default 0). */
+  generationSeed?: number;
+}
+
+function checkGeneration(options: DecodeOptions): GenerationOptions {
+  checkKnownKeys(options, 'options', ['mode', 'temperature', 'generationSeed', 'seed']);
+  const mode = checkOneOf(options.mode ?? 'greedy', 'mode', ['greedy', 'sample'] as const);
+  const temperature = checkInRange(options.temperature ?? 1, 'temperature', 0, 100, { lo: true });
+  if (mode === 'greedy' && options.temperature !== undefined) throw rangeError('"temperature" applies to mode "sample"');
+  return { mode, temperature, seed: checkSize(options.generationSeed ?? 0, 'generationSeed') };
+}
+
+function checkIntegerAtLeast(value: unknown, name: string, least: number): number {
+  const v = checkPositiveInt(value, name);
+  if (v < least) throw rangeError(expected(`integer ≥ ${least}`, name, value));
+  return v;
 }
 
 /** Rows of `src` (`rows` of them) each repeated `times` times into `dst`. */
