@@ -1,6 +1,7 @@
 /**
  * `npm run quality -- [--data mnist-subset|fashion-mnist] [--seeds 0,1] [--jobs 2] [--families "a;b"]`
  * `npm run quality -- --suite parity …`: training parity with PyTorch (bench/parity.ts).
+ * `npm run quality -- --suite sequence …`: posteriors of a sequence VAE (bench/sequence-quality.ts).
  * `npm run quality -- --suite priors …`: priors (standard normal, mixture, flow)
  *   with a diagonal and a planar posterior, and ELBO vs IWAE (K = 5) training,
  *   at the same budget; the table adds the active units of the test set.
@@ -32,6 +33,7 @@ import { loadMnistSubset } from '../src/data/mnist';
 import { referenceRng } from '../src/backend/reference/rng';
 import { VAE, type VAEOptions } from '../src/vae/vae';
 import { parityMain } from './parity';
+import { sequenceQualityMain } from './sequence-quality';
 
 /** The posterior families of the table, as the VAE takes them (the KL estimate is the model's default unless given). */
 export const FAMILIES: Record<string, Pick<VAEOptions, 'posterior' | 'kl'>> = {
@@ -217,8 +219,9 @@ function table(results: RunResult[], families: string[], units = false): string 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.suite === 'parity') return parityMain(args);
+  if (args.suite === 'sequence') return sequenceQualityMain(args);
   const suite = args.suite ?? 'posteriors';
-  if (suite !== 'posteriors' && suite !== 'priors') throw new Error(`Unknown suite "${suite}"; expected "posteriors", "priors" or "parity"`);
+  if (suite !== 'posteriors' && suite !== 'priors') throw new Error(`Unknown suite "${suite}"; expected "posteriors", "priors", "sequence" or "parity"`);
   const rows = suite === 'priors' ? PRIOR_CONFIGS : FAMILIES;
   if (args.one) {
     const settings = JSON.parse(args.settings) as Settings;

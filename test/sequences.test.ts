@@ -1,6 +1,6 @@
 /** Sequence data sets: architectures as one-hot layer types plus a value per step. */
 import { describe, expect, it } from 'vitest';
-import { LAYER_TYPES, architectureSequences, describeArchitecture } from '../src/data/sequences';
+import { LAYER_TYPES, architectureSequences, describeArchitecture, isValidArchitecture } from '../src/data/sequences';
 import { VAE } from '../src/vae/vae';
 
 describe('architecture sequences', () => {
@@ -35,6 +35,14 @@ describe('architecture sequences', () => {
       const firstDense = arch.indexOf('dense');
       expect(lastConv < firstDense).toBe(true);
     }
+  });
+
+  it('pass the validity check, which refuses sequences off the grammar', () => {
+    for (let r = 0; r < data.n; r++) expect(isValidArchitecture(describeArchitecture(data.x, r, data.steps).map((s) => s.type))).toBe(true);
+    expect(isValidArchitecture(['input', 'dense', 'softmax', 'end'])).toBe(true);
+    expect(isValidArchitecture(['input', 'dense', 'relu', 'conv', 'relu', 'dense', 'softmax', 'end'])).toBe(false); // conv after dense
+    expect(isValidArchitecture(['input', 'conv', 'dense', 'softmax', 'end'])).toBe(false); // conv without relu
+    expect(isValidArchitecture(['input', 'dense', 'softmax'])).toBe(false); // no end
   });
 
   it('train a VAE with the per-step mixed likelihood they come with', async () => {

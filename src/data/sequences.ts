@@ -116,6 +116,16 @@ export function architectureSequences(n: number, options: ArchitectureOptions = 
   };
 }
 
+/**
+ * True for a layer-type sequence the grammar can produce: input, then conv
+ * blocks (conv [batchnorm] relu [pool]), dense blocks (dense relu
+ * [dropout]), then dense softmax end.
+ */
+export function isValidArchitecture(types: readonly string[]): boolean {
+  const pattern = /^input( conv( batchnorm)? relu( pool)?)*( dense relu( dropout)?)* dense softmax end$/;
+  return pattern.test(types.join(' '));
+}
+
 /** The layer types and values of row `r` of an architecture data set (or of decoded rows), up to its end step. */
 export function describeArchitecture(x: ArrayLike<number>, r: number, steps: number): { type: LayerType; value: number }[] {
   const types = LAYER_TYPES.length;
