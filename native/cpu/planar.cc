@@ -667,16 +667,10 @@ thread_local SharedLayers tls_shared;
 // float64, added into d_params:
 //   Σ t_k g_{k+1} = TᵀDY_k + Σ_{j>k} C_kj w_j,   Σ ga_k z_k = GAᵀY_k − Σ_{j≥k} C_jk û_j,
 // then through û = u + c·w, c = (softplus(−wᵀu) − 1)/‖w‖², sp = softplus(wᵀu).
-void FinalizeShared(const float* params, const SharedLayers& s, const double* partials, int tasks, std::size_t D,
-                    std::size_t K, float* d_params) {
-  const std::size_t KD = K * D, stride = PartialSize(D, K);
-  thread_local std::vector<double> sum;
-  sum.assign(stride, 0.0);
-  for (int t = 0; t < tasks; ++t) {
-    const double* p = partials + static_cast<std::size_t>(t) * stride;
-    for (std::size_t i = 0; i < stride; ++i) sum[i] += p[i];
-  }
-  const double* tdy = sum.data();
+void FinalizeShared(const float* params, const SharedLayers& s, const double* sums, std::size_t D, std::size_t K,
+                    float* d_params) {
+  const std::size_t KD = K * D;
+  const double* tdy = sums;
   const double* gay = tdy + KD;
   const double* sb = gay + KD;
   const double* ssp = sb + K;
@@ -724,9 +718,9 @@ struct PlanarStack {
   static void Prepare(const float* params, std::size_t D, std::size_t K, Shared* s) { PrepareShared(params, D, K, s); }
   static std::size_t ParamSize(std::size_t D) { return 2 * D + 1; }  // per layer: u, w, b
   static std::size_t PartialSize(std::size_t D, std::size_t K) { return ::flowvae::PartialSize(D, K); }
-  static void Finalize(const float* params, const Shared& s, const double* partials, int chunks, std::size_t D,
-                       std::size_t K, float* d_params) {
-    FinalizeShared(params, s, partials, chunks, D, K, d_params);
+  static void Finalize(const float* params, const Shared& s, const double* sums, std::size_t D, std::size_t K,
+                       float* d_params) {
+    FinalizeShared(params, s, sums, D, K, d_params);
   }
   template <class Isa>
   static FLOWVAE_LANE_INLINE std::size_t ForwardShared(const ForwardArgs& a, std::size_t b, std::size_t e) {

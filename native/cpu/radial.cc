@@ -587,16 +587,9 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
 
 thread_local SharedLayers tls_shared;
 
-// Sums the task partials in float64 and applies the chain rule to z0, α̃, β̃.
-void FinalizeShared(const SharedLayers& s, const double* partials, int tasks, std::size_t D, std::size_t K,
-                    float* d_params) {
-  const std::size_t KD = K * D, stride = PartialSize(D, K);
-  thread_local std::vector<double> sum;
-  sum.assign(stride, 0.0);
-  for (int t = 0; t < tasks; ++t) {
-    const double* p = partials + static_cast<std::size_t>(t) * stride;
-    for (std::size_t i = 0; i < stride; ++i) sum[i] += p[i];
-  }
+// The chain rule from the batch sums (BackwardSharedLanes) to z0, α̃, β̃.
+void FinalizeShared(const SharedLayers& s, const double* sum, std::size_t D, std::size_t K, float* d_params) {
+  const std::size_t KD = K * D;
   for (std::size_t i = 0; i < KD; ++i) d_params[i] = static_cast<float>(d_params[i] - sum[i]);
   for (std::size_t k = 0; k < K; ++k) {
     d_params[KD + k] = static_cast<float>(d_params[KD + k] + sum[KD + k] * s.sig_alpha[k]);
@@ -612,9 +605,9 @@ struct RadialStack {
   static std::size_t ParamSize(std::size_t D) { return D + 2; }  // per layer: z0, α̃, β̃
   static std::size_t PartialSize(std::size_t D, std::size_t K) { return ::flowvae::PartialSize(D, K); }
   // The chain rule needs only what PrepareShared folded in, not the raw parameters.
-  static void Finalize(const float* /*params*/, const Shared& s, const double* partials, int chunks, std::size_t D,
-                       std::size_t K, float* d_params) {
-    FinalizeShared(s, partials, chunks, D, K, d_params);
+  static void Finalize(const float* /*params*/, const Shared& s, const double* sums, std::size_t D, std::size_t K,
+                       float* d_params) {
+    FinalizeShared(s, sums, D, K, d_params);
   }
   template <class Isa>
   static FLOWVAE_LANE_INLINE std::size_t ForwardShared(const ForwardArgs& a, std::size_t b, std::size_t e) {

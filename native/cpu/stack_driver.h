@@ -15,8 +15,8 @@
 //   Prepare(params, dim, layers, Shared*)  folds shared parameters
 //   ParamSize(dim)                       parameters per layer (one row's, when amortized)
 //   PartialSize(dim, layers)             float64 sums per chunk of rows
-//   Finalize(params, shared, partials, chunks, dim, layers, d_params)
-//                                        chain rule from the sums, added into d_params
+//   Finalize(params, shared, sums, dim, layers, d_params)
+//                                        chain rule from the batch sums, added into d_params
 //   template <class Isa> ForwardShared, ForwardAmortized, BackwardShared,
 //                        BackwardAmortized
 //                                        the row functions at the widths of Isa
@@ -237,7 +237,15 @@ std::size_t Backward(const float* saved, const float* stash, const float* params
                                                 const std::size_t n = fn(args, r0, r1, part);
                                                 if (n) bad += n;
                                               });
-  Family::Finalize(params, shared, partials.data(), static_cast<int>(chunks), dim, layers, d_params);
+  // The chunks' sums combined in chunk order (the same bits at any thread count).
+  const std::size_t stride = Family::PartialSize(dim, layers);
+  thread_local std::vector<double> sums;
+  sums.assign(stride, 0.0);
+  for (std::size_t c = 0; c < chunks; ++c) {
+    const double* part = partials.data() + c * stride;
+    for (std::size_t i = 0; i < stride; ++i) sums[i] += part[i];
+  }
+  Family::Finalize(params, shared, sums.data(), dim, layers, d_params);
   return bad.load();
 }
 
