@@ -1,7 +1,8 @@
 // Native kernel test driver: runs every family's test_<family>() that is
 // linked in, for the families of native/families.def. Each family's test
-// lives in native/test/<family>_test.cc; the declarations are weak so a
-// family without a test file still links.
+// lives in native/test/<family>_test.cc (the flow stacks planar and radial
+// share one table-driven suite, flow_stack_test.cc); the declarations are
+// weak so a family without a test file still links.
 #include <cstdio>
 #include <cstdlib>
 
