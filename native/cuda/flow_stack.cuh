@@ -71,6 +71,26 @@ __device__ __forceinline__ void CountBadRow(bool bad, int lane, unsigned long lo
   if (lane == 0 && bad) atomicAdd(counter, 1ull);
 }
 
+// Lane 0 records layer k of a forward row: the value backward reads from
+// the stash and, when they are asked for, the layer's log-det.
+__device__ __forceinline__ void RecordLayer(float* stash, float* layer_log_det, std::size_t row, std::size_t K,
+                                            std::size_t k, float stashed, float log_det, int lane) {
+  if (lane == 0) {
+    stash[row * K + k] = stashed;
+    if (layer_log_det) layer_log_det[row * K + k] = log_det;
+  }
+}
+
+// The end of a forward row: y stored, the row's log-det written, and the row
+// counted when anything is not finite.
+template <int N>
+__device__ __forceinline__ void FinishForwardRow(WarpRow<float, N>& z, float total, float* y, int lane, std::size_t D,
+                                                 float* log_det_out, unsigned long long* counter) {
+  const bool bad = StoreRow(z, y, lane, D) || !Finite(total);
+  if (lane == 0) *log_det_out = total;
+  CountBadRow(bad, lane, counter);
+}
+
 // The end of an inverse row: x in float32, and its log-det, or NaN (and the
 // row counted) when the solve failed or anything is not finite.
 template <int N>

@@ -37,9 +37,11 @@ using detail::WarpIndex;
 using detail::WarpRow;
 using detail::WarpSum;
 using stack::CountBadRow;
+using stack::FinishForwardRow;
 using stack::FinishInverseRow;
 using stack::LoadRow;
 using stack::PlaceRow;
+using stack::RecordLayer;
 using stack::Sizes;
 using stack::StoreRow;
 
@@ -190,14 +192,9 @@ __global__ void __launch_bounds__(kRowThreads) ForwardKernel(ForwardArgs a) {
         if (d < D) z[i] += t * (kAmortized ? u[d] + layer.c * w[d] : a.shared.u_hat[k * D + d]);
       }
       total += ld;
-      if (lane == 0) {
-        a.stash[row * K + k] = pre;
-        if (a.layer_log_det) a.layer_log_det[row * K + k] = ld;
-      }
+      RecordLayer(a.stash, a.layer_log_det, row, K, k, pre, ld, lane);
     }
-    const bool bad = StoreRow(z, y, lane, D) || !Finite(total);
-    if (lane == 0) a.log_det[row] = total;
-    CountBadRow(bad, lane, a.bad);
+    FinishForwardRow(z, total, y, lane, D, a.log_det + row, a.bad);
   }
 }
 

@@ -35,9 +35,11 @@ using detail::WarpIndex;
 using detail::WarpRow;
 using detail::WarpSum;
 using stack::CountBadRow;
+using stack::FinishForwardRow;
 using stack::FinishInverseRow;
 using stack::LoadRow;
 using stack::PlaceRow;
+using stack::RecordLayer;
 using stack::Sizes;
 using stack::StoreRow;
 
@@ -105,14 +107,9 @@ __global__ void __launch_bounds__(kRowThreads) ForwardKernel(ForwardArgs a) {
       }
       const float ld = LayerLogDet(r, alpha, sp, D);
       total += ld;
-      if (lane == 0) {
-        a.stash[row * K + k] = r;
-        if (a.layer_log_det) a.layer_log_det[row * K + k] = ld;
-      }
+      RecordLayer(a.stash, a.layer_log_det, row, K, k, r, ld, lane);
     }
-    const bool bad = StoreRow(z, y, lane, D) || !Finite(total);
-    if (lane == 0) a.log_det[row] = total;
-    CountBadRow(bad, lane, a.bad);
+    FinishForwardRow(z, total, y, lane, D, a.log_det + row, a.bad);
   }
 }
 
