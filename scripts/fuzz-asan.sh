@@ -25,7 +25,7 @@ flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fPIC -fexceptions -ffp-contrac
        -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED
        -I"$napi_include" -I"$addon_api_include" -I"$root/native/include")
 
-headers_newest=$(ls -t native/include/flowvae/*.h native/napi/*.h 2>/dev/null | head -1)
+headers_newest=$(ls -t native/families.def native/include/flowvae/*.h native/napi/*.h 2>/dev/null | head -1)
 objs=()
 for src in native/cpu/*.cc native/napi/*.cc; do
   obj="$out/$(basename "$(dirname "$src")")_$(basename "${src%.cc}").o"

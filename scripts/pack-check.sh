@@ -59,7 +59,7 @@ if tarball_name=$(npm pack --silent --pack-destination "$work" 2>"$work/pack.log
   (( size < 10 * 1024 * 1024 )) && ok "packed size under 10 MB" || fail "packed size $size bytes is over 10 MB"
   missing=()
   for f in package.json README.md LICENSE binding.gyp scripts/install.js dist/index.js dist/index.d.ts dist/cli/index.js \
-           dist/backend/native.js native/napi/addon.cc native/napi/args.h native/include/flowvae/parallel.h native/cpu/parallel.cc \
+           dist/backend/native.js native/napi/addon.cc native/napi/args.h native/families.def native/include/flowvae/parallel.h native/cpu/parallel.cc \
            data/mnist-subset/LICENSE data/mnist-subset/train-images-idx3-ubyte.gz; do
     grep -qx "$f" "$work/files.txt" || missing+=("$f")
   done

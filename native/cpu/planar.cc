@@ -51,17 +51,16 @@ using lanes::Splat;
 using lanes::Store;
 using lanes::Vec;
 
+using stack::Fold;
 using stack::kBlock;
 using stack::kFlushRows;
+using stack::kSharedGroups;
+using stack::SigmoidD;
+using stack::SoftplusD;
 
 // Values in one task's partial sums (BackwardSharedLanes).
 std::size_t PartialSize(std::size_t D, std::size_t K) { return 2 * K * D + 2 * K + K * K; }
 
-double SoftplusD(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))); }
-double SigmoidD(double x) {
-  const double e = std::exp(-std::fabs(x));
-  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
 
 // Shared parameters prepared once per call, in float64.
 struct SharedLayers {
@@ -109,21 +108,6 @@ void PrepareShared(const float* params, std::size_t D, std::size_t K, SharedLaye
 }
 
 // ---- SIMD-over-dim helpers (C = chunk width) --------------------------------
-
-// Folds a vector of 2·CT (or CT) floats into CT lanes, preserving the lane total.
-template <int CT, class V>
-FLOWVAE_LANE_INLINE typename Vec<CT>::F Fold(const V& v) {
-  using FT = typename Vec<CT>::F;
-  if constexpr (sizeof(V) == sizeof(FT)) {
-    return v;
-  } else {
-    static_assert(sizeof(V) == 2 * sizeof(FT), "fold by halves only");
-    FT lo, hi;
-    std::memcpy(&lo, &v, sizeof(FT));
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(FT), sizeof(FT));
-    return lo + hi;
-  }
-}
 
 // Partial sums (CT lanes) of wᵀz, wᵀu and wᵀw in one pass over w, reduced
 // across the row group by ReduceRowPartials: chunks of CM floats, then one of
@@ -236,21 +220,8 @@ FLOWVAE_LANE_INLINE AmortizedReparam<F> Reparametrize(const F& wu, const F& wn2,
 // across the W rows with the parameter broadcast: no horizontal sums, no
 // tails over dim, and the transcendental chain is vectorized for free.
 
-struct ForwardArgs {
-  const float* x;
-  const float* params;
-  float* y;
-  float* log_det;
-  float* layer_log_det;
-  float* stash;
-  std::size_t dim, layers;
-  const SharedLayers* shared;
-};
-
-// Two row groups run interleaved: a layer's chain (w·z → tanh → z update) is
-// serial within a group, so a single group leaves the core waiting on
-// latency; the second group's independent chain fills those cycles.
-constexpr int kSharedGroups = 2;
+using ForwardArgs = stack::ForwardArgs<SharedLayers>;
+using BackwardArgs = stack::BackwardArgs<SharedLayers>;
 
 template <int W>
 FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::size_t row_begin, std::size_t row_end) {
@@ -336,19 +307,6 @@ FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::si
   }
   return bad;
 }
-
-struct BackwardArgs {
-  const float* y;
-  const float* stash;
-  const float* params;
-  const float* dy;
-  const float* d_log_det;
-  float* dx;
-  float* d_params;
-  std::size_t dim, layers;
-  const SharedLayers* shared;
-  bool stream_grads;  // amortized: write d_params with streaming stores (see stack::Backward)
-};
 
 // acc[k·D + d] += Σ_{l < rows} coef[k·W + l] · data[l·D + d] for k < K: a
 // rank-`rows` update of a K×D matrix, SIMD over dim, four k at a time.
@@ -485,7 +443,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
       const std::size_t first = r0 + g * W;
       bad += CountBadLanes<W>(ScatterRows<W>(gT[g], rows[g], D, A.dx + first * D), rows[g]);
       AccumulateOuter<W, C>(t_lanes[g], A.dy + first * D, rows[g], D, K, acc_tdy);
-      AccumulateOuter<W, C>(ga_lanes[g], A.y + first * D, rows[g], D, K, acc_gay);
+      AccumulateOuter<W, C>(ga_lanes[g], A.saved + first * D, rows[g], D, K, acc_gay);
       lanes::Transpose<(W < 8 ? W : 8)>(ga_lanes[g], W, K, rows[g], ga_rows[g], K);  // [rows, K]
       AccumulateOuter<W, C>(t_lanes[g], ga_rows[g], rows[g], K, K, acc_c);
     }
@@ -611,7 +569,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
     float* dp0 = A.stream_grads ? grad_block : A.d_params + r0 * K * P;
     float* g0 = A.dx + r0 * D;
     std::memcpy(g0, A.dy + r0 * D, rows * D * sizeof(float));
-    std::memcpy(zbuf, A.y + r0 * D, rows * D * sizeof(float));
+    std::memcpy(zbuf, A.saved + r0 * D, rows * D * sizeof(float));
     for (int g = 0; g < W; ++g) {
       slot_gu[g] = slot_gw[g] = slot_wu[g] = slot_ww[g] = FC{};
       probe[g] = FC{};
@@ -703,90 +661,16 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   return bad;
 }
 
-// ---- dispatch ----------------------------------------------------------------
-
-using ForwardFn = std::size_t (*)(const ForwardArgs&, std::size_t, std::size_t);
-using BackwardSharedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t, double*);
-using BackwardAmortizedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t);
-
-FLOWVAE_TARGET_AVX512 std::size_t ForwardSharedAvx512(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardSharedLanes<16>(a, b, e);
-}
-FLOWVAE_TARGET_AVX2 std::size_t ForwardSharedAvx2(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardSharedLanes<8>(a, b, e);
-}
-std::size_t ForwardSharedBaseline(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardSharedLanes<4>(a, b, e);
-}
-FLOWVAE_TARGET_AVX512 std::size_t ForwardAmortizedAvx512(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<16, 16, 8>(a, b, e);
-}
-FLOWVAE_TARGET_AVX2 std::size_t ForwardAmortizedAvx2(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<8, 8, 8>(a, b, e);
-}
-std::size_t ForwardAmortizedBaseline(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<4, 4, 4>(a, b, e);
-}
-FLOWVAE_TARGET_AVX512 std::size_t BackwardSharedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e,
-                                                       double* p) {
-  return BackwardSharedLanes<16, 8>(a, b, e, p);
-}
-FLOWVAE_TARGET_AVX2 std::size_t BackwardSharedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e, double* p) {
-  return BackwardSharedLanes<8, 8>(a, b, e, p);
-}
-std::size_t BackwardSharedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e, double* p) {
-  return BackwardSharedLanes<4, 4>(a, b, e, p);
-}
-FLOWVAE_TARGET_AVX512 std::size_t BackwardAmortizedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<16, 16, 8>(a, b, e);
-}
-FLOWVAE_TARGET_AVX2 std::size_t BackwardAmortizedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<8, 8, 8>(a, b, e);
-}
-std::size_t BackwardAmortizedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<4, 4, 4>(a, b, e);
-}
-
-ForwardFn PickForward(bool amortized) {
-  switch (simd_level()) {
-    case SimdLevel::kAvx512: return amortized ? ForwardAmortizedAvx512 : ForwardSharedAvx512;
-    case SimdLevel::kAvx2: return amortized ? ForwardAmortizedAvx2 : ForwardSharedAvx2;
-    default: return amortized ? ForwardAmortizedBaseline : ForwardSharedBaseline;
-  }
-}
-
-BackwardSharedFn PickBackwardShared() {
-  switch (simd_level()) {
-    case SimdLevel::kAvx512: return BackwardSharedAvx512;
-    case SimdLevel::kAvx2: return BackwardSharedAvx2;
-    default: return BackwardSharedBaseline;
-  }
-}
-
-BackwardAmortizedFn PickBackwardAmortized() {
-  switch (simd_level()) {
-    case SimdLevel::kAvx512: return BackwardAmortizedAvx512;
-    case SimdLevel::kAvx2: return BackwardAmortizedAvx2;
-    default: return BackwardAmortizedBaseline;
-  }
-}
-
 thread_local SharedLayers tls_shared;
 
 // Chain rule from the batch sums (see BackwardSharedLanes) to u, w, b in
 // float64, added into d_params:
 //   Σ t_k g_{k+1} = TᵀDY_k + Σ_{j>k} C_kj w_j,   Σ ga_k z_k = GAᵀY_k − Σ_{j≥k} C_jk û_j,
 // then through û = u + c·w, c = (softplus(−wᵀu) − 1)/‖w‖², sp = softplus(wᵀu).
-void FinalizeShared(const float* params, const SharedLayers& s, const double* partials, int tasks, std::size_t D,
-                    std::size_t K, float* d_params) {
-  const std::size_t KD = K * D, stride = PartialSize(D, K);
-  thread_local std::vector<double> sum;
-  sum.assign(stride, 0.0);
-  for (int t = 0; t < tasks; ++t) {
-    const double* p = partials + static_cast<std::size_t>(t) * stride;
-    for (std::size_t i = 0; i < stride; ++i) sum[i] += p[i];
-  }
-  const double* tdy = sum.data();
+void FinalizeShared(const float* params, const SharedLayers& s, const double* sums, std::size_t D, std::size_t K,
+                    float* d_params) {
+  const std::size_t KD = K * D;
+  const double* tdy = sums;
   const double* gay = tdy + KD;
   const double* sb = gay + KD;
   const double* ssp = sb + K;
@@ -827,21 +711,33 @@ void FinalizeShared(const float* params, const SharedLayers& s, const double* pa
   }
 }
 
-// The planar family as the shared batch drivers see it (stack_driver.h).
+// The planar family as the shared stack sees it (stack_driver.h).
 struct PlanarStack {
   using Shared = SharedLayers;
-  using ForwardArgs = ::flowvae::ForwardArgs;
-  using BackwardArgs = ::flowvae::BackwardArgs;
   static Shared& TlsShared() { return tls_shared; }
   static void Prepare(const float* params, std::size_t D, std::size_t K, Shared* s) { PrepareShared(params, D, K, s); }
   static std::size_t ParamSize(std::size_t D) { return 2 * D + 1; }  // per layer: u, w, b
-  static ForwardFn Forward(bool amortized) { return PickForward(amortized); }
-  static BackwardSharedFn BackwardShared() { return PickBackwardShared(); }
-  static BackwardAmortizedFn BackwardAmortized() { return PickBackwardAmortized(); }
   static std::size_t PartialSize(std::size_t D, std::size_t K) { return ::flowvae::PartialSize(D, K); }
-  static void Finalize(const float* params, const Shared& s, const double* partials, int chunks, std::size_t D,
-                       std::size_t K, float* d_params) {
-    FinalizeShared(params, s, partials, chunks, D, K, d_params);
+  static void Finalize(const float* params, const Shared& s, const double* sums, std::size_t D, std::size_t K,
+                       float* d_params) {
+    FinalizeShared(params, s, sums, D, K, d_params);
+  }
+  template <class Isa>
+  static FLOWVAE_LANE_INLINE std::size_t ForwardShared(const ForwardArgs& a, std::size_t b, std::size_t e) {
+    return ForwardSharedLanes<Isa::kLanes>(a, b, e);
+  }
+  template <class Isa>
+  static FLOWVAE_LANE_INLINE std::size_t ForwardAmortized(const ForwardArgs& a, std::size_t b, std::size_t e) {
+    return ForwardAmortizedRows<Isa::kLanes, Isa::kChunk, Isa::kTail>(a, b, e);
+  }
+  template <class Isa>
+  static FLOWVAE_LANE_INLINE std::size_t BackwardShared(const BackwardArgs& a, std::size_t b, std::size_t e,
+                                                        double* partial) {
+    return BackwardSharedLanes<Isa::kLanes, Isa::kTail>(a, b, e, partial);
+  }
+  template <class Isa>
+  static FLOWVAE_LANE_INLINE std::size_t BackwardAmortized(const BackwardArgs& a, std::size_t b, std::size_t e) {
+    return BackwardAmortizedRows<Isa::kLanes, Isa::kChunk, Isa::kTail>(a, b, e);
   }
 };
 
@@ -902,57 +798,44 @@ std::size_t planar_inverse(const float* y, const float* params, bool amortized, 
   const std::size_t D = dim, K = layers, KD = K * D, P = 2 * D + 1;
   if (!amortized) PrepareShared(params, D, K, &tls_shared);
   const SharedLayers* shared = amortized ? nullptr : &tls_shared;
-  std::atomic<std::size_t> bad{0};
-  parallel_for(batch, std::max<std::size_t>(1, 65536 / (K * (D + 8) * 8)), [&](std::size_t r0, std::size_t r1) {
-    thread_local std::vector<double> z, uh;
-    z.resize(D);
+  return stack::Inverse(y, x, log_det, batch, dim, layers, [&](std::size_t row, double* z, double* log_det_row) {
+    thread_local std::vector<double> uh;
     uh.resize(D);
-    std::size_t failed = 0;
-    for (std::size_t r = r0; r < r1; ++r) {
-      for (std::size_t d = 0; d < D; ++d) z[d] = y[r * D + d];
-      const float* p = amortized ? params + r * K * P : params;
-      double ld = 0;
-      bool ok = true;
-      for (std::size_t k = K; k-- > 0 && ok;) {
-        const float* u = p + k * D;
-        const float* w = p + KD + k * D;
-        const double b = p[2 * KD + k];
-        double m, sp;
-        if (amortized) {
-          double wu = 0, wn2 = 0;
-          for (std::size_t d = 0; d < D; ++d) {
-            wu += static_cast<double>(w[d]) * u[d];
-            wn2 += static_cast<double>(w[d]) * w[d];
-          }
-          const bool has_w = wn2 > 0;
-          const double c = has_w ? (SoftplusD(-wu) - 1) / wn2 : 0.0;
-          sp = has_w ? SoftplusD(wu) : 1.0;
-          m = sp - 1;
-          for (std::size_t d = 0; d < D; ++d) uh[d] = u[d] + c * w[d];
-        } else {
-          sp = shared->sp_d[k];
-          m = shared->m_d[k];
-          for (std::size_t d = 0; d < D; ++d) uh[d] = shared->u_hat_d[k * D + d];
+    const float* p = amortized ? params + row * K * P : params;
+    double ld = 0;
+    bool ok = true;
+    for (std::size_t k = K; k-- > 0 && ok;) {
+      const float* u = p + k * D;
+      const float* w = p + KD + k * D;
+      const double b = p[2 * KD + k];
+      double m, sp;
+      if (amortized) {
+        double wu = 0, wn2 = 0;
+        for (std::size_t d = 0; d < D; ++d) {
+          wu += static_cast<double>(w[d]) * u[d];
+          wn2 += static_cast<double>(w[d]) * w[d];
         }
-        double wy = 0;
-        for (std::size_t d = 0; d < D; ++d) wy += static_cast<double>(w[d]) * z[d];
-        double alpha = std::nan("");
-        ok = SolveAlongW(wy, m, b, &alpha);
-        const double t = std::tanh(alpha + b);
-        for (std::size_t d = 0; d < D; ++d) z[d] -= uh[d] * t;
-        ld -= PlanarLogDetD(alpha + b, sp);
+        const bool has_w = wn2 > 0;
+        const double c = has_w ? (SoftplusD(-wu) - 1) / wn2 : 0.0;
+        sp = has_w ? SoftplusD(wu) : 1.0;
+        m = sp - 1;
+        for (std::size_t d = 0; d < D; ++d) uh[d] = u[d] + c * w[d];
+      } else {
+        sp = shared->sp_d[k];
+        m = shared->m_d[k];
+        for (std::size_t d = 0; d < D; ++d) uh[d] = shared->u_hat_d[k * D + d];
       }
-      bool finite = ok && std::isfinite(ld);
-      for (std::size_t d = 0; d < D; ++d) {
-        x[r * D + d] = static_cast<float>(z[d]);
-        finite = finite && std::isfinite(x[r * D + d]);
-      }
-      log_det[r] = finite ? static_cast<float>(ld) : std::nanf("");
-      if (!finite) ++failed;
+      double wy = 0;
+      for (std::size_t d = 0; d < D; ++d) wy += static_cast<double>(w[d]) * z[d];
+      double alpha = std::nan("");
+      ok = SolveAlongW(wy, m, b, &alpha);
+      const double t = std::tanh(alpha + b);
+      for (std::size_t d = 0; d < D; ++d) z[d] -= uh[d] * t;
+      ld -= PlanarLogDetD(alpha + b, sp);
     }
-    if (failed) bad += failed;
+    *log_det_row = ld;
+    return ok;
   });
-  return bad.load();
 }
 
 }  // namespace flowvae

@@ -39,17 +39,16 @@ using lanes::Store;
 using lanes::ThreadScratch;
 using lanes::Vec;
 
+using stack::Fold;
 using stack::kBlock;
 using stack::kFlushRows;
+using stack::kSharedGroups;
+using stack::SigmoidD;
+using stack::SoftplusD;
 
 // Values in one task's partial sums (BackwardSharedLanes).
 std::size_t PartialSize(std::size_t D, std::size_t K) { return K * D + 2 * K; }
 
-double SoftplusD(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))); }
-double SigmoidD(double x) {
-  const double e = std::exp(-std::fabs(x));
-  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
 
 // log|det J| of one layer from r, α and sp = softplus(β̃) (float64).
 double RadialLogDetD(double r, double alpha, double sp, std::size_t D) {
@@ -151,21 +150,6 @@ FLOWVAE_LANE_INLINE typename Vec<W>::F SquaredDistanceLanes(const float* c, cons
   return a0 + a1;
 }
 
-// Folds a vector of 2·CT (or CT) floats into CT lanes, preserving the lane total.
-template <int CT, class V>
-FLOWVAE_LANE_INLINE typename Vec<CT>::F Fold(const V& v) {
-  using FT = typename Vec<CT>::F;
-  if constexpr (sizeof(V) == sizeof(FT)) {
-    return v;
-  } else {
-    static_assert(sizeof(V) == 2 * sizeof(FT), "fold by halves only");
-    FT lo, hi;
-    std::memcpy(&lo, &v, sizeof(FT));
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(FT), sizeof(FT));
-    return lo + hi;
-  }
-}
-
 // Partial sums (CT lanes) over d of term(V, d) for V = CM-wide chunks, then
 // one CT-wide chunk when CM = 2·CT, then the scalar tail in lane 0; reduced
 // across the row group by ReduceRowPartials.
@@ -201,36 +185,13 @@ FLOWVAE_LANE_INLINE void ForChunks(std::size_t n, Step&& step) {
   for (; d < n; ++d) step(0.0f, d);
 }
 
-struct ForwardArgs {
-  const float* x;
-  const float* params;
-  float* y;
-  float* log_det;
-  float* layer_log_det;
-  float* stash;
-  std::size_t dim, layers;
-  const SharedLayers* shared;
-};
-
-struct BackwardArgs {
-  const float* x;
-  const float* stash;
-  const float* params;
-  const float* dy;
-  const float* d_log_det;
-  float* dx;
-  float* d_params;
-  std::size_t dim, layers;
-  const SharedLayers* shared;
-  bool stream_grads;  // amortized: write d_params with streaming stores (see stack::Backward)
-};
+using ForwardArgs = stack::ForwardArgs<SharedLayers>;
+using BackwardArgs = stack::BackwardArgs<SharedLayers>;
 
 // ---- lanes = rows (shared parameters) ----------------------------------------------
 
-// Two row groups run interleaved: a layer's chain (‖z − z0‖ → √ → 1/(α + r) →
-// z update) is serial within a group, so a single group leaves the core
-// waiting on latency; the second group's independent chain fills those cycles.
-constexpr int kSharedGroups = 2;
+// Two row groups run interleaved (stack::kSharedGroups): a layer's chain
+// (‖z − z0‖ → √ → 1/(α + r) → z update) is serial within a group.
 
 template <int W>
 FLOWVAE_LANE_INLINE std::size_t ForwardSharedLanes(const ForwardArgs& A, std::size_t row_begin, std::size_t row_end) {
@@ -366,7 +327,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
   for (std::size_t r0 = row_begin; r0 < row_end; r0 += W) {
     if (r0 > row_begin && (r0 - row_begin) % kFlushRows == 0) flush();
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
-    GatherRows<W>(A.x + r0 * D, rows, D, zs);
+    GatherRows<W>(A.saved + r0 * D, rows, D, zs);
     GatherRows<W>(A.dy + r0 * D, rows, D, gT);  // padded lanes: zero gradient, so they add exactly 0
     GatherRows<W>(A.stash + r0 * K, rows, K, r_lanes, 1.0f);  // stashed radii; padded lanes: a harmless 1
     // Rebuild the layer inputs from the stashed radii.
@@ -535,7 +496,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
     float* dp0 = A.stream_grads ? grad_block : A.d_params + r0 * K * P;
     float* g0 = A.dx + r0 * D;
     std::memcpy(g0, A.dy + r0 * D, rows * D * sizeof(float));
-    std::memcpy(zs, A.x + r0 * D, rows * D * sizeof(float));
+    std::memcpy(zs, A.saved + r0 * D, rows * D * sizeof(float));
     for (int g = 0; g < W; ++g) {
       slot_gd[g] = FC{};
       probe[g] = FC{};
@@ -624,86 +585,11 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   return bad;
 }
 
-// ---- dispatch -------------------------------------------------------------------------
-
-using ForwardFn = std::size_t (*)(const ForwardArgs&, std::size_t, std::size_t);
-using BackwardSharedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t, double*);
-using BackwardAmortizedFn = std::size_t (*)(const BackwardArgs&, std::size_t, std::size_t);
-
-FLOWVAE_TARGET_AVX512 std::size_t ForwardSharedAvx512(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardSharedLanes<16>(a, b, e);
-}
-FLOWVAE_TARGET_AVX2 std::size_t ForwardSharedAvx2(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardSharedLanes<8>(a, b, e);
-}
-std::size_t ForwardSharedBaseline(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardSharedLanes<4>(a, b, e);
-}
-FLOWVAE_TARGET_AVX512 std::size_t ForwardAmortizedAvx512(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<16, 16, 8>(a, b, e);
-}
-FLOWVAE_TARGET_AVX2 std::size_t ForwardAmortizedAvx2(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<8, 8, 8>(a, b, e);
-}
-std::size_t ForwardAmortizedBaseline(const ForwardArgs& a, std::size_t b, std::size_t e) {
-  return ForwardAmortizedRows<4, 4, 4>(a, b, e);
-}
-FLOWVAE_TARGET_AVX512 std::size_t BackwardSharedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e,
-                                                       double* p) {
-  return BackwardSharedLanes<16>(a, b, e, p);
-}
-FLOWVAE_TARGET_AVX2 std::size_t BackwardSharedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e, double* p) {
-  return BackwardSharedLanes<8>(a, b, e, p);
-}
-std::size_t BackwardSharedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e, double* p) {
-  return BackwardSharedLanes<4>(a, b, e, p);
-}
-FLOWVAE_TARGET_AVX512 std::size_t BackwardAmortizedAvx512(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<16, 16, 8>(a, b, e);
-}
-FLOWVAE_TARGET_AVX2 std::size_t BackwardAmortizedAvx2(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<8, 8, 8>(a, b, e);
-}
-std::size_t BackwardAmortizedBaseline(const BackwardArgs& a, std::size_t b, std::size_t e) {
-  return BackwardAmortizedRows<4, 4, 4>(a, b, e);
-}
-
-ForwardFn PickForward(bool amortized) {
-  switch (simd_level()) {
-    case SimdLevel::kAvx512: return amortized ? ForwardAmortizedAvx512 : ForwardSharedAvx512;
-    case SimdLevel::kAvx2: return amortized ? ForwardAmortizedAvx2 : ForwardSharedAvx2;
-    default: return amortized ? ForwardAmortizedBaseline : ForwardSharedBaseline;
-  }
-}
-
-BackwardSharedFn PickBackwardShared() {
-  switch (simd_level()) {
-    case SimdLevel::kAvx512: return BackwardSharedAvx512;
-    case SimdLevel::kAvx2: return BackwardSharedAvx2;
-    default: return BackwardSharedBaseline;
-  }
-}
-
-BackwardAmortizedFn PickBackwardAmortized() {
-  switch (simd_level()) {
-    case SimdLevel::kAvx512: return BackwardAmortizedAvx512;
-    case SimdLevel::kAvx2: return BackwardAmortizedAvx2;
-    default: return BackwardAmortizedBaseline;
-  }
-}
-
 thread_local SharedLayers tls_shared;
 
-// Sums the task partials in float64 and applies the chain rule to z0, α̃, β̃.
-void FinalizeShared(const SharedLayers& s, const double* partials, int tasks, std::size_t D, std::size_t K,
-                    float* d_params) {
-  const std::size_t KD = K * D, stride = PartialSize(D, K);
-  thread_local std::vector<double> sum;
-  sum.assign(stride, 0.0);
-  for (int t = 0; t < tasks; ++t) {
-    const double* p = partials + static_cast<std::size_t>(t) * stride;
-    for (std::size_t i = 0; i < stride; ++i) sum[i] += p[i];
-  }
+// The chain rule from the batch sums (BackwardSharedLanes) to z0, α̃, β̃.
+void FinalizeShared(const SharedLayers& s, const double* sum, std::size_t D, std::size_t K, float* d_params) {
+  const std::size_t KD = K * D;
   for (std::size_t i = 0; i < KD; ++i) d_params[i] = static_cast<float>(d_params[i] - sum[i]);
   for (std::size_t k = 0; k < K; ++k) {
     d_params[KD + k] = static_cast<float>(d_params[KD + k] + sum[KD + k] * s.sig_alpha[k]);
@@ -711,22 +597,34 @@ void FinalizeShared(const SharedLayers& s, const double* partials, int tasks, st
   }
 }
 
-// The radial family as the shared batch drivers see it (stack_driver.h).
+// The radial family as the shared stack sees it (stack_driver.h).
 struct RadialStack {
   using Shared = SharedLayers;
-  using ForwardArgs = ::flowvae::ForwardArgs;
-  using BackwardArgs = ::flowvae::BackwardArgs;
   static Shared& TlsShared() { return tls_shared; }
   static void Prepare(const float* params, std::size_t D, std::size_t K, Shared* s) { PrepareShared(params, D, K, s); }
   static std::size_t ParamSize(std::size_t D) { return D + 2; }  // per layer: z0, α̃, β̃
-  static ForwardFn Forward(bool amortized) { return PickForward(amortized); }
-  static BackwardSharedFn BackwardShared() { return PickBackwardShared(); }
-  static BackwardAmortizedFn BackwardAmortized() { return PickBackwardAmortized(); }
   static std::size_t PartialSize(std::size_t D, std::size_t K) { return ::flowvae::PartialSize(D, K); }
   // The chain rule needs only what PrepareShared folded in, not the raw parameters.
-  static void Finalize(const float* /*params*/, const Shared& s, const double* partials, int chunks, std::size_t D,
-                       std::size_t K, float* d_params) {
-    FinalizeShared(s, partials, chunks, D, K, d_params);
+  static void Finalize(const float* /*params*/, const Shared& s, const double* sums, std::size_t D, std::size_t K,
+                       float* d_params) {
+    FinalizeShared(s, sums, D, K, d_params);
+  }
+  template <class Isa>
+  static FLOWVAE_LANE_INLINE std::size_t ForwardShared(const ForwardArgs& a, std::size_t b, std::size_t e) {
+    return ForwardSharedLanes<Isa::kLanes>(a, b, e);
+  }
+  template <class Isa>
+  static FLOWVAE_LANE_INLINE std::size_t ForwardAmortized(const ForwardArgs& a, std::size_t b, std::size_t e) {
+    return ForwardAmortizedRows<Isa::kLanes, Isa::kChunk, Isa::kTail>(a, b, e);
+  }
+  template <class Isa>
+  static FLOWVAE_LANE_INLINE std::size_t BackwardShared(const BackwardArgs& a, std::size_t b, std::size_t e,
+                                                        double* partial) {
+    return BackwardSharedLanes<Isa::kLanes>(a, b, e, partial);
+  }
+  template <class Isa>
+  static FLOWVAE_LANE_INLINE std::size_t BackwardAmortized(const BackwardArgs& a, std::size_t b, std::size_t e) {
+    return BackwardAmortizedRows<Isa::kLanes, Isa::kChunk, Isa::kTail>(a, b, e);
   }
 };
 
@@ -746,43 +644,28 @@ std::size_t radial_backward(const float* x, const float* stash, const float* par
 
 std::size_t radial_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det,
                            std::size_t batch, std::size_t dim, std::size_t layers) {
-  if (batch == 0) return 0;
   const std::size_t D = dim, K = layers, KD = K * D, P = D + 2;
-  std::atomic<std::size_t> bad{0};
-  parallel_for(batch, std::max<std::size_t>(1, 65536 / (K * (D + 8) * 8)), [&](std::size_t r0, std::size_t r1) {
-    thread_local std::vector<double> z;
-    z.resize(D);
-    std::size_t failed = 0;
-    for (std::size_t r = r0; r < r1; ++r) {
-      for (std::size_t d = 0; d < D; ++d) z[d] = y[r * D + d];
-      const float* p = amortized ? params + r * K * P : params;
-      double ld = 0;
-      for (std::size_t k = K; k-- > 0;) {
-        const float* c = p + k * D;
-        const double alpha = SoftplusD(p[KD + k]);
-        const double sp = SoftplusD(p[KD + K + k]);
-        // ‖y − z0‖ = r (r + sp)/(α + r): the positive root of r² + (sp − ρ) r − ρα = 0.
-        double rho2 = 0;
-        for (std::size_t d = 0; d < D; ++d) rho2 += (z[d] - c[d]) * (z[d] - c[d]);
-        const double rho = std::sqrt(rho2);
-        const double b = rho - sp;
-        const double root = std::sqrt(b * b + 4 * rho * alpha);
-        const double r = b >= 0 ? 0.5 * (b + root) : (2 * rho * alpha) / (root - b);
-        const double scale = r + sp > 0 ? (alpha + r) / (r + sp) : 0.0;  // 1/(1 + βh)
-        for (std::size_t d = 0; d < D; ++d) z[d] = c[d] + (z[d] - c[d]) * scale;
-        ld -= RadialLogDetD(r, alpha, sp, D);
-      }
-      bool finite = std::isfinite(ld);
-      for (std::size_t d = 0; d < D; ++d) {
-        x[r * D + d] = static_cast<float>(z[d]);
-        finite = finite && std::isfinite(x[r * D + d]);
-      }
-      log_det[r] = finite ? static_cast<float>(ld) : std::nanf("");
-      if (!finite) ++failed;
+  return stack::Inverse(y, x, log_det, batch, dim, layers, [&](std::size_t row, double* z, double* log_det_row) {
+    const float* p = amortized ? params + row * K * P : params;
+    double ld = 0;
+    for (std::size_t k = K; k-- > 0;) {
+      const float* c = p + k * D;
+      const double alpha = SoftplusD(p[KD + k]);
+      const double sp = SoftplusD(p[KD + K + k]);
+      // ‖y − z0‖ = r (r + sp)/(α + r): the positive root of r² + (sp − ρ) r − ρα = 0.
+      double rho2 = 0;
+      for (std::size_t d = 0; d < D; ++d) rho2 += (z[d] - c[d]) * (z[d] - c[d]);
+      const double rho = std::sqrt(rho2);
+      const double b = rho - sp;
+      const double root = std::sqrt(b * b + 4 * rho * alpha);
+      const double r = b >= 0 ? 0.5 * (b + root) : (2 * rho * alpha) / (root - b);
+      const double scale = r + sp > 0 ? (alpha + r) / (r + sp) : 0.0;  // 1/(1 + βh)
+      for (std::size_t d = 0; d < D; ++d) z[d] = c[d] + (z[d] - c[d]) * scale;
+      ld -= RadialLogDetD(r, alpha, sp, D);
     }
-    if (failed) bad += failed;
+    *log_det_row = ld;
+    return true;
   });
-  return bad.load();
 }
 
 }  // namespace flowvae

@@ -20,25 +20,30 @@
 
 #include <algorithm>
 
-#include "column_sums.cuh"
 #include "common.cuh"
+#include "flow_stack.cuh"
 #include "flowvae/cuda/planar.h"
 
 namespace flowvae {
 namespace cuda {
 namespace {
 
-using detail::DispatchSlots;
 using detail::Finite;
 using detail::kRowThreads;
 using detail::kWarp;
-using detail::LaneCount;
 using detail::RowGrid;
-using detail::WarpAny;
 using detail::WarpCount;
 using detail::WarpIndex;
 using detail::WarpRow;
 using detail::WarpSum;
+using stack::CountBadRow;
+using stack::FinishForwardRow;
+using stack::FinishInverseRow;
+using stack::LoadRow;
+using stack::PlaceRow;
+using stack::RecordLayer;
+using stack::Sizes;
+using stack::StoreRow;
 
 // Constants of one layer derived from (u, w).
 struct Layer {
@@ -62,10 +67,10 @@ struct Prepared {
   const double* u_hat_d;    // [K, D]
 };
 
-struct Sizes {
-  std::size_t batch, dim, layers;
-  __host__ __device__ std::size_t row_params() const { return layers * (2 * dim + 1); }
-};
+// Parameters per layer: u [D], w [D], b.
+Sizes PlanarSizes(std::size_t batch, std::size_t dim, std::size_t layers) {
+  return Sizes{batch, dim, layers, 2 * dim + 1};
+}
 
 // tanh(a) and sech²(a) = 1 − tanh²(a), both to full relative precision: for
 // |a| < 0.625 sech² = 1 − t² does not cancel; beyond, 4e/(1 + e)² with
@@ -151,19 +156,10 @@ __global__ void __launch_bounds__(kRowThreads) ForwardKernel(ForwardArgs a) {
   const std::size_t D = a.s.dim, K = a.s.layers, KD = K * D, P = a.s.row_params();
   for (std::size_t row = WarpIndex(); row < a.s.batch; row += WarpCount()) {
     const float* p = kAmortized ? a.params + row * P : a.params;
-    const float* x = a.x + row * D;
     float* y = a.y + row * D;
     WarpRow<float, N> z;
-    if constexpr (N == 0) {
-      z.mem = y + lane;  // long rows are worked on in place in y
-      z.count = LaneCount(D);
-    }
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) z[i] = x[d];
-      else if constexpr (N > 0) z[i] = 0.0f;
-    }
+    PlaceRow(z, y, lane, D);  // long rows are worked on in place in y
+    LoadRow(z, a.x + row * D, lane, D);
     float total = 0.0f;
     for (std::size_t k = 0; k < K; ++k) {
       const float* u = p + k * D;
@@ -196,25 +192,9 @@ __global__ void __launch_bounds__(kRowThreads) ForwardKernel(ForwardArgs a) {
         if (d < D) z[i] += t * (kAmortized ? u[d] + layer.c * w[d] : a.shared.u_hat[k * D + d]);
       }
       total += ld;
-      if (lane == 0) {
-        a.stash[row * K + k] = pre;
-        if (a.layer_log_det) a.layer_log_det[row * K + k] = ld;
-      }
+      RecordLayer(a.stash, a.layer_log_det, row, K, k, pre, ld, lane);
     }
-    bool bad = !Finite(total);
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) {
-        if constexpr (N > 0) y[d] = z[i];
-        bad = bad || !Finite(z[i]);
-      }
-    }
-    bad = WarpAny(bad);
-    if (lane == 0) {
-      a.log_det[row] = total;
-      if (bad) atomicAdd(a.bad, 1ull);
-    }
+    FinishForwardRow(z, total, y, lane, D, a.log_det + row, a.bad);
   }
 }
 
@@ -244,21 +224,10 @@ __global__ void __launch_bounds__(kRowThreads) BackwardKernel(BackwardArgs a) {
     float* out = a.grad_rows + (kAmortized ? row : row - a.row_begin) * P;
     float* dx = a.dx + row * D;
     WarpRow<float, N> z, g;
-    if constexpr (N == 0) {
-      z.mem = a.z_scratch + (row - a.row_begin) * D + lane;
-      g.mem = dx + lane;  // ∂L/∂z is carried in dx
-      z.count = g.count = LaneCount(D);
-    }
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) {
-        z[i] = a.y[row * D + d];
-        g[i] = a.dy[row * D + d];
-      } else if constexpr (N > 0) {
-        z[i] = g[i] = 0.0f;
-      }
-    }
+    PlaceRow(z, a.z_scratch + (row - a.row_begin) * D, lane, D);
+    PlaceRow(g, dx, lane, D);  // ∂L/∂z is carried in dx
+    LoadRow(z, a.y + row * D, lane, D);
+    LoadRow(g, a.dy + row * D, lane, D);
     const float gl = a.d_log_det[row];
     bool bad_params = false;
     for (std::size_t k = K; k-- > 0;) {
@@ -315,17 +284,8 @@ __global__ void __launch_bounds__(kRowThreads) BackwardKernel(BackwardArgs a) {
         bad_params = bad_params || !Finite(ga);
       }
     }
-    bool bad = kAmortized && bad_params;
-#pragma unroll
-    for (int i = 0; i < g.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) {
-        if constexpr (N > 0) dx[d] = g[i];
-        bad = bad || !Finite(g[i]);
-      }
-    }
-    bad = WarpAny(bad);
-    if (lane == 0 && bad) atomicAdd(a.bad, 1ull);
+    const bool bad = StoreRow(g, dx, lane, D) || (kAmortized && bad_params);
+    CountBadRow(bad, lane, a.bad);
   }
 }
 
@@ -373,16 +333,8 @@ __global__ void __launch_bounds__(kRowThreads) InverseKernel(InverseArgs a) {
   for (std::size_t row = WarpIndex(); row < a.s.batch; row += WarpCount()) {
     const float* p = kAmortized ? a.params + row * P : a.params;
     WarpRow<double, N> z;
-    if constexpr (N == 0) {
-      z.mem = a.z_scratch + row * D + lane;
-      z.count = LaneCount(D);
-    }
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) z[i] = a.y[row * D + d];
-      else if constexpr (N > 0) z[i] = 0.0;
-    }
+    PlaceRow(z, a.z_scratch + row * D, lane, D);
+    LoadRow(z, a.y + row * D, lane, D);
     double ld = 0;
     bool ok = true;
     for (std::size_t k = K; k-- > 0 && ok;) {
@@ -424,21 +376,7 @@ __global__ void __launch_bounds__(kRowThreads) InverseKernel(InverseArgs a) {
       const double ch = cosh(alpha + b);
       ld -= log(t * t + sp / (ch * ch));
     }
-    bool finite = ok && isfinite(ld);
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) {
-        const float v = static_cast<float>(z[i]);
-        a.x[row * D + d] = v;
-        finite = finite && Finite(v);
-      }
-    }
-    finite = !WarpAny(!finite);
-    if (lane == 0) {
-      a.log_det[row] = finite ? static_cast<float>(ld) : nanf("");
-      if (!finite) atomicAdd(a.bad, 1ull);
-    }
+    FinishInverseRow(z, ok, ld, a.x + row * D, lane, D, a.log_det + row, a.bad);
   }
 }
 
@@ -466,17 +404,13 @@ void planar_forward(const float* x, const float* params, bool amortized, float* 
                     float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers,
                     unsigned long long* bad) {
   if (batch == 0) return;
-  const Sizes s{batch, dim, layers};
+  const Sizes s = PlanarSizes(batch, dim, layers);
   PreparedBuffers prepared;
   if (!amortized) prepared = Prepare(params, s);
   const ForwardArgs args{x, params, y, log_det, layer_log_det, stash, s, prepared.view(), bad};
-  DispatchSlots(dim, [&](auto slots) {
-    constexpr int kN = decltype(slots)::value;
-    if (amortized) {
-      ForwardKernel<kN, true><<<RowGrid(batch), kRowThreads, 0, stream()>>>(args);
-    } else {
-      ForwardKernel<kN, false><<<RowGrid(batch), kRowThreads, 0, stream()>>>(args);
-    }
+  stack::DispatchRows(dim, amortized, [&](auto slots, auto amortized_rows) {
+    ForwardKernel<decltype(slots)::value, decltype(amortized_rows)::value>
+        <<<RowGrid(batch), kRowThreads, 0, stream()>>>(args);
   });
   check_launch("planar_forward");
 }
@@ -485,56 +419,35 @@ void planar_backward(const float* y, const float* stash, const float* params, bo
                      const float* d_log_det, float* dx, float* d_params, std::size_t batch, std::size_t dim,
                      std::size_t layers, unsigned long long* bad) {
   if (batch == 0) return;
-  const Sizes s{batch, dim, layers};
-  const std::size_t P = s.row_params();
-  const bool in_memory = detail::SlotsFor(dim) == 0;
-  // Rows per launch: bounded by the scratch (shared gradients, long rows).
-  const std::size_t per_row = (amortized ? 0 : P) + (in_memory ? dim : 0);
-  std::size_t chunk = per_row == 0 ? batch : std::max<std::size_t>(1, detail::ScratchFloats() / per_row);
-  chunk = std::min({chunk, batch, detail::kMaxColumnRows});
+  const Sizes s = PlanarSizes(batch, dim, layers);
   PreparedBuffers prepared;
-  DeviceBuffer<float> grad_scratch;
-  DeviceBuffer<double> grad_sum;
-  if (!amortized) {
-    prepared = Prepare(params, s);
-    grad_scratch = DeviceBuffer<float>(chunk * P);
-    grad_sum = DeviceBuffer<double>(P);
-    fill_zero(grad_sum.get(), P * sizeof(double));
-  }
-  DeviceBuffer<float> z_scratch(in_memory ? chunk * dim : 0);
-  for (std::size_t r0 = 0; r0 < batch; r0 += chunk) {
-    const std::size_t r1 = std::min(batch, r0 + chunk);
-    const BackwardArgs args{y, stash, params, dy, d_log_det, dx, amortized ? d_params : grad_scratch.get(),
-                            z_scratch.get(), r0, r1, s, prepared.view(), bad};
-    DispatchSlots(dim, [&](auto slots) {
-      constexpr int kN = decltype(slots)::value;
-      if (amortized) {
-        BackwardKernel<kN, true><<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
-      } else {
-        BackwardKernel<kN, false><<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
-      }
-    });
-    check_launch("planar_backward");
-    if (!amortized) detail::AccumulateColumns(grad_scratch.get(), r1 - r0, P, grad_sum.get(), "planar_backward_sum");
-  }
-  if (!amortized) detail::AddToFloat(grad_sum.get(), P, d_params, "planar_backward_sum");
+  if (!amortized) prepared = Prepare(params, s);
+  // Long rows rebuild each layer's input in the row scratch [rows, D].
+  const std::size_t row_scratch = detail::SlotsFor(dim) == 0 ? dim : 0;
+  stack::BackwardInChunks(
+      s, amortized, row_scratch, d_params, "planar_backward_sum",
+      [&](std::size_t r0, std::size_t r1, float* grad_rows, float* z_scratch) {
+        const BackwardArgs args{y, stash, params, dy, d_log_det, dx, grad_rows, z_scratch, r0, r1, s,
+                                prepared.view(), bad};
+        stack::DispatchRows(dim, amortized, [&](auto slots, auto amortized_rows) {
+          BackwardKernel<decltype(slots)::value, decltype(amortized_rows)::value>
+              <<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
+        });
+        check_launch("planar_backward");
+      });
 }
 
 void planar_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det,
                     std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad) {
   if (batch == 0) return;
-  const Sizes s{batch, dim, layers};
+  const Sizes s = PlanarSizes(batch, dim, layers);
   PreparedBuffers prepared;
   if (!amortized) prepared = Prepare(params, s);
   DeviceBuffer<double> z_scratch(detail::SlotsFor(dim) == 0 ? batch * dim : 0);
   const InverseArgs args{y, params, x, log_det, z_scratch.get(), s, prepared.view(), bad};
-  DispatchSlots(dim, [&](auto slots) {
-    constexpr int kN = decltype(slots)::value;
-    if (amortized) {
-      InverseKernel<kN, true><<<RowGrid(batch), kRowThreads, 0, stream()>>>(args);
-    } else {
-      InverseKernel<kN, false><<<RowGrid(batch), kRowThreads, 0, stream()>>>(args);
-    }
+  stack::DispatchRows(dim, amortized, [&](auto slots, auto amortized_rows) {
+    InverseKernel<decltype(slots)::value, decltype(amortized_rows)::value>
+        <<<RowGrid(batch), kRowThreads, 0, stream()>>>(args);
   });
   check_launch("planar_inverse");
 }

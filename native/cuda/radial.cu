@@ -15,8 +15,8 @@
 
 #include <algorithm>
 
-#include "column_sums.cuh"
 #include "common.cuh"
+#include "flow_stack.cuh"
 #include "flowvae/cuda/radial.h"
 
 namespace flowvae {
@@ -27,20 +27,24 @@ using detail::DispatchSlots;
 using detail::Finite;
 using detail::kRowThreads;
 using detail::kWarp;
-using detail::LaneCount;
 using detail::RowGrid;
 using detail::Sigmoid;
 using detail::Softplus;
-using detail::WarpAny;
 using detail::WarpCount;
 using detail::WarpIndex;
 using detail::WarpRow;
 using detail::WarpSum;
+using stack::CountBadRow;
+using stack::FinishForwardRow;
+using stack::FinishInverseRow;
+using stack::LoadRow;
+using stack::PlaceRow;
+using stack::RecordLayer;
+using stack::Sizes;
+using stack::StoreRow;
 
-struct Sizes {
-  std::size_t batch, dim, layers;
-  __host__ __device__ std::size_t row_params() const { return layers * (dim + 2); }
-};
+// Parameters per layer: z0 [D], α̃, β̃.
+Sizes RadialSizes(std::size_t batch, std::size_t dim, std::size_t layers) { return Sizes{batch, dim, layers, dim + 2}; }
 
 // Offsets in a parameter row: z0 [K, D] | α̃ [K] | β̃ [K].
 struct Offsets {
@@ -77,16 +81,8 @@ __global__ void __launch_bounds__(kRowThreads) ForwardKernel(ForwardArgs a) {
     const float* p = a.amortized ? a.params + row * P : a.params;
     float* y = a.y + row * D;
     WarpRow<float, N> z;
-    if constexpr (N == 0) {
-      z.mem = y + lane;  // long rows are worked on in place in y
-      z.count = LaneCount(D);
-    }
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) z[i] = a.x[row * D + d];
-      else if constexpr (N > 0) z[i] = 0.0f;
-    }
+    PlaceRow(z, y, lane, D);  // long rows are worked on in place in y
+    LoadRow(z, a.x + row * D, lane, D);
     float total = 0.0f;
     for (std::size_t k = 0; k < K; ++k) {
       const Offsets o = LayerOffsets(k, D, K);
@@ -111,25 +107,9 @@ __global__ void __launch_bounds__(kRowThreads) ForwardKernel(ForwardArgs a) {
       }
       const float ld = LayerLogDet(r, alpha, sp, D);
       total += ld;
-      if (lane == 0) {
-        a.stash[row * K + k] = r;
-        if (a.layer_log_det) a.layer_log_det[row * K + k] = ld;
-      }
+      RecordLayer(a.stash, a.layer_log_det, row, K, k, r, ld, lane);
     }
-    bool bad = !Finite(total);
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) {
-        if constexpr (N > 0) y[d] = z[i];
-        bad = bad || !Finite(z[i]);
-      }
-    }
-    bad = WarpAny(bad);
-    if (lane == 0) {
-      a.log_det[row] = total;
-      if (bad) atomicAdd(a.bad, 1ull);
-    }
+    FinishForwardRow(z, total, y, lane, D, a.log_det + row, a.bad);
   }
 }
 
@@ -159,16 +139,8 @@ __global__ void __launch_bounds__(kRowThreads) BackwardKernel(BackwardArgs a) {
     // Forward again, storing each layer's input.
     {
       WarpRow<float, N> z;
-      if constexpr (N == 0) {
-        z.mem = dx + lane;  // dx is free until the reverse pass
-        z.count = LaneCount(D);
-      }
-#pragma unroll
-      for (int i = 0; i < z.size(); ++i) {
-        const std::size_t d = lane + kWarp * i;
-        if (d < D) z[i] = a.x[row * D + d];
-        else if constexpr (N > 0) z[i] = 0.0f;
-      }
+      PlaceRow(z, dx, lane, D);  // dx is free until the reverse pass
+      LoadRow(z, a.x + row * D, lane, D);
       for (std::size_t k = 0; k < K; ++k) {
         const Offsets o = LayerOffsets(k, D, K);
         const float* z0 = p + o.z0;
@@ -193,16 +165,8 @@ __global__ void __launch_bounds__(kRowThreads) BackwardKernel(BackwardArgs a) {
       }
     }
     WarpRow<float, N> g;
-    if constexpr (N == 0) {
-      g.mem = dx + lane;  // ∂L/∂z is carried in dx
-      g.count = LaneCount(D);
-    }
-#pragma unroll
-    for (int i = 0; i < g.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) g[i] = a.dy[row * D + d];
-      else if constexpr (N > 0) g[i] = 0.0f;
-    }
+    PlaceRow(g, dx, lane, D);  // ∂L/∂z is carried in dx
+    LoadRow(g, a.dy + row * D, lane, D);
     const float gl = a.d_log_det[row];
     const float dm1 = static_cast<float>(D - 1), dp1 = static_cast<float>(D + 1);
     bool bad_params = false;
@@ -255,17 +219,8 @@ __global__ void __launch_bounds__(kRowThreads) BackwardKernel(BackwardArgs a) {
         bad_params = bad_params || !Finite(da) || !Finite(db);
       }
     }
-    bool bad = a.amortized && bad_params;
-#pragma unroll
-    for (int i = 0; i < g.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) {
-        if constexpr (N > 0) dx[d] = g[i];
-        bad = bad || !Finite(g[i]);
-      }
-    }
-    bad = WarpAny(bad);
-    if (lane == 0 && bad) atomicAdd(a.bad, 1ull);
+    const bool bad = StoreRow(g, dx, lane, D) || (a.amortized && bad_params);
+    CountBadRow(bad, lane, a.bad);
   }
 }
 
@@ -287,16 +242,8 @@ __global__ void __launch_bounds__(kRowThreads) InverseKernel(InverseArgs a) {
   for (std::size_t row = WarpIndex(); row < a.s.batch; row += WarpCount()) {
     const float* p = a.amortized ? a.params + row * P : a.params;
     WarpRow<double, N> z;
-    if constexpr (N == 0) {
-      z.mem = a.z_scratch + row * D + lane;
-      z.count = LaneCount(D);
-    }
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) z[i] = a.y[row * D + d];
-      else if constexpr (N > 0) z[i] = 0.0;
-    }
+    PlaceRow(z, a.z_scratch + row * D, lane, D);
+    LoadRow(z, a.y + row * D, lane, D);
     double ld = 0;
     for (std::size_t k = K; k-- > 0;) {
       const Offsets o = LayerOffsets(k, D, K);
@@ -322,21 +269,7 @@ __global__ void __launch_bounds__(kRowThreads) InverseKernel(InverseArgs a) {
       }
       ld -= LayerLogDet(r, alpha, sp, D);
     }
-    bool finite = isfinite(ld);
-#pragma unroll
-    for (int i = 0; i < z.size(); ++i) {
-      const std::size_t d = lane + kWarp * i;
-      if (d < D) {
-        const float v = static_cast<float>(z[i]);
-        a.x[row * D + d] = v;
-        finite = finite && Finite(v);
-      }
-    }
-    finite = !WarpAny(!finite);
-    if (lane == 0) {
-      a.log_det[row] = finite ? static_cast<float>(ld) : nanf("");
-      if (!finite) atomicAdd(a.bad, 1ull);
-    }
+    FinishInverseRow(z, true, ld, a.x + row * D, lane, D, a.log_det + row, a.bad);
   }
 }
 
@@ -346,7 +279,7 @@ void radial_forward(const float* x, const float* params, bool amortized, float* 
                     float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers,
                     unsigned long long* bad) {
   if (batch == 0) return;
-  const ForwardArgs args{x, params, y, log_det, layer_log_det, stash, Sizes{batch, dim, layers}, amortized, bad};
+  const ForwardArgs args{x, params, y, log_det, layer_log_det, stash, RadialSizes(batch, dim, layers), amortized, bad};
   DispatchSlots(dim, [&](auto slots) {
     ForwardKernel<decltype(slots)::value><<<RowGrid(batch), kRowThreads, 0, stream()>>>(args);
   });
@@ -358,37 +291,25 @@ void radial_backward(const float* x, const float* stash, const float* params, bo
                      std::size_t layers, unsigned long long* bad) {
   (void)stash;  // the radii are recomputed from the stored layer inputs, as the reference does
   if (batch == 0) return;
-  const Sizes s{batch, dim, layers};
-  const std::size_t P = s.row_params();
-  const std::size_t per_row = layers * dim + (amortized ? 0 : P);
-  std::size_t chunk = std::max<std::size_t>(1, detail::ScratchFloats() / per_row);
-  chunk = std::min({chunk, batch, detail::kMaxColumnRows});
-  DeviceBuffer<float> inputs(chunk * layers * dim);
-  DeviceBuffer<float> grad_scratch;
-  DeviceBuffer<double> grad_sum;
-  if (!amortized) {
-    grad_scratch = DeviceBuffer<float>(chunk * P);
-    grad_sum = DeviceBuffer<double>(P);
-    fill_zero(grad_sum.get(), P * sizeof(double));
-  }
-  for (std::size_t r0 = 0; r0 < batch; r0 += chunk) {
-    const std::size_t r1 = std::min(batch, r0 + chunk);
-    const BackwardArgs args{x, params, dy, d_log_det, dx, amortized ? d_params : grad_scratch.get(), inputs.get(),
-                            r0, r1, s, amortized, bad};
-    DispatchSlots(dim, [&](auto slots) {
-      BackwardKernel<decltype(slots)::value><<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
-    });
-    check_launch("radial_backward");
-    if (!amortized) detail::AccumulateColumns(grad_scratch.get(), r1 - r0, P, grad_sum.get(), "radial_backward_sum");
-  }
-  if (!amortized) detail::AddToFloat(grad_sum.get(), P, d_params, "radial_backward_sum");
+  const Sizes s = RadialSizes(batch, dim, layers);
+  // Each launch's rows keep every layer's input in the row scratch [rows, K, D].
+  stack::BackwardInChunks(s, amortized, layers * dim, d_params, "radial_backward_sum",
+                          [&](std::size_t r0, std::size_t r1, float* grad_rows, float* inputs) {
+                            const BackwardArgs args{x, params, dy, d_log_det, dx, grad_rows, inputs, r0, r1, s,
+                                                    amortized, bad};
+                            DispatchSlots(dim, [&](auto slots) {
+                              BackwardKernel<decltype(slots)::value>
+                                  <<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
+                            });
+                            check_launch("radial_backward");
+                          });
 }
 
 void radial_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det,
                     std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad) {
   if (batch == 0) return;
   DeviceBuffer<double> z_scratch(detail::SlotsFor(dim) == 0 ? batch * dim : 0);
-  const InverseArgs args{y, params, x, log_det, z_scratch.get(), Sizes{batch, dim, layers}, amortized, bad};
+  const InverseArgs args{y, params, x, log_det, z_scratch.get(), RadialSizes(batch, dim, layers), amortized, bad};
   DispatchSlots(dim, [&](auto slots) {
     InverseKernel<decltype(slots)::value><<<RowGrid(batch), kRowThreads, 0, stream()>>>(args);
   });

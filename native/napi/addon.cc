@@ -40,21 +40,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("simdLevel", Napi::Function::New(env, SimdLevel, "simdLevel"));
   exports.Set("lastLevelCacheBytes", Napi::Function::New(env, LastLevelCacheBytes, "lastLevelCacheBytes"));
   exports.Set("abiVersion", Napi::Number::New(env, 1));
-  RegisterDense(env, exports);
-  RegisterElementwise(env, exports);
-  RegisterRng(env, exports);
-  RegisterAdam(env, exports);
-  RegisterPlanar(env, exports);
-  RegisterRadial(env, exports);
-  RegisterSylvester(env, exports);
-  RegisterAutoregressive(env, exports);
-  RegisterCoupling(env, exports);
-  RegisterSpline(env, exports);
-  RegisterGlow(env, exports);
-  RegisterResidual(env, exports);
-  RegisterGaussian(env, exports);
-  RegisterLikelihood(env, exports);
-  RegisterLstm(env, exports);
+#define FLOWVAE_FAMILY(name, Name, cuda) Register##Name(env, exports);
+#include "../families.def"
 #ifdef FLOWVAE_WITH_CUDA
   RegisterCuda(env, exports);
 #endif

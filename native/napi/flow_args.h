@@ -10,6 +10,8 @@
 #include <initializer_list>
 
 #include "args.h"
+#include "flowvae/planar.h"
+#include "flowvae/radial.h"
 
 namespace flowvae {
 namespace napi {
@@ -145,6 +147,20 @@ using StackBackwardKernel = std::size_t (*)(const float*, const float*, const fl
 using StackInverseKernel = std::size_t (*)(const float*, const float*, bool, float*, float*, std::size_t,
                                            std::size_t, std::size_t);
 
+// A flow-stack family as the cpu and cuda bindings see it: its bound names,
+// the name of backward's first argument (what the family rebuilds the
+// layers from) and its parameters per layer.
+struct StackFamily {
+  const char* forward;
+  const char* backward;
+  const char* inverse;
+  const char* saved;
+  std::size_t (*param_size)(std::size_t dim);
+};
+
+inline constexpr StackFamily kPlanarStack{"planarForward", "planarBackward", "planarInverse", "y", planar_param_size};
+inline constexpr StackFamily kRadialStack{"radialForward", "radialBackward", "radialInverse", "x", radial_param_size};
+
 template <StackForwardKernel kKernel, std::size_t (*kParamSize)(std::size_t)>
 Napi::Value StackForward(const Napi::CallbackInfo& info, const char* fn) {
   const StackForwardCall c = StackForwardArgs(info, fn, kParamSize);
@@ -170,6 +186,31 @@ Napi::Value StackInverse(const Napi::CallbackInfo& info, const char* fn) {
   const std::size_t bad =
       kKernel(c.y.data, c.params.data, s.amortized, c.x.data, c.log_det.data, s.batch, s.dim, s.layers);
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
+}
+
+// A family's bindings, with its names and sizes bound in.
+template <const StackFamily& kFamily, StackForwardKernel kKernel>
+Napi::Value BoundStackForward(const Napi::CallbackInfo& info) {
+  return StackForward<kKernel, kFamily.param_size>(info, kFamily.forward);
+}
+
+template <const StackFamily& kFamily, StackBackwardKernel kKernel>
+Napi::Value BoundStackBackward(const Napi::CallbackInfo& info) {
+  return StackBackward<kKernel, kFamily.param_size>(info, kFamily.backward, kFamily.saved);
+}
+
+template <const StackFamily& kFamily, StackInverseKernel kKernel>
+Napi::Value BoundStackInverse(const Napi::CallbackInfo& info) {
+  return StackInverse<kKernel, kFamily.param_size>(info, kFamily.inverse);
+}
+
+// Exports a family's forward, backward and inverse bindings.
+template <const StackFamily& kFamily, StackForwardKernel kForward, StackBackwardKernel kBackward,
+          StackInverseKernel kInverse>
+void RegisterStack(Napi::Env env, Napi::Object exports) {
+  exports.Set(kFamily.forward, Napi::Function::New(env, BoundStackForward<kFamily, kForward>, kFamily.forward));
+  exports.Set(kFamily.backward, Napi::Function::New(env, BoundStackBackward<kFamily, kBackward>, kFamily.backward));
+  exports.Set(kFamily.inverse, Napi::Function::New(env, BoundStackInverse<kFamily, kInverse>, kFamily.inverse));
 }
 
 }  // namespace napi

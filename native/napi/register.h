@@ -1,26 +1,15 @@
 // Every kernel family registers its bindings on the addon exports object.
-// One file per family in native/napi/, named as the family.
+// One file per family in native/napi/, named as the family; the families
+// are listed once, in native/families.def.
 #pragma once
 #include <napi.h>
 
 namespace flowvae {
 namespace napi {
 
-void RegisterDense(Napi::Env env, Napi::Object exports);
-void RegisterElementwise(Napi::Env env, Napi::Object exports);
-void RegisterRng(Napi::Env env, Napi::Object exports);
-void RegisterAdam(Napi::Env env, Napi::Object exports);
-void RegisterPlanar(Napi::Env env, Napi::Object exports);
-void RegisterRadial(Napi::Env env, Napi::Object exports);
-void RegisterSylvester(Napi::Env env, Napi::Object exports);
-void RegisterAutoregressive(Napi::Env env, Napi::Object exports);
-void RegisterCoupling(Napi::Env env, Napi::Object exports);
-void RegisterSpline(Napi::Env env, Napi::Object exports);
-void RegisterGlow(Napi::Env env, Napi::Object exports);
-void RegisterResidual(Napi::Env env, Napi::Object exports);
-void RegisterGaussian(Napi::Env env, Napi::Object exports);
-void RegisterLikelihood(Napi::Env env, Napi::Object exports);
-void RegisterLstm(Napi::Env env, Napi::Object exports);
+// Register<Name>(env, exports) for every family in native/families.def.
+#define FLOWVAE_FAMILY(name, Name, cuda) void Register##Name(Napi::Env env, Napi::Object exports);
+#include "../families.def"
 
 }  // namespace napi
 }  // namespace flowvae

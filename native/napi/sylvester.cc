@@ -71,97 +71,112 @@ double PositiveNumber(const Napi::CallbackInfo& info, std::size_t i, const char*
   return d;
 }
 
+// What every sylvester binding reads first: the arity, then the shape
+// (arguments 0..4) and the sizes it implies.
+struct ShapeCall {
+  Napi::Env env;
+  SylvesterShape s;
+  Sizes z;
+};
+
+ShapeCall ReadShape(const Napi::CallbackInfo& info, std::size_t arity, const char* fn) {
+  Arity(info, arity, fn);
+  const SylvesterShape s = ShapeArgs(info);
+  return ShapeCall{info.Env(), s, ShapeSizes(info.Env(), s)};
+}
+
+// An array of `sets` parameter sets of `per_set` values each (params, q and their gradients).
+float* SetArray(const Napi::CallbackInfo& info, std::size_t i, const char* name, std::size_t sets,
+                std::size_t per_set) {
+  return F32(info, i, name, Product(info.Env(), sets, per_set, name));
+}
+
+// The batch kernels' arguments 5 and 6 (batch, amortized), the parameter
+// sets they imply and the values of one [batch, dim] array (named for the
+// error when the product overflows).
+struct BatchCall {
+  std::size_t batch;
+  bool amortized;
+  std::size_t sets;
+  std::size_t values;
+};
+
+BatchCall ReadBatch(const Napi::CallbackInfo& info, const ShapeCall& c, const char* values_name) {
+  BatchCall b;
+  b.batch = PositiveSize(info, 5, "batch");
+  b.amortized = Bool(info, 6, "amortized");
+  b.sets = b.amortized ? b.batch : 1;
+  b.values = Product(c.env, b.batch, c.s.dim, values_name);
+  return b;
+}
+
 // (shape..., sets, params, q, maxSteps, tolerance) -> worst residual
 Napi::Value Orthogonalize(const Napi::CallbackInfo& info) {
-  Arity(info, 10, "sylvesterOrthogonalize");
-  Napi::Env env = info.Env();
-  const SylvesterShape s = ShapeArgs(info);
-  const Sizes z = ShapeSizes(env, s);
+  const ShapeCall c = ReadShape(info, 10, "sylvesterOrthogonalize");
   const std::size_t sets = PositiveSize(info, 5, "sets");
-  const float* params = F32(info, 6, "params", Product(env, sets, z.set, "params"));
-  float* q = F32(info, 7, "q", Product(env, sets, z.q_layers, "q"));
+  const float* params = SetArray(info, 6, "params", sets, c.z.set);
+  float* q = SetArray(info, 7, "q", sets, c.z.q_layers);
   const std::size_t max_steps = SizeBetween(info, 8, "options.maxSteps", 0, kSylvesterMaxIterations);
   const double tol = PositiveNumber(info, 9, "options.tolerance");
-  return Napi::Number::New(env, sylvester_orthogonalize(s, sets, params, q, max_steps, tol));
+  return Napi::Number::New(c.env, sylvester_orthogonalize(c.s, sets, params, q, max_steps, tol));
 }
 
 // (shape..., sets, params, gradQ, gradParams, maxSteps, tolerance)
 Napi::Value OrthogonalizeBackward(const Napi::CallbackInfo& info) {
-  Arity(info, 11, "sylvesterOrthogonalizeBackward");
-  Napi::Env env = info.Env();
-  const SylvesterShape s = ShapeArgs(info);
-  const Sizes z = ShapeSizes(env, s);
+  const ShapeCall c = ReadShape(info, 11, "sylvesterOrthogonalizeBackward");
   const std::size_t sets = PositiveSize(info, 5, "sets");
-  const float* params = F32(info, 6, "params", Product(env, sets, z.set, "params"));
-  const float* grad_q = F32(info, 7, "gradQ", Product(env, sets, z.q_layers, "gradQ"));
-  float* grad_params = F32(info, 8, "gradParams", Product(env, sets, z.set, "gradParams"));
+  const float* params = SetArray(info, 6, "params", sets, c.z.set);
+  const float* grad_q = SetArray(info, 7, "gradQ", sets, c.z.q_layers);
+  float* grad_params = SetArray(info, 8, "gradParams", sets, c.z.set);
   const std::size_t max_steps = SizeBetween(info, 9, "options.maxSteps", 0, kSylvesterMaxIterations);
   const double tol = PositiveNumber(info, 10, "options.tolerance");
-  sylvester_orthogonalize_backward(s, sets, params, grad_q, grad_params, max_steps, tol);
-  return env.Undefined();
+  sylvester_orthogonalize_backward(c.s, sets, params, grad_q, grad_params, max_steps, tol);
+  return c.env.Undefined();
 }
 
 // (shape..., batch, amortized, x, params, q, y, logDet, saved|null)
 Napi::Value Forward(const Napi::CallbackInfo& info) {
-  Arity(info, 13, "sylvesterForward");
-  Napi::Env env = info.Env();
-  const SylvesterShape s = ShapeArgs(info);
-  const Sizes z = ShapeSizes(env, s);
-  const std::size_t batch = PositiveSize(info, 5, "batch");
-  const bool amortized = Bool(info, 6, "amortized");
-  const std::size_t sets = amortized ? batch : 1;
-  const std::size_t rows = Product(env, batch, s.dim, "x");
-  const float* x = F32(info, 7, "x", rows);
-  const float* params = F32(info, 8, "params", Product(env, sets, z.set, "params"));
-  const float* q = F32(info, 9, "q", Product(env, sets, z.q_layers, "q"));
-  float* y = F32(info, 10, "y", rows);
-  float* log_det = F32(info, 11, "logDet", batch);
-  float* saved = OptF32(info, 12, "saved", Product(env, batch, z.saved_row, "saved"));
-  sylvester_forward(s, batch, amortized, x, params, q, y, log_det, saved);
-  return env.Undefined();
+  const ShapeCall c = ReadShape(info, 13, "sylvesterForward");
+  const BatchCall b = ReadBatch(info, c, "x");
+  const float* x = F32(info, 7, "x", b.values);
+  const float* params = SetArray(info, 8, "params", b.sets, c.z.set);
+  const float* q = SetArray(info, 9, "q", b.sets, c.z.q_layers);
+  float* y = F32(info, 10, "y", b.values);
+  float* log_det = F32(info, 11, "logDet", b.batch);
+  float* saved = OptF32(info, 12, "saved", Product(c.env, b.batch, c.z.saved_row, "saved"));
+  sylvester_forward(c.s, b.batch, b.amortized, x, params, q, y, log_det, saved);
+  return c.env.Undefined();
 }
 
 // (shape..., batch, amortized, params, q, saved, gradY, gradLogDet, gradX, gradParams, gradQ)
 Napi::Value Backward(const Napi::CallbackInfo& info) {
-  Arity(info, 15, "sylvesterBackward");
-  Napi::Env env = info.Env();
-  const SylvesterShape s = ShapeArgs(info);
-  const Sizes z = ShapeSizes(env, s);
-  const std::size_t batch = PositiveSize(info, 5, "batch");
-  const bool amortized = Bool(info, 6, "amortized");
-  const std::size_t sets = amortized ? batch : 1;
-  const std::size_t rows = Product(env, batch, s.dim, "gradY");
-  const float* params = F32(info, 7, "params", Product(env, sets, z.set, "params"));
-  const float* q = F32(info, 8, "q", Product(env, sets, z.q_layers, "q"));
-  const float* saved = F32(info, 9, "saved", Product(env, batch, z.saved_row, "saved"));
-  const float* grad_y = F32(info, 10, "gradY", rows);
-  const float* grad_log_det = F32(info, 11, "gradLogDet", batch);
-  float* grad_x = F32(info, 12, "gradX", rows);
-  float* grad_params = F32(info, 13, "gradParams", Product(env, sets, z.set, "gradParams"));
-  float* grad_q = F32(info, 14, "gradQ", Product(env, sets, z.q_layers, "gradQ"));
-  sylvester_backward(s, batch, amortized, params, q, saved, grad_y, grad_log_det, grad_x, grad_params, grad_q);
-  return env.Undefined();
+  const ShapeCall c = ReadShape(info, 15, "sylvesterBackward");
+  const BatchCall b = ReadBatch(info, c, "gradY");
+  const float* params = SetArray(info, 7, "params", b.sets, c.z.set);
+  const float* q = SetArray(info, 8, "q", b.sets, c.z.q_layers);
+  const float* saved = SetArray(info, 9, "saved", b.batch, c.z.saved_row);
+  const float* grad_y = F32(info, 10, "gradY", b.values);
+  const float* grad_log_det = F32(info, 11, "gradLogDet", b.batch);
+  float* grad_x = F32(info, 12, "gradX", b.values);
+  float* grad_params = SetArray(info, 13, "gradParams", b.sets, c.z.set);
+  float* grad_q = SetArray(info, 14, "gradQ", b.sets, c.z.q_layers);
+  sylvester_backward(c.s, b.batch, b.amortized, params, q, saved, grad_y, grad_log_det, grad_x, grad_params, grad_q);
+  return c.env.Undefined();
 }
 
 // (shape..., batch, amortized, y, params, q, x, logDet, maxIterations, tolerance) -> failed rows
 Napi::Value Inverse(const Napi::CallbackInfo& info) {
-  Arity(info, 14, "sylvesterInverse");
-  Napi::Env env = info.Env();
-  const SylvesterShape s = ShapeArgs(info);
-  const Sizes z = ShapeSizes(env, s);
-  const std::size_t batch = PositiveSize(info, 5, "batch");
-  const bool amortized = Bool(info, 6, "amortized");
-  const std::size_t sets = amortized ? batch : 1;
-  const std::size_t rows = Product(env, batch, s.dim, "y");
-  const float* y = F32(info, 7, "y", rows);
-  const float* params = F32(info, 8, "params", Product(env, sets, z.set, "params"));
-  const float* q = F32(info, 9, "q", Product(env, sets, z.q_layers, "q"));
-  float* x = F32(info, 10, "x", rows);
-  float* log_det = F32(info, 11, "logDet", batch);
+  const ShapeCall c = ReadShape(info, 14, "sylvesterInverse");
+  const BatchCall b = ReadBatch(info, c, "y");
+  const float* y = F32(info, 7, "y", b.values);
+  const float* params = SetArray(info, 8, "params", b.sets, c.z.set);
+  const float* q = SetArray(info, 9, "q", b.sets, c.z.q_layers);
+  float* x = F32(info, 10, "x", b.values);
+  float* log_det = F32(info, 11, "logDet", b.batch);
   const std::size_t max_iterations = SizeBetween(info, 12, "options.maxIterations", 1, kSylvesterMaxIterations);
   const double tol = PositiveNumber(info, 13, "options.tolerance");
-  return Napi::Number::New(
-      env, static_cast<double>(sylvester_inverse(s, batch, amortized, y, params, q, x, log_det, max_iterations, tol)));
+  return Napi::Number::New(c.env, static_cast<double>(sylvester_inverse(c.s, b.batch, b.amortized, y, params, q, x,
+                                                                        log_det, max_iterations, tol)));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Native kernel test driver: runs every family's test_<family>() that is
-// linked in. Each family's test lives in native/test/<family>_test.cc; the
-// declarations are weak so a family without a test file still links.
+// linked in, for the families of native/families.def. Each family's test
+// lives in native/test/<family>_test.cc (the flow stacks planar and radial
+// share one table-driven suite, flow_stack_test.cc); the declarations are
+// weak so a family without a test file still links.
 #include <cstdio>
 #include <cstdlib>
 
@@ -8,11 +10,15 @@
 #include "flowvae/cpu_features.h"
 #include "flowvae/parallel.h"
 
-#define FLOWVAE_FAMILY_TEST(name) void test_##name() __attribute__((weak));
-#define FLOWVAE_FAMILIES(X) \
-  X(parallel) X(rng) X(dense) X(elementwise) X(adam) X(planar) X(radial) X(sylvester) X(autoregressive) \
-  X(coupling) X(spline) X(glow) X(residual) X(gaussian) X(likelihood) X(lstm) X(cuda_rng) X(lane_math)
-FLOWVAE_FAMILIES(FLOWVAE_FAMILY_TEST)
+// Test-only entries (shared machinery, not kernel families) run around the
+// families of native/families.def.
+#define FLOWVAE_TESTS_BEFORE_FAMILIES(X) X(parallel) X(lane_math)
+#define FLOWVAE_TESTS_AFTER_FAMILIES(X) X(cuda_rng)
+#define FLOWVAE_TEST_DECLARATION(name) void test_##name() __attribute__((weak));
+FLOWVAE_TESTS_BEFORE_FAMILIES(FLOWVAE_TEST_DECLARATION)
+#define FLOWVAE_FAMILY(name, Name, cuda) FLOWVAE_TEST_DECLARATION(name)
+#include "../families.def"
+FLOWVAE_TESTS_AFTER_FAMILIES(FLOWVAE_TEST_DECLARATION)
 
 struct Family {
   const char* name;
@@ -20,8 +26,12 @@ struct Family {
 };
 
 int main() {
-#define FLOWVAE_FAMILY_ENTRY(name) {#name, test_##name},
-  const Family families[] = {FLOWVAE_FAMILIES(FLOWVAE_FAMILY_ENTRY)};
+#define FLOWVAE_TEST_ENTRY(name) {#name, test_##name},
+  const Family families[] = {
+      FLOWVAE_TESTS_BEFORE_FAMILIES(FLOWVAE_TEST_ENTRY)
+#define FLOWVAE_FAMILY(name, Name, cuda) FLOWVAE_TEST_ENTRY(name)
+#include "../families.def"
+      FLOWVAE_TESTS_AFTER_FAMILIES(FLOWVAE_TEST_ENTRY)};
   std::printf("flowvae kernel tests (simd: %s, threads: %d)\n", flowvae::simd_level_name(flowvae::simd_level()),
               flowvae::num_threads());
   int ran = 0;

@@ -13,7 +13,7 @@ objs=()
 for src in "$root"/native/cpu/*.cc "$root"/native/test/*.cc; do
   obj="$out/$(basename "$(dirname "$src")")_$(basename "${src%.cc}").o"
   objs+=("$obj")
-  if [[ ! -f "$obj" || "$src" -nt "$obj" || "$root/native/test/check.h" -nt "$obj" ]]; then
+  if [[ ! -f "$obj" || "$src" -nt "$obj" || "$root/native/test/check.h" -nt "$obj" || "$root/native/families.def" -nt "$obj" ]]; then
     echo "compile $(basename "$src")"
     "$cxx" "${flags[@]}" -c "$src" -o "$obj" &
     # At most two compilers at once (CI machines have two cores).

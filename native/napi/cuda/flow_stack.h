@@ -80,6 +80,33 @@ Napi::Value Inverse(const Napi::CallbackInfo& info, const char* fn) {
   return BadRows(info.Env(), bad);
 }
 
+// A family's staged calls, with its names and sizes bound in.
+// kReadsStash as for Backward.
+template <const StackFamily& kFamily, ForwardKernel kKernel>
+Napi::Value BoundForward(const Napi::CallbackInfo& info) {
+  return Forward<kKernel, kFamily.param_size>(info, kFamily.forward);
+}
+
+template <const StackFamily& kFamily, BackwardKernel kKernel, bool kReadsStash>
+Napi::Value BoundBackward(const Napi::CallbackInfo& info) {
+  return Backward<kKernel, kFamily.param_size, kReadsStash>(info, kFamily.backward, kFamily.saved);
+}
+
+template <const StackFamily& kFamily, InverseKernel kKernel>
+Napi::Value BoundInverse(const Napi::CallbackInfo& info) {
+  return Inverse<kKernel, kFamily.param_size>(info, kFamily.inverse);
+}
+
+// Adds a family's forward, backward and inverse to exports.cuda, under the
+// names of its cpu bindings.
+template <const StackFamily& kFamily, ForwardKernel kForward, BackwardKernel kBackward, bool kReadsStash,
+          InverseKernel kInverse>
+void Register(Napi::Env env, Napi::Object cuda) {
+  cuda_call::Export<BoundForward<kFamily, kForward>>(env, cuda, kFamily.forward);
+  cuda_call::Export<BoundBackward<kFamily, kBackward, kReadsStash>>(env, cuda, kFamily.backward);
+  cuda_call::Export<BoundInverse<kFamily, kInverse>>(env, cuda, kFamily.inverse);
+}
+
 }  // namespace cuda_stack
 }  // namespace napi
 }  // namespace flowvae

@@ -12,16 +12,11 @@ namespace napi {
 // Adds exports.cuda: status(), memoryStats(), releaseCached() and the kernels.
 void RegisterCuda(Napi::Env env, Napi::Object exports);
 
-// One per family, each in native/napi/cuda/<family>.cc, adding to `cuda`.
-void RegisterCudaDense(Napi::Env env, Napi::Object cuda);
-void RegisterCudaElementwise(Napi::Env env, Napi::Object cuda);
-void RegisterCudaRng(Napi::Env env, Napi::Object cuda);
-void RegisterCudaAdam(Napi::Env env, Napi::Object cuda);
-void RegisterCudaGaussian(Napi::Env env, Napi::Object cuda);
-void RegisterCudaLikelihood(Napi::Env env, Napi::Object cuda);
-void RegisterCudaPlanar(Napi::Env env, Napi::Object cuda);
-void RegisterCudaRadial(Napi::Env env, Napi::Object cuda);
-void RegisterCudaLstm(Napi::Env env, Napi::Object cuda);
+// One per family with a cuda implementation (WITH_CUDA in native/families.def),
+// each in native/napi/cuda/<family>.cc, adding to `cuda`.
+#define FLOWVAE_FAMILY(name, Name, with_cuda) \
+  FLOWVAE_IF_CUDA(with_cuda, void RegisterCuda##Name(Napi::Env env, Napi::Object cuda);)
+#include "../../families.def"
 
 }  // namespace napi
 }  // namespace flowvae

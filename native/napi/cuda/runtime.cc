@@ -42,15 +42,8 @@ void RegisterCuda(Napi::Env env, Napi::Object exports) {
   cuda.Set("status", Napi::Function::New(env, Status, "status"));
   cuda.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));
   cuda_call::Export<ReleaseCached>(env, cuda, "releaseCached");
-  RegisterCudaDense(env, cuda);
-  RegisterCudaElementwise(env, cuda);
-  RegisterCudaRng(env, cuda);
-  RegisterCudaAdam(env, cuda);
-  RegisterCudaGaussian(env, cuda);
-  RegisterCudaLikelihood(env, cuda);
-  RegisterCudaPlanar(env, cuda);
-  RegisterCudaRadial(env, cuda);
-  RegisterCudaLstm(env, cuda);
+#define FLOWVAE_FAMILY(name, Name, with_cuda) FLOWVAE_IF_CUDA(with_cuda, RegisterCuda##Name(env, cuda);)
+#include "../../families.def"
   exports.Set("cuda", cuda);
 }
 
