@@ -166,16 +166,23 @@ export function checkOptions(value: unknown, name: string, known: readonly strin
 }
 
 /**
+ * True when two arrays share bytes of one buffer. An empty array shares
+ * nothing (the native bindings see no data pointer for it). The one overlap
+ * test every backend's argument checks use.
+ */
+export function sharesMemory(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  if (a.byteLength === 0 || b.byteLength === 0 || a.buffer !== b.buffer) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/**
  * Refuses an output array that shares memory with another argument (same
  * buffer, overlapping bytes): kernels read their inputs while writing outputs.
  */
 export function checkDisjoint(out: FloatArray | null, name: string, others: Record<string, FloatArray | null>): void {
   if (!out) return;
   for (const [otherName, other] of Object.entries(others)) {
-    if (!other || other.buffer !== out.buffer) continue;
-    const a0 = out.byteOffset;
-    const b0 = other.byteOffset;
-    if (a0 < b0 + other.byteLength && b0 < a0 + out.byteLength) {
+    if (other && sharesMemory(out, other)) {
       const kind = out instanceof Float32Array ? 'Float32Array' : 'Float64Array';
       throw rangeError(expected(`${kind} not overlapping "${otherName}"`, name, out));
     }

@@ -26,6 +26,7 @@ import {
   checkPositiveInt,
   checkPositiveNumber,
   checkSize,
+  sharesMemory,
 } from '../../validate';
 import type { FloatArray } from '../types';
 
@@ -264,11 +265,7 @@ function checkScalar(spec: ScalarArg | RangeArg | BetweenArg, value: unknown, si
   }
 }
 
-/** Shared bytes; an empty array overlaps nothing (the binding sees no data pointer). */
-function overlaps(a: FloatArray, b: FloatArray): boolean {
-  if (a.byteLength === 0 || b.byteLength === 0) return false;
-  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
-}
+const overlaps = sharesMemory;
 
 function arrayKindName(a: FloatArray): string {
   return a instanceof Float32Array ? 'Float32Array' : 'Float64Array';

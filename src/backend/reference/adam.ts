@@ -10,18 +10,13 @@ import {
   checkPositiveInt,
   checkPositiveNumber,
   checkSize,
+  sharesMemory,
 } from '../../validate';
 import { expected, rangeError, typeError } from '../../errors';
 
 /** The step updates its buffers in place while reading grads: views sharing memory would give wrong results. */
 function checkDisjoint(a: FloatArray, aName: string, b: FloatArray, bName: string): void {
-  const overlap =
-    a.buffer === b.buffer &&
-    a.length > 0 &&
-    b.length > 0 &&
-    a.byteOffset < b.byteOffset + b.byteLength &&
-    b.byteOffset < a.byteOffset + a.byteLength;
-  if (overlap) throw rangeError(expected(`array not overlapping "${aName}"`, bName, b));
+  if (sharesMemory(a, b)) throw rangeError(expected(`array not overlapping "${aName}"`, bName, b));
 }
 
 // The loops live in their own small functions: V8 then optimises each once,

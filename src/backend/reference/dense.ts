@@ -14,16 +14,12 @@ import {
   checkOptionalArray,
   checkSize,
   sizeProduct,
+  sharesMemory,
 } from '../../validate';
 
 /** Refuses an output that shares memory with another argument (the loops would read what they overwrite). */
 export function checkNoOverlap(output: FloatArray | null, outputName: string, other: FloatArray | null, otherName: string): void {
-  if (!output || !other || output.length === 0 || other.length === 0 || output.buffer !== other.buffer) return;
-  const o0 = output.byteOffset;
-  const o1 = o0 + output.byteLength;
-  const t0 = other.byteOffset;
-  const t1 = t0 + other.byteLength;
-  if (o0 < t1 && t0 < o1) {
+  if (output && other && sharesMemory(output, other)) {
     const kind = output instanceof Float32Array ? 'Float32Array' : 'Float64Array';
     throw rangeError(
       `Expected ${kind} not overlapping "${otherName}" for "${outputName}" but received ${describe(output)}`,
