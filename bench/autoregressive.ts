@@ -79,7 +79,9 @@ export async function run(): Promise<void> {
   }
   if (hasCpu) setNumThreads(before);
   if (peerReason) console.log(`PyTorch peer unavailable: ${peerReason}`);
-  console.log(`IAF forward + backward, samples/s, median of ${ROUNDS} interleaved rounds (D = ${DIM}, MADE hidden [${HIDDEN}], K = ${LAYERS}, context ${CONTEXT}):`);
+  console.log(
+    `IAF forward + backward, samples/s, median of ${ROUNDS} interleaved rounds (D = ${DIM}, MADE hidden [${HIDDEN}], K = ${LAYERS}, context ${CONTEXT}):`,
+  );
   printTable(rows);
   console.log(`\nwrote ${writeResults('autoregressive', { model: { dim: DIM, hidden: HIDDEN, layers: LAYERS, contextDim: CONTEXT }, results })}`);
 }

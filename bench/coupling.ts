@@ -57,11 +57,13 @@ function rate(backend: Backend, batch: number, minSeconds: number, rounds: numbe
 function glueShare(batch: number): { total: number; dense: number } {
   const cpu = backendByName('cpu');
   let dense = 0;
-  const timed = <A extends unknown[]>(f: (...a: A) => void) => (...a: A) => {
-    const t0 = process.hrtime.bigint();
-    f(...a);
-    dense += Number(process.hrtime.bigint() - t0) / 1e9;
-  };
+  const timed =
+    <A extends unknown[]>(f: (...a: A) => void) =>
+    (...a: A) => {
+      const t0 = process.hrtime.bigint();
+      f(...a);
+      dense += Number(process.hrtime.bigint() - t0) / 1e9;
+    };
   const wrapped: Backend = { ...cpu, dense: { gemm: timed(cpu.dense.gemm), forward: timed(cpu.dense.forward), backward: timed(cpu.dense.backward) } };
   const { step } = setup(wrapped, batch);
   step();
@@ -127,11 +129,13 @@ export async function run(): Promise<void> {
         `(step ${((g.secondsPerStep as number) * 1e3).toFixed(2)} ms)`,
     );
   }
-  console.log(`\nwrote ${writeResults('coupling', {
+  console.log(
+    `\nwrote ${writeResults('coupling', {
       model: { dim: DIM, layers: LAYERS, hidden: HIDDEN, activation: 'relu' },
       // A busy machine (load above the core count) makes the 2-thread figures meaningless.
       loadAverage: { before: loadBefore, after: os.loadavg()[0] },
       results,
       glue,
-    })}`);
+    })}`,
+  );
 }

@@ -127,7 +127,11 @@ export async function run(): Promise<unknown> {
   // samples[contender][case index]: seconds per call, one per round.
   const samples = new Map<Contender, number[][]>();
   const record = (who: Contender, indices: number[], times: number[]) => {
-    if (!samples.has(who)) samples.set(who, all.map(() => []));
+    if (!samples.has(who))
+      samples.set(
+        who,
+        all.map(() => []),
+      );
     indices.forEach((index, j) => samples.get(who)![index].push(times[j]));
   };
   let blas = '';
@@ -232,9 +236,7 @@ export async function run(): Promise<unknown> {
 
   const gemmRows: Record<string, unknown>[] = [];
   const gemmNames = names.filter((n) => n !== 'reference');
-  const table2: (string | number)[][] = [
-    ['gemm (m x n x k)', 'op', 'role', ...gemmNames.map((n) => `${n} GFLOP/s`), 'cpu/numpy 1t', 'cpu/numpy 2t'],
-  ];
+  const table2: (string | number)[][] = [['gemm (m x n x k)', 'op', 'role', ...gemmNames.map((n) => `${n} GFLOP/s`), 'cpu/numpy 1t', 'cpu/numpy 2t']];
   gemms.forEach((c, j) => {
     const i = layers.length + j;
     const s = Object.fromEntries(gemmNames.map((n) => [n, seconds(n, i)]));

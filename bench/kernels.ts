@@ -189,9 +189,7 @@ export async function run(): Promise<void> {
     }));
     const seconds = timeInterleaved(timed, { minSeconds: MIN_SECONDS, rounds: ROUNDS });
     referenceSeconds.set(c.name, seconds[0]);
-    contenders.forEach((contender, i) =>
-      addRow(c, contender.name, seconds[i], contender.backend.dtype === 'float64' ? 8 : 4, seconds[0]),
-    );
+    contenders.forEach((contender, i) => addRow(c, contender.name, seconds[i], contender.backend.dtype === 'float64' ? 8 : 4, seconds[0]));
   }
   setNumThreads(savedThreads);
 
@@ -199,11 +197,7 @@ export async function run(): Promise<void> {
   const peerReasons: string[] = [];
   for (const threads of [1, 2]) {
     const spec = { threads, minSeconds: MIN_SECONDS, rounds: ROUNDS, cases: peerCases };
-    const { result, reason } = runPython<{ seconds: Record<string, number>; notes: Record<string, string> }>(
-      'kernels_torch.py',
-      spec,
-      threads,
-    );
+    const { result, reason } = runPython<{ seconds: Record<string, number>; notes: Record<string, string> }>('kernels_torch.py', spec, threads);
     if (!result) {
       peerReasons.push(`torch ${threads} thread(s): ${reason}`);
       continue;

@@ -98,9 +98,7 @@ export async function run(): Promise<void> {
 
   const fmt = (v: number) => (Number.isFinite(v) ? si(v) : '—');
   const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : '—');
-  const rows: (string | number)[][] = [
-    ['case', 'mode', 'reference', 'cpu 1T', 'cpu 2T', 'torch 1T', 'torch 2T', 'cpu/torch 1T', 'cpu/torch 2T', 'cpu 1T/ref'],
-  ];
+  const rows: (string | number)[][] = [['case', 'mode', 'reference', 'cpu 1T', 'cpu 2T', 'torch 1T', 'torch 2T', 'cpu/torch 1T', 'cpu/torch 2T', 'cpu 1T/ref']];
   const records: Record<string, unknown>[] = [];
   cases.forEach((c, i) => {
     const t = times[i];

@@ -114,7 +114,16 @@ async function runFlowvae(family: string, seed: number, protocol: Protocol): Pro
 
 /** Runs the twin; its stdout is one JSON line per epoch, then the final line. */
 function runPytorch(family: string, seed: number, protocol: Protocol): Promise<ParityResult> {
-  const spec = { mode: 'train', posterior: family, seed, epochs: protocol.epochs, samples: protocol.samples, validation: protocol.validation, data: DATA_DIR, threads: 1 };
+  const spec = {
+    mode: 'train',
+    posterior: family,
+    seed,
+    epochs: protocol.epochs,
+    samples: protocol.samples,
+    validation: protocol.validation,
+    data: DATA_DIR,
+    threads: 1,
+  };
   return new Promise((resolve, reject) => {
     const env = {
       ...process.env,
@@ -175,11 +184,20 @@ function report(results: ParityResult[], families: string[]): string {
     lines.push('epoch  beta   flowvae train  pytorch train   flowvae val  pytorch val');
     const epochs = Math.min(...[...fv, ...pt].map((r) => r.history.length));
     for (let e = 0; e < epochs; e++) {
-      const at = (rs: ParityResult[], k: 'train' | 'validation') => mean(rs.map((r) => r.history[e][k])).toFixed(2).padStart(13);
-      lines.push(`${String(e + 1).padStart(5)}  ${fv[0].history[e].beta.toFixed(1)}  ${at(fv, 'train')}  ${at(pt, 'train')}  ${at(fv, 'validation')}  ${at(pt, 'validation')}`);
+      const at = (rs: ParityResult[], k: 'train' | 'validation') =>
+        mean(rs.map((r) => r.history[e][k]))
+          .toFixed(2)
+          .padStart(13);
+      lines.push(
+        `${String(e + 1).padStart(5)}  ${fv[0].history[e].beta.toFixed(1)}  ${at(fv, 'train')}  ${at(pt, 'train')}  ${at(fv, 'validation')}  ${at(pt, 'validation')}`,
+      );
     }
   }
-  lines.push('', '| posterior | flowvae test ELBO | PyTorch test ELBO | flowvae test NLL | PyTorch test NLL | NLL difference | best epochs (flowvae; PyTorch) |', '| --- | --- | --- | --- | --- | --- | --- |');
+  lines.push(
+    '',
+    '| posterior | flowvae test ELBO | PyTorch test ELBO | flowvae test NLL | PyTorch test NLL | NLL difference | best epochs (flowvae; PyTorch) |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  );
   for (const f of families) {
     const fv = results.filter((r) => r.family === f && r.side === 'flowvae');
     const pt = results.filter((r) => r.family === f && r.side === 'pytorch');
@@ -218,7 +236,10 @@ export async function parityMain(args: Record<string, string>): Promise<void> {
       for (let next = todo.shift(); next; next = todo.shift()) await runChild(next[0], next[1], next[2], protocol);
     }),
   );
-  const results = queue.map(([side, f, s]) => resultPath(side, f, s)).filter((p) => fs.existsSync(p) && same(p)).map((p) => JSON.parse(fs.readFileSync(p, 'utf8')) as ParityResult);
+  const results = queue
+    .map(([side, f, s]) => resultPath(side, f, s))
+    .filter((p) => fs.existsSync(p) && same(p))
+    .map((p) => JSON.parse(fs.readFileSync(p, 'utf8')) as ParityResult);
   const text = report(results, families);
   console.log(text);
   fs.writeFileSync(path.join(__dirname, 'results', 'quality-parity.json'), JSON.stringify({ protocol, seeds, families, results }, null, 2) + '\n');

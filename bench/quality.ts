@@ -58,7 +58,10 @@ export const PRIOR_CONFIGS: Record<string, Partial<VAEOptions>> = {
   'diagonal, MAF prior (4 layers)': { posterior: 'diagonal', prior: { kind: 'flow', flow: 'maf', layers: 4, hidden: [256] } },
   'planar K=16, standard normal prior': { posterior: { flow: 'planar', layers: 16, amortized: true } },
   'planar K=16, mixture prior (K=10)': { posterior: { flow: 'planar', layers: 16, amortized: true }, prior: { kind: 'mixture', components: 10 } },
-  'planar K=16, MAF prior (4 layers)': { posterior: { flow: 'planar', layers: 16, amortized: true }, prior: { kind: 'flow', flow: 'maf', layers: 4, hidden: [256] } },
+  'planar K=16, MAF prior (4 layers)': {
+    posterior: { flow: 'planar', layers: 16, amortized: true },
+    prior: { kind: 'flow', flow: 'maf', layers: 4, hidden: [256] },
+  },
   'diagonal, IWAE K=5': { posterior: 'diagonal', objective: { kind: 'iwae', samples: 5 } },
   'planar K=16, IWAE K=5': { posterior: { flow: 'planar', layers: 16, amortized: true }, objective: { kind: 'iwae', samples: 5 } },
 };
@@ -179,17 +182,19 @@ function parseArgs(argv: string[]): Record<string, string> {
 }
 
 function resultPath(settings: Settings, family: string, seed: number): string {
-  const slug = family.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/-$/, '');
+  const slug = family
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/-$/, '');
   return path.join(__dirname, 'results', 'quality', settings.tag ? `${settings.data}-${settings.tag}` : settings.data, `${slug}.seed${seed}.json`);
 }
 
 function runChild(family: string, seed: number, settings: Settings): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', __filename, '--one', family, '--seed', String(seed), '--settings', JSON.stringify(settings)],
-      { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, FLOWVAE_NUM_THREADS: '1' } },
-    );
+    const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--one', family, '--seed', String(seed), '--settings', JSON.stringify(settings)], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, FLOWVAE_NUM_THREADS: '1' },
+    });
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${family} seed ${seed} exited with ${code}`))));
   });
 }
@@ -250,7 +255,10 @@ async function main(): Promise<void> {
     }),
   );
   const results = families.flatMap((f) =>
-    seeds.map((s) => resultPath(settings, f, s)).filter((p) => fs.existsSync(p)).map((p) => JSON.parse(fs.readFileSync(p, 'utf8')) as RunResult),
+    seeds
+      .map((s) => resultPath(settings, f, s))
+      .filter((p) => fs.existsSync(p))
+      .map((p) => JSON.parse(fs.readFileSync(p, 'utf8')) as RunResult),
   );
   const markdown = table(results, families, suite === 'priors');
   console.log(markdown);

@@ -118,7 +118,17 @@ export async function run(): Promise<void> {
       torch1: rate(times.torch1[i], c.batch),
       torch2: rate(times.torch2[i], c.batch),
     };
-    rows.push([caseName(c), fmt(r.reference), fmt(r.cpu1), fmt(r.cpu2), fmt(r.torch1), fmt(r.torch2), ratio(r.cpu1, r.torch1), ratio(r.cpu2, r.torch2), ratio(r.cpu1, r.reference)]);
+    rows.push([
+      caseName(c),
+      fmt(r.reference),
+      fmt(r.cpu1),
+      fmt(r.cpu2),
+      fmt(r.torch1),
+      fmt(r.torch2),
+      ratio(r.cpu1, r.torch1),
+      ratio(r.cpu2, r.torch2),
+      ratio(r.cpu1, r.reference),
+    ]);
     records.push({ ...c, samplesPerSecond: r });
   });
   console.log('samples/s (medians over rounds); ratios of samples/s');

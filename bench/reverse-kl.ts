@@ -62,7 +62,9 @@ export async function run(): Promise<void> {
           }
           const cell = { target: name, flow, layers, kl: kls, median: median(kls), standardError: se, seconds: (performance.now() - c0) / 1000 };
           cells.push(cell);
-          console.log(`${name} ${flow} K=${layers}: KL ${kls.map((k) => k.toFixed(3)).join(', ')} (median ${cell.median.toFixed(3)}, ${cell.seconds.toFixed(1)} s)`);
+          console.log(
+            `${name} ${flow} K=${layers}: KL ${kls.map((k) => k.toFixed(3)).join(', ')} (median ${cell.median.toFixed(3)}, ${cell.seconds.toFixed(1)} s)`,
+          );
         }
       }
     }

@@ -64,11 +64,13 @@ function rate(backend: Backend, batch: number, minSeconds: number, rounds: numbe
 function breakdown(batch: number): { total: number; spline: number; dense: number } {
   const cpu = backendByName('cpu');
   const spent = { spline: 0, dense: 0 };
-  const timed = <A extends unknown[]>(key: keyof typeof spent, f: (...a: A) => void) => (...a: A) => {
-    const t0 = process.hrtime.bigint();
-    f(...a);
-    spent[key] += Number(process.hrtime.bigint() - t0) / 1e9;
-  };
+  const timed =
+    <A extends unknown[]>(key: keyof typeof spent, f: (...a: A) => void) =>
+    (...a: A) => {
+      const t0 = process.hrtime.bigint();
+      f(...a);
+      spent[key] += Number(process.hrtime.bigint() - t0) / 1e9;
+    };
   const wrapped: Backend = {
     ...cpu,
     dense: { gemm: timed('dense', cpu.dense.gemm), forward: timed('dense', cpu.dense.forward), backward: timed('dense', cpu.dense.backward) },
@@ -137,7 +139,9 @@ export async function run(): Promise<void> {
   printTable(rows);
   const loadAverage = { before: loadBefore, after: os.loadavg()[0] };
   if (Math.max(loadAverage.before, loadAverage.after) > os.cpus().length) {
-    console.log(`load average ${loadAverage.before.toFixed(1)} → ${loadAverage.after.toFixed(1)} on ${os.cpus().length} cores: the 2-thread figures are not meaningful`);
+    console.log(
+      `load average ${loadAverage.before.toFixed(1)} → ${loadAverage.after.toFixed(1)} on ${os.cpus().length} cores: the 2-thread figures are not meaningful`,
+    );
   }
   for (const s of shares) {
     const total = s.secondsPerStep as number;

@@ -176,10 +176,7 @@ export async function run(): Promise<void> {
   for (const c of cases) {
     const refChoice = chooseBatch(reference, c, 1, REFERENCE_BUDGET, [1, 4]);
     const entry: (typeof ours)[string] = {
-      reference:
-        typeof refChoice === 'number'
-          ? { seconds: measure([{ fn: setup(reference, c, refChoice), threads: 1 }])[0], batch: refChoice }
-          : refChoice,
+      reference: typeof refChoice === 'number' ? { seconds: measure([{ fn: setup(reference, c, refChoice), threads: 1 }])[0], batch: refChoice } : refChoice,
     };
     if (cpu) {
       const choice = chooseBatch(cpu, c, 1, BUDGET, [32, 256]);
@@ -221,8 +218,7 @@ export async function run(): Promise<void> {
   if (!peer1.result) console.log(`PyTorch peer unavailable: ${peer1.reason}`);
 
   const rate = (m: Measured | PeerResult | undefined) => (m ? m.batch / m.seconds : NaN);
-  const cell = (m: Measured | PeerResult | undefined, target: number) =>
-    m ? `${si(rate(m))}${m.batch < target ? ` @${m.batch}` : ''}` : '—';
+  const cell = (m: Measured | PeerResult | undefined, target: number) => (m ? `${si(rate(m))}${m.batch < target ? ` @${m.batch}` : ''}` : '—');
   const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(1)}×` : '—');
   const rows: (string | number)[][] = [
     ['case', 'reference', 'cpu 1t', 'cpu 2t', 'torch 1t', 'torch 2t', 'cpu/torch 1t', 'cpu/torch 2t', 'cpu 1t/ref', 'torch Björck steps'],

@@ -23,7 +23,12 @@ const MODELS: Model[] = [
   { name: 'diagonal', posterior: 'diagonal', peer: 'diagonal' },
   { name: 'planar K=16 (amortized)', posterior: { flow: 'planar', layers: 16, amortized: true }, peer: 'planar' },
   { name: 'IAF K=4 (MADE 320)', posterior: { flow: 'iaf', layers: 4, hidden: [320] }, peer: 'iaf' },
-  { name: 'Sylvester orthogonal K=16 (amortized)', posterior: { flow: 'sylvester-orthogonal', layers: 16, amortized: true }, peer: 'sylvester', skipReference: true },
+  {
+    name: 'Sylvester orthogonal K=16 (amortized)',
+    posterior: { flow: 'sylvester-orthogonal', layers: 16, amortized: true },
+    peer: 'sylvester',
+    skipReference: true,
+  },
 ];
 
 function data(n: number): Float32Array {
@@ -85,7 +90,15 @@ export async function run(): Promise<void> {
         p ? (cpu / p.torch).toFixed(2) : '-',
         p ? (cpu / p.gemm).toFixed(2) : '-',
       ]);
-      results.push({ model: model.name, threads, reference: refRates.get(model.name), cpu, torch: p?.torch, torchConfig: p?.torchConfig, gemmCeiling: p?.gemm });
+      results.push({
+        model: model.name,
+        threads,
+        reference: refRates.get(model.name),
+        cpu,
+        torch: p?.torch,
+        torchConfig: p?.torchConfig,
+        gemmCeiling: p?.gemm,
+      });
     }
   }
   if (hasCpu) setNumThreads(before);

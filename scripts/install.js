@@ -10,7 +10,7 @@ const { spawnSync } = require('node:child_process');
 
 const bin = require.resolve('node-gyp-build/bin.js');
 const result = spawnSync(process.execPath, [bin], { stdio: 'inherit' });
-const status = result.error ? 1 : result.status ?? 1;
+const status = result.error ? 1 : (result.status ?? 1);
 
 if (status !== 0) {
   const why = result.error ? result.error.message : result.signal ? `signal ${result.signal}` : `exit status ${status}`;

@@ -28,11 +28,5 @@ export type {
   ReverseKLFitOptions,
 } from './train/fit-distribution';
 export * from './data';
-export {
-  decodeSafetensors,
-  encodeSafetensors,
-  loadSafetensors,
-  saveSafetensors,
-  saveSafetensorsAsync,
-} from './io/safetensors';
+export { decodeSafetensors, encodeSafetensors, loadSafetensors, saveSafetensors, saveSafetensorsAsync } from './io/safetensors';
 export type { SafetensorsContents, SafetensorsDType, SafetensorsTensor } from './io/safetensors';

@@ -48,13 +48,7 @@ export function checkFinite(value: unknown, name: string): number {
 }
 
 /** A finite number in [lo, hi] (inclusive unless `open` says otherwise). */
-export function checkInRange(
-  value: unknown,
-  name: string,
-  lo: number,
-  hi: number,
-  open: { lo?: boolean; hi?: boolean } = {},
-): number {
+export function checkInRange(value: unknown, name: string, lo: number, hi: number, open: { lo?: boolean; hi?: boolean } = {}): number {
   const what = `number in ${open.lo ? '(' : '['}${lo}, ${hi}${open.hi ? ')' : ']'}`;
   if (typeof value !== 'number') throw typeError(expected(what, name, value));
   const tooLow = open.lo ? !(value > lo) : !(value >= lo);
@@ -89,12 +83,7 @@ export function sizeProduct(...sizes: number[]): number {
  * A Float32Array or Float64Array with exactly `length` elements. `dtype`
  * restricts the kind (the cpu backend takes Float32Array only).
  */
-export function checkArray(
-  value: unknown,
-  name: string,
-  length: number,
-  dtype?: 'float32' | 'float64',
-): FloatArray {
+export function checkArray(value: unknown, name: string, length: number, dtype?: 'float32' | 'float64'): FloatArray {
   const ok =
     dtype === 'float32'
       ? value instanceof Float32Array
@@ -114,12 +103,7 @@ export function checkArray(
 }
 
 /** Like checkArray, but null/undefined are allowed and returned as null. */
-export function checkOptionalArray(
-  value: unknown,
-  name: string,
-  length: number,
-  dtype?: 'float32' | 'float64',
-): FloatArray | null {
+export function checkOptionalArray(value: unknown, name: string, length: number, dtype?: 'float32' | 'float64'): FloatArray | null {
   if (value === null || value === undefined) return null;
   return checkArray(value, name, length, dtype);
 }
@@ -128,9 +112,7 @@ export function checkOptionalArray(
 export function checkKnownKeys(options: object, name: string, known: readonly string[]): void {
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
-      throw rangeError(
-        `Unknown option "${key}" in "${name}"; expected one of ${known.map((k) => `"${k}"`).join(', ')}`,
-      );
+      throw rangeError(`Unknown option "${key}" in "${name}"; expected one of ${known.map((k) => `"${k}"`).join(', ')}`);
     }
   }
 }
@@ -188,4 +170,3 @@ export function checkDisjoint(out: FloatArray | null, name: string, others: Reco
     }
   }
 }
-

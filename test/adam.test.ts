@@ -32,13 +32,7 @@ const CONFIGS: [string, Partial<AdamStepOptions>][] = [
  * followed by torch.optim.Adam / AdamW (_single_tensor_adam / _single_tensor_adamw),
  * one tensor operation per loop, in float64. `grad` is modified as clip_grad_norm_ does.
  */
-function torchStep(
-  param: Float64Array,
-  grad: Float64Array,
-  expAvg: Float64Array,
-  expAvgSq: Float64Array,
-  o: AdamStepOptions,
-): number {
+function torchStep(param: Float64Array, grad: Float64Array, expAvg: Float64Array, expAvgSq: Float64Array, o: AdamStepOptions): number {
   const n = param.length;
   // clip_grad_norm_: total_norm = ‖g‖₂; clip_coef = max_norm / (total_norm + 1e-6); grads *= min(clip_coef, 1).
   let sumSquares = 0;
@@ -226,7 +220,12 @@ describe('adam: bad arguments', () => {
       throwsWith({ ...BASE, decoupled: 'yes' }, TypeError, 'ERR_ARG', 'Expected boolean for "decoupled" but received "yes" (string)');
       throwsWith({ ...BASE, step: 0 }, RangeError, 'ERR_ARG', 'Expected positive integer for "step" but received 0 (number)');
       throwsWith({ ...BASE, step: 1.5 }, RangeError, 'ERR_ARG', 'Expected positive integer for "step" but received 1.5 (number)');
-      throwsWith({ ...BASE, maxGradNorm: Infinity }, RangeError, 'ERR_ARG', 'Expected non-negative finite number for "maxGradNorm" but received Infinity (number)');
+      throwsWith(
+        { ...BASE, maxGradNorm: Infinity },
+        RangeError,
+        'ERR_ARG',
+        'Expected non-negative finite number for "maxGradNorm" but received Infinity (number)',
+      );
       throwsWith(BASE, RangeError, 'ERR_SHAPE', `Expected ${arrayKind} of length 4 for "m" but received ${arrayKind}(3)`, [p, g, b.alloc(3), v]);
       // m and v as two views of one buffer that overlap.
       const shared = b.alloc(6);
@@ -310,8 +309,18 @@ describe('adam: stepTensors (tensors updated where they live)', () => {
       fails([p, g, b.alloc(5), v], RangeError, 'ERR_SHAPE', `Expected ${kind} of length 4 for "m" but received ${kind}(5)`);
       // Two tensors sharing memory, a gradient inside the moments, v over m.
       const shared = b.alloc(8);
-      fails([[shared.subarray(0, 3), shared.subarray(2, 3)], g, m, v], RangeError, 'ERR_ARG', `Expected array not overlapping "params[0]" for "params[1]" but received ${kind}(1)`);
-      fails([p, [g[0], shared.subarray(1, 2)], shared.subarray(0, 4), v], RangeError, 'ERR_ARG', `Expected array not overlapping "m" for "grads[1]" but received ${kind}(1)`);
+      fails(
+        [[shared.subarray(0, 3), shared.subarray(2, 3)], g, m, v],
+        RangeError,
+        'ERR_ARG',
+        `Expected array not overlapping "params[0]" for "params[1]" but received ${kind}(1)`,
+      );
+      fails(
+        [p, [g[0], shared.subarray(1, 2)], shared.subarray(0, 4), v],
+        RangeError,
+        'ERR_ARG',
+        `Expected array not overlapping "m" for "grads[1]" but received ${kind}(1)`,
+      );
       fails([p, g, shared.subarray(0, 4), shared.subarray(3, 7)], RangeError, 'ERR_ARG', `Expected array not overlapping "m" for "v" but received ${kind}(4)`);
       expect(Array.from(p[0])).toEqual([1, 2, 3]);
       expect(Array.from(m)).toEqual([0, 0, 0, 0]);

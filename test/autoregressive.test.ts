@@ -86,13 +86,23 @@ describe('autoregressive kernels: reference definitions', () => {
     const ldInv = new Float64Array(batch);
     ref.mafInverse(u, ms, back, ldInv, batch, dim);
     expectClose(back, x, { atol: 1e-12, rtol: 1e-12 }, 'maf x');
-    expectClose(ldInv, ld.map((v) => -v), { atol: 1e-12, rtol: 0 }, 'maf logDet');
+    expectClose(
+      ldInv,
+      ld.map((v) => -v),
+      { atol: 1e-12, rtol: 0 },
+      'maf logDet',
+    );
     const y = new Float64Array(batch * dim);
     ref.iafForward(x, ms, y, ld, batch, dim);
     ref.iafInverse(y, ms, back, ldInv, batch, dim);
     // σ ≥ sigmoid(−3) ≈ 0.047: dividing by it amplifies rounding ~20×.
     expectClose(back, x, { atol: 1e-12, rtol: 1e-12 }, 'iaf x');
-    expectClose(ldInv, ld.map((v) => -v), { atol: 1e-12, rtol: 0 }, 'iaf logDet');
+    expectClose(
+      ldInv,
+      ld.map((v) => -v),
+      { atol: 1e-12, rtol: 0 },
+      'iaf logDet',
+    );
   });
 
   it('maskWeights keeps out ≥ in (or out > in when strict), also in place', () => {
@@ -253,7 +263,19 @@ describe.skipIf(!cpu)('masked dense layers: cpu equals the reference', () => {
     // Output 0 keeps input 0 only; input 1's weight is cut. The dense product would give 0 · ∞ = NaN.
     const x = Float32Array.from([1, Infinity]);
     const y = new Float32Array(1);
-    cpu!.autoregressive.maskedDenseForward(x, Float32Array.from([2, 3]), null, Uint32Array.from([1]), Uint32Array.from([1, 2]), false, new Float32Array(2), y, 1, 2, 1);
+    cpu!.autoregressive.maskedDenseForward(
+      x,
+      Float32Array.from([2, 3]),
+      null,
+      Uint32Array.from([1]),
+      Uint32Array.from([1, 2]),
+      false,
+      new Float32Array(2),
+      y,
+      1,
+      2,
+      1,
+    );
     expect(y[0]).toBe(2);
   });
 });
@@ -267,14 +289,10 @@ describe('autoregressive kernels: bad arguments', () => {
       const x = b.alloc(6);
       const ms = b.alloc(12);
       const ld = b.alloc(2);
-      expect(() => k.iafForward(x, b.alloc(11), b.alloc(6), ld, 2, 3)).toThrow(
-        `Expected ${kind} of length 12 for "ms" but received ${kind}(11)`,
-      );
+      expect(() => k.iafForward(x, b.alloc(11), b.alloc(6), ld, 2, 3)).toThrow(`Expected ${kind} of length 12 for "ms" but received ${kind}(11)`);
       expect(() => k.iafForward(x, b.alloc(11), b.alloc(6), ld, 2, 3)).toThrow(RangeError);
       expect(() => k.mafForward(x, ms, b.alloc(6), ld, -1, 3)).toThrow('Expected non-negative integer for "batch" but received -1 (number)');
-      expect(() => k.mafBackward(x, ms, x, ld, b.alloc(6), b.alloc(12), 2, 2.5)).toThrow(
-        'Expected non-negative integer for "dim" but received 2.5 (number)',
-      );
+      expect(() => k.mafBackward(x, ms, x, ld, b.alloc(6), b.alloc(12), 2, 2.5)).toThrow('Expected non-negative integer for "dim" but received 2.5 (number)');
       // The first bad argument is the one named.
       expect(() => k.iafBackward(x, ms, b.alloc(5), b.alloc(1), b.alloc(6), b.alloc(12), 2, 3)).toThrow(/for "dy"/);
       expect(() => k.mafInverse(x, ms, b.alloc(6), b.alloc(3), 2, 3)).toThrow(`Expected ${kind} of length 2 for "logDet" but received ${kind}(3)`);
@@ -457,7 +475,12 @@ describe('MADE: the autoregressive property', () => {
     const gc = new Float64Array(6);
     made.backward(w, gx, gc);
     const tol = { atol: 1e-8, rtol: 1e-6 };
-    expectClose(gx.map((v) => v - 0.5), numericalGradient(loss, x), tol, 'x');
+    expectClose(
+      gx.map((v) => v - 0.5),
+      numericalGradient(loss, x),
+      tol,
+      'x',
+    );
     expectClose(gc, numericalGradient(loss, ctx), tol, 'context');
     for (const p of made.parameters()) expectClose(p.grad, numericalGradient(loss, p.value), tol, p.name);
   });
@@ -552,7 +575,12 @@ describe.each(FLOWS)('autoregressive flow: $name', ({ make }) => {
     const inv = flow.inverse(y, batch, { context });
     // D exact passes per step in float64: only rounding remains.
     expectClose(inv.x, x, { atol: 1e-10, rtol: 1e-10 }, 'x');
-    expectClose(inv.logDet, ld.map((v) => -v), { atol: 1e-10, rtol: 1e-10 }, 'logDet');
+    expectClose(
+      inv.logDet,
+      ld.map((v) => -v),
+      { atol: 1e-10, rtol: 1e-10 },
+      'logDet',
+    );
     expect(D).toBeGreaterThan(0);
   });
 
@@ -655,7 +683,15 @@ describe('IAF/MAF: registry, VAE posterior and options', () => {
   });
 
   it('an IAF posterior VAE feeds the encoder context to every step', () => {
-    const vae = new VAE({ inputDim: 6, latentDim: 3, encoder: { hidden: [8] }, decoder: { hidden: [8] }, posterior: { flow: 'iaf', layers: 2, hidden: [9] }, seed: 1, backend: 'reference' });
+    const vae = new VAE({
+      inputDim: 6,
+      latentDim: 3,
+      encoder: { hidden: [8] },
+      decoder: { hidden: [8] },
+      posterior: { flow: 'iaf', layers: 2, hidden: [9] },
+      seed: 1,
+      backend: 'reference',
+    });
     expect(vae.flow!.contextDim).toBe(3);
     expect(vae.contextHead!.outDim).toBe(3);
     const names = vae.parameters().map((p) => p.name);
@@ -703,7 +739,10 @@ describe('IAF/MAF inverse: finite answers, or the rows named', () => {
     return flow;
   }
 
-  for (const [name, Flow] of [['IAF', IAFFlow], ['MAF', MAFFlow]] as const) {
+  for (const [name, Flow] of [
+    ['IAF', IAFFlow],
+    ['MAF', MAFFlow],
+  ] as const) {
     it(`${name}: inverse(forward(z)) = z on every row of 64 at D = 40 with large MADE weights`, () => {
       const flow = wideFlow(Flow, 7);
       const z = randomArray(64 * 40, 3, -2, 2);
@@ -713,13 +752,21 @@ describe('IAF/MAF inverse: finite answers, or the rows named', () => {
       expect(yCopy.every(Number.isFinite)).toBe(true);
       const back = flow.inverse(yCopy, 64);
       expectClose(back.x, z, { atol: 1e-7, rtol: 1e-7 }, `${name} round trip`);
-      expectClose(back.logDet, ldCopy.map((v) => -v), { atol: 1e-7, rtol: 1e-7 }, `${name} logDet`);
+      expectClose(
+        back.logDet,
+        ldCopy.map((v) => -v),
+        { atol: 1e-7, rtol: 1e-7 },
+        `${name} logDet`,
+      );
     });
   }
 
   // float64 answers to 1e-12; cpu works in float32 (epsilon 6e-8): 1e-5, and the
   // value 1000·x1 in the exponent carries x1's rounding into x2, 1000·6e-8 ≈ 1e-4.
-  for (const [backend, rtol, x2tol] of [['reference', 1e-12, 1e-12], ['cpu', 1e-5, 2e-4]] as const) {
+  for (const [backend, rtol, x2tol] of [
+    ['reference', 1e-12, 1e-12],
+    ['cpu', 1e-5, 2e-4],
+  ] as const) {
     it.skipIf(backend === 'cpu' && !hasCpu())(`${backend}: a finite solution is found where unsolved coordinates overflow on the way`, () => {
       // MAF, D = 2, one hidden unit h = elu(x1): α1 = −5, α2 = 1000 h. The
       // answer is x1 = y1 e^−5 ≈ 0.0067, x2 = y2 e^(1000 h(x1)) ≈ 0.5 e^6.7. The
@@ -751,7 +798,10 @@ describe('IAF/MAF inverse: finite answers, or the rows named', () => {
     made.layers[made.layers.length - 1].bias.value[3] = -800;
     const y = Float64Array.from([0.5, 0.1, 0.2, 0.3, 0.1, 0.2]);
     expect(() => flow.inverse(y, 2)).toThrow(
-      expect.objectContaining({ code: 'ERR_NOT_CONVERGED', message: 'The iaf inverse has no finite solution for rows 0, 1 of "y" (a coordinate overflows: the input is outside what the flow maps to)' }),
+      expect.objectContaining({
+        code: 'ERR_NOT_CONVERGED',
+        message: 'The iaf inverse has no finite solution for rows 0, 1 of "y" (a coordinate overflows: the input is outside what the flow maps to)',
+      }),
     );
   });
 });

@@ -54,9 +54,7 @@ describe('backend registry', () => {
 
   it('rejects unknown and unavailable backends with clear errors', () => {
     expect(() => useBackend('gpu' as never)).toThrow(RangeError);
-    expect(() => useBackend('gpu' as never)).toThrow(
-      'Expected one of "reference", "cpu", "cuda" for "name" but received "gpu" (string)',
-    );
+    expect(() => useBackend('gpu' as never)).toThrow('Expected one of "reference", "cpu", "cuda" for "name" but received "gpu" (string)');
     expect(() => useBackend(3 as never)).toThrow(TypeError);
     if (backends()[2].available) return;
     try {
@@ -135,7 +133,11 @@ describe('fallback when the native addon cannot load', () => {
       expect(r.status, `${name}=${value}`).not.toBe(0);
       expect(r.stderr).toContain(`Expected ${what} for the environment variable ${name} but received "${value}"`);
     }
-    const fine = runSnippet(`console.log(require('./src/backend').backends()[1].simd)`, { FLOWVAE_SIMD: 'scalar', FLOWVAE_NUM_THREADS: '1', FLOWVAE_BACKEND: '' });
+    const fine = runSnippet(`console.log(require('./src/backend').backends()[1].simd)`, {
+      FLOWVAE_SIMD: 'scalar',
+      FLOWVAE_NUM_THREADS: '1',
+      FLOWVAE_BACKEND: '',
+    });
     expect(fine.status, fine.stderr).toBe(0);
   });
 });
@@ -209,78 +211,78 @@ describe(`cuda availability (${cudaInfo.available ? `available: ${cudaInfo.devic
     expect((error as FlowVaeError).message).toBe(`Backend "cuda" is unavailable: ${cudaInfo.reason}`);
   });
 
-  it.skipIf(!addon?.cuda || cudaInfo.available)(
-    'a CUDA build without a usable device checks arguments like the cpu build, then says why it cannot run',
-    () => {
-      const cuda = addon!.cuda!;
-      for (const name of CUDA_KERNELS) expect(typeof cuda[name], name).toBe('function');
-      const status = cuda.status();
-      expect(status.available).toBe(false);
-      expect(status.reason).toBe(cudaInfo.reason);
-      // The same TypeError/RangeError, code and text as the cpu binding.
-      const call = (fn: () => unknown) => {
-        try {
-          fn();
-        } catch (e) {
-          return e as Error & { code?: string };
-        }
-        throw new Error('expected a throw');
-      };
-      const x64 = new Float64Array(6);
-      const args = (x: unknown) => [x, new Float32Array(5), new Float32Array(6), new Float32Array(3), null, new Float32Array(3), 3, 2, 1, false] as const;
-      const cpuError = call(() => (addon!.planarForward as (...a: unknown[]) => unknown)(...args(x64)));
-      const cudaError = call(() => (cuda.planarForward as (...a: unknown[]) => unknown)(...args(x64)));
-      expect(cudaError.constructor).toBe(cpuError.constructor);
-      expect([cudaError.code, cudaError.message]).toEqual([cpuError.code, cpuError.message]);
-      const shortOut = call(() => cuda.rngNormal(1, -1, new Float32Array(4)));
-      expect(shortOut).toBeInstanceOf(RangeError);
-      expect(shortOut.message).toBe('Expected integer in [0, 2^53) for "offset" but received -1 (number)');
-      // A valid call reaches the device check.
-      const unavailable = call(() => cuda.rngNormal(1, 0, new Float32Array(4)));
-      expect(unavailable.code).toBe('ERR_BACKEND_UNAVAILABLE');
-      expect(unavailable.message).toBe(`Backend "cuda" is unavailable: ${cudaInfo.reason}`);
-      expect(cuda.memoryStats()).toEqual({ inUse: 0, cached: 0 });
-    },
-  );
-
-  it.skipIf(!addon?.cuda || cudaInfo.available)(
-    'every cuda binding refuses bad arguments with the cpu binding’s error (kind, code, text)',
-    () => {
-      const cuda = addon!.cuda!;
-      const errorOf = (fn: unknown, args: unknown[]): (Error & { code?: string }) | undefined => {
-        try {
-          (fn as (...a: unknown[]) => unknown)(...args);
-        } catch (e) {
-          return e as Error & { code?: string };
-        }
-        return undefined;
-      };
-      const expectSameError = (name: CudaKernelName, args: unknown[], label: string) => {
-        const cpuError = errorOf(addon![name], args);
-        const cudaError = errorOf(cuda[name], args);
-        expect(cpuError, `${name} ${label}: the cpu binding must refuse it`).toBeDefined();
-        expect(cudaError?.constructor, `${name} ${label}`).toBe(cpuError!.constructor);
-        expect([cudaError?.code, cudaError?.message], `${name} ${label}`).toEqual([cpuError!.code, cpuError!.message]);
-        expect(cudaError?.code, `${name} ${label}`).not.toBe('ERR_BACKEND_UNAVAILABLE');
-      };
-      // Too few arguments, and every argument of the wrong kind or value (each
-      // binding refuses these before reaching a kernel).
-      const fills: [string, unknown][] = [['0', 0], ['1', 1], ['-1', -1], ['Float32Array(1)', new Float32Array(1)], ['Float64Array(2)', new Float64Array(2)]];
-      for (const name of CUDA_KERNELS) {
-        expectSameError(name, [], 'with no arguments');
-        for (const [label, value] of fills) expectSameError(name, new Array(13).fill(value), `with every argument ${label}`);
+  it.skipIf(!addon?.cuda || cudaInfo.available)('a CUDA build without a usable device checks arguments like the cpu build, then says why it cannot run', () => {
+    const cuda = addon!.cuda!;
+    for (const name of CUDA_KERNELS) expect(typeof cuda[name], name).toBe('function');
+    const status = cuda.status();
+    expect(status.available).toBe(false);
+    expect(status.reason).toBe(cudaInfo.reason);
+    // The same TypeError/RangeError, code and text as the cpu binding.
+    const call = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return e as Error & { code?: string };
       }
-      // Outputs sharing memory with an input, past every size and length check.
-      const x = new Float32Array(4);
-      expectSameError('denseGemm', [false, false, 2, 2, 2, 1, x, new Float32Array(4), 0, x], 'c = a');
-      expectSameError('denseForward', [x, new Float32Array(4), null, x, 2, 2, 2], 'y = x');
-      expectSameError('denseBackward', [x, new Float32Array(4), new Float32Array(4), null, null, x.subarray(2), 2, 2, 2, false], 'dBias inside x');
-      expectSameError('adamStep', [x, new Float32Array(4), new Float32Array(4), x, 4, 1e-3, 0.9, 0.999, 1e-8, 0, false, 1, 0], 'v = params');
-      const y = new Float32Array(6);
-      expectSameError('planarForward', [new Float32Array(6), new Float32Array(5), y, new Float32Array(3), null, y.subarray(3), 3, 2, 1, false], 'stash inside y');
-      expectSameError('radialInverse', [y, new Float32Array(radialParamSize(2)), y, new Float32Array(3), 3, 2, 1, false], 'x = y');
-    },
-  );
+      throw new Error('expected a throw');
+    };
+    const x64 = new Float64Array(6);
+    const args = (x: unknown) => [x, new Float32Array(5), new Float32Array(6), new Float32Array(3), null, new Float32Array(3), 3, 2, 1, false] as const;
+    const cpuError = call(() => (addon!.planarForward as (...a: unknown[]) => unknown)(...args(x64)));
+    const cudaError = call(() => (cuda.planarForward as (...a: unknown[]) => unknown)(...args(x64)));
+    expect(cudaError.constructor).toBe(cpuError.constructor);
+    expect([cudaError.code, cudaError.message]).toEqual([cpuError.code, cpuError.message]);
+    const shortOut = call(() => cuda.rngNormal(1, -1, new Float32Array(4)));
+    expect(shortOut).toBeInstanceOf(RangeError);
+    expect(shortOut.message).toBe('Expected integer in [0, 2^53) for "offset" but received -1 (number)');
+    // A valid call reaches the device check.
+    const unavailable = call(() => cuda.rngNormal(1, 0, new Float32Array(4)));
+    expect(unavailable.code).toBe('ERR_BACKEND_UNAVAILABLE');
+    expect(unavailable.message).toBe(`Backend "cuda" is unavailable: ${cudaInfo.reason}`);
+    expect(cuda.memoryStats()).toEqual({ inUse: 0, cached: 0 });
+  });
+
+  it.skipIf(!addon?.cuda || cudaInfo.available)('every cuda binding refuses bad arguments with the cpu binding’s error (kind, code, text)', () => {
+    const cuda = addon!.cuda!;
+    const errorOf = (fn: unknown, args: unknown[]): (Error & { code?: string }) | undefined => {
+      try {
+        (fn as (...a: unknown[]) => unknown)(...args);
+      } catch (e) {
+        return e as Error & { code?: string };
+      }
+      return undefined;
+    };
+    const expectSameError = (name: CudaKernelName, args: unknown[], label: string) => {
+      const cpuError = errorOf(addon![name], args);
+      const cudaError = errorOf(cuda[name], args);
+      expect(cpuError, `${name} ${label}: the cpu binding must refuse it`).toBeDefined();
+      expect(cudaError?.constructor, `${name} ${label}`).toBe(cpuError!.constructor);
+      expect([cudaError?.code, cudaError?.message], `${name} ${label}`).toEqual([cpuError!.code, cpuError!.message]);
+      expect(cudaError?.code, `${name} ${label}`).not.toBe('ERR_BACKEND_UNAVAILABLE');
+    };
+    // Too few arguments, and every argument of the wrong kind or value (each
+    // binding refuses these before reaching a kernel).
+    const fills: [string, unknown][] = [
+      ['0', 0],
+      ['1', 1],
+      ['-1', -1],
+      ['Float32Array(1)', new Float32Array(1)],
+      ['Float64Array(2)', new Float64Array(2)],
+    ];
+    for (const name of CUDA_KERNELS) {
+      expectSameError(name, [], 'with no arguments');
+      for (const [label, value] of fills) expectSameError(name, new Array(13).fill(value), `with every argument ${label}`);
+    }
+    // Outputs sharing memory with an input, past every size and length check.
+    const x = new Float32Array(4);
+    expectSameError('denseGemm', [false, false, 2, 2, 2, 1, x, new Float32Array(4), 0, x], 'c = a');
+    expectSameError('denseForward', [x, new Float32Array(4), null, x, 2, 2, 2], 'y = x');
+    expectSameError('denseBackward', [x, new Float32Array(4), new Float32Array(4), null, null, x.subarray(2), 2, 2, 2, false], 'dBias inside x');
+    expectSameError('adamStep', [x, new Float32Array(4), new Float32Array(4), x, 4, 1e-3, 0.9, 0.999, 1e-8, 0, false, 1, 0], 'v = params');
+    const y = new Float32Array(6);
+    expectSameError('planarForward', [new Float32Array(6), new Float32Array(5), y, new Float32Array(3), null, y.subarray(3), 3, 2, 1, false], 'stash inside y');
+    expectSameError('radialInverse', [y, new Float32Array(radialParamSize(2)), y, new Float32Array(3), 3, 2, 1, false], 'x = y');
+  });
 });
 
 // Families whose kernels still run on the cpu inside the cuda backend.

@@ -175,16 +175,12 @@ describe('FlowDistribution checkpoints', () => {
       'Expected a distribution built by FlowDistribution.create for save() but this one was built with new FlowDistribution(base, flow)',
     );
     const vaeFile = new VAE({ ...options, backend: 'reference' }).save(path.join(tmp, 'dist-vae'));
-    expect(() => FlowDistribution.load(vaeFile)).toThrow(
-      `${vaeFile} is not a flowvae flow distribution checkpoint: metadata "format" is "flowvae-vae"`,
-    );
+    expect(() => FlowDistribution.load(vaeFile)).toThrow(`${vaeFile} is not a flowvae flow distribution checkpoint: metadata "format" is "flowvae-vae"`);
     const file = FlowDistribution.create({ dim: 3, flow: 'planar', layers: 2, backend: 'reference' }).save(path.join(tmp, 'dist-g'));
     const text = fs.readFileSync(file).toString('latin1');
     // A recipe whose dimension no longer matches the stored base.
     fs.writeFileSync(path.join(tmp, 'dist-h.safetensors'), Buffer.from(text.replace('\\"dim\\":3', '\\"dim\\":4'), 'latin1'));
-    expect(() => FlowDistribution.load(path.join(tmp, 'dist-h.safetensors'))).toThrow(
-      /tensor "base.mean" has shape \[3\] but the model needs \[4\]/,
-    );
+    expect(() => FlowDistribution.load(path.join(tmp, 'dist-h.safetensors'))).toThrow(/tensor "base.mean" has shape \[3\] but the model needs \[4\]/);
     // An unknown family in the recipe.
     fs.writeFileSync(path.join(tmp, 'dist-i.safetensors'), Buffer.from(text.replace('\\"flow\\":\\"planar\\"', '\\"flow\\":\\"planer\\"'), 'latin1'));
     expect(() => FlowDistribution.load(path.join(tmp, 'dist-i.safetensors'))).toThrow(/its recipe is invalid \(Expected one of/);
@@ -231,7 +227,11 @@ describe('checkpoint integrity', () => {
     );
     bytes[at] ^= 0x40;
     fs.writeFileSync(file, bytes);
-    expect(VAE.load(dir, { backend: 'reference' }).parameters().map((p) => Array.from(p.value))).toEqual(vae.parameters().map((p) => Array.from(p.value)));
+    expect(
+      VAE.load(dir, { backend: 'reference' })
+        .parameters()
+        .map((p) => Array.from(p.value)),
+    ).toEqual(vae.parameters().map((p) => Array.from(p.value)));
   });
 });
 

@@ -205,7 +205,27 @@ describe('flowvae train on a CSV file', () => {
     for (let r = 0; r < 40; r++) lines.push(Array.from({ length: 6 }, (_, c) => (Math.sin(r * 1.7 + c * 0.9) * 3 + c).toFixed(4)).join(','));
     fs.writeFileSync(csv, `${lines.join('\n')}\n`);
     const run = path.join(tmp, 'csv-run');
-    const r = await flowvae('train', '--data', `csv:${csv}`, '--epochs', '2', '--batch', '8', '--hidden', '16', '--latent', '2', '--layers', '2', '--samples', '4', '--threads', '1', '--out', run);
+    const r = await flowvae(
+      'train',
+      '--data',
+      `csv:${csv}`,
+      '--epochs',
+      '2',
+      '--batch',
+      '8',
+      '--hidden',
+      '16',
+      '--latent',
+      '2',
+      '--layers',
+      '2',
+      '--samples',
+      '4',
+      '--threads',
+      '1',
+      '--out',
+      run,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const m = JSON.parse(fs.readFileSync(path.join(run, 'metrics.json'), 'utf8'));
@@ -231,8 +251,14 @@ describe('flowvae train on a CSV file', () => {
     const unit = path.join(tmp, 'unit.csv');
     const binary = path.join(tmp, 'binary.csv');
     const rows = (f: (r: number, c: number) => string) => ['a,b', ...Array.from({ length: 40 }, (_, r) => `${f(r, 0)},${f(r, 1)}`)].join('\n') + '\n';
-    fs.writeFileSync(unit, rows((r, c) => (0.5 + 0.4 * Math.sin(r * 1.3 + c)).toFixed(4)));
-    fs.writeFileSync(binary, rows((r, c) => String((r + c) % 2)));
+    fs.writeFileSync(
+      unit,
+      rows((r, c) => (0.5 + 0.4 * Math.sin(r * 1.3 + c)).toFixed(4)),
+    );
+    fs.writeFileSync(
+      binary,
+      rows((r, c) => String((r + c) % 2)),
+    );
     const common = ['--epochs', '1', '--warmup', '1', '--batch', '8', '--hidden', '8', '--layers', '2', '--samples', '4', '--threads', '1'];
     const a = await flowvae('train', '--data', `csv:${unit}`, ...common, '--out', path.join(tmp, 'unit-run'));
     expect(a.code).toBe(0);
@@ -245,8 +271,14 @@ describe('flowvae train on a CSV file', () => {
     expect(a.stdout).toContain(`  active units    ${units} of 2 (Cov_x E_q[z_d] > 0.01 on the validation set)\n`);
     const b = await flowvae('train', '--data', `csv:${binary}`, ...common, '--out', path.join(tmp, 'binary-run'));
     expect(b.code).toBe(0);
-    expect(b.stdout).toContain('  defaults for tabular data: likelihood bernoulli (every value is 0 or 1), no binarization (the values are 0 or 1 already), latent 2 (the width of a row)\n');
-    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'binary-run', 'metrics.json'), 'utf8')).settings).toMatchObject({ likelihood: 'bernoulli', binarize: 'none', latent: 2 });
+    expect(b.stdout).toContain(
+      '  defaults for tabular data: likelihood bernoulli (every value is 0 or 1), no binarization (the values are 0 or 1 already), latent 2 (the width of a row)\n',
+    );
+    expect(JSON.parse(fs.readFileSync(path.join(tmp, 'binary-run', 'metrics.json'), 'utf8')).settings).toMatchObject({
+      likelihood: 'bernoulli',
+      binarize: 'none',
+      latent: 2,
+    });
   });
 
   it('--kl sampled trains a Gaussian posterior on the sampled KL, recorded in the settings and the checkpoint', async () => {
@@ -255,7 +287,29 @@ describe('flowvae train on a CSV file', () => {
     for (let r = 0; r < 30; r++) lines.push(Array.from({ length: 4 }, (_, c) => (Math.cos(r * 0.7 + c) * 2).toFixed(4)).join(','));
     fs.writeFileSync(csv, `${lines.join('\n')}\n`);
     const run = path.join(tmp, 'kl-run');
-    const r = await flowvae('train', '--data', `csv:${csv}`, '--posterior', 'diagonal', '--kl', 'sampled', '--epochs', '1', '--batch', '8', '--hidden', '8', '--latent', '2', '--samples', '4', '--threads', '1', '--out', run);
+    const r = await flowvae(
+      'train',
+      '--data',
+      `csv:${csv}`,
+      '--posterior',
+      'diagonal',
+      '--kl',
+      'sampled',
+      '--epochs',
+      '1',
+      '--batch',
+      '8',
+      '--hidden',
+      '8',
+      '--latent',
+      '2',
+      '--samples',
+      '4',
+      '--threads',
+      '1',
+      '--out',
+      run,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('diagonal Gaussian posterior (sampled KL)');
@@ -266,7 +320,26 @@ describe('flowvae train on a CSV file', () => {
 
   it('--prior and --objective build the parts, recorded in the settings and the checkpoint', async () => {
     const run = path.join(tmp, 'parts-run');
-    const r = await flowvae('train', ...TINY, '--epochs', '1', '--hidden', '16', '--latent', '4', '--prior', 'mixture', '--prior-components', '3', '--objective', 'iwae', '--iwae-samples', '2', '--out', run);
+    const r = await flowvae(
+      'train',
+      ...TINY,
+      '--epochs',
+      '1',
+      '--hidden',
+      '16',
+      '--latent',
+      '4',
+      '--prior',
+      'mixture',
+      '--prior-components',
+      '3',
+      '--objective',
+      'iwae',
+      '--iwae-samples',
+      '2',
+      '--out',
+      run,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('mixture prior');
@@ -276,7 +349,24 @@ describe('flowvae train on a CSV file', () => {
     expect(config.prior).toEqual({ kind: 'mixture', components: 3 });
     expect(config.objective).toEqual({ kind: 'iwae', samples: 2 });
     const flowRun = path.join(tmp, 'flow-prior-run');
-    const f = await flowvae('train', ...TINY, '--epochs', '1', '--hidden', '16', '--latent', '4', '--prior', 'flow', '--prior-flow', 'realnvp', '--prior-layers', '2', '--out', flowRun);
+    const f = await flowvae(
+      'train',
+      ...TINY,
+      '--epochs',
+      '1',
+      '--hidden',
+      '16',
+      '--latent',
+      '4',
+      '--prior',
+      'flow',
+      '--prior-flow',
+      'realnvp',
+      '--prior-layers',
+      '2',
+      '--out',
+      flowRun,
+    );
     expect(f.code).toBe(0);
     expect(VAE.load(flowRun, { backend: 'reference' }).config.prior).toMatchObject({ kind: 'flow', flow: 'realnvp', layers: 2 });
   });
@@ -296,7 +386,10 @@ describe('flowvae train --resume', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     // --json: every line is one JSON object.
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events.map((e) => e.type)).toEqual(['start', 'epoch', 'summary']);
     expect(events[0].startEpoch).toBe(1);
     expect(events[1].epoch).toBe(2);
@@ -482,7 +575,11 @@ describe.concurrent('flowvae command line errors', () => {
     [['train', '--lr', 'fast'], 2, `error: option '--lr <rate>' argument 'fast' is invalid. Expected a number in (0, 10]. (see "flowvae train --help")`],
     // The library's limit, refused as a bad option value before any run folder is made.
     [['train', '--lr', '1e10'], 2, `error: option '--lr <rate>' argument '1e10' is invalid. Expected a number in (0, 10]. (see "flowvae train --help")`],
-    [['train', '--hidden', '300,x'], 2, `error: option '--hidden <widths>' argument '300,x' is invalid. Expected comma-separated positive integers, e.g. 300,300. (see "flowvae train --help")`],
+    [
+      ['train', '--hidden', '300,x'],
+      2,
+      `error: option '--hidden <widths>' argument '300,x' is invalid. Expected comma-separated positive integers, e.g. 300,300. (see "flowvae train --help")`,
+    ],
     [
       ['train', '--data', 'mnist'],
       2,
@@ -499,8 +596,16 @@ describe.concurrent('flowvae command line errors', () => {
     [['train', '--prior', 'mixture', '--prior-flow', 'maf'], 2, 'error: --prior-flow needs --prior flow, but --prior is mixture'],
     [['train', '--iwae-samples', '3'], 2, 'error: --iwae-samples needs --objective iwae, but --objective is elbo'],
     [['train', '--objective', 'iwae', '--free-bits', '0.5'], 2, 'error: --free-bits applies to the ELBO objective, not to --objective iwae'],
-    [['train', '--posterior', 'diagonal', '--kl', 'closed-form', '--prior', 'learned-gaussian'], 2, 'error: --kl closed-form needs the standard-normal prior and the ELBO objective'],
-    [['train', '--kl', 'exact'], 2, `error: option '--kl <estimate>' argument 'exact' is invalid. Allowed choices are closed-form, sampled. (see "flowvae train --help")`],
+    [
+      ['train', '--posterior', 'diagonal', '--kl', 'closed-form', '--prior', 'learned-gaussian'],
+      2,
+      'error: --kl closed-form needs the standard-normal prior and the ELBO objective',
+    ],
+    [
+      ['train', '--kl', 'exact'],
+      2,
+      `error: option '--kl <estimate>' argument 'exact' is invalid. Allowed choices are closed-form, sampled. (see "flowvae train --help")`,
+    ],
     [['train', 'extra'], 2, `error: too many arguments for 'train'. Expected 0 arguments but got 1. (see "flowvae train --help")`],
     [['trian'], 2, `error: unknown command 'trian' (Did you mean train?) (see "flowvae --help")`],
     [['eval'], 2, `error: missing required argument 'run' (see "flowvae eval --help")`],
@@ -512,9 +617,17 @@ describe.concurrent('flowvae command line errors', () => {
       `error: --latent 100000 makes a model of 1,054,057,200 parameters that needs about 53.7 GB, more than this machine can give it (${(os.totalmem() / 1024 ** 3).toFixed(1)} GB in all); choose a smaller value`,
     ],
     // cuda is a choice like the others; without the CUDA build it is refused with the reason.
-    [['train', '--backend', 'cuda', '--epochs', '1'], 1, 'error: Backend "cuda" is unavailable: this build has no CUDA support (build with cmake-js and FLOWVAE_CUDA=1)'],
+    [
+      ['train', '--backend', 'cuda', '--epochs', '1'],
+      1,
+      'error: Backend "cuda" is unavailable: this build has no CUDA support (build with cmake-js and FLOWVAE_CUDA=1)',
+    ],
     // The bytes are PNG whatever the name: a .jpg name is refused rather than written with PNG bytes.
-    [['sample', 'x', '--out', 'x.jpg'], 2, `error: option '--out <file>' argument 'x.jpg' is invalid. Expected a file name ending in .png (pictures are written as PNG). (see "flowvae sample --help")`],
+    [
+      ['sample', 'x', '--out', 'x.jpg'],
+      2,
+      `error: option '--out <file>' argument 'x.jpg' is invalid. Expected a file name ending in .png (pictures are written as PNG). (see "flowvae sample --help")`,
+    ],
     [['sample', 'x', '-n', '-3'], 2, `error: option '-n, --count <n>' argument '-3' is invalid. Expected a positive integer. (see "flowvae sample --help")`],
   ];
   for (const [args, code, line] of cases) {
@@ -535,7 +648,9 @@ describe.concurrent('flowvae command line errors', () => {
     });
     const r = await finish(child);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('error: Expected one of "scalar", "avx2", "avx512" (a cap on the vector instructions used) for the environment variable FLOWVAE_SIMD but received "avx9"\n');
+    expect(r.stderr).toBe(
+      'error: Expected one of "scalar", "avx2", "avx512" (a cap on the vector instructions used) for the environment variable FLOWVAE_SIMD but received "avx9"\n',
+    );
     expect(fs.existsSync(run)).toBe(false);
   });
 
@@ -567,10 +682,32 @@ describe.concurrent('flowvae command line errors', () => {
 describe('flowvae fit2d', () => {
   it('fits U1 by reverse KL, writes the three-panel picture and reports the reverse KL', async () => {
     const file = path.join(tmp, 'u1.png');
-    const r = await flowvae('fit2d', '--target', 'u1', '--flow', 'planar', '--layers', '8', '--steps', '400', '--warmup', '0', '--kl-samples', '4000', '--threads', '1', '--out', file, '--json');
+    const r = await flowvae(
+      'fit2d',
+      '--target',
+      'u1',
+      '--flow',
+      'planar',
+      '--layers',
+      '8',
+      '--steps',
+      '400',
+      '--warmup',
+      '0',
+      '--kl-samples',
+      '4000',
+      '--threads',
+      '1',
+      '--out',
+      file,
+      '--json',
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events[0]).toMatchObject({ type: 'start', target: 'U1', flow: 'planar', layers: 8, steps: 400 });
     const progress = events.filter((e) => e.type === 'progress');
     expect(progress.map((e) => e.step)).toEqual([40, 80, 120, 160, 200, 240, 280, 320, 360, 400]);
@@ -607,7 +744,10 @@ describe('flowvae fit2d', () => {
     const r = await flowvae('fit2d', '--target', 'ring-radius', '--layers', '2', '--steps', '400', '--threads', '1', '--out', file, '--json');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events[0]).toMatchObject({ type: 'start', target: 'ring-radius', flow: 'spline-coupling', epochs: 5 });
     const summary = events[events.length - 1];
     // 5 epochs of a 2-layer spline flow come within 0.12 nats of the exact conditional log-likelihood (26 epochs of 4 layers: 0.07).
@@ -620,7 +760,9 @@ describe('flowvae fit2d', () => {
   it('refuses a flow that takes no context for a conditional target', async () => {
     const r = await flowvae('fit2d', '--target', 'ring-radius', '--flow', 'planar');
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('error: --flow planar takes no context; --target ring-radius needs one of maf, iaf, realnvp, nice, glow, spline-coupling, spline-autoregressive\n');
+    expect(r.stderr).toBe(
+      'error: --flow planar takes no context; --target ring-radius needs one of maf, iaf, realnvp, nice, glow, spline-coupling, spline-autoregressive\n',
+    );
   });
 });
 
@@ -647,8 +789,26 @@ describe('flowvae backends', () => {
 
 describe('the memory estimate of flowvae train', () => {
   const base: TrainSettings = {
-    data: 'x', testData: null, trainSize: null, testSize: null, validation: 0.1, posterior: 'flow', kl: null, flow: 'planar', layers: 3,
-    latent: 4, hidden: [7, 5], likelihood: 'bernoulli', binarize: 'none', epochs: 1, batch: 10, lr: 1e-3, warmup: 0, freeBits: 0, seed: 1, samples: 4,
+    data: 'x',
+    testData: null,
+    trainSize: null,
+    testSize: null,
+    validation: 0.1,
+    posterior: 'flow',
+    kl: null,
+    flow: 'planar',
+    layers: 3,
+    latent: 4,
+    hidden: [7, 5],
+    likelihood: 'bernoulli',
+    binarize: 'none',
+    epochs: 1,
+    batch: 10,
+    lr: 1e-3,
+    warmup: 0,
+    freeBits: 0,
+    seed: 1,
+    samples: 4,
   };
   const cases: Partial<TrainSettings>[] = [
     { posterior: 'diagonal', flow: null, layers: null },

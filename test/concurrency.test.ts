@@ -133,7 +133,11 @@ describe.skipIf(!hasCpu())('native addon under concurrency', () => {
       const small: ValidCall = inferValidCall(name, fn, { seed: 7 });
       expect(small.found, `${name}: ${small.note}`).toBe(true);
       const call =
-        [[1024, 40, 19, 5], [40000, 24, 19, 5], [257, 37, 19, 5]]
+        [
+          [1024, 40, 19, 5],
+          [40000, 24, 19, 5],
+          [257, 37, 19, 5],
+        ]
           .map((sizes) => resizeCall(small, fn, sizes, 11))
           .find((c) => c !== undefined && elements(c) >= 3e4 && elements(c) <= 2e6) ?? small;
       const args = cloneArgs(call.args);
@@ -207,7 +211,9 @@ describe.skipIf(!hasCpu())('native addon under concurrency', () => {
             const relative = Math.abs(got[k] - want[k]) / (1e-30 + Math.abs(want[k]));
             worst = Number.isNaN(relative) ? Infinity : Math.max(worst, relative);
           }
-          differing.push(`${job.fn} argument ${i} at ${threads} threads: ${count} of ${got.length} elements differ from 1 thread (max relative ${worst.toExponential(1)})`);
+          differing.push(
+            `${job.fn} argument ${i} at ${threads} threads: ${count} of ${got.length} elements differ from 1 thread (max relative ${worst.toExponential(1)})`,
+          );
         });
       }
     }

@@ -101,7 +101,16 @@ describe('a learned mixture base', () => {
       ['maf', 'normalizing'],
       ['realnvp', 'generative'],
     ] as const) {
-      const dist = FlowDistribution.create({ dim: 2, flow, layers: 2, hidden: [6], base: { kind: 'mixture', components: 3 }, seed: 2, backend: 'reference', direction });
+      const dist = FlowDistribution.create({
+        dim: 2,
+        flow,
+        layers: 2,
+        hidden: [6],
+        base: { kind: 'mixture', components: 3 },
+        seed: 2,
+        backend: 'reference',
+        direction,
+      });
       for (const p of dist.parameters()) p.value.forEach((v, i) => (p.value[i] = v + 0.1 * Math.cos(5 * i + 2)));
       const x = randomArray(10, 4, -1.5, 1.5);
       dist.densityGradients(x);
@@ -142,7 +151,16 @@ describe('a learned mixture base', () => {
 
 describe('conditional and mixture-base distributions save and load', () => {
   it('a conditional MAF with a mixture base round-trips with the same log-densities and samples', () => {
-    const dist = FlowDistribution.create({ dim: 2, flow: 'maf', layers: 2, hidden: [8], contextDim: 3, base: { kind: 'mixture', components: 4 }, seed: 6, backend: 'reference' });
+    const dist = FlowDistribution.create({
+      dim: 2,
+      flow: 'maf',
+      layers: 2,
+      hidden: [8],
+      contextDim: 3,
+      base: { kind: 'mixture', components: 4 },
+      seed: 6,
+      backend: 'reference',
+    });
     for (const p of dist.parameters()) p.value.forEach((v, i) => (p.value[i] = v + 0.05 * Math.sin(i)));
     const dir = path.join(tmp, 'cond');
     dist.save(dir);
@@ -162,9 +180,17 @@ describe('conditional distributions refuse misuse with a clear message', () => {
     ['a missing context', () => cond.logProb(new Float64Array(4)), 'This distribution is conditional (contextDim 2): logProb needs "context" [rows, 2]'],
     ['a context of the wrong size', () => cond.sample(2, { context: new Float64Array(3) }), 'array of 2 rows × contextDim 2 = 4 values for "context"'],
     ['a non-finite context', () => cond.logProb(new Float64Array(4), { context: Float64Array.of(0, 0, NaN, 0) }), '"context"'],
-    ['a context for an unconditional one', () => plain.logProb(new Float64Array(4), { context: new Float64Array(4) }), 'This distribution is unconditional (contextDim 0) but logProb was given "context"'],
+    [
+      'a context for an unconditional one',
+      () => plain.logProb(new Float64Array(4), { context: new Float64Array(4) }),
+      'This distribution is unconditional (contextDim 0) but logProb was given "context"',
+    ],
     ['the reverse KL of a conditional one', () => cond.reverseKLGradients(() => undefined, 4), 'The reverse KL fits an unconditional target'],
-    ['mean and scale for a mixture base', () => FlowDistribution.create({ dim: 2, flow: 'maf', base: { kind: 'mixture' }, baseMean: [0, 0] }), '"baseMean" and "baseLogVar" set a Gaussian base'],
+    [
+      'mean and scale for a mixture base',
+      () => FlowDistribution.create({ dim: 2, flow: 'maf', base: { kind: 'mixture' }, baseMean: [0, 0] }),
+      '"baseMean" and "baseLogVar" set a Gaussian base',
+    ],
   ])('%s', (_what, call, message) => {
     expect(call).toThrow(message);
   });

@@ -182,7 +182,12 @@ describe('coupling kernels: reference definitions', () => {
     ref.affineInverse(y, d.h, d.scale, back, ldInv, c.batch, c.dim, c.offset, c.width);
     // Float64 round trip of exp(s)·exp(−s) with |s| ≤ 1.5: ~1e-15 relative.
     expectClose(back, d.x, { atol: 1e-13, rtol: 1e-13 }, 'affine round trip');
-    expectClose(ldInv, ld.map((v) => -v), { atol: 1e-14, rtol: 0 }, 'affine logDet');
+    expectClose(
+      ldInv,
+      ld.map((v) => -v),
+      { atol: 1e-14, rtol: 0 },
+      'affine logDet',
+    );
     ref.additiveForward(d.x, d.m, y, c.batch, c.dim, c.offset, c.width);
     ref.additiveInverse(y, d.m, back, c.batch, c.dim, c.offset, c.width);
     expectClose(back, d.x, { atol: 1e-14, rtol: 0 }, 'additive round trip');
@@ -190,18 +195,26 @@ describe('coupling kernels: reference definitions', () => {
     ref.scaleForward(d.x, d.logScale, ys, ld, c.batch, c.dim);
     ref.scaleInverse(ys, d.logScale, back, ldInv, c.batch, c.dim);
     expectClose(back, d.x, { atol: 1e-14, rtol: 1e-14 }, 'scale round trip');
-    expectClose(ldInv, ld.map((v) => -v), { atol: 1e-14, rtol: 0 }, 'scale logDet');
+    expectClose(
+      ldInv,
+      ld.map((v) => -v),
+      { atol: 1e-14, rtol: 0 },
+      'scale logDet',
+    );
   });
 
-  it.each(COLS.filter((c) => c.batch < 100))('scatterAdd is the transpose of gather: ⟨gather(x), g⟩ = ⟨x, scatter(g)⟩ ($dim, $offset, $width, $contextDim)', (c) => {
-    const d = kernelData(c, 5);
-    const out = new Float64Array(c.batch * (c.width + c.contextDim));
-    ref.gather(d.x, c.contextDim ? d.context : null, out, c.batch, c.dim, c.offset, c.width, c.contextDim);
-    const dx = new Float64Array(c.batch * c.dim);
-    const dc = new Float64Array(c.batch * c.contextDim);
-    ref.scatterAdd(d.dIn, dx, c.contextDim ? dc : null, c.batch, c.dim, c.offset, c.width, c.contextDim);
-    expect(dot(out, d.dIn)).toBeCloseTo(dot(d.x, dx) + dot(d.context, dc), 12);
-  });
+  it.each(COLS.filter((c) => c.batch < 100))(
+    'scatterAdd is the transpose of gather: ⟨gather(x), g⟩ = ⟨x, scatter(g)⟩ ($dim, $offset, $width, $contextDim)',
+    (c) => {
+      const d = kernelData(c, 5);
+      const out = new Float64Array(c.batch * (c.width + c.contextDim));
+      ref.gather(d.x, c.contextDim ? d.context : null, out, c.batch, c.dim, c.offset, c.width, c.contextDim);
+      const dx = new Float64Array(c.batch * c.dim);
+      const dc = new Float64Array(c.batch * c.contextDim);
+      ref.scatterAdd(d.dIn, dx, c.contextDim ? dc : null, c.batch, c.dim, c.offset, c.width, c.contextDim);
+      expect(dot(out, d.dIn)).toBeCloseTo(dot(d.x, dx) + dot(d.context, dc), 12);
+    },
+  );
 });
 
 describe('coupling kernels: reference gradients vs central finite differences (float64)', () => {
@@ -230,9 +243,19 @@ describe('coupling kernels: reference gradients vs central finite differences (f
     ref.affineBackward(x, h, scale, wy, wl, dx, dh, dScale, c.batch, c.dim, c.offset, c.width);
     const gx = numericalGradient(loss, x);
     // Only the transformed columns are the kernel's; the others stay as they were (0 here).
-    expectClose(dx, gx.map((v, i) => (inColumns(c, i) ? v : 0)), tol, 'dx');
+    expectClose(
+      dx,
+      gx.map((v, i) => (inColumns(c, i) ? v : 0)),
+      tol,
+      'dx',
+    );
     expectClose(dh, numericalGradient(loss, h), tol, 'dh');
-    expectClose(dScale.map((v, j) => v - before[j]), numericalGradient(loss, scale), tol, 'dScale');
+    expectClose(
+      dScale.map((v, j) => v - before[j]),
+      numericalGradient(loss, scale),
+      tol,
+      'dScale',
+    );
   });
 
   it.each(COLS.filter((c) => c.batch < 100))('scaleBackward: dx and dLogScale ($dim)', (c) => {
@@ -249,7 +272,12 @@ describe('coupling kernels: reference gradients vs central finite differences (f
     const dLogScale = new Float64Array(c.dim).fill(0.5);
     ref.scaleBackward(x, logScale, d.dy, d.dLogDet, dx, dLogScale, c.batch, c.dim);
     expectClose(dx, numericalGradient(loss, x), tol, 'dx');
-    expectClose(dLogScale.map((v) => v - 0.5), numericalGradient(loss, logScale), tol, 'dLogScale');
+    expectClose(
+      dLogScale.map((v) => v - 0.5),
+      numericalGradient(loss, logScale),
+      tol,
+      'dLogScale',
+    );
   });
 
   it('additiveBackward: dx_b = dh = dy_b', () => {
@@ -407,22 +435,25 @@ describe('CouplingFlow: structure', () => {
     expect(layers[1].conditioner.outDim).toBe(4);
   });
 
-  it.each([reference, ...(cpu ? [cpu] : [])].map((b) => [b.name, b] as const))('passes the conditioning half through bit for bit and transforms every coordinate after two layers [%s]', (_name, backend) => {
-    const flow = makeFlow(backend, { kind: 'realnvp', dim: 7, layers: 2, contextDim: 0, hidden: [8] });
-    randomizeParameters(flow, 1);
-    const batch = 3;
-    const x = backend.from(randomArray(batch * 7, 2, -1, 1));
-    const first = (flow as RealNVPFlow).flows[0];
-    const y1 = first.forward(x, batch).y;
-    for (let r = 0; r < batch; r++) {
-      for (let j = 0; j < 7; j++) {
-        if (j < 3) expect(y1[r * 7 + j]).toBe(x[r * 7 + j]);
-        else expect(y1[r * 7 + j]).not.toBe(x[r * 7 + j]);
+  it.each([reference, ...(cpu ? [cpu] : [])].map((b) => [b.name, b] as const))(
+    'passes the conditioning half through bit for bit and transforms every coordinate after two layers [%s]',
+    (_name, backend) => {
+      const flow = makeFlow(backend, { kind: 'realnvp', dim: 7, layers: 2, contextDim: 0, hidden: [8] });
+      randomizeParameters(flow, 1);
+      const batch = 3;
+      const x = backend.from(randomArray(batch * 7, 2, -1, 1));
+      const first = (flow as RealNVPFlow).flows[0];
+      const y1 = first.forward(x, batch).y;
+      for (let r = 0; r < batch; r++) {
+        for (let j = 0; j < 7; j++) {
+          if (j < 3) expect(y1[r * 7 + j]).toBe(x[r * 7 + j]);
+          else expect(y1[r * 7 + j]).not.toBe(x[r * 7 + j]);
+        }
       }
-    }
-    const y = flow.forward(x, batch).y;
-    for (let i = 0; i < y.length; i++) expect(y[i]).not.toBe(x[i]);
-  });
+      const y = flow.forward(x, batch).y;
+      for (let i = 0; i < y.length; i++) expect(y[i]).not.toBe(x[i]);
+    },
+  );
 
   it.each(['realnvp', 'nice'] as const)('a fresh %s stack is the identity (zero last conditioner layer, unit scaling)', (kind) => {
     for (const backend of [reference, ...(cpu ? [cpu] : [])]) {
@@ -468,7 +499,14 @@ describe('CouplingFlow: structure', () => {
       const family = FLOW_FAMILIES[name];
       expect(family.shareable).toBe(true);
       expect(family.amortizable).toBe(false);
-      const flow = family.create({ dim: 4, layers: 3, amortized: false, seed: 1, backend: reference, extra: { hidden: [7], activation: 'elu', contextDim: 2 } });
+      const flow = family.create({
+        dim: 4,
+        layers: 3,
+        amortized: false,
+        seed: 1,
+        backend: reference,
+        extra: { hidden: [7], activation: 'elu', contextDim: 2 },
+      });
       expect(flow.kind).toBe(name);
       expect(flow.contextDim).toBe(2);
       const first = (flow as RealNVPFlow).flows[0] as CouplingFlow;
@@ -492,7 +530,12 @@ describe('CouplingFlow: invariants on the reference backend (float64)', () => {
     const inv = flow.inverse(y, batch, opts);
     // Analytic inverse in float64: exp(s)·exp(−s) and t − t round to ~1e-15 per layer.
     expectClose(inv.x, x, { atol: 1e-12, rtol: 1e-12 }, 'x');
-    expectClose(inv.logDet, ld.map((v) => -v), { atol: 1e-12, rtol: 0 }, 'logDet');
+    expectClose(
+      inv.logDet,
+      ld.map((v) => -v),
+      { atol: 1e-12, rtol: 0 },
+      'logDet',
+    );
   });
 
   it.each(FLOW_CASES)('log-det equals log|det| of the numerical Jacobian: $kind dim $dim, context $contextDim', (fc) => {
@@ -681,13 +724,7 @@ describe('CouplingTransform plug-in point', () => {
     expect(made!.width).toBe(2);
     expect(made!.biasSeen).toEqual([0, 0, 0, 0]); // zero last layer when the hook runs
     expect(flow.conditioner.outDim).toBe(4);
-    expect(flow.parameters().map((p) => p.name)).toEqual([
-      'conditioner.0.weight',
-      'conditioner.0.bias',
-      'conditioner.2.weight',
-      'conditioner.2.bias',
-      'c',
-    ]);
+    expect(flow.parameters().map((p) => p.name)).toEqual(['conditioner.0.weight', 'conditioner.0.bias', 'conditioner.2.weight', 'conditioner.2.bias', 'c']);
     // At the start a = 0.5, b = 0: y_b = 1.25 x_b exactly, log-det 2 log 1.25.
     const x0 = randomArray(5, 1);
     const ctx0 = randomArray(2, 2);
@@ -722,7 +759,12 @@ describe('CouplingTransform plug-in point', () => {
   it('AffineCouplingTransform plugs into CouplingFlow directly', () => {
     const flow = new CouplingFlow({ dim: 3, transform: (s) => new AffineCouplingTransform(s), hidden: [2], backend: reference });
     expect(flow.kind).toBe('coupling-affine');
-    expect(flow.parameters().map((p) => p.name).at(-1)).toBe('scale');
+    expect(
+      flow
+        .parameters()
+        .map((p) => p.name)
+        .at(-1),
+    ).toBe('scale');
   });
 });
 

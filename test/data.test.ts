@@ -159,7 +159,14 @@ describe('createDataset', () => {
     expectDataError(() => createDataset(x, { dim: 5 }), 'data: row 18, column 1 is Infinity');
     x[18 * 5 + 1] = -1e39; // finite in float64 but not in float32
     expectDataError(() => createDataset(x, { dim: 5 }), 'data: row 18, column 1 is -1e+39, which overflows float32 (largest magnitude 3.4e38)');
-    expectDataError(() => createDataset([[1, 2], [3, -Infinity]]), 'data: row 1, column 1 is -Infinity');
+    expectDataError(
+      () =>
+        createDataset([
+          [1, 2],
+          [3, -Infinity],
+        ]),
+      'data: row 1, column 1 is -Infinity',
+    );
   });
 
   it('refuses ragged rows, empty data and bad structure', () => {
@@ -173,9 +180,7 @@ describe('createDataset', () => {
     const e = thrown(() => createDataset(new Float32Array(7), { dim: 3 }));
     expect(e).toBeInstanceOf(RangeError);
     expect(e.code).toBe('ERR_SHAPE');
-    expect(() => createDataset(new Float32Array(6), { dim: 3, labels: [1] })).toThrow(
-      'Expected 2 labels (one per example) for "labels" but received Array(1)',
-    );
+    expect(() => createDataset(new Float32Array(6), { dim: 3, labels: [1] })).toThrow('Expected 2 labels (one per example) for "labels" but received Array(1)');
     expectDataError(() => createDataset(new Float32Array(6), { dim: 3, labels: [1, 256] }), 'data: label 1 is 256; labels must be integers in [0, 255]');
     expect(() => createDataset(new Float32Array(6), { dim: 3, shape: [2, 2] })).toThrow(
       'Expected shape with product 3 (the row width) for "shape" but received [2, 2]',
@@ -497,7 +502,10 @@ describe('IDX reader', () => {
     fs.writeFileSync(path.join(dir, 't10k-labels-idx1-ubyte'), encodeIdx({ dtype: 'uint8', shape: [3], data: Uint8Array.from([1, 2, 3]) }));
     expectDataError(() => loadIdxDataset(dir, { split: 'test', name: 'n' }), /^n: 2 images in .* but 3 labels in /);
     fs.writeFileSync(path.join(dir, 't10k-images-idx3-ubyte'), encodeIdx({ dtype: 'float32', shape: [3, 1, 1], data: Float32Array.from([1, 2, 3]) }));
-    expectDataError(() => loadIdxDataset(dir, { split: 'test' }), /expected unsigned bytes of shape \[n, rows, columns\] but found float32 of shape \[3, 1, 1\]$/);
+    expectDataError(
+      () => loadIdxDataset(dir, { split: 'test' }),
+      /expected unsigned bytes of shape \[n, rows, columns\] but found float32 of shape \[3, 1, 1\]$/,
+    );
   });
 });
 
@@ -755,7 +763,10 @@ describe('NPY', () => {
     expectDataError(() => readNpy(fx('c16.npy')), /unsupported dtype '<c16' \(readable: float16\/32\/64, int8..int64, uint8..uint64, bool\)$/);
     expectDataError(() => loadNpyDataset(fx('scalar.npy')), `${fx('scalar.npy')}: the array is a scalar (shape ()); expected one example per row`);
     expectDataError(() => loadNpyDataset(fx('nan.npy')), `${fx('nan.npy')}: row 1, column 1 is NaN`);
-    expectDataError(() => loadNpyDataset(fx('big_f8.npy')), `${fx('big_f8.npy')}: row 0, column 1 is 1e+39, which overflows float32 (largest magnitude 3.4e38)`);
+    expectDataError(
+      () => loadNpyDataset(fx('big_f8.npy')),
+      `${fx('big_f8.npy')}: row 0, column 1 is 1e+39, which overflows float32 (largest magnitude 3.4e38)`,
+    );
     expectDataError(() => loadNpyDataset(fx('u1_3x2x2.npy'), { labels: fx('f4_2x3.npy') }), /expected 3 labels of shape \(3,\) but found shape \(2, 3\)$/);
     expectDataError(() => loadNpyDataset(fx('f4_2x3.npy'), { labels: fx('f2.npy') }), /expected 2 labels/);
   });
@@ -766,7 +777,10 @@ describe('NPY', () => {
       const err = thrown(() => parseNpy(bytes.subarray(0, len), 'p'));
       expect(err.code).toBe('ERR_DATA');
     }
-    expectDataError(() => parseNpy(bytes.subarray(0, bytes.length - 1), 'p'), "p: truncated: shape (2, 3) of '<f4' needs 24 data bytes but only 23 follow the header");
+    expectDataError(
+      () => parseNpy(bytes.subarray(0, bytes.length - 1), 'p'),
+      "p: truncated: shape (2, 3) of '<f4' needs 24 data bytes but only 23 follow the header",
+    );
     expectDataError(() => parseNpy(Buffer.concat([bytes, Buffer.alloc(4)]), 'p'), 'p: 4 unexpected bytes after the data (corrupt header?)');
     const notNpy = Buffer.from(bytes);
     notNpy[1] = 0x4f;
@@ -804,10 +818,14 @@ describe('NPY', () => {
     const back = readNpy(file);
     expect(back.shape).toEqual([3, 2]);
     expect(Array.from(back.data)).toEqual(Array.from(values));
-    const py = spawnSync('/usr/bin/python3', ['-c', `import numpy as np, json; a = np.load(${JSON.stringify(file)}); print(json.dumps([a.dtype.str, list(a.shape), a.ravel().tolist()]))`], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const py = spawnSync(
+      '/usr/bin/python3',
+      ['-c', `import numpy as np, json; a = np.load(${JSON.stringify(file)}); print(json.dumps([a.dtype.str, list(a.shape), a.ravel().tolist()]))`],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     if (py.status !== 0) {
       // NumPy is optional in CI; the bytes were still checked by this reader above.
       expect(py.error ?? py.stderr).toBeTruthy();

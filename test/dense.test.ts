@@ -30,13 +30,7 @@ const U32 = 2 ** -24;
 const reference = backendByName('reference');
 
 /** Elementwise |actual − expected| ≤ (terms + 3)·u·magnitude, reporting the worst element. */
-function expectWithinDotBound(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  magnitude: ArrayLike<number>,
-  terms: number,
-  label: string,
-): void {
+function expectWithinDotBound(actual: ArrayLike<number>, expected: ArrayLike<number>, magnitude: ArrayLike<number>, terms: number, label: string): void {
   expect(actual.length, `${label} length`).toBe(expected.length);
   let worst = -1;
   let worstRatio = 0;
@@ -492,7 +486,12 @@ describeBackends(['reference', 'cpu', 'cuda'], 'dense bad arguments', (backend: 
     const shared = arr(16);
     const a = shared.subarray(0, 6);
     const c = shared.subarray(4, 12);
-    expectError(() => gemm(...withArg(6, a).map((v, i) => (i === 9 ? c : v))), RangeError, 'ERR_ARG', `Expected ${kind} not overlapping "a" for "c" but received ${kind}(8)`);
+    expectError(
+      () => gemm(...withArg(6, a).map((v, i) => (i === 9 ? c : v))),
+      RangeError,
+      'ERR_ARG',
+      `Expected ${kind} not overlapping "a" for "c" but received ${kind}(8)`,
+    );
   });
 
   it('forward: wrong lengths, kinds, sizes and missing arguments', () => {
@@ -549,15 +548,30 @@ describeBackends(['reference', 'cpu', 'cuda'], 'dense bad arguments', (backend: 
     expectError(() => bwd(7, NaN), RangeError, 'ERR_ARG', 'Expected non-negative integer for "inDim" but received NaN (number)');
     expectError(() => bwd(8, null), TypeError, 'ERR_ARG', 'Expected non-negative integer for "outDim" but received null');
     expectError(() => bwd(9, 0), TypeError, 'ERR_ARG', 'Expected boolean for "accumulate" but received 0 (number)');
-    expectError(() => backward(arr(6), arr(12), arr(8), arr(6), arr(12), arr(4), 2, 3, 4), TypeError, 'ERR_ARG', 'denseBackward expects 10 arguments but received 9');
+    expectError(
+      () => backward(arr(6), arr(12), arr(8), arr(6), arr(12), arr(4), 2, 3, 4),
+      TypeError,
+      'ERR_ARG',
+      'denseBackward expects 10 arguments but received 9',
+    );
     expectError(() => bwd(9, undefined), TypeError, 'ERR_ARG', 'Expected boolean for "accumulate" but received undefined');
   });
 
   it('backward: gradients overlapping inputs or each other are refused', () => {
     const shared = arr(40);
     const args = (dx: unknown, dw: unknown) => [shared.subarray(0, 6), arr(12), arr(8), dx, dw, null, 2, 3, 4, false];
-    expectError(() => backward(...args(shared.subarray(3, 9), null)), RangeError, 'ERR_ARG', `Expected ${kind} not overlapping "x" for "dx" but received ${kind}(6)`);
-    expectError(() => backward(...args(shared.subarray(10, 16), shared.subarray(15, 27))), RangeError, 'ERR_ARG', `Expected ${kind} not overlapping "dx" for "dWeight" but received ${kind}(12)`);
+    expectError(
+      () => backward(...args(shared.subarray(3, 9), null)),
+      RangeError,
+      'ERR_ARG',
+      `Expected ${kind} not overlapping "x" for "dx" but received ${kind}(6)`,
+    );
+    expectError(
+      () => backward(...args(shared.subarray(10, 16), shared.subarray(15, 27))),
+      RangeError,
+      'ERR_ARG',
+      `Expected ${kind} not overlapping "dx" for "dWeight" but received ${kind}(12)`,
+    );
     expect(() => backward(...args(shared.subarray(10, 16), shared.subarray(16, 28)))).not.toThrow();
   });
 });
@@ -578,9 +592,9 @@ describe.skipIf(!hasCpu())('dense cpu refuses float64', () => {
     expect(() => cpu.dense.gemm(false, false, 1, 1, 1, 1, new Float64Array(1), f.subarray(0, 1), 0, f.subarray(1, 2))).toThrow(
       'Expected Float32Array for "a" but received Float64Array(1)',
     );
-    expect(() =>
-      cpu.dense.backward(f, new Float32Array(12), new Float32Array(8), null, null, new Float64Array(4), 2, 3, 4, true),
-    ).toThrow('Expected Float32Array or null for "dBias" but received Float64Array(4)');
+    expect(() => cpu.dense.backward(f, new Float32Array(12), new Float32Array(8), null, null, new Float64Array(4), 2, 3, 4, true)).toThrow(
+      'Expected Float32Array or null for "dBias" but received Float64Array(4)',
+    );
   });
 });
 
@@ -612,7 +626,12 @@ describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
     ];
     let seed = 1;
     for (const [m, n, k] of shapes) {
-      for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      for (const [transA, transB] of [
+        [false, false],
+        [false, true],
+        [true, false],
+        [true, true],
+      ] as const) {
         it(`gemm ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} m=${m} n=${n} k=${k}`, () => {
           for (const { alpha, beta, nanC } of scalings) {
             const a = data(m * k, seed++);

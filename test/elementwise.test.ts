@@ -3,16 +3,7 @@ import { backendByName, getNumThreads, setNumThreads } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
 import { ACTIVATIONS, type Activation } from '../src/backend/kernels/elementwise';
 import { referenceElementwise as ref } from '../src/backend/reference/elementwise';
-import {
-  asFloat32Values,
-  dot,
-  expectClose,
-  expectSameBits,
-  hasCpu,
-  numericalGradient,
-  randomArray,
-  randomNormal,
-} from './helpers';
+import { asFloat32Values, dot, expectClose, expectSameBits, hasCpu, numericalGradient, randomArray, randomNormal } from './helpers';
 import { describeBackends } from './helpers';
 
 const ALPHA = 0.3;
@@ -111,8 +102,7 @@ describe.skipIf(!hasCpu())('elementwise: cpu vs reference', () => {
   // From the forward output (tanh: 1 − y², sigmoid: y(1 − y)): cpu's y has an
   // absolute error ≤ 2.5·2⁻²⁴ ≈ 1.5e-7 for |y| ≤ 1, which moves 1 − y² by
   // ≤ 2|y|·1.5e-7 and y(1 − y) by ≤ 1.5e-7, times |dy| ≤ 1: atol 4e-7.
-  const backwardTol = (kind: Activation) =>
-    kind === 'tanh' || kind === 'sigmoid' ? { atol: 4e-7, rtol: 5e-7 } : { atol: 4.2e-45, rtol: 5e-7 };
+  const backwardTol = (kind: Activation) => (kind === 'tanh' || kind === 'sigmoid' ? { atol: 4e-7, rtol: 5e-7 } : { atol: 4.2e-45, rtol: 5e-7 });
 
   for (const n of [1, 7, 33, 257, 100003]) {
     it.each(ACTIVATIONS)(`%s at n = ${n}`, (kind) => {
@@ -222,18 +212,8 @@ describe('elementwise: bad arguments', () => {
         'ERR_SHAPE',
         `Expected ${arrayKind} of length 5 for "dy" but received ${arrayKind}(6)`,
       );
-      throwsWith(
-        () => b.elementwise.forward('elu', a, a, 5, NaN),
-        RangeError,
-        'ERR_ARG',
-        'Expected finite number for "alpha" but received NaN (number)',
-      );
-      throwsWith(
-        () => b.elementwise.forward('elu', a, a, -1, 1),
-        RangeError,
-        'ERR_ARG',
-        'Expected non-negative integer for "n" but received -1 (number)',
-      );
+      throwsWith(() => b.elementwise.forward('elu', a, a, 5, NaN), RangeError, 'ERR_ARG', 'Expected finite number for "alpha" but received NaN (number)');
+      throwsWith(() => b.elementwise.forward('elu', a, a, -1, 1), RangeError, 'ERR_ARG', 'Expected non-negative integer for "n" but received -1 (number)');
       throwsWith(
         () => b.elementwise.forward('elu', [1, 2] as never, a, 2, 1),
         TypeError,
@@ -260,8 +240,7 @@ describeBackends(['cuda'], 'cuda vs reference', (cuda: Backend) => {
     // subnormal steps; backward one or two roundings more (rtol 5e-7), and
     // from the forward output y (tanh, sigmoid) y's error times |dy| ≤ 1 (atol 4e-7).
     const forwardTol = { atol: 4.2e-45, rtol: 3e-7 };
-    const backwardTol = (kind: Activation) =>
-      kind === 'tanh' || kind === 'sigmoid' ? { atol: 4e-7, rtol: 5e-7 } : { atol: 4.2e-45, rtol: 5e-7 };
+    const backwardTol = (kind: Activation) => (kind === 'tanh' || kind === 'sigmoid' ? { atol: 4e-7, rtol: 5e-7 } : { atol: 4.2e-45, rtol: 5e-7 });
     const special = [-80, 80, -1e4, 1e4, 0, -0, Math.fround(1e-40), -Math.fround(1e-40), 88.7, -88.7, 100, -100, 0.625, -0.3466];
     const inputs = (n: number, seed: number) => {
       const x = randomNormal(n, seed, 4);

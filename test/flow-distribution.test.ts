@@ -270,7 +270,15 @@ describe('FlowDistribution: gradients vs central finite differences (reference, 
     });
   }
 
-  const x = gaussianSamples(8, [0.5, -0.3], [[1, 0], [0.5, 0.7]], 21);
+  const x = gaussianSamples(
+    8,
+    [0.5, -0.3],
+    [
+      [1, 0],
+      [0.5, 0.7],
+    ],
+    21,
+  );
 
   it('maximum likelihood, normalizing direction (MAF, explicit)', () => {
     const d = FlowDistribution.create({ dim: 2, flow: 'maf', layers: 2, hidden: [5], seed: 1, backend: 'reference' });
@@ -296,7 +304,15 @@ describe('FlowDistribution: gradients vs central finite differences (reference, 
 
   it('reverse KL, normalizing direction (MAF and planar, implicit through the inverse)', () => {
     for (const flow of ['maf', 'planar']) {
-      const d = FlowDistribution.create({ dim: 2, flow, layers: 2, hidden: flow === 'maf' ? [5] : undefined, seed: 1, backend: 'reference', direction: 'normalizing' });
+      const d = FlowDistribution.create({
+        dim: 2,
+        flow,
+        layers: 2,
+        hidden: flow === 'maf' ? [5] : undefined,
+        seed: 1,
+        backend: 'reference',
+        direction: 'normalizing',
+      });
       checkGradients(d, () => d.reverseKLGradients(target2d('U1'), 8, { offset: 0 }), `${flow} normalizing reverse KL`);
     }
   });
@@ -312,7 +328,13 @@ describe('FlowDistribution: gradients vs central finite differences (reference, 
     const g1 = grads(1);
     const gHalf = grads(0.5);
     // Linear in β: g(½) = (g(0) + g(1)) / 2 up to rounding.
-    g0.forEach((a, k) => expectClose(gHalf[k], a.map((v, i) => (v + g1[k][i]) / 2), { atol: 1e-12, rtol: 1e-10 }));
+    g0.forEach((a, k) =>
+      expectClose(
+        gHalf[k],
+        a.map((v, i) => (v + g1[k][i]) / 2),
+        { atol: 1e-12, rtol: 1e-10 },
+      ),
+    );
   });
 });
 
@@ -321,7 +343,11 @@ describe('FlowDistribution: learning', () => {
 
   it('maximum likelihood (MAF, normalizing) recovers a correlated, shifted 3-D Gaussian', async () => {
     const mean = [1, -2, 0.5];
-    const L = [[1, 0, 0], [0.8, 0.6, 0], [-0.3, 0.5, 0.7]];
+    const L = [
+      [1, 0, 0],
+      [0.8, 0.6, 0],
+      [-0.3, 0.5, 0.7],
+    ];
     const x = gaussianSamples(2000, mean, L, 7);
     const d = FlowDistribution.create({ dim: 3, flow: 'maf', layers: 2, hidden: [16], seed: 1, backend });
     await d.fit(x, { epochs: 40, batchSize: 200, lr: 1e-2, lrSchedule: 'cosine' });
@@ -340,7 +366,10 @@ describe('FlowDistribution: learning', () => {
 
   it('maximum likelihood (planar, generative: gradients through the inverse) recovers a 2-D Gaussian', async () => {
     const mean = [1, -0.5];
-    const L = [[1, 0], [0.6, 0.6]];
+    const L = [
+      [1, 0],
+      [0.6, 0.6],
+    ];
     const x = gaussianSamples(2000, mean, L, 8);
     const d = FlowDistribution.create({ dim: 2, flow: 'planar', layers: 8, seed: 1, backend });
     await d.fit(x, { epochs: 40, batchSize: 200, lr: 1e-2, lrSchedule: 'cosine' });
@@ -385,7 +414,15 @@ describe('FlowDistribution: learning', () => {
 describe('FlowDistribution: fit conventions', () => {
   const t = target2d('U1');
   const make = () => FlowDistribution.create({ dim: 2, flow: 'planar', layers: 2, seed: 1, backend: 'reference' });
-  const data = gaussianSamples(50, [0, 0], [[1, 0], [0, 1]], 3);
+  const data = gaussianSamples(
+    50,
+    [0, 0],
+    [
+      [1, 0],
+      [0, 1],
+    ],
+    3,
+  );
 
   it('a second fit continues the run: one optimizer and epoch count across calls, as one call', async () => {
     const params = (d: FlowDistribution) => d.flow.parameters().flatMap((p) => Array.from(p.value));
@@ -560,12 +597,7 @@ describe('FlowDistribution: bad arguments', () => {
       'ERR_ARG',
     );
     await expectRejection(d.fit(new Float64Array(4), { lr: 0 }), RangeError, 'Expected number in (0, 10] for "lr" but received 0 (number)', 'ERR_ARG');
-    await expectRejection(
-      d.fitTarget(t3(), { steps: 1 }),
-      RangeError,
-      'Expected target of dim 2 for "target.dim" but received 3 (number)',
-      'ERR_SHAPE',
-    );
+    await expectRejection(d.fitTarget(t3(), { steps: 1 }), RangeError, 'Expected target of dim 2 for "target.dim" but received 3 (number)', 'ERR_SHAPE');
     await expectRejection(
       d.fitTarget('U1' as never),
       TypeError,

@@ -121,7 +121,12 @@ describeBackends(['reference', 'cpu', 'cuda'], 'flow properties', (backend) => {
       }
       // Iterative inverses stop at a residual of 1e-6 or better.
       expectClose(inv.x, x, tol.roundTrip, 'x');
-      expectClose(inv.logDet, ld.map((v) => -v), tol.roundTrip, 'logDet');
+      expectClose(
+        inv.logDet,
+        ld.map((v) => -v),
+        tol.roundTrip,
+        'logDet',
+      );
     });
 
     it('gradients of a scalar loss vs central finite differences', () => {

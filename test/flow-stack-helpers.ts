@@ -187,7 +187,19 @@ export function gradientCheck(fam: FamilyUnderTest, reference: Backend, s: Shape
   loss();
   const dx = new Float64Array(batch * dim);
   const dParams = new Float64Array(params.length);
-  k.backward(fam.saved === 'x' ? Float64Array.from(x) : Float64Array.from(y), Float64Array.from(stash), params, d.dy, d.dLogDet, dx, dParams, batch, dim, layers, amortized);
+  k.backward(
+    fam.saved === 'x' ? Float64Array.from(x) : Float64Array.from(y),
+    Float64Array.from(stash),
+    params,
+    d.dy,
+    d.dLogDet,
+    dx,
+    dParams,
+    batch,
+    dim,
+    layers,
+    amortized,
+  );
   const numeric = (target: Float64Array) => {
     const g = new Float64Array(target.length);
     for (let i = 0; i < target.length; i++) {
@@ -282,8 +294,7 @@ export function roundTripCheck(fam: FamilyUnderTest, backend: Backend, s: Shape,
   const invLogDet = backend.alloc(batch);
   expect(k.inverse(y, params, back, invLogDet, batch, dim, layers, amortized)).toBe(0);
   for (let r = 0; r < batch; r++) {
-    const tol =
-      backend.dtype === 'float64' ? 1e-9 : 1e-6 * layers * Math.sqrt(dim) * Math.exp(Math.abs(logDet[r]));
+    const tol = backend.dtype === 'float64' ? 1e-9 : 1e-6 * layers * Math.sqrt(dim) * Math.exp(Math.abs(logDet[r]));
     const rows = (a: ArrayLike<number>) => Array.from(a).slice(r * dim, (r + 1) * dim);
     expectClose(rows(back), rows(d.x), { atol: tol, rtol: tol }, `x row ${r}`);
     expect(Math.abs(invLogDet[r] + logDet[r]), `logDet row ${r}`).toBeLessThanOrEqual(tol * (1 + Math.abs(logDet[r])));

@@ -86,7 +86,10 @@ const CUDA_CROSS_SHAPES = [
 ];
 
 /** Each family with the seeds its checks have always used (so the data, and what is checked, are unchanged). */
-const STACK_FAMILIES: { fam: FamilyUnderTest; seeds: Record<'cpuCross' | 'cudaCross' | 'cpuLarge' | 'cudaLarge' | 'gradient' | 'jacobian' | 'roundTrip', number> }[] = [
+const STACK_FAMILIES: {
+  fam: FamilyUnderTest;
+  seeds: Record<'cpuCross' | 'cudaCross' | 'cpuLarge' | 'cudaLarge' | 'gradient' | 'jacobian' | 'roundTrip', number>;
+}[] = [
   { fam: PLANAR, seeds: { cpuCross: 100, cudaCross: 300, cpuLarge: 500, cudaLarge: 500, gradient: 7, jacobian: 11, roundTrip: 13 } },
   { fam: RADIAL, seeds: { cpuCross: 300, cudaCross: 300, cpuLarge: 600, cudaLarge: 500, gradient: 31, jacobian: 37, roundTrip: 41 } },
 ];
@@ -133,19 +136,40 @@ for (const { fam, seeds } of STACK_FAMILIES) {
   });
 
   describe(`${fam.name} reference: gradients against central finite differences`, () => {
-    it.each(shapes([[1, 1, 1], [3, 2, 3], [2, 5, 4], [4, 3, 2]]).map((s) => [shapeName(s), s] as const))('%s', (_n, s) => {
+    it.each(
+      shapes([
+        [1, 1, 1],
+        [3, 2, 3],
+        [2, 5, 4],
+        [4, 3, 2],
+      ]).map((s) => [shapeName(s), s] as const),
+    )('%s', (_n, s) => {
       gradientCheck(fam, reference, s, seeds.gradient);
     });
   });
 
   describe(`${fam.name} reference: log-det against log|det| of the numerical Jacobian`, () => {
-    it.each(shapes([[2, 1, 3], [2, 2, 1], [2, 5, 3], [2, 8, 4]]).map((s) => [shapeName(s), s] as const))('%s', (_n, s) => {
+    it.each(
+      shapes([
+        [2, 1, 3],
+        [2, 2, 1],
+        [2, 5, 3],
+        [2, 8, 4],
+      ]).map((s) => [shapeName(s), s] as const),
+    )('%s', (_n, s) => {
       jacobianCheck(fam, reference, s, seeds.jacobian);
     });
   });
 
   describeBackends(['reference', 'cpu', 'cuda'], `${fam.name} inverse(forward(x)) ≈ x`, (backend) => {
-    it.each(shapes([[4, 2, 3], [5, 7, 8], [3, 40, 16], [2, 1, 32]]).map((s) => [shapeName(s), s] as const))('%s', (_n, s) => {
+    it.each(
+      shapes([
+        [4, 2, 3],
+        [5, 7, 8],
+        [3, 40, 16],
+        [2, 1, 32],
+      ]).map((s) => [shapeName(s), s] as const),
+    )('%s', (_n, s) => {
       roundTripCheck(fam, backend, s, seeds.roundTrip);
     });
   });
@@ -266,10 +290,14 @@ describeBackends(['reference', 'cpu', 'cuda'], 'planar: extreme inputs give fini
     ['tiny parameters (1e-30)', 1, (p) => p.fill(1e-30)],
     ['w = 0 exactly', 1, (p) => p.fill(0, layers * dim, 2 * layers * dim)],
     ['huge parameters (1e4)', 1, (p) => p.fill(1e4)],
-    ['huge u, tiny w', 1, (p) => {
-      p.fill(1e4, 0, layers * dim);
-      p.fill(1e-3, layers * dim, 2 * layers * dim);
-    }],
+    [
+      'huge u, tiny w',
+      1,
+      (p) => {
+        p.fill(1e4, 0, layers * dim);
+        p.fill(1e-3, layers * dim, 2 * layers * dim);
+      },
+    ],
     ['|z| = 1e4 with huge parameters', 1e4, (p) => p.fill(-1e3)],
   ];
   for (const amortized of [false, true]) {
@@ -407,9 +435,7 @@ describeBackends(['reference', 'cpu', 'cuda'], 'planar kernels: bad arguments', 
     expect(e.message).toBe(`Expected ${kind} not overlapping "x" for "y" but received ${kind}(6)`);
   });
   it('backward checks its arguments too', () => {
-    const e = thrown(() =>
-      backend.planar.backward(a.y, a.stash, a.params, a.y, a.logDet, backend.alloc(5), backend.alloc(10), 3, 2, 2, false),
-    );
+    const e = thrown(() => backend.planar.backward(a.y, a.stash, a.params, a.y, a.logDet, backend.alloc(5), backend.alloc(10), 3, 2, 2, false));
     expect(e.code).toBe('ERR_SHAPE');
     expect(e.message).toBe(`Expected ${kind} of length 6 for "dx" but received ${kind}(5)`);
   });
@@ -459,7 +485,14 @@ describeBackends(['reference', 'cpu', 'cuda'], 'PlanarFlow module', (backend) =>
     flow.forward(x, 4);
     flow.backward(gy, gl);
     const tol = backend.dtype === 'float64' ? 1e-12 : 1e-5;
-    flow.parameters().forEach((p, i) => expectClose(p.grad, once[i].map((v) => 2 * v), { atol: tol, rtol: tol }, p.name));
+    flow.parameters().forEach((p, i) =>
+      expectClose(
+        p.grad,
+        once[i].map((v) => 2 * v),
+        { atol: tol, rtol: tol },
+        p.name,
+      ),
+    );
   });
 
   it('per-layer log-dets sum to the log-det', () => {
@@ -476,9 +509,7 @@ describeBackends(['reference', 'cpu', 'cuda'], 'PlanarFlow module', (backend) =>
   it('bad options and calls', () => {
     let e = thrown(() => new PlanarFlow({ dim: 2, foo: 1 } as never));
     expect(e).toBeInstanceOf(RangeError);
-    expect(e.message).toBe(
-      'Unknown option "foo" in "options"; expected one of "dim", "layers", "amortized", "seed", "backend", "keepLayerLogDets"',
-    );
+    expect(e.message).toBe('Unknown option "foo" in "options"; expected one of "dim", "layers", "amortized", "seed", "backend", "keepLayerLogDets"');
     e = thrown(() => new PlanarFlow({ dim: 0, backend }));
     expect(e.message).toBe('Expected positive integer for "dim" but received 0 (number)');
     e = thrown(() => new PlanarFlow({ dim: 2, layers: 0, backend }));
@@ -666,10 +697,14 @@ describeBackends(['reference', 'cpu', 'cuda'], 'radial: extreme inputs give fini
     ['|z| = 1e4', 1e4, () => {}],
     ['tiny parameters (1e-30)', 1, (p) => p.fill(1e-30)],
     ['huge parameters (1e4)', 1, (p) => p.fill(1e4)],
-    ['huge α̃, β̃ → −∞ (β → −α)', 1, (p) => {
-      p.fill(1e4, KD, KD + layers);
-      p.fill(-1e4, KD + layers);
-    }],
+    [
+      'huge α̃, β̃ → −∞ (β → −α)',
+      1,
+      (p) => {
+        p.fill(1e4, KD, KD + layers);
+        p.fill(-1e4, KD + layers);
+      },
+    ],
     ['α̃ → −∞ (α → 0)', 1, (p) => p.fill(-1e4, KD, KD + layers)],
     ['|z| = 1e4 with huge parameters', 1e4, (p) => p.fill(-1e3)],
   ];
@@ -755,9 +790,7 @@ describeBackends(['reference', 'cpu', 'cuda'], 'radial kernels: bad arguments', 
   });
   it('a missing optional output is allowed, a wrong one is not', () => {
     expect(backend.radial.forward(x, params, backend.alloc(6), backend.alloc(3), null, stash, batch, dim, layers, false)).toBe(0);
-    const e = thrown(() =>
-      backend.radial.forward(x, params, backend.alloc(6), backend.alloc(3), backend.alloc(5), stash, batch, dim, layers, false),
-    );
+    const e = thrown(() => backend.radial.forward(x, params, backend.alloc(6), backend.alloc(3), backend.alloc(5), stash, batch, dim, layers, false));
     expect(e.message).toBe(`Expected ${kind} of length 6 for "layerLogDet" but received ${kind}(5)`);
   });
   if (backend.name === 'cpu') {
@@ -800,9 +833,7 @@ describeBackends(['reference', 'cpu', 'cuda'], 'RadialFlow module', (backend: Ba
   it('bad options', () => {
     let e = thrown(() => new RadialFlow({ dim: 2, layers: 2, amortized: false, context: 3 } as never));
     expect(e).toBeInstanceOf(RangeError);
-    expect(e.message).toBe(
-      'Unknown option "context" in "options"; expected one of "dim", "layers", "amortized", "seed", "backend", "keepLayerLogDets"',
-    );
+    expect(e.message).toBe('Unknown option "context" in "options"; expected one of "dim", "layers", "amortized", "seed", "backend", "keepLayerLogDets"');
     e = thrown(() => new RadialFlow({ dim: 2.5, backend }));
     expect(e.message).toBe('Expected positive integer for "dim" but received 2.5 (number)');
     e = thrown(() => new RadialFlow({ dim: 2, keepLayerLogDets: 1 as never, backend }));

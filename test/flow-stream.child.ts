@@ -38,8 +38,19 @@ function run(be: Backend, fam: (typeof families)[number], B: number, D: number, 
   const bad0 = k.forward(x, params, y, logDet, null, stash, B, D, K, true);
   const dx = be.alloc(B * D);
   const dParams = be.from(values(n, seed + 4, -1, 1));
-  const bad1 = k.backward(fam.saved === 'x' ? x : y, stash, params, be.from(values(B * D, seed + 2, -1, 1)),
-    be.from(values(B, seed + 3, -1, 1)), dx, dParams, B, D, K, true);
+  const bad1 = k.backward(
+    fam.saved === 'x' ? x : y,
+    stash,
+    params,
+    be.from(values(B * D, seed + 2, -1, 1)),
+    be.from(values(B, seed + 3, -1, 1)),
+    dx,
+    dParams,
+    B,
+    D,
+    K,
+    true,
+  );
   return { bad: bad0 + bad1, dx: Float64Array.from(dx), dParams: Float64Array.from(dParams) };
 }
 
@@ -47,7 +58,13 @@ const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max
 let worst = 0;
 let cases = 0;
 for (const fam of families) {
-  for (const [B, D, K] of [[1, 1, 1], [5, 7, 4], [19, 33, 2], [37, 40, 16], [40, 3, 5]]) {
+  for (const [B, D, K] of [
+    [1, 1, 1],
+    [5, 7, 4],
+    [19, 33, 2],
+    [37, 40, 16],
+    [40, 3, 5],
+  ]) {
     const ref = run(reference, fam, B, D, K, 7 + cases);
     const got = run(cpu, fam, B, D, K, 7 + cases);
     if (ref.bad !== 0 || got.bad !== 0) worst = Infinity;

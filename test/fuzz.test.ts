@@ -43,11 +43,12 @@ describe.skipIf(!hasCpu())('native binding fuzz', () => {
     // The binary the library loads (node-gyp-build: build/Release, else prebuilds/).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const addonPath = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(ROOT);
-    const run = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'test/binding/fuzz-main.ts', addonPath, String(SEED), String(BUDGET_MS), String(CALLS)],
-      { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, FLOWVAE_FUZZ_JSON: '1' } },
-    );
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/binding/fuzz-main.ts', addonPath, String(SEED), String(BUDGET_MS), String(CALLS)], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+      env: { ...process.env, FLOWVAE_FUZZ_JSON: '1' },
+    });
     const progress = run.stderr.split('\n').filter((l) => l.startsWith('fuzz '));
     const last = run.stdout.trim().split('\n').pop() ?? '';
     if (!last.startsWith('REPORT ')) {
@@ -78,9 +79,18 @@ describe.skipIf(!hasCpu())('native binding fuzz', () => {
       'invalid size (negative, fractional, NaN, > 2^32)',
     ]) {
       expect(Object.keys(o[kase] ?? {}), kase).not.toContain('returned');
-      expect(Object.values(o[kase] ?? {}).reduce((s, c) => s + c, 0), kase).toBeGreaterThan(100);
+      expect(
+        Object.values(o[kase] ?? {}).reduce((s, c) => s + c, 0),
+        kase,
+      ).toBeGreaterThan(100);
     }
-    for (const kase of ['valid call, other sizes', 'valid call, sizes that go parallel', 'valid call, offset views', 'valid call, shared views', 'valid call, resizable views']) {
+    for (const kase of [
+      'valid call, other sizes',
+      'valid call, sizes that go parallel',
+      'valid call, offset views',
+      'valid call, shared views',
+      'valid call, resizable views',
+    ]) {
       expect(o[kase]?.returned ?? 0, kase).toBeGreaterThan(20);
     }
   });

@@ -16,16 +16,7 @@ import { backendByName } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
 import { referenceGlow as ref } from '../src/backend/reference/glow';
 import type { FloatArray } from '../src/backend/types';
-import {
-  ActNorm,
-  ElementwiseAffine,
-  FlowSequence,
-  IAFFlow,
-  InvertibleLinearLU,
-  Permutation,
-  PlanarFlow,
-  type Flow,
-} from '../src/flows';
+import { ActNorm, ElementwiseAffine, FlowSequence, IAFFlow, InvertibleLinearLU, Permutation, PlanarFlow, type Flow } from '../src/flows';
 import { luFactor, randomRotation } from '../src/flows/linear-lu';
 import { loadSafetensors } from '../src/io/safetensors';
 import { Adam } from '../src/train/adam';
@@ -365,7 +356,12 @@ describe.each(PIECES)('%s: log-det vs the numerical Jacobian, round trip (refere
     }
     const inv = flow.inverse(y, batch);
     expectClose(inv.x, x, { atol: 1e-12, rtol: 1e-12 }, 'inverse(forward(x))');
-    expectClose(inv.logDet, ld.map((v) => -v), { atol: 1e-12, rtol: 0 }, 'inverse logDet');
+    expectClose(
+      inv.logDet,
+      ld.map((v) => -v),
+      { atol: 1e-12, rtol: 0 },
+      'inverse logDet',
+    );
   });
 });
 
@@ -599,9 +595,7 @@ describe('Permutation', () => {
   it('refuses a stored permutation that is not one (e.g. a corrupted checkpoint)', () => {
     const flow = new Permutation({ dim: 3, order: 'reverse', backend: reference });
     flow.buffers()[0].value.set([0, 0, 1]);
-    expect(() => flow.forward(new Float64Array(3), 1)).toThrow(
-      'Expected permutation of 0..2 (element 1 is 0) for "permutation" but received Float64Array(3)',
-    );
+    expect(() => flow.forward(new Float64Array(3), 1)).toThrow('Expected permutation of 0..2 (element 1 is 0) for "permutation" but received Float64Array(3)');
     const lu = new InvertibleLinearLU({ dim: 2, backend: reference });
     lu.buffers()[1].value[1] = 0.5;
     expect(() => lu.forward(new Float64Array(2), 1)).toThrow('Expected array of ±1 (element 1 is 0.5) for "sign" but received Float64Array(2)');
@@ -689,7 +683,12 @@ describe('Glow pieces in a FlowSequence with planar and conditional IAF', () => 
     // Planar's inverse is iterative (to 1e-6 in the argument of tanh; DESIGN §4).
     const inv = seq.inverse(y, batch, { context });
     expectClose(inv.x, x, { atol: 1e-5, rtol: 1e-5 }, 'inverse(forward(x))');
-    expectClose(inv.logDet, ld.map((v) => -v), { atol: 1e-5, rtol: 1e-5 }, 'inverse logDet');
+    expectClose(
+      inv.logDet,
+      ld.map((v) => -v),
+      { atol: 1e-5, rtol: 1e-5 },
+      'inverse logDet',
+    );
   });
 
   it.skipIf(!cpu)('cpu matches reference through the whole sequence', () => {

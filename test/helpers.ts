@@ -157,7 +157,12 @@ export function runChild<T>(script: string, env: Record<string, string>): T {
     encoding: 'utf8',
     cwd: path.join(__dirname, '..'),
   });
-  expect(out.stderr.split('\n').filter((l) => l && !l.includes('Unknown user config')).join('\n')).toBe('');
+  expect(
+    out.stderr
+      .split('\n')
+      .filter((l) => l && !l.includes('Unknown user config'))
+      .join('\n'),
+  ).toBe('');
   expect(out.status).toBe(0);
   return JSON.parse(out.stdout) as T;
 }

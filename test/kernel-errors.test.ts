@@ -116,7 +116,9 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
         // Each flag both ways; a context both present (contextDim 2) and absent (0).
         const flags = signature.args.filter((a) => a.kind === 'bool').map((a) => a.name);
         const hasContextDim = signature.args.some((a) => a.name === 'contextDim');
-        const variants = (flags.length > 0 ? [false, true] : [false]).flatMap((flag) => (hasContextDim ? [2, 0] : [2]).map((contextDim) => ({ flag, contextDim })));
+        const variants = (flags.length > 0 ? [false, true] : [false]).flatMap((flag) =>
+          (hasContextDim ? [2, 0] : [2]).map((contextDim) => ({ flag, contextDim })),
+        );
         for (const { flag: flagValue, contextDim } of variants) {
           const scalars: Record<string, number | boolean> = {};
           for (const a of signature.args) {
@@ -135,14 +137,44 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
             };
             if (spec.kind === 'permutation') {
               const length = (good()[i] as Uint32Array).length;
-              expectSame(family, kernel, mutate(() => new Uint32Array(length + 1)), `${spec.name} one too long`);
-              expectSame(family, kernel, mutate(() => new Float32Array(length)), `${spec.name} a Float32Array`);
-              expectSame(family, kernel, mutate(() => new Uint32Array(length)), `${spec.name} with a repeated index`);
-              expectSame(family, kernel, mutate(() => Uint32Array.from({ length }, (_, j) => j + 1)), `${spec.name} with an index out of range`);
+              expectSame(
+                family,
+                kernel,
+                mutate(() => new Uint32Array(length + 1)),
+                `${spec.name} one too long`,
+              );
+              expectSame(
+                family,
+                kernel,
+                mutate(() => new Float32Array(length)),
+                `${spec.name} a Float32Array`,
+              );
+              expectSame(
+                family,
+                kernel,
+                mutate(() => new Uint32Array(length)),
+                `${spec.name} with a repeated index`,
+              );
+              expectSame(
+                family,
+                kernel,
+                mutate(() => Uint32Array.from({ length }, (_, j) => j + 1)),
+                `${spec.name} with an index out of range`,
+              );
             } else if ('length' in spec) {
               const length = (good()[i] as Float32Array).length;
-              expectSame(family, kernel, mutate(() => new Float32Array(length + 1)), `${spec.name} one too long`);
-              expectSame(family, kernel, mutate(() => new Int32Array(length)), `${spec.name} an Int32Array`);
+              expectSame(
+                family,
+                kernel,
+                mutate(() => new Float32Array(length + 1)),
+                `${spec.name} one too long`,
+              );
+              expectSame(
+                family,
+                kernel,
+                mutate(() => new Int32Array(length)),
+                `${spec.name} an Int32Array`,
+              );
               // null: refused alike where the array is required, accepted by both where it is optional.
               const fromNative = call(native, family, kernel, mutate(() => null)());
               expect(asNative(call(reference, family, kernel, mutate(() => null)())), `${family}.${kernel} ${spec.name} null`).toEqual(fromNative);
@@ -182,7 +214,13 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
                 ['1 (for a flag)', 1],
               ] as [string, unknown][]) {
                 const r = call(native, family, kernel, mutate(() => value)());
-                if (r) expectSame(family, kernel, mutate(() => value), `${spec.name} = ${label}`);
+                if (r)
+                  expectSame(
+                    family,
+                    kernel,
+                    mutate(() => value),
+                    `${spec.name} = ${label}`,
+                  );
                 else expect(call(reference, family, kernel, mutate(() => value)()), `${spec.name} = ${label} accepted natively`).toBeNull();
               }
             }
@@ -199,7 +237,11 @@ describeBackends(['cpu', 'cuda'], 'kernel argument errors: reference vs', (nativ
     const args = (lr: number) => [new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n), n, { ...options, lr }];
     for (const lr of [0, -1, MAX_LEARNING_RATE * 1.01, Infinity, NaN]) {
       const r = call(native, 'adam', 'step', args(lr));
-      expect(r, `lr = ${lr}`).toEqual({ kind: 'RangeError', code: 'ERR_ARG', message: `Expected number in (0, ${MAX_LEARNING_RATE}] for "lr" but received ${lr} (number)` });
+      expect(r, `lr = ${lr}`).toEqual({
+        kind: 'RangeError',
+        code: 'ERR_ARG',
+        message: `Expected number in (0, ${MAX_LEARNING_RATE}] for "lr" but received ${lr} (number)`,
+      });
       expect(asNative(call(reference, 'adam', 'step', args(lr))), `lr = ${lr}`).toEqual(r);
     }
     for (const lr of [1e-6, MAX_LEARNING_RATE]) {

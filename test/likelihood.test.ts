@@ -69,7 +69,12 @@ describe('likelihood: reference gradients vs central finite differences (float64
     const dlv = new Float64Array(dim).fill(0.25); // accumulates onto what is there
     ref.gaussianBackward(x, l, lv, wr, dm, dlv, batch, dim);
     expectClose(dm, numericalGradient(loss, l), tol, 'dMean');
-    expectClose(dlv.map((v) => v - 0.25), numericalGradient(loss, lv), tol, 'dLogvar');
+    expectClose(
+      dlv.map((v) => v - 0.25),
+      numericalGradient(loss, lv),
+      tol,
+      'dLogvar',
+    );
   });
 });
 

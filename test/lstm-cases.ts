@@ -141,7 +141,10 @@ export const CASES: [string, Case][] = [
   ['ragged with an empty row, H 13', { batch: 5, steps: 6, inDim: 4, hidden: 13, lengths: [6, 0, 3, 1, 5], withState: true, withBias: true }],
   ['no state, no bias, H 16, in 1', { batch: 3, steps: 4, inDim: 1, hidden: 16, lengths: null, withState: false, withBias: false }],
   ['in 0 (recurrence only), H 9', { batch: 2, steps: 3, inDim: 0, hidden: 9, lengths: [3, 2], withState: true, withBias: true }],
-  ['H 33 (two AVX-512 vectors and a tail), ragged', { batch: 7, steps: 9, inDim: 10, hidden: 33, lengths: [9, 8, 1, 9, 4, 2, 7], withState: true, withBias: true }],
+  [
+    'H 33 (two AVX-512 vectors and a tail), ragged',
+    { batch: 7, steps: 9, inDim: 10, hidden: 33, lengths: [9, 8, 1, 9, 4, 2, 7], withState: true, withBias: true },
+  ],
   ['zero steps', { batch: 2, steps: 0, inDim: 3, hidden: 5, lengths: null, withState: true, withBias: true }],
   ['long T 200, H 7, ragged', { batch: 3, steps: 200, inDim: 2, hidden: 7, lengths: [200, 137, 61], withState: true, withBias: true }],
 ];
@@ -158,7 +161,6 @@ export function gradTol(expected: ArrayLike<number>): Tolerance {
   for (let i = 0; i < expected.length; i++) m = Math.max(m, Math.abs(expected[i]));
   return { atol: 5e-6 * Math.max(m, 1e-3), rtol: 1e-5 };
 }
-
 
 export function toleranceFor(name: (typeof OUTPUT_NAMES)[number], expected: ArrayLike<number>): Tolerance {
   return name === 'y' || name === 'hn' || name === 'cn' ? FORWARD_TOL : gradTol(expected);

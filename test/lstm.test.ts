@@ -65,7 +65,6 @@ function bytes(a: FloatArray): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-
 describe('lstm: both backends', () => {
   const names = hasCpu() ? (['reference', 'cpu'] as const) : (['reference'] as const);
   for (const name of names) {
@@ -114,13 +113,72 @@ describe('lstm: both backends', () => {
       const wHh = backend.from(inp.weightHh);
       const stash = backend.alloc(lstmStashSize(B, T, H));
       const y = backend.alloc(B * T * H);
-      backend.lstm.forward(x, null, backend.from(inp.h0!), backend.from(inp.c0!), wIh, wHh, backend.from(inp.biasIh!), backend.from(inp.biasHh!), y, backend.alloc(B * H), backend.alloc(B * H), stash, B, T, I, H);
+      backend.lstm.forward(
+        x,
+        null,
+        backend.from(inp.h0!),
+        backend.from(inp.c0!),
+        wIh,
+        wHh,
+        backend.from(inp.biasIh!),
+        backend.from(inp.biasHh!),
+        y,
+        backend.alloc(B * H),
+        backend.alloc(B * H),
+        stash,
+        B,
+        T,
+        I,
+        H,
+      );
       const g = { wi: a.dWeightIh.slice(), wh: a.dWeightHh.slice(), bi: a.dBiasIh.slice(), bh: a.dBiasHh.slice() };
-      backend.lstm.backward(x, null, wIh, wHh, stash, backend.from(inp.dy), backend.from(inp.dhn), backend.from(inp.dcn), null, backend.alloc(B * H), backend.alloc(B * H), g.wi, g.wh, g.bi, g.bh, backend.alloc(lstmWorkSize(B, T, H)), B, T, I, H, true);
-      expectClose(g.wi, Array.from(a.dWeightIh, (v) => 2 * v), { atol: 1e-6, rtol: 1e-6 }, 'dWeightIh');
-      expectClose(g.wh, Array.from(a.dWeightHh, (v) => 2 * v), { atol: 1e-6, rtol: 1e-6 }, 'dWeightHh');
-      expectClose(g.bi, Array.from(a.dBiasIh, (v) => 2 * v), { atol: 1e-6, rtol: 1e-6 }, 'dBiasIh');
-      expectClose(g.bh, Array.from(a.dBiasHh, (v) => 2 * v), { atol: 1e-6, rtol: 1e-6 }, 'dBiasHh');
+      backend.lstm.backward(
+        x,
+        null,
+        wIh,
+        wHh,
+        stash,
+        backend.from(inp.dy),
+        backend.from(inp.dhn),
+        backend.from(inp.dcn),
+        null,
+        backend.alloc(B * H),
+        backend.alloc(B * H),
+        g.wi,
+        g.wh,
+        g.bi,
+        g.bh,
+        backend.alloc(lstmWorkSize(B, T, H)),
+        B,
+        T,
+        I,
+        H,
+        true,
+      );
+      expectClose(
+        g.wi,
+        Array.from(a.dWeightIh, (v) => 2 * v),
+        { atol: 1e-6, rtol: 1e-6 },
+        'dWeightIh',
+      );
+      expectClose(
+        g.wh,
+        Array.from(a.dWeightHh, (v) => 2 * v),
+        { atol: 1e-6, rtol: 1e-6 },
+        'dWeightHh',
+      );
+      expectClose(
+        g.bi,
+        Array.from(a.dBiasIh, (v) => 2 * v),
+        { atol: 1e-6, rtol: 1e-6 },
+        'dBiasIh',
+      );
+      expectClose(
+        g.bh,
+        Array.from(a.dBiasHh, (v) => 2 * v),
+        { atol: 1e-6, rtol: 1e-6 },
+        'dBiasHh',
+      );
     });
 
     it(`[${name}] refuses bad arguments, naming them`, () => {
@@ -154,9 +212,7 @@ describe('lstm: both backends', () => {
       expect(fwd({ wHh: A(16 * H + 1) })).toThrow(/for "weightHh" but received Float(32|64)Array\(65\)/);
       expect(fwd({ y: x.subarray(0, 0) })).toThrow(/for "y" but received/);
       const shared = A(B * T * H + B * H);
-      expect(fwd({ y: shared.subarray(0, B * T * H), hn: shared.subarray(B * T * H - 1, B * T * H - 1 + B * H) })).toThrow(
-        /not overlapping "y" for "hn"/,
-      );
+      expect(fwd({ y: shared.subarray(0, B * T * H), hn: shared.subarray(B * T * H - 1, B * T * H - 1 + B * H) })).toThrow(/not overlapping "y" for "hn"/);
     });
   }
 });
@@ -196,7 +252,29 @@ describe('lstm: reference gradients against central finite differences', () => {
     biasIh: new Float64Array(4 * H),
     biasHh: new Float64Array(4 * H),
   };
-  reference.lstm.backward(args.x, lengths, args.weightIh, args.weightHh, stash, w.y, w.hn, w.cn, g.x, g.h0, g.c0, g.weightIh, g.weightHh, g.biasIh, g.biasHh, new Float64Array(lstmWorkSize(B, T, H)), B, T, I, H, false);
+  reference.lstm.backward(
+    args.x,
+    lengths,
+    args.weightIh,
+    args.weightHh,
+    stash,
+    w.y,
+    w.hn,
+    w.cn,
+    g.x,
+    g.h0,
+    g.c0,
+    g.weightIh,
+    g.weightHh,
+    g.biasIh,
+    g.biasHh,
+    new Float64Array(lstmWorkSize(B, T, H)),
+    B,
+    T,
+    I,
+    H,
+    false,
+  );
   // Central differences with step 1e-6 on a smooth function of order 1: truncation ~1e-12,
   // cancellation ~1e-16/1e-6 = 1e-10 per evaluation; 1e-8 leaves a wide margin.
   for (const k of Object.keys(args) as (keyof typeof args)[]) {
@@ -299,22 +377,18 @@ describe('Lstm module', () => {
     const first = m.parameters().map((p) => p.grad.slice());
     // Same through the kernels directly.
     const c: Case = { batch: B, steps: T, inDim: 2, hidden: 3, lengths: [4, 1, 0], withState: true, withBias: true };
-    const want = run(
-      reference,
-      c,
-      {
-        x,
-        h0,
-        c0: new Float64Array(B * 3),
-        weightIh: Float64Array.from(m.weightIh.value),
-        weightHh: Float64Array.from(m.weightHh.value),
-        biasIh: Float64Array.from(m.biasIh!.value),
-        biasHh: Float64Array.from(m.biasHh!.value),
-        dy,
-        dhn,
-        dcn: new Float64Array(B * 3),
-      },
-    );
+    const want = run(reference, c, {
+      x,
+      h0,
+      c0: new Float64Array(B * 3),
+      weightIh: Float64Array.from(m.weightIh.value),
+      weightHh: Float64Array.from(m.weightHh.value),
+      biasIh: Float64Array.from(m.biasIh!.value),
+      biasHh: Float64Array.from(m.biasHh!.value),
+      dy,
+      dhn,
+      dcn: new Float64Array(B * 3),
+    });
     expect(Array.from(out.y)).toEqual(Array.from(want.y));
     expect(Array.from(out.hn)).toEqual(Array.from(want.hn));
     expect(Array.from(g1.dx!)).toEqual(Array.from(want.dx));
@@ -322,7 +396,12 @@ describe('Lstm module', () => {
     expect(Array.from(first[0])).toEqual(Array.from(want.dWeightIh));
     m.forward(x, B, T, { lengths, h0 });
     m.backward({ dy, dhn });
-    expectClose(m.weightIh.grad, Array.from(first[0], (v) => 2 * v), { atol: 1e-12, rtol: 1e-12 }, 'accumulated');
+    expectClose(
+      m.weightIh.grad,
+      Array.from(first[0], (v) => 2 * v),
+      { atol: 1e-12, rtol: 1e-12 },
+      'accumulated',
+    );
   });
 
   it('refuses backward before forward and bad sizes', () => {

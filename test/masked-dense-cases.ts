@@ -94,7 +94,19 @@ export function compareMaskedDense(cpu: Backend, reference: Backend, batch: numb
       }
       // Without the optional outputs nothing is written (and nothing crashes).
       const masked = cpu.alloc(outDim * inDim);
-      cpu.autoregressive.maskedDenseForward(cpu.from(x), cpu.from(weight), null, outDeg, inDeg, strict, masked, cpu.alloc(batch * outDim), batch, inDim, outDim);
+      cpu.autoregressive.maskedDenseForward(
+        cpu.from(x),
+        cpu.from(weight),
+        null,
+        outDeg,
+        inDeg,
+        strict,
+        masked,
+        cpu.alloc(batch * outDim),
+        batch,
+        inDim,
+        outDim,
+      );
       cpu.autoregressive.maskedDenseBackward(cpu.from(x), masked, cpu.from(dy), outDeg, inDeg, strict, null, null, null, batch, inDim, outDim, false);
     }
   }

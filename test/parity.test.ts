@@ -84,7 +84,7 @@ describe('training parity with PyTorch (recorded trajectory)', () => {
   });
 });
 
-describe('fit continues the model\'s run', () => {
+describe("fit continues the model's run", () => {
   const x = trajectoryData().subarray(0, 60 * 49);
   const model = () => new VAE({ ...TRAJECTORY.model, encoder: { hidden: [8] }, decoder: { hidden: [8] }, seed: 1, backend: 'reference' });
 

@@ -18,7 +18,10 @@ for (const [dim, hidden, logDet] of [
   const x = Float32Array.from({ length: batch * dim }, (_, i) => Math.sin(1.7 * i) * 1.5);
   const out = flow.forward(x, batch, { training: true });
   values.push(...out.y, ...out.logDet);
-  const g = flow.backward(Float32Array.from(x, (v) => Math.cos(v)), Float32Array.from({ length: batch }, (_, i) => 0.1 * i - 1));
+  const g = flow.backward(
+    Float32Array.from(x, (v) => Math.cos(v)),
+    Float32Array.from({ length: batch }, (_, i) => 0.1 * i - 1),
+  );
   values.push(...g.gradInput);
   for (const p of flow.parameters()) values.push(...p.grad);
   const inv = flow.inverse(Float32Array.from(out.y), batch);

@@ -234,7 +234,12 @@ describe('residual flow: inverse (reference)', () => {
         // Stops at ‖Δx‖∞ ≤ 1e-9, so ‖x − f⁻¹(y)‖∞ ≤ 1e-9·c/(1 − c) = 3.3e-8.
         expectClose(inv.x, x, { atol: 4e-8, rtol: 0 }, 'x');
         // The log-det at a point 3.3e-8 away: its derivative is O(1), so 1e-7.
-        expectClose(inv.logDet, ld.map((v) => -v), { atol: 1e-7, rtol: 0 }, 'logDet');
+        expectClose(
+          inv.logDet,
+          ld.map((v) => -v),
+          { atol: 1e-7, rtol: 0 },
+          'logDet',
+        );
       });
     }
   }
@@ -303,15 +308,11 @@ describe('residual flow: errors', () => {
     expect(thrown(() => block({ dim: 2, activation: 'relu' as never })).message).toBe(
       'Expected one of "lipswish", "elu" for "activation" but received "relu" (string)',
     );
-    expect(thrown(() => block({ dim: 65, logDet: 'exact' })).message).toBe(
-      'Expected dim ≤ 64 for "logDet" "exact" but dim is 65; use "estimator"',
-    );
+    expect(thrown(() => block({ dim: 65, logDet: 'exact' })).message).toBe('Expected dim ≤ 64 for "logDet" "exact" but dim is 65; use "estimator"');
     expect(thrown(() => block({ dim: 2, hidden: [3, 0] })).message).toBe('Expected positive integer for "hidden[1]" but received 0 (number)');
     const flow = block({ dim: 2 });
     expect(thrown(() => flow.forward(new Float64Array(4), 2, { context: new Float64Array(2) })).message).toMatch(/"context"/);
-    expect(thrown(() => flow.backward(new Float64Array(4), new Float64Array(2))).message).toBe(
-      'ResidualFlow.backward called before a successful forward',
-    );
+    expect(thrown(() => flow.backward(new Float64Array(4), new Float64Array(2))).message).toBe('ResidualFlow.backward called before a successful forward');
     const e = thrown(() => flow.forward(Float64Array.from([0, 0, NaN, 1]), 2));
     expect(e.code).toBe('ERR_NAN');
     expect(e.message).toBe('ResidualFlow.forward: row 1 of "x" is not finite');
@@ -430,14 +431,16 @@ describe.skipIf(!hasCpu())('residual flow: cpu vs reference', () => {
     const sizes = Uint32Array.from([2, 3, 2]);
     const net = new Float32Array(3 * 3 + 2 * 4);
     const y = new Float32Array(4);
-    expect(thrown(() => k.forward(new Float64Array(4), net, sizes, 'lipswish', null, null, 0.5, 2, y, new Float32Array(2), new Float32Array(2 * 7), 2)).message).toBe(
-      'Expected Float32Array for "x" but received Float64Array(4)',
-    );
-    expect(thrown(() => k.forward(new Float32Array(4), net, Uint32Array.from([2, 3, 1]), 'lipswish', null, null, 0.5, 2, y, new Float32Array(2), new Float32Array(14), 2)).message).toBe(
-      'Expected layer widths [D, H..., D] as a Uint32Array of 2 to 65 integers in [1, 65536] for "sizes" but received Uint32Array(3)',
-    );
-    expect(thrown(() => k.forward(new Float32Array(4), net, sizes, 'lipswish', null, null, 0.5, 2, y, new Float32Array(2), new Float32Array(13), 2)).message).toBe(
-      'Expected Float32Array of length 14 for "stash" but received Float32Array(13)',
-    );
+    expect(
+      thrown(() => k.forward(new Float64Array(4), net, sizes, 'lipswish', null, null, 0.5, 2, y, new Float32Array(2), new Float32Array(2 * 7), 2)).message,
+    ).toBe('Expected Float32Array for "x" but received Float64Array(4)');
+    expect(
+      thrown(() =>
+        k.forward(new Float32Array(4), net, Uint32Array.from([2, 3, 1]), 'lipswish', null, null, 0.5, 2, y, new Float32Array(2), new Float32Array(14), 2),
+      ).message,
+    ).toBe('Expected layer widths [D, H..., D] as a Uint32Array of 2 to 65 integers in [1, 65536] for "sizes" but received Uint32Array(3)');
+    expect(
+      thrown(() => k.forward(new Float32Array(4), net, sizes, 'lipswish', null, null, 0.5, 2, y, new Float32Array(2), new Float32Array(13), 2)).message,
+    ).toBe('Expected Float32Array of length 14 for "stash" but received Float32Array(13)');
   });
 });

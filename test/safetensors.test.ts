@@ -57,7 +57,7 @@ const sample: SafetensorsTensor[] = [
   { name: 'scale', dtype: 'F32', shape: [], data: Float32Array.from([7]) },
   { name: 'empty', dtype: 'F64', shape: [0, 4], data: new Float64Array(0) },
 ];
-const sampleMeta = { architecture: '{"type":"vae","latent":2}', format: 'pt', 'ünïcode': 'välue ✓' };
+const sampleMeta = { architecture: '{"type":"vae","latent":2}', format: 'pt', ünïcode: 'välue ✓' };
 
 describe('safetensors layout', () => {
   const bytes = encodeSafetensors(sample, sampleMeta);
@@ -225,9 +225,15 @@ describe('safetensors: truncated and tampered files', () => {
     expectCheckpointError(() => decodeSafetensors(one({ dtype: 'F32', shape: '1', data_offsets: [0, 4] }), 'm'), /invalid "shape"/);
     expectCheckpointError(() => decodeSafetensors(one({ dtype: 'F32', shape: [1.5], data_offsets: [0, 4] }), 'm'), /invalid "shape"/);
     // A shape whose product overflows cannot match any span.
-    expectCheckpointError(() => decodeSafetensors(one({ dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 4] }), 'm'), /needs .* bytes but its data_offsets \[0, 4\] span 4$/);
+    expectCheckpointError(
+      () => decodeSafetensors(one({ dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 4] }), 'm'),
+      /needs .* bytes but its data_offsets \[0, 4\] span 4$/,
+    );
     expectCheckpointError(() => decodeSafetensors(one({ shape: [1], data_offsets: [0, 4] }), 'm'), 'm: tensor "w" has no string "dtype"');
-    expectCheckpointError(() => decodeSafetensors(one({ dtype: 'F32', shape: [1], data_offsets: [0, 4], extra: 1 }), 'm'), 'm: tensor "w" has an unknown field "extra"');
+    expectCheckpointError(
+      () => decodeSafetensors(one({ dtype: 'F32', shape: [1], data_offsets: [0, 4], extra: 1 }), 'm'),
+      'm: tensor "w" has an unknown field "extra"',
+    );
     expectCheckpointError(() => decodeSafetensors(one([1, 2]), 'm'), 'm: tensor "w" is an array, not an object');
   });
 

@@ -175,8 +175,15 @@ describe.skipIf(!hasCpu())('sequence VAE on architecture sequences', () => {
     const rec = vae.decode(vae.encode(data.x.subarray(0, 100 * data.dim)));
     let exact = 0;
     for (let r = 0; r < 100; r++) {
-      const want = describeArchitecture(data.x, r, T).map((s) => s.type).join();
-      if (describeArchitecture(rec, r, T).map((s) => s.type).join() === want) exact++;
+      const want = describeArchitecture(data.x, r, T)
+        .map((s) => s.type)
+        .join();
+      if (
+        describeArchitecture(rec, r, T)
+          .map((s) => s.type)
+          .join() === want
+      )
+        exact++;
     }
     expect(exact).toBeGreaterThanOrEqual(5);
     expect(LAYER_TYPES).toContain('end');
@@ -191,14 +198,14 @@ describe('sequence VAE: generation', () => {
   ];
   const make = (endClass?: number) =>
     new VAE({
-    inputDim: 6 * 4,
-    latentDim: 2,
-    encoder: new LstmEncoder(backend, { steps: 6, features: 4, hidden: 5, seed: 1 }),
-    decoder: new LstmDecoder(backend, { latentDim: 2, steps: 6, features: 4, stepGroups, hidden: 5, seed: 2, endClass }),
-    likelihood: Array.from({ length: 6 }, () => stepGroups).flat(),
-    seed: 3,
-    backend,
-  });
+      inputDim: 6 * 4,
+      latentDim: 2,
+      encoder: new LstmEncoder(backend, { steps: 6, features: 4, hidden: 5, seed: 1 }),
+      decoder: new LstmDecoder(backend, { latentDim: 2, steps: 6, features: 4, stepGroups, hidden: 5, seed: 2, endClass }),
+      likelihood: Array.from({ length: 6 }, () => stepGroups).flat(),
+      seed: 3,
+      backend,
+    });
 
   it('sampling draws each step from softmax(logits / T): step 0 frequencies match its probabilities', () => {
     const vae = make();

@@ -209,8 +209,20 @@ describeBackends(['reference', 'cpu'], 'spline kernels: definitions', (b) => {
     const xs = Array.from(randomArray(200, 22, -bound, bound));
     const h = exact ? 1e-6 : 1e-2;
     const { ld } = evalPoints(b, theta, bins, bound, xs);
-    const up = evalPoints(b, theta, bins, bound, xs.map((v) => v + h)).y;
-    const down = evalPoints(b, theta, bins, bound, xs.map((v) => v - h)).y;
+    const up = evalPoints(
+      b,
+      theta,
+      bins,
+      bound,
+      xs.map((v) => v + h),
+    ).y;
+    const down = evalPoints(
+      b,
+      theta,
+      bins,
+      bound,
+      xs.map((v) => v - h),
+    ).y;
     const knots = knotsByDefinition(theta.slice(0, bins), bins, bound);
     for (let i = 0; i < xs.length; i++) {
       // Skip points whose stencil crosses a knot or an end (the second derivative jumps there).
@@ -239,7 +251,12 @@ describeBackends(['reference', 'cpu'], 'spline kernels: definitions', (b) => {
     // float64: ~1e-15 amplified by 1/slope ≤ 20. float32: y rounded to ~ε·B, amplified by 1/slope ≲ 20,
     // plus the quadratic's own rounding: 2e-5·B.
     expectClose(inWindow(back), inWindow(x), { atol: exact ? 1e-12 : 2e-5 * bound, rtol: 0 }, 'x');
-    expectClose(ldBack, Array.from(ld, (v) => -v), { atol: exact ? 1e-12 : 1e-4, rtol: 0 }, 'logDet');
+    expectClose(
+      ldBack,
+      Array.from(ld, (v) => -v),
+      { atol: exact ? 1e-12 : 1e-4, rtol: 0 },
+      'logDet',
+    );
     if (exact) {
       const theta = randomTheta(bins, 33);
       const xk = knotsByDefinition(theta.slice(0, bins), bins, bound);
@@ -284,13 +301,18 @@ describe('spline kernels: reference gradients vs central finite differences (flo
     // Not vacuous: every kind of parameter received gradient somewhere, except that
     // with one bin the softmaxes are constant (and the map is the identity).
     if (bins === 1) expect(Array.from(dp).every((v) => v === 0)).toBe(true);
-    else for (const [lo, hi, what] of [
-      [0, bins, 'widths'],
-      [bins, 2 * bins, 'heights'],
-      [2 * bins, P(bins), 'slopes'],
-    ] as const) {
-      if (hi > lo) expect(Array.from(dp).some((v, i) => Math.floor(i / width) % P(bins) >= lo && Math.floor(i / width) % P(bins) < hi && v !== 0), what).toBe(true);
-    }
+    else
+      for (const [lo, hi, what] of [
+        [0, bins, 'widths'],
+        [bins, 2 * bins, 'heights'],
+        [2 * bins, P(bins), 'slopes'],
+      ] as const) {
+        if (hi > lo)
+          expect(
+            Array.from(dp).some((v, i) => Math.floor(i / width) % P(bins) >= lo && Math.floor(i / width) % P(bins) < hi && v !== 0),
+            what,
+          ).toBe(true);
+      }
   });
 });
 
@@ -393,7 +415,12 @@ describe.each(MODULES)('$name', ({ make }) => {
     }
     const inv = flow.inverse(yCopy, batch, { context });
     expectClose(inv.x, x, { atol: 1e-10, rtol: 0 }, 'x');
-    expectClose(inv.logDet, Array.from(ld, (v) => -v), { atol: 1e-10, rtol: 0 }, 'logDet');
+    expectClose(
+      inv.logDet,
+      Array.from(ld, (v) => -v),
+      { atol: 1e-10, rtol: 0 },
+      'logDet',
+    );
   });
 
   it('gradients (input, context, every parameter) vs central finite differences', () => {
@@ -469,7 +496,8 @@ describe('spline flows: structure and options', () => {
     const jac = numericalJacobian(ar, randomArray(4, 7, -2, 2), 0, 1);
     for (let i = 0; i < 4; i++) {
       for (let j = 0; j < 4; j++) {
-        if (j > i) expect(jac[i * 4 + j], `∂u${i}/∂x${j}`).toBe(0); // natural ordering: u_i sees x_<i and x_i only
+        if (j > i)
+          expect(jac[i * 4 + j], `∂u${i}/∂x${j}`).toBe(0); // natural ordering: u_i sees x_<i and x_i only
         else expect(Math.abs(jac[i * 4 + j]), `∂u${i}/∂x${j}`).toBeGreaterThan(1e-6);
       }
     }
@@ -479,14 +507,26 @@ describe('spline flows: structure and options', () => {
     const c = new SplineCouplingFlow({ dim: 4, layers: 2, seed: 1, backend: reference });
     expect([c.bins, c.bound]).toEqual([8, 3]);
     // Conditioner output: (3K − 1) parameters for each of the 2 transformed columns.
-    const last = c.parameters().filter((p) => p.name.endsWith('bias')).pop()!;
+    const last = c
+      .parameters()
+      .filter((p) => p.name.endsWith('bias'))
+      .pop()!;
     expect(last.shape).toEqual([2 * 23]);
     const a = new SplineAutoregressiveFlow({ dim: 3, bins: 4, bound: 5, seed: 1, backend: reference });
     expect([a.bins, a.bound, a.mades[0].outDim]).toEqual([4, 5, 3 * 11]);
-    const viaRegistry = FLOW_FAMILIES['spline-autoregressive'].create({ dim: 3, layers: 1, amortized: false, seed: 1, backend: reference, extra: { bins: 2, bound: 1 } });
+    const viaRegistry = FLOW_FAMILIES['spline-autoregressive'].create({
+      dim: 3,
+      layers: 1,
+      amortized: false,
+      seed: 1,
+      backend: reference,
+      extra: { bins: 2, bound: 1 },
+    });
     expect(viaRegistry.kind).toBe('spline-autoregressive');
     expect((viaRegistry as SplineAutoregressiveFlow).bins).toBe(2);
-    expect(FLOW_FAMILIES['spline-coupling'].create({ dim: 3, layers: 1, amortized: false, seed: 1, backend: reference, extra: { bins: 3 } }).kind).toBe('spline-coupling');
+    expect(FLOW_FAMILIES['spline-coupling'].create({ dim: 3, layers: 1, amortized: false, seed: 1, backend: reference, extra: { bins: 3 } }).kind).toBe(
+      'spline-coupling',
+    );
   });
 
   it('refuses bad options with the option named', () => {
@@ -615,7 +655,9 @@ describe('spline kernels: bad arguments', () => {
       expect(() => k.forward(x, p, b.alloc(8), ld, 2, 4, 2, 1, 2, '3' as never)).toThrow(TypeError);
       // The first bad array is the one named.
       expect(() => k.backward(x, p, b.alloc(7), b.alloc(1), b.alloc(8), b.alloc(20), 2, 4, 2, 1, 2, 3)).toThrow(/for "dy"/);
-      expect(() => k.backward(x, p, x, ld, b.alloc(8), b.alloc(21), 2, 4, 2, 1, 2, 3)).toThrow(`Expected ${kind} of length 20 for "dParams" but received ${kind}(21)`);
+      expect(() => k.backward(x, p, x, ld, b.alloc(8), b.alloc(21), 2, 4, 2, 1, 2, 3)).toThrow(
+        `Expected ${kind} of length 20 for "dParams" but received ${kind}(21)`,
+      );
       // Outputs may not share memory with inputs.
       expect(() => k.forward(x, p, x, ld, 2, 4, 2, 1, 2, 3)).toThrow(`Expected ${kind} not overlapping "x" for "y" but received ${kind}(8)`);
       expect(() => k.backward(x, p, x, ld, b.alloc(8), p, 2, 4, 2, 1, 2, 3)).toThrow(/not overlapping "params" for "dParams"/);

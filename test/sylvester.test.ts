@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backendByName } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
-import {
-  SYLVESTER_VARIANTS,
-  sylvesterLayout,
-  type SylvesterBjorckOptions,
-  type SylvesterShape,
-  type SylvesterVariant,
-} from '../src/backend/kernels/sylvester';
+import { SYLVESTER_VARIANTS, sylvesterLayout, type SylvesterBjorckOptions, type SylvesterShape, type SylvesterVariant } from '../src/backend/kernels/sylvester';
 import { referenceSylvester } from '../src/backend/reference/sylvester';
 import type { FloatArray } from '../src/backend/types';
 import { FlowVaeError } from '../src/errors';
@@ -365,7 +359,12 @@ describe.skipIf(!hasCpu())('sylvester: cpu kernels equal the reference', () => {
         expect(r.failed).toBe(0);
         // f⁻¹(f(x)) = x up to the float32 rounding of y (1e-7 of |y| ≲ 4, amplified ≲ 3 by the inverse)
         expectClose(r.xi, x, { atol: 2e-6, rtol: 0 }, 'inverse x');
-        expectClose(r.ldi, Array.from(r.ld, (v) => -v), { atol: 2e-6, rtol: 0 }, 'inverse logDet');
+        expectClose(
+          r.ldi,
+          Array.from(r.ld, (v) => -v),
+          { atol: 2e-6, rtol: 0 },
+          'inverse logDet',
+        );
       }
     }
   });
@@ -431,10 +430,24 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
   it.each(variants)('%s: inverse(forward(z)) = z, shared and amortized', (variant) => {
     const tol = backend.dtype === 'float64' ? 1e-9 : 5e-5;
     for (const amortized of [false, true]) {
-      const flow = new SylvesterFlow({ dim: 6, layers: 4, variant, m: variant === 'orthogonal' ? 4 : undefined, amortized, seed: 3, backend, bjorckTolerance: backend.dtype === 'float64' ? 1e-12 : 1e-5 });
+      const flow = new SylvesterFlow({
+        dim: 6,
+        layers: 4,
+        variant,
+        m: variant === 'orthogonal' ? 4 : undefined,
+        amortized,
+        seed: 3,
+        backend,
+        bjorckTolerance: backend.dtype === 'float64' ? 1e-12 : 1e-5,
+      });
       const batch = 5;
       const params = amortized ? backend.from(randomParams(flow.shape, batch, 81)) : undefined;
-      if (!amortized) flow.parameters().forEach((p, i) => p.value.set(backend.from(randomArray(p.value.length, 82 + i, -0.8, 0.8)).map((v, j) => (p.name === 'q' ? v + (j % 5 === 0 ? 1 : 0) : v))));
+      if (!amortized)
+        flow
+          .parameters()
+          .forEach((p, i) =>
+            p.value.set(backend.from(randomArray(p.value.length, 82 + i, -0.8, 0.8)).map((v, j) => (p.name === 'q' ? v + (j % 5 === 0 ? 1 : 0) : v))),
+          );
       const z = backend.from(randomArray(batch * 6, 83, -3, 3));
       const fwd = flow.forward(z, batch, { params });
       const y = Float64Array.from(fwd.y);
@@ -442,7 +455,12 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
       const inv = flow.inverse(backend.from(y), batch, { params });
       // float32: y carries 1e-7·|y| rounding, amplified by the inverse's conditioning (≲ 1e2 here).
       expectClose(inv.x, z, { atol: tol, rtol: 0 }, 'x');
-      expectClose(inv.logDet, Array.from(ld, (v) => -v), { atol: tol, rtol: 0 }, 'logDet');
+      expectClose(
+        inv.logDet,
+        Array.from(ld, (v) => -v),
+        { atol: tol, rtol: 0 },
+        'logDet',
+      );
     }
   });
 
@@ -539,7 +557,14 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
     const once = flow.parameters().map((p) => Float64Array.from(p.grad));
     flow.forward(x, 3);
     flow.backward(gy, gl);
-    flow.parameters().forEach((p, i) => expectClose(p.grad, once[i].map((v) => 2 * v), { atol: 1e-6, rtol: 1e-6 }, p.name));
+    flow.parameters().forEach((p, i) =>
+      expectClose(
+        p.grad,
+        once[i].map((v) => 2 * v),
+        { atol: 1e-6, rtol: 1e-6 },
+        p.name,
+      ),
+    );
     const packed = new Float64Array(flow.layout.size);
     let off = 0;
     for (const p of flow.parameters()) {
@@ -556,7 +581,12 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
     // Per-row gradients summed over rows equal the shared gradient.
     const summed = new Float64Array(am.amortizedSize);
     for (let r = 0; r < 3; r++) for (let i = 0; i < am.amortizedSize; i++) summed[i] += ga.gradParams![r * am.amortizedSize + i];
-    expectClose(summed, once.flatMap((a) => Array.from(a)), { atol: 1e-5, rtol: 1e-5 }, 'summed amortized');
+    expectClose(
+      summed,
+      once.flatMap((a) => Array.from(a)),
+      { atol: 1e-5, rtol: 1e-5 },
+      'summed amortized',
+    );
     expect(am.parameters()).toEqual([]);
   });
 
@@ -614,9 +644,7 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
     const b = new SylvesterFlow({ dim: 3, layers: 1, variant: 'orthogonal', m: 2, amortized: true, backend });
     const seq = new FlowSequence([a, b]);
     expect(seq.amortizedSize).toBe(a.amortizedSize + b.amortizedSize);
-    const params = backend.from(
-      [0, 1].flatMap((r) => [...randomParams(a.shape, 1, 110 + r), ...randomParams(b.shape, 1, 120 + r)]),
-    );
+    const params = backend.from([0, 1].flatMap((r) => [...randomParams(a.shape, 1, 110 + r), ...randomParams(b.shape, 1, 120 + r)]));
     const x = backend.from(randomArray(6, 111));
     const { y } = seq.forward(x, 2, { params });
     const back = seq.inverse(backend.from(Float64Array.from(y)), 2, { params });
@@ -625,20 +653,72 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
 
   it('rejects bad options with pinned messages', () => {
     const cases: [() => unknown, string, string][] = [
-      [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', backend, foo: 1 } as never), 'RangeError', 'Unknown option "foo" in "options"; expected one of "dim", "layers", "variant", "m", "householders", "amortized", "seed", "backend", "bjorckSteps", "bjorckTolerance", "inverseTolerance", "inverseMaxIterations"'],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'orthogonal', backend, foo: 1 } as never),
+        'RangeError',
+        'Unknown option "foo" in "options"; expected one of "dim", "layers", "variant", "m", "householders", "amortized", "seed", "backend", "bjorckSteps", "bjorckTolerance", "inverseTolerance", "inverseMaxIterations"',
+      ],
       [() => new SylvesterFlow({ dim: 0, variant: 'orthogonal', backend }), 'RangeError', 'Expected positive integer for "dim" but received 0 (number)'],
-      [() => new SylvesterFlow({ dim: '3', variant: 'orthogonal', backend } as never), 'TypeError', 'Expected positive integer for "dim" but received "3" (string)'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'planar', backend } as never), 'RangeError', 'Expected one of "orthogonal", "householder", "triangular" for "variant" but received "planar" (string)'],
-      [() => new SylvesterFlow({ dim: 3, backend } as never), 'TypeError', 'Expected one of "orthogonal", "householder", "triangular" for "variant" but received undefined'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', m: 4, backend }), 'RangeError', 'Expected integer between 1 and dim (3) for "m" but received 4 (number)'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'householder', m: 2, backend }), 'RangeError', 'Expected dim (3) for the householder variant for "m" but received 2 (number)'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'triangular', householders: 2, backend }), 'RangeError', 'Option "householders" applies to the householder variant only, not to "triangular"'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'householder', householders: 0, backend }), 'RangeError', 'Expected positive integer for "householders" but received 0 (number)'],
-      [() => new SylvesterFlow({ dim: 3, layers: 1.5, variant: 'orthogonal', backend }), 'RangeError', 'Expected positive integer for "layers" but received 1.5 (number)'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', seed: -1, backend }), 'RangeError', 'Expected integer in [0, 2^53) for "seed" but received -1 (number)'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', bjorckTolerance: 0, backend }), 'RangeError', 'Expected number in (0, 1) for "bjorckTolerance" but received 0 (number)'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', amortized: 1, backend } as never), 'TypeError', 'Expected boolean for "amortized" but received 1 (number)'],
-      [() => new SylvesterFlow({ dim: 3, variant: 'orthogonal', backend: {} } as never), 'TypeError', 'Expected backend name or Backend for "backend" but received object'],
+      [
+        () => new SylvesterFlow({ dim: '3', variant: 'orthogonal', backend } as never),
+        'TypeError',
+        'Expected positive integer for "dim" but received "3" (string)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'planar', backend } as never),
+        'RangeError',
+        'Expected one of "orthogonal", "householder", "triangular" for "variant" but received "planar" (string)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, backend } as never),
+        'TypeError',
+        'Expected one of "orthogonal", "householder", "triangular" for "variant" but received undefined',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'orthogonal', m: 4, backend }),
+        'RangeError',
+        'Expected integer between 1 and dim (3) for "m" but received 4 (number)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'householder', m: 2, backend }),
+        'RangeError',
+        'Expected dim (3) for the householder variant for "m" but received 2 (number)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'triangular', householders: 2, backend }),
+        'RangeError',
+        'Option "householders" applies to the householder variant only, not to "triangular"',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'householder', householders: 0, backend }),
+        'RangeError',
+        'Expected positive integer for "householders" but received 0 (number)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, layers: 1.5, variant: 'orthogonal', backend }),
+        'RangeError',
+        'Expected positive integer for "layers" but received 1.5 (number)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'orthogonal', seed: -1, backend }),
+        'RangeError',
+        'Expected integer in [0, 2^53) for "seed" but received -1 (number)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'orthogonal', bjorckTolerance: 0, backend }),
+        'RangeError',
+        'Expected number in (0, 1) for "bjorckTolerance" but received 0 (number)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'orthogonal', amortized: 1, backend } as never),
+        'TypeError',
+        'Expected boolean for "amortized" but received 1 (number)',
+      ],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'orthogonal', backend: {} } as never),
+        'TypeError',
+        'Expected backend name or Backend for "backend" but received object',
+      ],
     ];
     for (const [fn, kind, message] of cases) {
       const err = catchError(fn);
@@ -654,13 +734,28 @@ describeBackends(['reference', 'cpu'], 'SylvesterFlow', (backend) => {
     const other = backend.dtype === 'float32' ? new Float64Array(6) : new Float32Array(6);
     const kindName = backend.dtype === 'float32' ? 'Float32Array' : 'Float64Array';
     const cases: [() => unknown, string, string, string][] = [
-      [() => new SylvesterFlow({ dim: 3, variant: 'triangular', backend }).backward(backend.alloc(3), backend.alloc(1)), 'RangeError', 'ERR_ARG', 'SylvesterFlow.backward called before forward'],
+      [
+        () => new SylvesterFlow({ dim: 3, variant: 'triangular', backend }).backward(backend.alloc(3), backend.alloc(1)),
+        'RangeError',
+        'ERR_ARG',
+        'SylvesterFlow.backward called before forward',
+      ],
       [() => flow.forward(backend.alloc(6), 0), 'RangeError', 'ERR_ARG', 'Expected positive integer for "batch" but received 0 (number)'],
       [() => flow.forward(backend.alloc(5), 2), 'RangeError', 'ERR_SHAPE', `Expected ${kindName} of length 6 for "x" but received ${kindName}(5)`],
       [() => flow.forward(other, 2), 'TypeError', 'ERR_ARG', `Expected ${kindName} for "x" but received ${other.constructor.name}(6)`],
-      [() => flow.forward(backend.alloc(6), 2, { params: backend.alloc(3) }), 'RangeError', 'ERR_ARG', 'The sylvester flow has shared parameters; "params" must not be given unless it is amortized'],
+      [
+        () => flow.forward(backend.alloc(6), 2, { params: backend.alloc(3) }),
+        'RangeError',
+        'ERR_ARG',
+        'The sylvester flow has shared parameters; "params" must not be given unless it is amortized',
+      ],
       [() => am.forward(backend.alloc(6), 2), 'TypeError', 'ERR_ARG', `Expected ${kindName} for "params" but received undefined`],
-      [() => am.forward(backend.alloc(6), 2, { params: backend.alloc(7) }), 'RangeError', 'ERR_SHAPE', `Expected ${kindName} of length ${2 * am.amortizedSize} for "params" but received ${kindName}(7)`],
+      [
+        () => am.forward(backend.alloc(6), 2, { params: backend.alloc(7) }),
+        'RangeError',
+        'ERR_SHAPE',
+        `Expected ${kindName} of length ${2 * am.amortizedSize} for "params" but received ${kindName}(7)`,
+      ],
     ];
     for (const [fn, kind, code, message] of cases) {
       const err = catchError(fn);
@@ -681,23 +776,119 @@ describeBackends(['reference', 'cpu'], 'sylvester kernels: argument checks', (ba
   const kindName = backend.dtype === 'float32' ? 'Float32Array' : 'Float64Array';
   const opts = { maxSteps: 10, tolerance: 1e-5 };
   const cases: [string, () => unknown, string, string, string][] = [
-    ['variant', () => backend.sylvester.orthogonalize({ ...shape, variant: 'x' as never }, 1, f(lay.size), f(12), opts), 'RangeError', 'ERR_ARG', 'Expected one of "orthogonal", "householder", "triangular" for "shape.variant" but received "x" (string)'],
-    ['dim', () => backend.sylvester.orthogonalize({ ...shape, dim: 0 }, 1, f(lay.size), f(12), opts), 'RangeError', 'ERR_ARG', 'Expected positive integer for "shape.dim" but received 0 (number)'],
-    ['m > dim', () => backend.sylvester.orthogonalize({ ...shape, m: 4 }, 1, f(lay.size), f(12), opts), 'RangeError', 'ERR_ARG', 'Expected integer between 1 and dim (3) for "shape.m" but received 4 (number)'],
-    ['householders', () => backend.sylvester.orthogonalize({ ...shape, variant: 'householder', m: 3 }, 1, f(lay.size), f(12), opts), 'RangeError', 'ERR_ARG', 'Expected positive integer for the householder variant for "shape.householders" but received 0 (number)'],
-    ['unknown shape key', () => backend.sylvester.orthogonalize({ ...shape, extra: 1 } as never, 1, f(lay.size), f(12), opts), 'RangeError', 'ERR_ARG', 'Unknown option "extra" in "shape"; expected one of "variant", "dim", "m", "layers", "householders"'],
-    ['params length', () => backend.sylvester.orthogonalize(shape, 1, f(lay.size - 1), f(12), opts), 'RangeError', 'ERR_SHAPE', `Expected ${kindName} of length ${lay.size} for "params" but received ${kindName}(${lay.size - 1})`],
-    ['tolerance', () => backend.sylvester.orthogonalize(shape, 1, f(lay.size), f(12), { maxSteps: 10, tolerance: 0 }), 'RangeError', 'ERR_ARG', 'Expected number in (0, Infinity) for "options.tolerance" but received 0 (number)'],
-    ['maxSteps', () => backend.sylvester.orthogonalize(shape, 1, f(lay.size), f(12), { maxSteps: -1, tolerance: 1 }), 'RangeError', 'ERR_ARG', 'Expected integer between 0 and 10000 for "options.maxSteps" but received -1 (number)'],
+    [
+      'variant',
+      () => backend.sylvester.orthogonalize({ ...shape, variant: 'x' as never }, 1, f(lay.size), f(12), opts),
+      'RangeError',
+      'ERR_ARG',
+      'Expected one of "orthogonal", "householder", "triangular" for "shape.variant" but received "x" (string)',
+    ],
+    [
+      'dim',
+      () => backend.sylvester.orthogonalize({ ...shape, dim: 0 }, 1, f(lay.size), f(12), opts),
+      'RangeError',
+      'ERR_ARG',
+      'Expected positive integer for "shape.dim" but received 0 (number)',
+    ],
+    [
+      'm > dim',
+      () => backend.sylvester.orthogonalize({ ...shape, m: 4 }, 1, f(lay.size), f(12), opts),
+      'RangeError',
+      'ERR_ARG',
+      'Expected integer between 1 and dim (3) for "shape.m" but received 4 (number)',
+    ],
+    [
+      'householders',
+      () => backend.sylvester.orthogonalize({ ...shape, variant: 'householder', m: 3 }, 1, f(lay.size), f(12), opts),
+      'RangeError',
+      'ERR_ARG',
+      'Expected positive integer for the householder variant for "shape.householders" but received 0 (number)',
+    ],
+    [
+      'unknown shape key',
+      () => backend.sylvester.orthogonalize({ ...shape, extra: 1 } as never, 1, f(lay.size), f(12), opts),
+      'RangeError',
+      'ERR_ARG',
+      'Unknown option "extra" in "shape"; expected one of "variant", "dim", "m", "layers", "householders"',
+    ],
+    [
+      'params length',
+      () => backend.sylvester.orthogonalize(shape, 1, f(lay.size - 1), f(12), opts),
+      'RangeError',
+      'ERR_SHAPE',
+      `Expected ${kindName} of length ${lay.size} for "params" but received ${kindName}(${lay.size - 1})`,
+    ],
+    [
+      'tolerance',
+      () => backend.sylvester.orthogonalize(shape, 1, f(lay.size), f(12), { maxSteps: 10, tolerance: 0 }),
+      'RangeError',
+      'ERR_ARG',
+      'Expected number in (0, Infinity) for "options.tolerance" but received 0 (number)',
+    ],
+    [
+      'maxSteps',
+      () => backend.sylvester.orthogonalize(shape, 1, f(lay.size), f(12), { maxSteps: -1, tolerance: 1 }),
+      'RangeError',
+      'ERR_ARG',
+      'Expected integer between 0 and 10000 for "options.maxSteps" but received -1 (number)',
+    ],
     // An iteration budget is capped: 2^32 steps on a row that never converges would run for hours.
-    ['maxSteps cap', () => backend.sylvester.orthogonalize(shape, 1, f(lay.size), f(12), { maxSteps: 2 ** 32, tolerance: 1 }), 'RangeError', 'ERR_ARG', 'Expected integer between 0 and 10000 for "options.maxSteps" but received 4294967296 (number)'],
-    ['batch', () => backend.sylvester.forward(shape, 0, false, f(0), f(lay.size), f(12), f(0), f(0), null), 'RangeError', 'ERR_ARG', 'Expected positive integer for "batch" but received 0 (number)'],
-    ['saved length', () => backend.sylvester.forward(shape, 2, false, f(6), f(lay.size), f(12), f(6), f(2), f(3)), 'RangeError', 'ERR_SHAPE', `Expected ${kindName} of length ${2 * lay.savedPerRow} for "saved" but received ${kindName}(3)`],
-    ['amortized params', () => backend.sylvester.forward(shape, 2, true, f(6), f(lay.size), f(24), f(6), f(2), null), 'RangeError', 'ERR_SHAPE', `Expected ${kindName} of length ${2 * lay.size} for "params" but received ${kindName}(${lay.size})`],
-    ['gradQ length', () => backend.sylvester.backward(shape, 1, false, f(lay.size), f(12), f(lay.savedPerRow), f(3), f(1), f(3), f(lay.size), f(11)), 'RangeError', 'ERR_SHAPE', `Expected ${kindName} of length 12 for "gradQ" but received ${kindName}(11)`],
-    ['maxIterations', () => backend.sylvester.inverse(shape, 1, false, f(3), f(lay.size), f(12), f(3), f(1), { maxIterations: 0, tolerance: 1e-6 }), 'RangeError', 'ERR_ARG', 'Expected integer between 1 and 10000 for "options.maxIterations" but received 0 (number)'],
-    ['maxIterations cap', () => backend.sylvester.inverse(shape, 1, false, f(3), f(lay.size), f(12), f(3), f(1), { maxIterations: 10001, tolerance: 1e-6 }), 'RangeError', 'ERR_ARG', 'Expected integer between 1 and 10000 for "options.maxIterations" but received 10001 (number)'],
-    ['x kind', () => backend.sylvester.inverse(shape, 1, false, [1, 2, 3] as never, f(lay.size), f(12), f(3), f(1), { maxIterations: 5, tolerance: 1e-6 }), 'TypeError', 'ERR_ARG', `Expected ${backend.dtype === 'float32' ? 'Float32Array' : 'Float32Array or Float64Array'} for "y" but received Array(3)`],
+    [
+      'maxSteps cap',
+      () => backend.sylvester.orthogonalize(shape, 1, f(lay.size), f(12), { maxSteps: 2 ** 32, tolerance: 1 }),
+      'RangeError',
+      'ERR_ARG',
+      'Expected integer between 0 and 10000 for "options.maxSteps" but received 4294967296 (number)',
+    ],
+    [
+      'batch',
+      () => backend.sylvester.forward(shape, 0, false, f(0), f(lay.size), f(12), f(0), f(0), null),
+      'RangeError',
+      'ERR_ARG',
+      'Expected positive integer for "batch" but received 0 (number)',
+    ],
+    [
+      'saved length',
+      () => backend.sylvester.forward(shape, 2, false, f(6), f(lay.size), f(12), f(6), f(2), f(3)),
+      'RangeError',
+      'ERR_SHAPE',
+      `Expected ${kindName} of length ${2 * lay.savedPerRow} for "saved" but received ${kindName}(3)`,
+    ],
+    [
+      'amortized params',
+      () => backend.sylvester.forward(shape, 2, true, f(6), f(lay.size), f(24), f(6), f(2), null),
+      'RangeError',
+      'ERR_SHAPE',
+      `Expected ${kindName} of length ${2 * lay.size} for "params" but received ${kindName}(${lay.size})`,
+    ],
+    [
+      'gradQ length',
+      () => backend.sylvester.backward(shape, 1, false, f(lay.size), f(12), f(lay.savedPerRow), f(3), f(1), f(3), f(lay.size), f(11)),
+      'RangeError',
+      'ERR_SHAPE',
+      `Expected ${kindName} of length 12 for "gradQ" but received ${kindName}(11)`,
+    ],
+    [
+      'maxIterations',
+      () => backend.sylvester.inverse(shape, 1, false, f(3), f(lay.size), f(12), f(3), f(1), { maxIterations: 0, tolerance: 1e-6 }),
+      'RangeError',
+      'ERR_ARG',
+      'Expected integer between 1 and 10000 for "options.maxIterations" but received 0 (number)',
+    ],
+    [
+      'maxIterations cap',
+      () => backend.sylvester.inverse(shape, 1, false, f(3), f(lay.size), f(12), f(3), f(1), { maxIterations: 10001, tolerance: 1e-6 }),
+      'RangeError',
+      'ERR_ARG',
+      'Expected integer between 1 and 10000 for "options.maxIterations" but received 10001 (number)',
+    ],
+    [
+      'x kind',
+      () => backend.sylvester.inverse(shape, 1, false, [1, 2, 3] as never, f(lay.size), f(12), f(3), f(1), { maxIterations: 5, tolerance: 1e-6 }),
+      'TypeError',
+      'ERR_ARG',
+      `Expected ${backend.dtype === 'float32' ? 'Float32Array' : 'Float32Array or Float64Array'} for "y" but received Array(3)`,
+    ],
   ];
   it.each(cases)('%s', (_name, fn, kind, code, message) => {
     const err = catchError(fn);

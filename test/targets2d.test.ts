@@ -72,13 +72,7 @@ function expectError(fn: () => unknown, ctor: ErrorConstructor | RangeErrorConst
  * periodic integrands). Measured against the grid log Z, dr = 0.5 and 400
  * angles already agree to < 5e−12 for every target; 600 angles are used.
  */
-function polarIntegrals(
-  t: Target2D,
-  R: number,
-  fns: ((z1: number, z2: number, logp: number) => number)[],
-  dr = 0.5,
-  nTheta = 600,
-): number[] {
+function polarIntegrals(t: Target2D, R: number, fns: ((z1: number, z2: number, logp: number) => number)[], dr = 0.5, nTheta = 600): number[] {
   const panels = Math.ceil(R / dr);
   const h = R / panels;
   const cos = new Float64Array(nTheta);
@@ -149,9 +143,7 @@ describe('2-D targets: formulas at hand-computed points', () => {
   const w3 = (z1: number) => 3 / (1 + Math.exp(-(z1 - 1) / 0.3));
   const env = (z1: number) => (z1 / 4) ** 4;
   const U: Record<'U1' | 'U2' | 'U3' | 'U4', (a: number, b: number) => number> = {
-    U1: (a, b) =>
-      0.5 * ((Math.sqrt(a * a + b * b) - 2) / 0.4) ** 2 -
-      Math.log(Math.exp(-0.5 * ((a - 2) / 0.6) ** 2) + Math.exp(-0.5 * ((a + 2) / 0.6) ** 2)),
+    U1: (a, b) => 0.5 * ((Math.sqrt(a * a + b * b) - 2) / 0.4) ** 2 - Math.log(Math.exp(-0.5 * ((a - 2) / 0.6) ** 2) + Math.exp(-0.5 * ((a + 2) / 0.6) ** 2)),
     U2: (a, b) => 0.5 * ((b - w1(a)) / 0.4) ** 2 + env(a),
     U3: (a, b) => -Math.log(Math.exp(-0.5 * ((b - w1(a)) / 0.35) ** 2) + Math.exp(-0.5 * ((b - w1(a) + w2(a)) / 0.35) ** 2)) + env(a),
     U4: (a, b) => -Math.log(Math.exp(-0.5 * ((b - w1(a)) / 0.4) ** 2) + Math.exp(-0.5 * ((b - w1(a) + w3(a)) / 0.35) ** 2)) + env(a),
@@ -183,7 +175,12 @@ describe('2-D targets: formulas at hand-computed points', () => {
   });
 
   it('rings: the closed form equals the circle average of the Gaussian (numerical integral over the angle)', () => {
-    for (const [z1, z2] of [[0, 0], [0.9, 0.5], [2.1, -0.3], [-1.5, 2.4]]) {
+    for (const [z1, z2] of [
+      [0, 0],
+      [0.9, 0.5],
+      [2.1, -0.3],
+      [-1.5, 2.4],
+    ]) {
       let p = 0;
       const n = 20000; // trapezoid on a periodic integrand: exact to rounding at this resolution
       for (const r of [1, 2, 3]) {
@@ -285,11 +282,7 @@ describe('2-D targets: bad arguments', () => {
       'Expected array of positive even length (rows of 2) for "z" but received Float64Array(3)',
       'ERR_SHAPE',
     );
-    expectError(
-      () => u1.logDensityGrad([1, 2] as unknown as Float64Array),
-      TypeError,
-      'Expected Float32Array or Float64Array for "z" but received Array(2)',
-    );
+    expectError(() => u1.logDensityGrad([1, 2] as unknown as Float64Array), TypeError, 'Expected Float32Array or Float64Array for "z" but received Array(2)');
     expectError(() => u1.sample(10), RangeError, 'The U1 target has no sampler; sampling is offered for two-moons, rings, eight-gaussians');
     expectError(() => target2d('rings').sample(0), RangeError, 'Expected positive integer for "n" but received 0 (number)');
     expectError(() => target2d('rings').sample(5, -1), RangeError, 'Expected integer in [0, 2^53) for "seed" but received -1 (number)');
@@ -301,6 +294,8 @@ describe('target names', () => {
     const t2d = target2d;
     expect(t2d('u1')).toBe(t2d('U1'));
     expect(t2d('Two-Moons' as never)).toBe(t2d('two-moons'));
-    expect(() => t2d('u9' as never)).toThrow('Expected one of "U1", "U2", "U3", "U4", "two-moons", "rings", "eight-gaussians" for "name" but received "u9" (string)');
+    expect(() => t2d('u9' as never)).toThrow(
+      'Expected one of "U1", "U2", "U3", "U4", "two-moons", "rings", "eight-gaussians" for "name" but received "u9" (string)',
+    );
   });
 });

@@ -196,7 +196,8 @@ describe('VAE parts: definitions', () => {
   it('the ELBO with a mixed likelihood and a mixture prior equals a brute-force computation', () => {
     const vae = tinyModel('diagonal', { kind: 'mixture', components: 3 }, mixed);
     // Move the learned parts off their initial values so every term matters.
-    for (const p of vae.parameters()) if (p.name.startsWith('prior.') || p.name.startsWith('likelihood.')) p.value.forEach((_, i) => (p.value[i] += 0.1 * Math.sin(3 * i + 1)));
+    for (const p of vae.parameters())
+      if (p.name.startsWith('prior.') || p.name.startsWith('likelihood.')) p.value.forEach((_, i) => (p.value[i] += 0.1 * Math.sin(3 * i + 1)));
     const terms = vae.computeGradients(x, { noiseOffset: 0 });
     const eps = new Float64Array(4 * 2);
     reference.rng.normal(5 * 1000 + 7, 0, eps);
@@ -228,7 +229,8 @@ describe('VAE parts: definitions', () => {
       const z = mu.map((m, j) => m + Math.exp(lv[j] / 2) * eps[i * 2 + j]);
       const hd = linear(p.get('decoder.net.0.weight')!, p.get('decoder.net.0.bias')!, z, 4).map(softplus);
       const out = linear(p.get('decoder.net.2.weight')!, p.get('decoder.net.2.bias')!, hd, 6);
-      if (option === 'bernoulli') rec += out.reduce((s, l, j) => s + (xr[j] === 1 ? Math.log(1 / (1 + Math.exp(-l))) : Math.log(1 - 1 / (1 + Math.exp(-l)))), 0);
+      if (option === 'bernoulli')
+        rec += out.reduce((s, l, j) => s + (xr[j] === 1 ? Math.log(1 / (1 + Math.exp(-l))) : Math.log(1 - 1 / (1 + Math.exp(-l)))), 0);
       else if (option === 'gaussian') rec += logNormal(xr, out, Array.from(p.get('decoder.logvar')!));
       else rec += out[xr.indexOf(1)] - lse(out);
     }
@@ -275,7 +277,17 @@ describe.skipIf(!hasCpu())('VAE parts: cpu and reference take the same training 
       for (const prior of PRIORS) {
         it(`${post.name} posterior × ${prior.name} prior × ${lik.name} likelihood`, async () => {
           const make = (backend: 'cpu' | 'reference') =>
-            new VAE({ inputDim: 6, latentDim: 3, encoder: { hidden: [8] }, decoder: { hidden: [8] }, posterior: post.option, prior: prior.option, likelihood: lik.option, seed: 3, backend });
+            new VAE({
+              inputDim: 6,
+              latentDim: 3,
+              encoder: { hidden: [8] },
+              decoder: { hidden: [8] },
+              posterior: post.option,
+              prior: prior.option,
+              likelihood: lik.option,
+              seed: 3,
+              backend,
+            });
           const x = lik.data(24, 5);
           const ref = make('reference');
           const cpu = make('cpu');
@@ -293,13 +305,26 @@ describe.skipIf(!hasCpu())('VAE parts: cpu and reference take the same training 
 
 describe.skipIf(!hasCpu())('VAE parts: cpu and reference train identically from the same seed', () => {
   const cases: [string, Partial<VAEOptions>, (n: number, s: number) => Float64Array][] = [
-    ['planar posterior, mixture prior, mixed likelihood', { posterior: { flow: 'planar', layers: 2 }, prior: { kind: 'mixture', components: 3 }, likelihood: LIKELIHOODS[3].option }, mixedRows],
-    ['full covariance, maf prior, categorical', { posterior: 'full-covariance', prior: { kind: 'flow', flow: 'maf', layers: 2, hidden: [8] }, likelihood: 'categorical' }, (n, s) => oneHotRows(n, 6, s)],
+    [
+      'planar posterior, mixture prior, mixed likelihood',
+      { posterior: { flow: 'planar', layers: 2 }, prior: { kind: 'mixture', components: 3 }, likelihood: LIKELIHOODS[3].option },
+      mixedRows,
+    ],
+    [
+      'full covariance, maf prior, categorical',
+      { posterior: 'full-covariance', prior: { kind: 'flow', flow: 'maf', layers: 2, hidden: [8] }, likelihood: 'categorical' },
+      (n, s) => oneHotRows(n, 6, s),
+    ],
     ['diagonal, learned Gaussian prior, IWAE K = 4', { prior: 'learned-gaussian', objective: { kind: 'iwae', samples: 4 } }, LIKELIHOODS[0].data],
-    ['iaf, realnvp prior, Gaussian', { posterior: { flow: 'iaf', layers: 2, hidden: [8] }, prior: { kind: 'flow', flow: 'realnvp', layers: 2, hidden: [8] }, likelihood: 'gaussian' }, LIKELIHOODS[1].data],
+    [
+      'iaf, realnvp prior, Gaussian',
+      { posterior: { flow: 'iaf', layers: 2, hidden: [8] }, prior: { kind: 'flow', flow: 'realnvp', layers: 2, hidden: [8] }, likelihood: 'gaussian' },
+      LIKELIHOODS[1].data,
+    ],
   ];
   it.each(cases)('%s', async (_name, options, data) => {
-    const make = (backend: 'cpu' | 'reference') => new VAE({ inputDim: 6, latentDim: 3, encoder: { hidden: [12] }, decoder: { hidden: [12] }, ...options, seed: 2, backend });
+    const make = (backend: 'cpu' | 'reference') =>
+      new VAE({ inputDim: 6, latentDim: 3, encoder: { hidden: [12] }, decoder: { hidden: [12] }, ...options, seed: 2, backend });
     const x = data(40, 9);
     const ref = make('reference');
     const cpu = make('cpu');
@@ -416,11 +441,17 @@ describe('VAE parts: own networks', () => {
     own.save(dir);
     expect(own.config.encoder).toEqual({ custom: 'LoopNetwork' });
     expect(() => VAE.load(dir, { backend: 'reference' })).toThrow(/encoder is a custom part \(LoopNetwork\); pass the object as parts\.encoder/);
-    const loaded = VAE.load(dir, { backend: 'reference', parts: { encoder: new LoopNetwork(reference, 6, 5, 5, true), decoder: new LoopNetwork(reference, 2, 4, 6, false) } });
+    const loaded = VAE.load(dir, {
+      backend: 'reference',
+      parts: { encoder: new LoopNetwork(reference, 6, 5, 5, true), decoder: new LoopNetwork(reference, 2, 4, 6, false) },
+    });
     expect(loaded.elbo(x, { seed: 2 })).toEqual(own.elbo(x, { seed: 2 }));
     // A network of other widths does not fit the file: the message names the part.
     expect(() =>
-      VAE.load(dir, { backend: 'reference', parts: { encoder: new LoopNetwork(reference, 6, 7, 5, true), decoder: new LoopNetwork(reference, 2, 4, 6, false) } }),
+      VAE.load(dir, {
+        backend: 'reference',
+        parts: { encoder: new LoopNetwork(reference, 6, 7, 5, true), decoder: new LoopNetwork(reference, 2, 4, 6, false) },
+      }),
     ).toThrow(/tensor "encoder\.net\.0\.weight" has shape \[5, 6\] but the model needs \[7, 6\] \(the encoder network\)/);
   });
 
@@ -433,10 +464,31 @@ describe('VAE parts: own networks', () => {
 describe('VAE parts: invalid compositions are refused with a clear message', () => {
   const base = { inputDim: 6, latentDim: 2, backend: 'reference' as const };
   it.each([
-    [{ ...base, prior: { kind: 'flow', flow: 'maf' }, kl: 'closed-form' }, 'Expected "sampled" for "kl" but received "closed-form" (string): the KL to a flow prior has no closed form'],
+    [
+      { ...base, prior: { kind: 'flow', flow: 'maf' }, kl: 'closed-form' },
+      'Expected "sampled" for "kl" but received "closed-form" (string): the KL to a flow prior has no closed form',
+    ],
     [{ ...base, objective: { kind: 'iwae', samples: 2 }, kl: 'closed-form' }, 'the IWAE objective weighs log q(z | x) of each draw'],
-    [{ ...base, likelihood: [{ kind: 'categorical', columns: 3 }, { kind: 'bernoulli', columns: 2 }] }, "The likelihood's groups cover 5 columns (3 + 2) but inputDim is 6"],
-    [{ ...base, likelihood: [{ kind: 'categorical', columns: 3, classes: 3 }, { kind: 'bernoulli', columns: 3 }] }, '"likelihood[0]" needs exactly one of "columns" (one-hot columns) and "classes"'],
+    [
+      {
+        ...base,
+        likelihood: [
+          { kind: 'categorical', columns: 3 },
+          { kind: 'bernoulli', columns: 2 },
+        ],
+      },
+      "The likelihood's groups cover 5 columns (3 + 2) but inputDim is 6",
+    ],
+    [
+      {
+        ...base,
+        likelihood: [
+          { kind: 'categorical', columns: 3, classes: 3 },
+          { kind: 'bernoulli', columns: 3 },
+        ],
+      },
+      '"likelihood[0]" needs exactly one of "columns" (one-hot columns) and "classes"',
+    ],
     [{ ...base, likelihood: [{ kind: 'bernoulli', columns: 6, logVar: 0 }] }, '"likelihood[0].logVar" applies to Gaussian groups only'],
     [{ ...base, prior: 'flow' }, 'A flow prior needs its family'],
     [{ ...base, prior: { kind: 'flow', flow: 'nope' } }, 'for "prior.flow" but received "nope"'],
@@ -452,7 +504,9 @@ describe('VAE parts: invalid compositions are refused with a clear message', () 
     const vae = tinyModel('diagonal', 'standard-normal', LIKELIHOODS[3].option);
     const x = mixedRows(4, 3);
     x[2 * 6 + 1] = 1; // row 2 now has two ones in the one-hot group
-    await expect(vae.fit(x, { epochs: 1 })).rejects.toThrow('"data" (likelihood group 0, categorical, columns 0…2): row 2 has 2 ones; a one-hot group has exactly one');
+    await expect(vae.fit(x, { epochs: 1 })).rejects.toThrow(
+      '"data" (likelihood group 0, categorical, columns 0…2): row 2 has 2 ones; a one-hot group has exactly one',
+    );
     const y = mixedRows(4, 3);
     y[1 * 6 + 3] = 4; // class index out of 0…3
     await expect(vae.fit(y, { epochs: 1 })).rejects.toThrow('row 1, column 3 is 4, not a class index in 0…3');
@@ -497,7 +551,9 @@ describe('VAE parts: checkpoints', () => {
   });
 
   it('a model of every new part saves and loads with the same config, ELBO and samples', () => {
-    const vae = tinyModel({ flow: 'planar', layers: 2 }, { kind: 'flow', flow: 'maf', layers: 2, hidden: [4] }, LIKELIHOODS[3].option, { objective: { kind: 'iwae', samples: 2 } });
+    const vae = tinyModel({ flow: 'planar', layers: 2 }, { kind: 'flow', flow: 'maf', layers: 2, hidden: [4] }, LIKELIHOODS[3].option, {
+      objective: { kind: 'iwae', samples: 2 },
+    });
     const dir = path.join(tmp, 'parts');
     vae.save(dir);
     const loaded = VAE.load(dir, { backend: 'reference' });

@@ -112,7 +112,15 @@ describe('VAE: importance sampling encodes each example once', () => {
   }
 
   it('full-covariance: the estimate matches quadrature (the repeated covariance head is used)', () => {
-    const vae = new VAE({ inputDim: 6, latentDim: 2, encoder: { hidden: [8] }, decoder: { hidden: [8] }, posterior: 'full-covariance', seed: 6, backend: 'reference' });
+    const vae = new VAE({
+      inputDim: 6,
+      latentDim: 2,
+      encoder: { hidden: [8] },
+      decoder: { hidden: [8] },
+      posterior: 'full-covariance',
+      seed: 6,
+      backend: 'reference',
+    });
     const x = tinyData(4, 6, 2);
     const ll = vae.logLikelihood(x, { samples: 2000, batch: 300, seed: 2 }).mean;
     // Same tolerance as the diagonal case above: Monte Carlo error of 2000 weights on this tiny model.
@@ -359,8 +367,16 @@ describe('VAE.sample: one convention with FlowDistribution.sample', () => {
   });
 });
 
-describe('VAE methods name the caller\'s argument for bad values', () => {
-  const vae = new VAE({ inputDim: 3, latentDim: 2, encoder: { hidden: [4] }, decoder: { hidden: [4] }, posterior: { flow: 'planar', layers: 2 }, seed: 1, backend: 'cpu' });
+describe("VAE methods name the caller's argument for bad values", () => {
+  const vae = new VAE({
+    inputDim: 3,
+    latentDim: 2,
+    encoder: { hidden: [4] },
+    decoder: { hidden: [4] },
+    posterior: { flow: 'planar', layers: 2 },
+    seed: 1,
+    backend: 'cpu',
+  });
   const gaussian = new VAE({ inputDim: 3, latentDim: 2, encoder: { hidden: [4] }, decoder: { hidden: [4] }, likelihood: 'gaussian', seed: 1, backend: 'cpu' });
   it.skipIf(!hasCpu)('NaN, Infinity, values beyond float32 and values outside [0, 1] for a Bernoulli model', () => {
     const nan = Float64Array.from([0, 1, 0, 1, NaN, 0]);
@@ -375,7 +391,15 @@ describe('VAE methods name the caller\'s argument for bad values', () => {
 });
 
 describe('VAE.logLikelihoodAsync', () => {
-  const vae = new VAE({ inputDim: 6, latentDim: 2, encoder: { hidden: [5] }, decoder: { hidden: [5] }, posterior: { flow: 'planar', layers: 2 }, seed: 2, backend: 'reference' });
+  const vae = new VAE({
+    inputDim: 6,
+    latentDim: 2,
+    encoder: { hidden: [5] },
+    decoder: { hidden: [5] },
+    posterior: { flow: 'planar', layers: 2 },
+    seed: 2,
+    backend: 'reference',
+  });
   const x = tinyData(12, 6, 4);
 
   it('gives the numbers of logLikelihood, reports progress and yields to the event loop', async () => {
@@ -433,7 +457,15 @@ describe('posterior-collapse diagnostics', () => {
     const perDim = vae.klPerDimension(x)!;
     expect(perDim).toHaveLength(3);
     expect(perDim.reduce((a, b) => a + b, 0)).toBeCloseTo(vae.elbo(x, { samples: 1 }).kl, 12);
-    const flow = new VAE({ inputDim: 6, latentDim: 3, encoder: { hidden: [5] }, decoder: { hidden: [5] }, posterior: { flow: 'planar', layers: 2 }, seed: 4, backend: 'reference' });
+    const flow = new VAE({
+      inputDim: 6,
+      latentDim: 3,
+      encoder: { hidden: [5] },
+      decoder: { hidden: [5] },
+      posterior: { flow: 'planar', layers: 2 },
+      seed: 4,
+      backend: 'reference',
+    });
     expect(flow.klPerDimension(x)).toBeNull();
     const units = flow.activeUnits(x, { samples: 0 });
     expect(units.variance.every((v) => Number.isFinite(v) && v >= 0)).toBe(true);

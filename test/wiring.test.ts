@@ -113,9 +113,7 @@ describe('kernel family wiring', () => {
     expect(familyFallbacks('cpu')).toEqual([]);
     expect(FALLBACK).toEqual({ cuda: 'cpu' });
     const lacking = FAMILY_NAMES.filter((f) => !registeredFamilies('cuda').includes(f));
-    expect(familyFallbacks('cuda')).toEqual(
-      lacking.map((family) => ({ family, runsOn: 'cpu', reason: 'no cuda kernels yet; runs on the cpu kernels' })),
-    );
+    expect(familyFallbacks('cuda')).toEqual(lacking.map((family) => ({ family, runsOn: 'cpu', reason: 'no cuda kernels yet; runs on the cpu kernels' })));
     // backends() reports the same list.
     expect(backends().find((b) => b.name === 'cuda')!.fallbacks).toEqual(familyFallbacks('cuda'));
   });

@@ -102,7 +102,7 @@ function main(): void {
   const fixture = {
     about:
       'PyTorch (torch.optim.Adam kept across epochs, float64) replaying the per-epoch fit loop of bench/parity/trajectory.ts ' +
-      'from flowvae\'s initial weights, batches and noise. Regenerate with: npx tsx bench/parity/trajectory.ts',
+      "from flowvae's initial weights, batches and noise. Regenerate with: npx tsx bench/parity/trajectory.ts",
     torch: torchVersion,
     run: TRAJECTORY,
     losses: result.losses,

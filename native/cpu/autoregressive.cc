@@ -196,8 +196,9 @@ Ranges InputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, bool
   uint32_t* end = r.end.data();
   const uint32_t top = MaxDegree(in_degrees, in_dim);
   if (top >= kTableDegrees) {
-    ScanRanges(out_dim, in_dim, [&](std::size_t o, std::size_t i) { return Kept(out_degrees[o], in_degrees[i], strict); },
-               begin, end);
+    ScanRanges(
+        out_dim, in_dim, [&](std::size_t o, std::size_t i) { return Kept(out_degrees[o], in_degrees[i], strict); },
+        begin, end);
     return {begin, end};
   }
   DegreeExtents(in_degrees, in_dim, top, true);
@@ -220,8 +221,9 @@ Ranges OutputRanges(const uint32_t* out_degrees, const uint32_t* in_degrees, boo
   uint32_t* end = r.end.data();
   const uint32_t top = MaxDegree(out_degrees, out_dim);
   if (top >= kTableDegrees) {
-    ScanRanges(in_dim, out_dim, [&](std::size_t i, std::size_t o) { return Kept(out_degrees[o], in_degrees[i], strict); },
-               begin, end);
+    ScanRanges(
+        in_dim, out_dim, [&](std::size_t i, std::size_t o) { return Kept(out_degrees[o], in_degrees[i], strict); },
+        begin, end);
     return {begin, end};
   }
   DegreeExtents(out_degrees, out_dim, top, false);
@@ -269,8 +271,8 @@ void masked_dense_backward(const float* x, const float* masked_weight, const flo
   }
 }
 
-void mask_weights(const float* weight, const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict,
-                  float* out, std::size_t out_dim, std::size_t in_dim) {
+void mask_weights(const float* weight, const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, float* out,
+                  std::size_t out_dim, std::size_t in_dim) {
   // Kept: d_out >= d_in, or d_out > d_in when strict. Two loops with one
   // 32-bit comparison each and an unconditional load, so the compiler
   // vectorizes them (this runs on every forward and backward of a MADE layer).

@@ -7,8 +7,8 @@
 // fraction of a coupling layer. So the affine kernels run SIMD along each
 // row's transformed columns (AVX-512, AVX2 or SSE2, picked at run time; a
 // row's columns go in full vectors, then half and quarter vectors, and the
-// last < 4 zero-padded through the same code), parallel over rows. The transformed columns are read and written in place in the
-// full rows: no gathered copies of halves.
+// last < 4 zero-padded through the same code), parallel over rows. The transformed columns are read and written in
+// place in the full rows: no gathered copies of halves.
 //
 // Row sums (log-det) are per row, so they do not depend on the thread count;
 // the parameter gradients (d_scale, d_log_scale) are sums over rows kept per
@@ -355,8 +355,9 @@ void coupling_affine_backward(const float* x, const float* h, const float* scale
   // The partials buffer is the caller's: a thread_local named inside a task
   // would be each worker's own.
   thread_local std::vector<double> partials;
-  const std::size_t chunks = reduce_in_chunks(batch, kChunkUnit, kMaxChunks, width, &partials,
-                                              [&](std::size_t r0, std::size_t r1, double* part) { fn(a, r0, r1, part); });
+  const std::size_t chunks =
+      reduce_in_chunks(batch, kChunkUnit, kMaxChunks, width, &partials,
+                       [&](std::size_t r0, std::size_t r1, double* part) { fn(a, r0, r1, part); });
   AddChunkSums(partials, chunks, width, width, d_scale);
 }
 
@@ -436,16 +437,16 @@ void coupling_scale_inverse(const float* y, const float* log_scale, float* x, fl
   ScaleRows(y, factors, static_cast<float>(ld), x, log_det, batch, dim);
 }
 
-void coupling_scale_backward(const float* x, const float* log_scale, const float* dy, const float* d_log_det,
-                             float* dx, float* d_log_scale, std::size_t batch, std::size_t dim) {
+void coupling_scale_backward(const float* x, const float* log_scale, const float* dy, const float* d_log_det, float* dx,
+                             float* d_log_scale, std::size_t batch, std::size_t dim) {
   if (batch == 0 || dim == 0) return;
   double unused = 0;
   const float* factors = ScaleFactors(log_scale, dim, 1.0, &unused);
   // Slice layout: Σ dx·x per column [dim], then Σ d_log_det [1].
   thread_local std::vector<double> partials;
   const std::size_t stride = dim + 1;
-  const std::size_t chunks =
-      reduce_in_chunks(batch, kChunkUnit, kMaxChunks, stride, &partials, [&](std::size_t r0, std::size_t r1, double* part) {
+  const std::size_t chunks = reduce_in_chunks(
+      batch, kChunkUnit, kMaxChunks, stride, &partials, [&](std::size_t r0, std::size_t r1, double* part) {
         for (std::size_t r = r0; r < r1; ++r) {
           for (std::size_t j = 0; j < dim; ++j) {
             const float g = dy[r * dim + j] * factors[j];

@@ -18,8 +18,10 @@ SimdLevel detect() {
 #endif
   if (const char* cap = std::getenv("FLOWVAE_SIMD")) {
     SimdLevel limit = level;
-    if (std::strcmp(cap, "scalar") == 0) limit = SimdLevel::kScalar;
-    else if (std::strcmp(cap, "avx2") == 0) limit = SimdLevel::kAvx2;
+    if (std::strcmp(cap, "scalar") == 0)
+      limit = SimdLevel::kScalar;
+    else if (std::strcmp(cap, "avx2") == 0)
+      limit = SimdLevel::kAvx2;
     if (static_cast<int>(limit) < static_cast<int>(level)) level = limit;
   }
   return level;

@@ -263,7 +263,7 @@ __attribute__((target("avx2,fma"))) inline __m256 load_row(const float* p, std::
 // stored last to first so a partial group's spill into the next column is
 // overwritten by that column's group 0.
 __attribute__((target("avx2,fma"))) void pack_transposed_avx2(const float* src, std::size_t ld, std::size_t rows,
-                                                               std::size_t cols, std::size_t width, float* dst) {
+                                                              std::size_t cols, std::size_t width, float* dst) {
   std::size_t groups = ceil_div(width, 8);
   for (std::size_t gi = groups; gi-- > 0;) {
     std::size_t r0 = gi * 8;
@@ -288,7 +288,7 @@ __attribute__((target("avx2,fma"))) void pack_transposed_avx2(const float* src, 
 // cols <= j < width. Steps go in increasing p so each step's spill past
 // `width` is overwritten by the next step.
 __attribute__((target("avx2,fma"))) void pack_copy_avx2(const float* src, std::size_t ld, std::size_t kc,
-                                                         std::size_t cols, std::size_t width, float* dst) {
+                                                        std::size_t cols, std::size_t width, float* dst) {
   for (std::size_t p = 0; p < kc; ++p) {
     const float* in = src + p * ld;
     float* out = dst + p * width;
@@ -351,9 +351,8 @@ inline void prefetch_c_tile(const float* c, std::size_t ldc, std::size_t cols) {
 constexpr std::size_t kAvx2MR = 6, kAvx2NR = 16;
 
 template <std::size_t M, std::size_t NV>
-__attribute__((target("avx2,fma"))) void kernel_avx2(std::size_t cols, std::size_t kc, const float* ap,
-                                                      const float* bp, float* c, std::size_t ldc, float alpha,
-                                                      float beta) {
+__attribute__((target("avx2,fma"))) void kernel_avx2(std::size_t cols, std::size_t kc, const float* ap, const float* bp,
+                                                     float* c, std::size_t ldc, float alpha, float beta) {
   __m256 acc[M][NV];
   FLOWVAE_UNROLL
   for (std::size_t i = 0; i < M; ++i) {
@@ -402,8 +401,8 @@ __attribute__((target("avx2,fma"))) void kernel_avx2(std::size_t cols, std::size
   }
 }
 
-using KernelFn = void (*)(std::size_t cols, std::size_t kc, const float* ap, const float* bp, float* c,
-                          std::size_t ldc, float alpha, float beta);
+using KernelFn = void (*)(std::size_t cols, std::size_t kc, const float* ap, const float* bp, float* c, std::size_t ldc,
+                          float alpha, float beta);
 
 // Kernels for every edge height 1..MR and 1 or 2 column vectors, in a table
 // built at compile time: table[rows - 1][vectors - 1].
@@ -444,8 +443,8 @@ constexpr std::size_t kAvx512MR = 14, kAvx512NR = 32;
 
 template <std::size_t M, std::size_t NV>
 __attribute__((target("avx512f"))) void kernel_avx512(std::size_t cols, std::size_t kc, const float* ap,
-                                                       const float* bp, float* c, std::size_t ldc, float alpha,
-                                                       float beta) {
+                                                      const float* bp, float* c, std::size_t ldc, float alpha,
+                                                      float beta) {
   __m512 acc[M][NV];
   FLOWVAE_UNROLL
   for (std::size_t i = 0; i < M; ++i) {
@@ -656,7 +655,8 @@ struct Driver {
     float* a_pack = work;
     float* b_pack = work + round_up(mc_max * kc_max + kPackSlack, kAlignFloats);
     if (g.bias != nullptr) {
-      for (std::size_t i = t.m0; i < t.m1; ++i) std::memcpy(g.c + i * g.ldc + t.n0, g.bias + t.n0, cols * sizeof(float));
+      for (std::size_t i = t.m0; i < t.m1; ++i)
+        std::memcpy(g.c + i * g.ldc + t.n0, g.bias + t.n0, cols * sizeof(float));
     }
     for (std::size_t jc = t.n0; jc < t.n1; jc += nc_max) {
       std::size_t nc = std::min(nc_max, t.n1 - jc);

@@ -54,8 +54,7 @@ void forward(Activation kind, const float* x, float* y, std::size_t n, float alp
   }
 }
 
-void backward(Activation kind, const float* x, const float* y, const float* dy, float* dx, std::size_t n,
-              float alpha) {
+void backward(Activation kind, const float* x, const float* y, const float* dy, float* dx, std::size_t n, float alpha) {
   switch (kind) {
     case Activation::kIdentity:
       if (dx != dy) std::memmove(dx, dy, n * sizeof(float));
@@ -155,8 +154,8 @@ void elementwise_forward(Activation kind, const float* x, float* y, std::size_t 
   });
 }
 
-void elementwise_backward(Activation kind, const float* x, const float* y, const float* dy, float* dx,
-                          std::size_t n, float alpha, SimdLevel level) {
+void elementwise_backward(Activation kind, const float* x, const float* y, const float* dy, float* dx, std::size_t n,
+                          float alpha, SimdLevel level) {
   const BackwardArgs args{kind, x, y, dy, dx, alpha, level};
   parallel_for(n, kGrain, [&args](std::size_t begin, std::size_t end) {
     elementwise_backward_serial(args.kind, args.x + begin, args.y + begin, args.dy + begin, args.dx + begin,

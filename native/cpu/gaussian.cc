@@ -52,8 +52,7 @@ void gaussian_log_standard(const float* x, float* out, std::size_t batch, std::s
   });
 }
 
-void gaussian_log_standard_backward(const float* x, const float* dout, float* dx, std::size_t batch,
-                                    std::size_t dim) {
+void gaussian_log_standard_backward(const float* x, const float* dout, float* dx, std::size_t batch, std::size_t dim) {
   parallel_for(batch, RowGrain(dim), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
       const float g = dout[r];
@@ -75,8 +74,8 @@ void gaussian_kl_standard(const float* mu, const float* logvar, float* out, std:
   });
 }
 
-void gaussian_kl_standard_backward(const float* mu, const float* logvar, const float* dout, float* dmu,
-                                   float* dlogvar, std::size_t batch, std::size_t dim) {
+void gaussian_kl_standard_backward(const float* mu, const float* logvar, const float* dout, float* dmu, float* dlogvar,
+                                   std::size_t batch, std::size_t dim) {
   parallel_for(batch, RowGrain(dim), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
       const float g = dout[r];

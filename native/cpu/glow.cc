@@ -78,8 +78,8 @@ void glow_affine_inverse(const float* y, const float* log_scale, const float* sh
   });
 }
 
-void glow_affine_backward(const float* x, const float* log_scale, const float* dy, const float* d_log_det,
-                          float* dx, float* d_log_scale, float* d_shift, std::size_t batch, std::size_t dim) {
+void glow_affine_backward(const float* x, const float* log_scale, const float* dy, const float* d_log_det, float* dx,
+                          float* d_log_scale, float* d_shift, std::size_t batch, std::size_t dim) {
   double unused = 0;
   const float* scale = Scales(log_scale, dim, 1.0, &unused);
   // One partial-sum slice per fixed chunk of rows: Σ dy·x per column, Σ dy

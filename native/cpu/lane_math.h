@@ -195,7 +195,7 @@ template <class F>
 struct LogProduct {
   using I = decltype(F{} < F{});
   F mantissa = Splat<F>(1.0f);
-  I exponents = I{};               // Σ biased exponents of the partial products
+  I exponents = I{};                        // Σ biased exponents of the partial products
   I lowest = I{} + 1, highest = I{} + 254;  // their range: normal floats have [1, 254]
 
   FLOWVAE_LANE_INLINE void Multiply(const F& x) {
@@ -323,7 +323,8 @@ FLOWVAE_LANE_INLINE void Transpose(const float* src, std::size_t src_stride, std
   std::size_t i = 0;
   for (; i + B <= rows; i += B) {
     std::size_t j = 0;
-    for (; j + B <= cols; j += B) TransposeBlock<B>(src + i * src_stride + j, src_stride, dst + j * dst_stride + i, dst_stride);
+    for (; j + B <= cols; j += B)
+      TransposeBlock<B>(src + i * src_stride + j, src_stride, dst + j * dst_stride + i, dst_stride);
     for (; j < cols; ++j)
       for (std::size_t ii = i; ii < i + B; ++ii) dst[j * dst_stride + ii] = src[ii * src_stride + j];
   }
@@ -336,7 +337,6 @@ template <class F>
 FLOWVAE_LANE_INLINE F NonFiniteProbe(const F& v) {
   return v - v;
 }
-
 
 // ---- row groups ----------------------------------------------------------------
 //
@@ -498,10 +498,9 @@ FLOWVAE_LANE_INLINE std::size_t GroupRows(std::size_t first, std::size_t row_end
 // [D, W]. Returns the number of rows with a non-finite output.
 template <int W>
 FLOWVAE_LANE_INLINE std::size_t StoreGroupOutputs(const float* stash_lanes, const float* ld_lanes,
-                                                  const typename Vec<W>::F& ld_sum, const float* zT,
-                                                  std::size_t first, std::size_t rows, std::size_t D,
-                                                  std::size_t K, float* stash, float* layer_log_det,
-                                                  float* log_det, float* y) {
+                                                  const typename Vec<W>::F& ld_sum, const float* zT, std::size_t first,
+                                                  std::size_t rows, std::size_t D, std::size_t K, float* stash,
+                                                  float* layer_log_det, float* log_det, float* y) {
   Transpose<(W < 8 ? W : 8)>(stash_lanes, W, K, rows, stash + first * K, K);
   if (layer_log_det) Transpose<(W < 8 ? W : 8)>(ld_lanes, W, K, rows, layer_log_det + first * K, K);
   alignas(64) float lane[W];

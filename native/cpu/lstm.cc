@@ -132,8 +132,8 @@ Stash SplitStash(float* stash, std::size_t rows, std::size_t hidden) {
 }  // namespace
 
 void lstm_forward(const float* x, const uint32_t* lengths, const float* h0, const float* c0, const float* w_ih,
-                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* hn, float* cn,
-                  float* stash, std::size_t batch, std::size_t steps, std::size_t in_dim, std::size_t hidden) {
+                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* hn, float* cn, float* stash,
+                  std::size_t batch, std::size_t steps, std::size_t in_dim, std::size_t hidden) {
   if (batch == 0 || hidden == 0) return;
   const std::size_t G = 4 * hidden;
   const std::size_t rows = batch * steps;

@@ -126,9 +126,8 @@ class Pool {
       int ntasks = 0;
       // Poll for the next job for a while before sleeping; the job itself is
       // always read under the mutex.
-      spin_until([&] {
-        return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
-      });
+      spin_until(
+          [&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stop_.load(std::memory_order_relaxed) || generation_.load() != seen; });
@@ -171,7 +170,6 @@ Pool& pool() {
 }
 
 std::atomic<int> g_threads{0};
-
 
 }  // namespace
 

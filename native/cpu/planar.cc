@@ -45,10 +45,10 @@ using lanes::HorizontalSum;
 using lanes::Load;
 using lanes::RowFinite;
 using lanes::ScatterRows;
-using lanes::ThreadScratch;
 using lanes::Select;
 using lanes::Splat;
 using lanes::Store;
+using lanes::ThreadScratch;
 using lanes::Vec;
 
 using stack::Fold;
@@ -61,13 +61,12 @@ using stack::SoftplusD;
 // Values in one task's partial sums (BackwardSharedLanes).
 std::size_t PartialSize(std::size_t D, std::size_t K) { return 2 * K * D + 2 * K + K * K; }
 
-
 // Shared parameters prepared once per call, in float64.
 struct SharedLayers {
-  std::vector<float> u_hat;    // [K, D]
+  std::vector<float> u_hat;     // [K, D]
   std::vector<double> u_hat_d;  // [K, D] (inverse)
-  std::vector<float> sp;       // 1 + wᵀû: softplus(wᵀu), or 1 when ‖w‖ = 0
-  std::vector<float> m;        // wᵀû
+  std::vector<float> sp;        // 1 + wᵀû: softplus(wᵀu), or 1 when ‖w‖ = 0
+  std::vector<float> m;         // wᵀû
   std::vector<double> sp_d, m_d, wn2, c, sig, sig_neg;
 };
 
@@ -87,7 +86,7 @@ void PrepareShared(const float* params, std::size_t D, std::size_t K, SharedLaye
       wn2 += static_cast<double>(w[d]) * w[d];
     }
     const double tail = std::log1p(std::exp(-std::fabs(wu)));
-    const double sp = std::max(wu, 0.0) + tail;      // softplus(wu) = 1 + m(wu)
+    const double sp = std::max(wu, 0.0) + tail;       // softplus(wu) = 1 + m(wu)
     const double sp_neg = std::max(-wu, 0.0) + tail;  // softplus(−wu) = m(wu) − wu + 1
     const bool has_w = wn2 > 0;
     const double c = has_w ? (sp_neg - 1) / wn2 : 0.0;
@@ -459,8 +458,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
 // the scalar chain of a lock-step group of W rows runs SIMD across rows.
 
 template <int W, int CM, int C>
-FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::size_t row_begin,
-                                                     std::size_t row_end) {
+FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::size_t row_begin, std::size_t row_end) {
   using F = typename Vec<W>::F;
   using FC = typename Vec<C>::F;
   const std::size_t D = A.dim, K = A.layers, KD = K * D, P = 2 * D + 1;
@@ -622,8 +620,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         dp[2 * KD + k] = lane_ga[g];
         float* gp = g0 + g * D;
         float* zp = zbuf + g * D;
-        const float tg = lane_t[g], tc = lane_tc[g], ga_g = lane_ga[g], gwu_g = lane_gwu[g],
-                    gwn2x2_g = lane_gwn2x2[g];
+        const float tg = lane_t[g], tc = lane_tc[g], ga_g = lane_ga[g], gwu_g = lane_gwu[g], gwn2x2_g = lane_gwn2x2[g];
         // One element step for any vector width V (or float).
         auto step = [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
           using V = std::decay_t<decltype(zero)>;
@@ -756,7 +753,10 @@ bool SolveAlongW(double target, double m, double b, double* alpha_out) {
     const double th = std::tanh(alpha + b);
     f = alpha + m * th - target;
     if (std::fabs(f) <= 1e-13 * scale) break;
-    if (f > 0) hi = alpha; else lo = alpha;
+    if (f > 0)
+      hi = alpha;
+    else
+      lo = alpha;
     const double slope = 1 + m * (1 - th * th);
     double next = alpha - f / slope;
     // Bisect when Newton leaves the bracket or stalls (|f| not halved by the
@@ -781,14 +781,13 @@ double PlanarLogDetD(double a, double sp) {
 }  // namespace
 
 std::size_t planar_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                           float* layer_log_det, float* stash, std::size_t batch, std::size_t dim,
-                           std::size_t layers) {
+                           float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers) {
   return stack::Forward<PlanarStack>(x, params, amortized, y, log_det, layer_log_det, stash, batch, dim, layers);
 }
 
-std::size_t planar_backward(const float* y, const float* stash, const float* params, bool amortized,
-                            const float* dy, const float* d_log_det, float* dx, float* d_params,
-                            std::size_t batch, std::size_t dim, std::size_t layers) {
+std::size_t planar_backward(const float* y, const float* stash, const float* params, bool amortized, const float* dy,
+                            const float* d_log_det, float* dx, float* d_params, std::size_t batch, std::size_t dim,
+                            std::size_t layers) {
   return stack::Backward<PlanarStack>(y, stash, params, amortized, dy, d_log_det, dx, d_params, batch, dim, layers);
 }
 

@@ -49,7 +49,6 @@ using stack::SoftplusD;
 // Values in one task's partial sums (BackwardSharedLanes).
 std::size_t PartialSize(std::size_t D, std::size_t K) { return K * D + 2 * K; }
 
-
 // log|det J| of one layer from r, α and sp = softplus(β̃) (float64).
 double RadialLogDetD(double r, double alpha, double sp, std::size_t D) {
   const double q = alpha + r;
@@ -301,10 +300,10 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
   const float* z0 = A.params;
   const SharedLayers& S = *A.shared;
   float* scratch = ThreadScratch((2 * KD + D + 4 * K) * W);
-  float* zs = scratch;               // [K, D, W]: input of each layer
-  float* gT = zs + KD * W;           // [D, W]
-  float* acc_z0 = gT + D * W;        // [K, D, W]
-  float* bh_lanes = acc_z0 + KD * W;  // [K, W]
+  float* zs = scratch;                  // [K, D, W]: input of each layer
+  float* gT = zs + KD * W;              // [D, W]
+  float* acc_z0 = gT + D * W;           // [K, D, W]
+  float* bh_lanes = acc_z0 + KD * W;    // [K, W]
   float* acc_alpha = bh_lanes + K * W;  // [K, W]
   float* acc_sp = acc_alpha + K * W;    // [K, W]
   float* r_lanes = acc_sp + K * W;      // [K, W]: stashed radii
@@ -328,7 +327,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
     if (r0 > row_begin && (r0 - row_begin) % kFlushRows == 0) flush();
     const std::size_t rows = std::min<std::size_t>(W, row_end - r0);
     GatherRows<W>(A.saved + r0 * D, rows, D, zs);
-    GatherRows<W>(A.dy + r0 * D, rows, D, gT);  // padded lanes: zero gradient, so they add exactly 0
+    GatherRows<W>(A.dy + r0 * D, rows, D, gT);                // padded lanes: zero gradient, so they add exactly 0
     GatherRows<W>(A.stash + r0 * K, rows, K, r_lanes, 1.0f);  // stashed radii; padded lanes: a harmless 1
     // Rebuild the layer inputs from the stashed radii.
     for (std::size_t k = 0; k < K; ++k) {
@@ -353,7 +352,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
       for (std::size_t d = 0; d < D; ++d) gd += Load<F>(gT + d * W) * (Load<F>(zk + d * W) - c[d]);
     }
     for (std::size_t k = K; k-- > 0;) {
-      const LayerGrads<F> lg = LayerBackward(Load<F>(r_lanes + k * W), Splat<F>(S.alpha[k]), Splat<F>(S.sp[k]), gl, gd, dim);
+      const LayerGrads<F> lg =
+          LayerBackward(Load<F>(r_lanes + k * W), Splat<F>(S.alpha[k]), Splat<F>(S.sp[k]), gl, gd, dim);
       Store(acc_alpha + k * W, Load<F>(acc_alpha + k * W) + lg.g_alpha);
       Store(acc_sp + k * W, Load<F>(acc_sp + k * W) + lg.g_sp);
       const F bh = Load<F>(bh_lanes + k * W);
@@ -363,7 +363,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
       // g_in = g + gdiff, gdiff = βh·g + ρ(z − z0); fused with the next layer's gᵀ(z − z0).
       const float* cp = k > 0 ? z0 + (k - 1) * D : c;
       const float* zp = k > 0 ? zs + (k - 1) * D * W : zk;
-      auto step = [&](std::size_t d, F& next_gd) __attribute__((always_inline)) {
+      auto step = [&](std::size_t d, F & next_gd) __attribute__((always_inline)) {
         const F g = Load<F>(gT + d * W);
         const F gdiff = bh * g + lg.rho * (Load<F>(zk + d * W) - c[d]);
         const F g_in = g + gdiff;
@@ -389,8 +389,7 @@ FLOWVAE_LANE_INLINE std::size_t BackwardSharedLanes(const BackwardArgs& A, std::
 // ---- row-major groups (amortized parameters) ------------------------------------------
 
 template <int W, int CM, int C>
-FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::size_t row_begin,
-                                                     std::size_t row_end) {
+FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::size_t row_begin, std::size_t row_end) {
   using F = typename Vec<W>::F;
   using FC = typename Vec<C>::F;
   const std::size_t D = A.dim, K = A.layers, KD = K * D, P = D + 2;
@@ -418,11 +417,12 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
       for (std::size_t g = 0; g < rows; ++g) {
         const float* z = y0 + g * D;
         const float* c = p0 + g * K * P + k * D;
-        slot_r2[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
-          using V = std::decay_t<decltype(zero)>;
-          const V e = Load<V>(z + d) - Load<V>(c + d);
-          return e * e;
-        });
+        slot_r2[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(
+            D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+              using V = std::decay_t<decltype(zero)>;
+              const V e = Load<V>(z + d) - Load<V>(c + d);
+              return e * e;
+            });
         lane_ar[g] = p0[g * K * P + KD + k];
         lane_br[g] = p0[g * K * P + KD + K + k];
       }
@@ -450,11 +450,12 @@ FLOWVAE_LANE_INLINE std::size_t ForwardAmortizedRows(const ForwardArgs& A, std::
         float* z = y0 + g * D;
         const float* c = p0 + g * K * P + k * D;
         const float bh = lane_bh[g];
-        ForChunks<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
-          using V = std::decay_t<decltype(zero)>;
-          const V v = Load<V>(z + d);
-          Store(z + d, v + bh * (v - Load<V>(c + d)));
-        });
+        ForChunks<CM, C>(
+            D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+              using V = std::decay_t<decltype(zero)>;
+              const V v = Load<V>(z + d);
+              Store(z + d, v + bh * (v - Load<V>(c + d)));
+            });
       }
     }
     if (!A.layer_log_det) ld_sum = d_minus_1 * radial_det.Sum(K, factors) + total_det.Sum(K, factors + K * W);
@@ -474,8 +475,8 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
   using FC = typename Vec<C>::F;
   const std::size_t D = A.dim, K = A.layers, KD = K * D, P = D + 2;
   float* scratch = ThreadScratch(K * W * D + 6 * K * W + (A.stream_grads ? W * K * P : 0));
-  float* zs = scratch;                 // [K, W, D]: input of each layer, row-major
-  float* r_l = zs + K * W * D;         // [K, W] per-lane layer values
+  float* zs = scratch;          // [K, W, D]: input of each layer, row-major
+  float* r_l = zs + K * W * D;  // [K, W] per-lane layer values
   float* alpha_l = r_l + K * W;
   float* sp_l = alpha_l + K * W;
   float* bh_l = sp_l + K * W;
@@ -528,11 +529,12 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         float* zn = zs + ((k + 1) * W + g) * D;
         const float* c = p0 + g * K * P + k * D;
         const float bh = bh_l[k * W + g];
-        ForChunks<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
-          using V = std::decay_t<decltype(zero)>;
-          const V v = Load<V>(z + d);
-          Store(zn + d, v + bh * (v - Load<V>(c + d)));
-        });
+        ForChunks<CM, C>(
+            D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+              using V = std::decay_t<decltype(zero)>;
+              const V v = Load<V>(z + d);
+              Store(zn + d, v + bh * (v - Load<V>(c + d)));
+            });
       }
     }
     for (int g = 0; g < W; ++g) lane_gl[g] = static_cast<std::size_t>(g) < rows ? A.d_log_det[r0 + g] : 0.0f;
@@ -543,10 +545,11 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         const float* gp = g0 + g * D;
         const float* z = zs + (k * W + g) * D;
         const float* c = p0 + g * K * P + k * D;
-        slot_gd[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
-          using V = std::decay_t<decltype(zero)>;
-          return Load<V>(gp + d) * (Load<V>(z + d) - Load<V>(c + d));
-        });
+        slot_gd[lanes::RowSlot<C>(g)] = PartialSum<CM, C>(
+            D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+              using V = std::decay_t<decltype(zero)>;
+              return Load<V>(gp + d) * (Load<V>(z + d) - Load<V>(c + d));
+            });
       }
       lanes::ReduceRowPartials<W, C>(slot_gd, lane_gd);
       for (std::size_t g = rows; g < static_cast<std::size_t>(W); ++g) lane_gd[g] = 0.0f;
@@ -566,14 +569,15 @@ FLOWVAE_LANE_INLINE std::size_t BackwardAmortizedRows(const BackwardArgs& A, std
         const float bh = bh_l[k * W + g], rho = lane_rho[g];
         FC pr = probe[g];
         pr[0] += (lane_ar[g] - lane_ar[g]) + (lane_br[g] - lane_br[g]);
-        pr += PartialSum<CM, C>(D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
-          using V = std::decay_t<decltype(zero)>;
-          const V gv = Load<V>(gp + d);
-          const V gdiff = bh * gv + rho * (Load<V>(z + d) - Load<V>(c + d));
-          Store(gp + d, gv + gdiff);
-          Store(dz0 + d, -gdiff);
-          return lanes::NonFiniteProbe(gdiff);
-        });
+        pr += PartialSum<CM, C>(
+            D, [&](const auto& zero, std::size_t d) __attribute__((always_inline)) {
+              using V = std::decay_t<decltype(zero)>;
+              const V gv = Load<V>(gp + d);
+              const V gdiff = bh * gv + rho * (Load<V>(z + d) - Load<V>(c + d));
+              Store(gp + d, gv + gdiff);
+              Store(dz0 + d, -gdiff);
+              return lanes::NonFiniteProbe(gdiff);
+            });
         probe[g] = pr;
       }
     }
@@ -631,14 +635,13 @@ struct RadialStack {
 }  // namespace
 
 std::size_t radial_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                           float* layer_log_det, float* stash, std::size_t batch, std::size_t dim,
-                           std::size_t layers) {
+                           float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers) {
   return stack::Forward<RadialStack>(x, params, amortized, y, log_det, layer_log_det, stash, batch, dim, layers);
 }
 
-std::size_t radial_backward(const float* x, const float* stash, const float* params, bool amortized,
-                            const float* dy, const float* d_log_det, float* dx, float* d_params,
-                            std::size_t batch, std::size_t dim, std::size_t layers) {
+std::size_t radial_backward(const float* x, const float* stash, const float* params, bool amortized, const float* dy,
+                            const float* d_log_det, float* dx, float* d_params, std::size_t batch, std::size_t dim,
+                            std::size_t layers) {
   return stack::Backward<RadialStack>(x, stash, params, amortized, dy, d_log_det, dx, d_params, batch, dim, layers);
 }
 

@@ -113,7 +113,6 @@ inline double SeriesWeight(std::size_t k, double p, std::size_t exact_terms) {
   return k <= exact_terms ? 1.0 : std::pow(1.0 - p, -static_cast<double>(k - exact_terms));
 }
 
-
 namespace scalar {
 #include "residual_rows.inc"
 }  // namespace scalar
@@ -208,7 +207,8 @@ class Block {
         for (std::size_t i = 0; i < o; ++i) a[r * o + i] += b[i];
       if (!last) {
         const std::size_t h = rows_ * s_.h_off[l];
-        for (std::size_t k = 0; k < n * o; ++k) ActivateScalar<float>(kind_, a[k], &act_[h + k], &d1_[h + k], &d2_[h + k]);
+        for (std::size_t k = 0; k < n * o; ++k)
+          ActivateScalar<float>(kind_, a[k], &act_[h + k], &d1_[h + k], &d2_[h + k]);
       }
     }
   }
@@ -277,15 +277,15 @@ class Block {
     const std::size_t d = s_.d;
     order_.resize(n);
     for (std::size_t r = 0; r < n; ++r) order_[r] = r;
-    std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) {
-      return SeriesLength(terms[a]) > SeriesLength(terms[b]);
-    });
+    std::stable_sort(order_.begin(), order_.end(),
+                     [&](std::size_t a, std::size_t b) { return SeriesLength(terms[a]) > SeriesLength(terms[b]); });
     // Activation derivatives and noise in that order.
     d1p_.resize(d1_.size());
     for (std::size_t l = 0; l + 1 < s_.layers; ++l) {
       const std::size_t o = s_.out[l], base = rows_ * s_.h_off[l];
       for (std::size_t q = 0; q < n; ++q)
-        std::copy(d1_.begin() + base + order_[q] * o, d1_.begin() + base + (order_[q] + 1) * o, d1p_.begin() + base + q * o);
+        std::copy(d1_.begin() + base + order_[q] * o, d1_.begin() + base + (order_[q] + 1) * o,
+                  d1p_.begin() + base + q * o);
     }
     std::vector<double>& w = wblock_;
     std::vector<double>& sum = sums_;
@@ -480,8 +480,8 @@ void residual_normalize(const float* weight, float* u, float* v, float* out, flo
   for (std::size_t i = 0; i < rows * cols; ++i) out[i] = static_cast<float>(weight[i] * scale);
 }
 
-void residual_normalize_backward(const float* weight, const float* u, const float* v, float sigma,
-                                 const float* d_out, float* d_weight, std::size_t rows, std::size_t cols, float c) {
+void residual_normalize_backward(const float* weight, const float* u, const float* v, float sigma, const float* d_out,
+                                 float* d_weight, std::size_t rows, std::size_t cols, float c) {
   const std::size_t n = rows * cols;
   if (!(sigma > c)) {
     for (std::size_t i = 0; i < n; ++i) d_weight[i] += d_out[i];
@@ -497,8 +497,8 @@ void residual_normalize_backward(const float* weight, const float* u, const floa
 }
 
 std::size_t residual_forward(const float* x, const float* net, const uint32_t* sizes, std::size_t layers,
-                             int activation, const float* noise, const float* terms, double p,
-                             std::size_t exact_terms, float* y, float* log_det, float* stash, std::size_t batch) {
+                             int activation, const float* noise, const float* terms, double p, std::size_t exact_terms,
+                             float* y, float* log_det, float* stash, std::size_t batch) {
   if (batch == 0) return 0;
   const Shape s = MakeShape(sizes, layers);
   const bool exact = noise == nullptr;
@@ -535,8 +535,8 @@ std::size_t residual_forward(const float* x, const float* net, const uint32_t* s
 }
 
 std::size_t residual_backward(const float* x, const float* net, const uint32_t* sizes, std::size_t layers,
-                              int activation, bool exact, const float* stash, const float* dy,
-                              const float* d_log_det, float* dx, float* d_net, std::size_t batch) {
+                              int activation, bool exact, const float* stash, const float* dy, const float* d_log_det,
+                              float* dx, float* d_net, std::size_t batch) {
   if (batch == 0) return 0;
   const Shape s = MakeShape(sizes, layers);
   const std::size_t width = residual_stash_size(sizes, layers, exact);
@@ -546,8 +546,8 @@ std::size_t residual_backward(const float* x, const float* net, const uint32_t* 
   // Fixed chunks of whole blocks (a function of the sizes only), each summing its
   // blocks' gradients in float64 in order, the chunks then added in order:
   // the same bits at any thread count.
-  const std::size_t chunks = reduce_in_chunks(
-      batch, rows, 16, s.net, &partials, [&](std::size_t c0, std::size_t c1, double* slice) {
+  const std::size_t chunks =
+      reduce_in_chunks(batch, rows, 16, s.net, &partials, [&](std::size_t c0, std::size_t c1, double* slice) {
         Block blk(s, net, activation, exact);
         std::vector<float> acc(s.net);
         std::size_t n_bad = 0;
@@ -577,9 +577,8 @@ std::size_t residual_backward(const float* x, const float* net, const uint32_t* 
 }
 
 std::size_t residual_inverse(const float* y, const float* net, const uint32_t* sizes, std::size_t layers,
-                             int activation, const float* noise, const float* terms, double p,
-                             std::size_t exact_terms, double tol, std::size_t max_iterations, float* x,
-                             float* log_det, std::size_t batch) {
+                             int activation, const float* noise, const float* terms, double p, std::size_t exact_terms,
+                             double tol, std::size_t max_iterations, float* x, float* log_det, std::size_t batch) {
   if (batch == 0) return 0;
   const Shape s = MakeShape(sizes, layers);
   std::vector<float> wt;

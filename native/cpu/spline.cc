@@ -46,9 +46,9 @@ struct Consts {
   int bins;
   std::size_t params_per_element;
   float bound;
-  float min_step;        // 2B·min
-  float prob_scale;      // 2B·(1 − K·min)
-  float deriv_offset;    // c = log(e^{1 − min} − 1): θ = 0 gives slope 1
+  float min_step;      // 2B·min
+  float prob_scale;    // 2B·(1 − K·min)
+  float deriv_offset;  // c = log(e^{1 − min} − 1): θ = 0 gives slope 1
   float min_derivative;
 };
 
@@ -118,7 +118,7 @@ FLOWVAE_LANE_INLINE I Search(const float* theta, std::size_t stride, const Const
 // This side's knots at the edges of the given bins.
 template <class F, class I>
 FLOWVAE_LANE_INLINE void SelectBin(const float* theta, std::size_t stride, const Consts& c, const I& bin, float* e,
-                                Side<F>* side) {
+                                   Side<F>* side) {
   constexpr int L = Width<F>();
   const F sum = SoftmaxExp<F>(theta, stride, c.bins, e);
   const F inv = 1.0f / sum;
@@ -329,8 +329,7 @@ FLOWVAE_LANE_INLINE void RowTail(const Args& a, const Consts& c, std::size_t r, 
   for (std::size_t j = 0; j < P; ++j)
     for (std::size_t l = 0; l < 4; ++l) pad_theta[j * 4 + l] = l < n ? theta[j * width + l] : 0.0f;
   if constexpr (kMode == Mode::kBackward) {
-    Chunk<F, kMode>(c, pad_in, pad_theta, 4, nullptr, pad_d_out, a.d_log_det[r], pad_d_in, pad_d_theta,
-                    chunk_scratch);
+    Chunk<F, kMode>(c, pad_in, pad_theta, 4, nullptr, pad_d_out, a.d_log_det[r], pad_d_in, pad_d_theta, chunk_scratch);
     float* d_theta = a.d_params + r * P * width + i;
     for (std::size_t l = 0; l < n; ++l) a.d_in[row + l] = pad_d_in[l];
     for (std::size_t j = 0; j < P; ++j)
@@ -362,16 +361,16 @@ using RowsFn = void (*)(const Args&, std::size_t, std::size_t);
 
 #define FLOWVAE_SPLINE_ENTRY(Name, Target, W, kMode) \
   Target void Name(const Args& a, std::size_t r0, std::size_t r1) { Rows<W, kMode>(a, r0, r1); }
-#define FLOWVAE_SPLINE_ENTRIES(Suffix, kMode)                                    \
-  FLOWVAE_SPLINE_ENTRY(Suffix##Avx512, FLOWVAE_TARGET_AVX512, 16, kMode)       \
-  FLOWVAE_SPLINE_ENTRY(Suffix##Avx2, FLOWVAE_TARGET_AVX2, 8, kMode)            \
-  FLOWVAE_SPLINE_ENTRY(Suffix##Baseline, , 4, kMode)                           \
-  RowsFn Pick##Suffix() {                                                      \
-    switch (simd_level()) {                                                    \
-      case SimdLevel::kAvx512: return Suffix##Avx512;                          \
-      case SimdLevel::kAvx2: return Suffix##Avx2;                              \
-      default: return Suffix##Baseline;                                        \
-    }                                                                          \
+#define FLOWVAE_SPLINE_ENTRIES(Suffix, kMode)                            \
+  FLOWVAE_SPLINE_ENTRY(Suffix##Avx512, FLOWVAE_TARGET_AVX512, 16, kMode) \
+  FLOWVAE_SPLINE_ENTRY(Suffix##Avx2, FLOWVAE_TARGET_AVX2, 8, kMode)      \
+  FLOWVAE_SPLINE_ENTRY(Suffix##Baseline, , 4, kMode)                     \
+  RowsFn Pick##Suffix() {                                                \
+    switch (simd_level()) {                                              \
+      case SimdLevel::kAvx512: return Suffix##Avx512;                    \
+      case SimdLevel::kAvx2: return Suffix##Avx2;                        \
+      default: return Suffix##Baseline;                                  \
+    }                                                                    \
   }
 
 FLOWVAE_SPLINE_ENTRIES(Forward, Mode::kForward)
@@ -391,14 +390,14 @@ void Run(RowsFn fn, const Args& a) {
 
 }  // namespace
 
-void spline_forward(const float* x, const float* params, float* y, float* log_det, std::size_t batch,
-                    std::size_t dim, std::size_t width, std::size_t start, std::size_t bins, float bound) {
+void spline_forward(const float* x, const float* params, float* y, float* log_det, std::size_t batch, std::size_t dim,
+                    std::size_t width, std::size_t start, std::size_t bins, float bound) {
   const Args a{x, params, y, log_det, nullptr, nullptr, nullptr, nullptr, batch, dim, width, start, bins, bound};
   Run(PickForward(), a);
 }
 
-void spline_inverse(const float* y, const float* params, float* x, float* log_det, std::size_t batch,
-                    std::size_t dim, std::size_t width, std::size_t start, std::size_t bins, float bound) {
+void spline_inverse(const float* y, const float* params, float* x, float* log_det, std::size_t batch, std::size_t dim,
+                    std::size_t width, std::size_t start, std::size_t bins, float bound) {
   const Args a{y, params, x, log_det, nullptr, nullptr, nullptr, nullptr, batch, dim, width, start, bins, bound};
   Run(PickInverse(), a);
 }

@@ -122,26 +122,25 @@ using BackwardSharedFn = std::size_t (*)(const BackwardArgs<typename Family::Sha
 template <class Family>
 using BackwardAmortizedFn = std::size_t (*)(const BackwardArgs<typename Family::Shared>&, std::size_t, std::size_t);
 
-#define FLOWVAE_STACK_ENTRY_POINTS(Isa, TARGET)                                                                  \
-  template <class Family>                                                                                      \
-  TARGET std::size_t ForwardShared##Isa(const ForwardArgs<typename Family::Shared>& a, std::size_t b,          \
-                                        std::size_t e) {                                                       \
-    return Family::template ForwardShared<Isa>(a, b, e);                                                       \
-  }                                                                                                            \
-  template <class Family>                                                                                      \
-  TARGET std::size_t ForwardAmortized##Isa(const ForwardArgs<typename Family::Shared>& a, std::size_t b,       \
-                                           std::size_t e) {                                                    \
-    return Family::template ForwardAmortized<Isa>(a, b, e);                                                    \
-  }                                                                                                            \
-  template <class Family>                                                                                      \
-  TARGET std::size_t BackwardShared##Isa(const BackwardArgs<typename Family::Shared>& a, std::size_t b,        \
-                                         std::size_t e, double* p) {                                           \
-    return Family::template BackwardShared<Isa>(a, b, e, p);                                                   \
-  }                                                                                                            \
-  template <class Family>                                                                                      \
-  TARGET std::size_t BackwardAmortized##Isa(const BackwardArgs<typename Family::Shared>& a, std::size_t b,     \
-                                            std::size_t e) {                                                   \
-    return Family::template BackwardAmortized<Isa>(a, b, e);                                                   \
+#define FLOWVAE_STACK_ENTRY_POINTS(Isa, TARGET)                                                                        \
+  template <class Family>                                                                                              \
+  TARGET std::size_t ForwardShared##Isa(const ForwardArgs<typename Family::Shared>& a, std::size_t b, std::size_t e) { \
+    return Family::template ForwardShared<Isa>(a, b, e);                                                               \
+  }                                                                                                                    \
+  template <class Family>                                                                                              \
+  TARGET std::size_t ForwardAmortized##Isa(const ForwardArgs<typename Family::Shared>& a, std::size_t b,               \
+                                           std::size_t e) {                                                            \
+    return Family::template ForwardAmortized<Isa>(a, b, e);                                                            \
+  }                                                                                                                    \
+  template <class Family>                                                                                              \
+  TARGET std::size_t BackwardShared##Isa(const BackwardArgs<typename Family::Shared>& a, std::size_t b, std::size_t e, \
+                                         double* p) {                                                                  \
+    return Family::template BackwardShared<Isa>(a, b, e, p);                                                           \
+  }                                                                                                                    \
+  template <class Family>                                                                                              \
+  TARGET std::size_t BackwardAmortized##Isa(const BackwardArgs<typename Family::Shared>& a, std::size_t b,             \
+                                            std::size_t e) {                                                           \
+    return Family::template BackwardAmortized<Isa>(a, b, e);                                                           \
   }
 
 FLOWVAE_STACK_ENTRY_POINTS(Avx512, FLOWVAE_TARGET_AVX512)
@@ -197,8 +196,8 @@ std::size_t OverBlocks(Fn fn, const Args& args, std::size_t batch, std::size_t d
 }
 
 template <class Family>
-std::size_t Forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                    float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers) {
+std::size_t Forward(const float* x, const float* params, bool amortized, float* y, float* log_det, float* layer_log_det,
+                    float* stash, std::size_t batch, std::size_t dim, std::size_t layers) {
   if (batch == 0) return 0;
   const typename Family::Shared* shared = nullptr;
   if (!amortized) {

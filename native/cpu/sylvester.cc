@@ -62,8 +62,8 @@ inline double worse(double worst, double r) { return std::isnan(worst) ? worst :
 
 // Entry points of one SIMD path.
 struct PathFns {
-  double (*bjorck)(const float*, std::size_t, std::size_t, std::size_t, double, AlignedFloats*, float*,
-                   std::size_t*, double*);
+  double (*bjorck)(const float*, std::size_t, std::size_t, std::size_t, double, AlignedFloats*, float*, std::size_t*,
+                   double*);
   void (*bjorck_backward)(const float*, std::size_t, std::size_t, std::size_t, double, const float*, float*);
   bool (*householder)(const float*, std::size_t, std::size_t, float*);
   void (*householder_backward)(const float*, std::size_t, std::size_t, const float*, float*);
@@ -71,15 +71,15 @@ struct PathFns {
                          const float*, float*, float*, float*);
   void (*shared_backward)(const SylvesterShape&, const SylvesterLayout&, std::size_t, const float*, const float*,
                           const float*, const float*, const float*, float*, float*, float*);
-  void (*amortized_forward_row)(const SylvesterShape&, const SylvesterLayout&, std::size_t, const float*,
-                                const float*, const float*, float*, float*, float*);
-  void (*amortized_backward_row)(const SylvesterShape&, const SylvesterLayout&, std::size_t, const float*,
-                                 const float*, const float*, const float*, const float*, float*, float*, float*);
+  void (*amortized_forward_row)(const SylvesterShape&, const SylvesterLayout&, std::size_t, const float*, const float*,
+                                const float*, float*, float*, float*);
+  void (*amortized_backward_row)(const SylvesterShape&, const SylvesterLayout&, std::size_t, const float*, const float*,
+                                 const float*, const float*, const float*, float*, float*, float*);
 };
 
-#define FLOWVAE_SYLVESTER_PATH_FNS                                                                   \
-  const PathFns kFns = {bjorck,         bjorck_backward,       householder,          householder_backward, \
-                        shared_forward, shared_backward,       amortized_forward_row, amortized_backward_row};
+#define FLOWVAE_SYLVESTER_PATH_FNS                                                                    \
+  const PathFns kFns = {bjorck,         bjorck_backward, householder,           householder_backward, \
+                        shared_forward, shared_backward, amortized_forward_row, amortized_backward_row};
 
 // --- scalar path (any x86-64 and other architectures) ----------------------
 namespace scalar_path {
@@ -133,7 +133,7 @@ struct V {
   using Mask = __m256;
   static constexpr std::size_t W = 8;
   static constexpr int kRows = 4, kCols = 3;  // 12 accumulators of 16 ymm
-  static constexpr bool kHasHalf = false;  // see the AVX-512 V
+  static constexpr bool kHasHalf = false;     // see the AVX-512 V
   static T zero() { return _mm256_setzero_ps(); }
   static T set1(float v) { return _mm256_set1_ps(v); }
   static T load(const float* p) { return _mm256_loadu_ps(p); }
@@ -167,8 +167,8 @@ struct V {
     const __m256i ex = _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)),
                                         _mm256_set1_epi32(126));
     *e = _mm256_cvtepi32_ps(ex);
-    const __m256i mant = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
-                                         _mm256_set1_epi32(0x3f000000));
+    const __m256i mant =
+        _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000));
     return _mm256_castsi256_ps(mant);
   }
   static T pow2(T p, T n) {
@@ -230,8 +230,8 @@ struct V {
     const __m512i ex = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(0xff)),
                                         _mm512_set1_epi32(126));
     *e = _mm512_cvtepi32_ps(ex);
-    const __m512i mant = _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)),
-                                         _mm512_set1_epi32(0x3f000000));
+    const __m512i mant =
+        _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f000000));
     return _mm512_castsi512_ps(mant);
   }
   static T pow2(T p, T n) {
@@ -280,8 +280,7 @@ double sylvester_orthogonalize(SimdLevel level, const SylvesterShape& s, std::si
         double norm = 0;
         residual[i] = fns.bjorck(raw, s.dim, s.m, max_steps, tolerance, nullptr, out, &steps, &norm);
       } else {
-        residual[i] = fns.householder(raw, s.dim, s.householders, out) ? 0.0
-                                                                       : std::numeric_limits<double>::quiet_NaN();
+        residual[i] = fns.householder(raw, s.dim, s.householders, out) ? 0.0 : std::numeric_limits<double>::quiet_NaN();
       }
     }
   });
@@ -295,9 +294,9 @@ double sylvester_orthogonalize(const SylvesterShape& s, std::size_t sets, const 
   return sylvester_orthogonalize(simd_level(), s, sets, params, q, max_steps, tolerance);
 }
 
-void sylvester_orthogonalize_backward(SimdLevel level, const SylvesterShape& s, std::size_t sets,
-                                      const float* params, const float* grad_q, float* grad_params,
-                                      std::size_t max_steps, double tolerance) {
+void sylvester_orthogonalize_backward(SimdLevel level, const SylvesterShape& s, std::size_t sets, const float* params,
+                                      const float* grad_q, float* grad_params, std::size_t max_steps,
+                                      double tolerance) {
   if (s.variant == SylvesterVariant::kTriangular) return;
   const PathFns& fns = path(level);
   const SylvesterLayout lay = sylvester_layout(s);
@@ -333,8 +332,8 @@ void sylvester_forward(SimdLevel level, const SylvesterShape& s, std::size_t bat
   });
 }
 
-void sylvester_forward(const SylvesterShape& s, std::size_t batch, bool amortized, const float* x,
-                       const float* params, const float* q, float* y, float* log_det, float* saved) {
+void sylvester_forward(const SylvesterShape& s, std::size_t batch, bool amortized, const float* x, const float* params,
+                       const float* q, float* y, float* log_det, float* saved) {
   sylvester_forward(simd_level(), s, batch, amortized, x, params, q, y, log_det, saved);
 }
 
@@ -351,9 +350,9 @@ void sylvester_backward(SimdLevel level, const SylvesterShape& s, std::size_t ba
   });
 }
 
-void sylvester_backward(const SylvesterShape& s, std::size_t batch, bool amortized, const float* params,
-                        const float* q, const float* saved, const float* grad_y, const float* grad_log_det,
-                        float* grad_x, float* grad_params, float* grad_q) {
+void sylvester_backward(const SylvesterShape& s, std::size_t batch, bool amortized, const float* params, const float* q,
+                        const float* saved, const float* grad_y, const float* grad_log_det, float* grad_x,
+                        float* grad_params, float* grad_q) {
   sylvester_backward(simd_level(), s, batch, amortized, params, q, saved, grad_y, grad_log_det, grad_x, grad_params,
                      grad_q);
 }
@@ -416,8 +415,10 @@ bool solve_scalar(double alpha, double beta, double c, double r, std::size_t max
       *out = u;
       return true;
     }
-    if (f > 0) hi = u;
-    else lo = u;
+    if (f > 0)
+      hi = u;
+    else
+      lo = u;
     const double slope = 1 + alpha * beta * (1 - th * th);
     double next = u - f / slope;
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
@@ -518,8 +519,8 @@ bool inverse_layer_row(const SylvesterShape& s, const InverseLayer& l, std::size
 }  // namespace
 
 std::size_t sylvester_inverse(const SylvesterShape& s, std::size_t batch, bool amortized, const float* y,
-                              const float* params, const float* q, float* x, float* log_det,
-                              std::size_t max_iterations, double tolerance) {
+                              const float* params, const float* q, float* x, float* log_det, std::size_t max_iterations,
+                              double tolerance) {
   const SylvesterLayout lay = sylvester_layout(s);
   const std::size_t d = s.dim;
   std::vector<InverseLayer> shared_layers;

@@ -59,9 +59,9 @@ enum Pass { kNorm, kUpdate, kBoth };
 
 // One block per chunk (grid-stride over chunks). `scale` (device) is read when clipping.
 template <Pass kPass>
-__global__ void __launch_bounds__(kThreads) ChunkKernel(float* params, const float* grads, float* m, float* v, size_t n,
-                                                        Coefficients c, const float* scale, double* chunk_sums,
-                                                        size_t chunks) {
+__global__ void __launch_bounds__(kThreads)
+    ChunkKernel(float* params, const float* grads, float* m, float* v, size_t n, Coefficients c, const float* scale,
+                double* chunk_sums, size_t chunks) {
   const bool clip = scale != nullptr;
   const float s = clip ? *scale : 1.0f;
   for (size_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
@@ -82,8 +82,8 @@ __global__ void __launch_bounds__(kThreads) ChunkKernel(float* params, const flo
 }
 
 // One block: norm = √(Σ chunk sums); with clipping, the scale as the cpu computes it.
-__global__ void __launch_bounds__(kThreads) FinishNormKernel(const double* chunk_sums, size_t chunks, double max_norm,
-                                                             double* norm, float* scale) {
+__global__ void __launch_bounds__(kThreads)
+    FinishNormKernel(const double* chunk_sums, size_t chunks, double max_norm, double* norm, float* scale) {
   double partial = 0.0;
   for (size_t i = threadIdx.x; i < chunks; i += kThreads) partial += chunk_sums[i];
   const double total = BlockSum(partial);

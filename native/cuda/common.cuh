@@ -40,9 +40,7 @@ __device__ __forceinline__ bool WarpAny(bool v) { return __any_sync(kFullMask, v
 __device__ __forceinline__ std::size_t WarpIndex() {
   return (static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
 }
-__device__ __forceinline__ std::size_t WarpCount() {
-  return static_cast<std::size_t>(gridDim.x) * blockDim.x / kWarp;
-}
+__device__ __forceinline__ std::size_t WarpCount() { return static_cast<std::size_t>(gridDim.x) * blockDim.x / kWarp; }
 
 // One row of a row-wise kernel, spread over the 32 lanes of a warp: lane l
 // holds elements d = l + 32·i for i < size(). With N > 0 the elements live in

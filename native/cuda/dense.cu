@@ -17,14 +17,14 @@ namespace {
 
 using detail::GridFor;
 
-constexpr int kTile = 64;     // rows and columns of C per block
-constexpr int kStep = 16;     // k per shared-memory stage
+constexpr int kTile = 64;      // rows and columns of C per block
+constexpr int kStep = 16;      // k per shared-memory stage
 constexpr int kThreads = 256;  // 16 × 16, each a 4 × 4 micro-tile
 
 template <bool kTransA, bool kTransB>
-__global__ void __launch_bounds__(kThreads) SgemmKernel(int m, int n, int k, float alpha, const float* __restrict__ a,
-                                                        const float* __restrict__ b, float beta, float* __restrict__ c,
-                                                        const float* __restrict__ bias) {
+__global__ void __launch_bounds__(kThreads)
+    SgemmKernel(int m, int n, int k, float alpha, const float* __restrict__ a, const float* __restrict__ b, float beta,
+                float* __restrict__ c, const float* __restrict__ bias) {
   // +1 column of padding: the transposing stores of A and B hit distinct banks.
   __shared__ float as[kStep][kTile + 1];
   __shared__ float bs[kStep][kTile + 1];

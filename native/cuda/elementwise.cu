@@ -21,7 +21,8 @@ __device__ __forceinline__ float Forward(float x, float alpha) {
   if constexpr (kKind == Activation::kIdentity) return x;
   if constexpr (kKind == Activation::kRelu) return x <= 0.0f ? 0.0f : x;
   if constexpr (kKind == Activation::kLeakyRelu) return x <= 0.0f ? alpha * x : x;
-  if constexpr (kKind == Activation::kElu) return x <= 0.0f ? static_cast<float>(alpha * expm1(static_cast<double>(x))) : x;
+  if constexpr (kKind == Activation::kElu)
+    return x <= 0.0f ? static_cast<float>(alpha * expm1(static_cast<double>(x))) : x;
   if constexpr (kKind == Activation::kTanh) return static_cast<float>(tanh(static_cast<double>(x)));
   if constexpr (kKind == Activation::kSigmoid) return static_cast<float>(detail::Sigmoid(static_cast<double>(x)));
   if constexpr (kKind == Activation::kSoftplus) return static_cast<float>(detail::Softplus(static_cast<double>(x)));
@@ -34,7 +35,8 @@ __device__ __forceinline__ float Backward(float x, float y, float dy, float alph
   if constexpr (kKind == Activation::kIdentity) return dy;
   if constexpr (kKind == Activation::kRelu) return x <= 0.0f ? 0.0f : dy;
   if constexpr (kKind == Activation::kLeakyRelu) return x <= 0.0f ? alpha * dy : dy;
-  if constexpr (kKind == Activation::kElu) return x <= 0.0f ? dy * static_cast<float>(alpha * exp(static_cast<double>(x))) : dy;
+  if constexpr (kKind == Activation::kElu)
+    return x <= 0.0f ? dy * static_cast<float>(alpha * exp(static_cast<double>(x))) : dy;
   if constexpr (kKind == Activation::kTanh) return dy * (1.0f - y * y);
   if constexpr (kKind == Activation::kSigmoid) return dy * (y * (1.0f - y));
   if constexpr (kKind == Activation::kSoftplus) return dy * static_cast<float>(detail::Sigmoid(static_cast<double>(x)));
@@ -81,8 +83,8 @@ void elementwise_forward(Activation kind, const float* x, float* y, std::size_t 
   check_launch("elementwise_forward");
 }
 
-void elementwise_backward(Activation kind, const float* x, const float* y, const float* dy, float* dx,
-                          std::size_t n, float alpha) {
+void elementwise_backward(Activation kind, const float* x, const float* y, const float* dy, float* dx, std::size_t n,
+                          float alpha) {
   if (n == 0) return;
   switch (kind) {
     case Activation::kIdentity: LaunchBackward<Activation::kIdentity>(x, y, dy, dx, n, alpha); break;

@@ -44,8 +44,10 @@ __device__ __forceinline__ void LoadRow(WarpRow<T, N>& z, const float* src, int 
 #pragma unroll
   for (int i = 0; i < z.size(); ++i) {
     const std::size_t d = lane + kWarp * i;
-    if (d < D) z[i] = src[d];
-    else if constexpr (N > 0) z[i] = T(0);
+    if (d < D)
+      z[i] = src[d];
+    else if constexpr (N > 0)
+      z[i] = T(0);
   }
 }
 

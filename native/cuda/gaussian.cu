@@ -101,7 +101,7 @@ void gaussian_sample_diag_backward(const float* logvar, const float* eps, const 
                                    float* dmu, float* dlogvar, std::size_t batch, std::size_t dim) {
   if (batch * dim == 0) return;
   SampleDiagBackwardKernel<<<ElementGrid(batch * dim), 256, 0, stream()>>>(logvar, eps, dz, dlogq, dmu, dlogvar, batch,
-                                                                            dim);
+                                                                           dim);
   check_launch("gaussian_sample_diag_backward");
 }
 
@@ -111,8 +111,7 @@ void gaussian_log_standard(const float* x, float* out, std::size_t batch, std::s
   check_launch("gaussian_log_standard");
 }
 
-void gaussian_log_standard_backward(const float* x, const float* dout, float* dx, std::size_t batch,
-                                    std::size_t dim) {
+void gaussian_log_standard_backward(const float* x, const float* dout, float* dx, std::size_t batch, std::size_t dim) {
   if (batch * dim == 0) return;
   LogStandardBackwardKernel<<<ElementGrid(batch * dim), 256, 0, stream()>>>(x, dout, dx, batch, dim);
   check_launch("gaussian_log_standard_backward");
@@ -124,8 +123,8 @@ void gaussian_kl_standard(const float* mu, const float* logvar, float* out, std:
   check_launch("gaussian_kl_standard");
 }
 
-void gaussian_kl_standard_backward(const float* mu, const float* logvar, const float* dout, float* dmu,
-                                   float* dlogvar, std::size_t batch, std::size_t dim) {
+void gaussian_kl_standard_backward(const float* mu, const float* logvar, const float* dout, float* dmu, float* dlogvar,
+                                   std::size_t batch, std::size_t dim) {
   if (batch * dim == 0) return;
   KlStandardBackwardKernel<<<ElementGrid(batch * dim), 256, 0, stream()>>>(mu, logvar, dout, dmu, dlogvar, batch, dim);
   check_launch("gaussian_kl_standard_backward");

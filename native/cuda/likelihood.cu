@@ -116,7 +116,8 @@ void likelihood_gaussian(const float* x, const float* mean, const float* logvar,
 void likelihood_gaussian_backward(const float* x, const float* mean, const float* logvar, const float* dout,
                                   float* dmean, float* dlogvar, std::size_t batch, std::size_t dim) {
   if (batch * dim > 0) {
-    GaussianMeanBackwardKernel<<<ElementGrid(batch * dim), 256, 0, stream()>>>(x, mean, logvar, dout, dmean, batch, dim);
+    GaussianMeanBackwardKernel<<<ElementGrid(batch * dim), 256, 0, stream()>>>(x, mean, logvar, dout, dmean, batch,
+                                                                               dim);
     check_launch("likelihood_gaussian_backward");
   }
   if (dlogvar && dim > 0) {

@@ -81,9 +81,8 @@ __global__ void BiasRowsKernel(const float* b_ih, const float* b_hh, float* gate
 }
 
 // The state entering step 0 (rows of length 0: zeros in the stash, and (hn, cn) = (h0, c0)).
-__global__ void InitStateKernel(const uint32_t* lengths, const float* h0, const float* c0, float* h_prev,
-                                float* c_prev, float* hn, float* cn, std::size_t batch, std::size_t steps,
-                                std::size_t hidden) {
+__global__ void InitStateKernel(const uint32_t* lengths, const float* h0, const float* c0, float* h_prev, float* c_prev,
+                                float* hn, float* cn, std::size_t batch, std::size_t steps, std::size_t hidden) {
   const std::size_t n = batch * hidden;
   for (std::size_t e = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
@@ -206,8 +205,8 @@ StashBlocks Split(float* stash, std::size_t rows, std::size_t hidden) {
 }  // namespace
 
 void lstm_forward(const float* x, const uint32_t* lengths, const float* h0, const float* c0, const float* w_ih,
-                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* hn, float* cn,
-                  float* stash, std::size_t batch, std::size_t steps, std::size_t in_dim, std::size_t hidden) {
+                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* hn, float* cn, float* stash,
+                  std::size_t batch, std::size_t steps, std::size_t in_dim, std::size_t hidden) {
   if (batch == 0 || hidden == 0) return;
   const std::size_t G = 4 * hidden;
   const std::size_t rows = batch * steps;
@@ -223,14 +222,14 @@ void lstm_forward(const float* x, const uint32_t* lengths, const float* h0, cons
   BiasRowsKernel<<<GridFor(rows * G, kBlock), kBlock, 0, stream()>>>(b_ih, b_hh, s.gates, rows, G);
   check_launch("lstm_forward");
   sgemm(false, true, rows, G, in_dim, 1.0f, x, w_ih, 1.0f, s.gates);
-  InitStateKernel<<<GridFor(states, kBlock), kBlock, 0, stream()>>>(lengths, h0, c0, s.h_prev, s.c_prev, hn, cn,
-                                                                    batch, steps, hidden);
+  InitStateKernel<<<GridFor(states, kBlock), kBlock, 0, stream()>>>(lengths, h0, c0, s.h_prev, s.c_prev, hn, cn, batch,
+                                                                    steps, hidden);
   check_launch("lstm_forward");
   for (std::size_t t = 0; t < steps; ++t) {
-    StepGemm<true>(batch, G, hidden, s.h_prev + t * hidden, steps * hidden, w_hh, hidden, s.gates + t * G,
-                   steps * G, "lstm_forward");
-    CellForwardKernel<<<GridFor(states, kBlock), kBlock, 0, stream()>>>(lengths, s.gates, s.h_prev, s.c_prev,
-                                                                        s.tanh_c, y, hn, cn, batch, steps, hidden, t);
+    StepGemm<true>(batch, G, hidden, s.h_prev + t * hidden, steps * hidden, w_hh, hidden, s.gates + t * G, steps * G,
+                   "lstm_forward");
+    CellForwardKernel<<<GridFor(states, kBlock), kBlock, 0, stream()>>>(lengths, s.gates, s.h_prev, s.c_prev, s.tanh_c,
+                                                                        y, hn, cn, batch, steps, hidden, t);
     check_launch("lstm_forward");
   }
 }
@@ -261,8 +260,8 @@ void lstm_backward(const float* x, const uint32_t* lengths, const float* w_ih, c
   const StashBlocks s = Split(const_cast<float*>(stash), rows, hidden);
   float* const dg = work;
   for (std::size_t t = steps; t-- > 0;) {
-    CellBackwardKernel<<<GridFor(states, kBlock), kBlock, 0, stream()>>>(
-        lengths, s.gates, s.c_prev, s.tanh_c, dy, dh0, dc0, dg, batch, steps, hidden, t);
+    CellBackwardKernel<<<GridFor(states, kBlock), kBlock, 0, stream()>>>(lengths, s.gates, s.c_prev, s.tanh_c, dy, dh0,
+                                                                         dc0, dg, batch, steps, hidden, t);
     check_launch("lstm_backward");
     StepGemm<false>(batch, hidden, G, dg + t * G, steps * G, w_hh, hidden, dh0, hidden, "lstm_backward");
   }

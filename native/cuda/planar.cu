@@ -61,10 +61,10 @@ struct LayerD {
 
 // Shared parameters, prepared once per call.
 struct Prepared {
-  const Layer* layers;      // [K]
-  const float* u_hat;       // [K, D]
-  const LayerD* layers_d;   // [K]
-  const double* u_hat_d;    // [K, D]
+  const Layer* layers;     // [K]
+  const float* u_hat;      // [K, D]
+  const LayerD* layers_d;  // [K]
+  const double* u_hat_d;   // [K, D]
 };
 
 // Parameters per layer: u [D], w [D], b.
@@ -131,8 +131,12 @@ __global__ void PrepareKernel(const float* params, Sizes s, Layer* layers, float
       const double e = exp(-fabs(wu));
       const double sig = wu >= 0 ? 1 / (1 + e) : e / (1 + e);
       const double sig_neg = wu >= 0 ? e / (1 + e) : 1 / (1 + e);
-      layers[k] = Layer{static_cast<float>(c), static_cast<float>(sp_eff), static_cast<float>(sig),
-                        static_cast<float>(sig_neg), has_w ? static_cast<float>(1 / wn2) : 0.0f, has_w ? 1.0f : 0.0f};
+      layers[k] = Layer{static_cast<float>(c),
+                        static_cast<float>(sp_eff),
+                        static_cast<float>(sig),
+                        static_cast<float>(sig_neg),
+                        has_w ? static_cast<float>(1 / wn2) : 0.0f,
+                        has_w ? 1.0f : 0.0f};
       layers_d[k] = LayerD{c, sp_eff};
     }
   }
@@ -261,8 +265,8 @@ __global__ void __launch_bounds__(kRowThreads) BackwardKernel(BackwardArgs a) {
       gw = WarpSum(gw);
       const float det = t * t + sech2 * layer.sp;
       const float ga = (gyu - 2.0f * gl * t * (layer.sp - 1.0f) / det) * sech2;  // ∂L/∂a
-      const float gsp = gl * sech2 / det;                                      // ∂L/∂sp
-      const float gc = t * gw;                                                  // ∂L/∂c
+      const float gsp = gl * sech2 / det;                                        // ∂L/∂sp
+      const float gc = t * gw;                                                   // ∂L/∂c
       // c = (softplus(−wᵀu) − 1)/‖w‖², sp = softplus(wᵀu); both leave the graph when ‖w‖ = 0.
       const bool has_w = layer.has_w != 0.0f;
       const float gwu = has_w ? gsp * layer.sig - gc * layer.sig_neg * layer.inv_wn2 : 0.0f;
@@ -302,7 +306,10 @@ __device__ bool SolveAlongW(double target, double m, double b, double* alpha_out
     const double th = tanh(alpha + b);
     f = alpha + m * th - target;
     if (fabs(f) <= 1e-13 * scale) break;
-    if (f > 0) hi = alpha; else lo = alpha;
+    if (f > 0)
+      hi = alpha;
+    else
+      lo = alpha;
     const double slope = 1 + m * (1 - th * th);
     double next = alpha - f / slope;
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
@@ -400,9 +407,8 @@ PreparedBuffers Prepare(const float* params, const Sizes& s) {
 
 }  // namespace
 
-void planar_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                    float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers,
-                    unsigned long long* bad) {
+void planar_forward(const float* x, const float* params, bool amortized, float* y, float* log_det, float* layer_log_det,
+                    float* stash, std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad) {
   if (batch == 0) return;
   const Sizes s = PlanarSizes(batch, dim, layers);
   PreparedBuffers prepared;
@@ -424,21 +430,20 @@ void planar_backward(const float* y, const float* stash, const float* params, bo
   if (!amortized) prepared = Prepare(params, s);
   // Long rows rebuild each layer's input in the row scratch [rows, D].
   const std::size_t row_scratch = detail::SlotsFor(dim) == 0 ? dim : 0;
-  stack::BackwardInChunks(
-      s, amortized, row_scratch, d_params, "planar_backward_sum",
-      [&](std::size_t r0, std::size_t r1, float* grad_rows, float* z_scratch) {
-        const BackwardArgs args{y, stash, params, dy, d_log_det, dx, grad_rows, z_scratch, r0, r1, s,
-                                prepared.view(), bad};
-        stack::DispatchRows(dim, amortized, [&](auto slots, auto amortized_rows) {
-          BackwardKernel<decltype(slots)::value, decltype(amortized_rows)::value>
-              <<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
-        });
-        check_launch("planar_backward");
-      });
+  stack::BackwardInChunks(s, amortized, row_scratch, d_params, "planar_backward_sum",
+                          [&](std::size_t r0, std::size_t r1, float* grad_rows, float* z_scratch) {
+                            const BackwardArgs args{y,         stash, params, dy, d_log_det,       dx, grad_rows,
+                                                    z_scratch, r0,    r1,     s,  prepared.view(), bad};
+                            stack::DispatchRows(dim, amortized, [&](auto slots, auto amortized_rows) {
+                              BackwardKernel<decltype(slots)::value, decltype(amortized_rows)::value>
+                                  <<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
+                            });
+                            check_launch("planar_backward");
+                          });
 }
 
-void planar_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det,
-                    std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad) {
+void planar_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det, std::size_t batch,
+                    std::size_t dim, std::size_t layers, unsigned long long* bad) {
   if (batch == 0) return;
   const Sizes s = PlanarSizes(batch, dim, layers);
   PreparedBuffers prepared;

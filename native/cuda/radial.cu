@@ -275,9 +275,8 @@ __global__ void __launch_bounds__(kRowThreads) InverseKernel(InverseArgs a) {
 
 }  // namespace
 
-void radial_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                    float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers,
-                    unsigned long long* bad) {
+void radial_forward(const float* x, const float* params, bool amortized, float* y, float* log_det, float* layer_log_det,
+                    float* stash, std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad) {
   if (batch == 0) return;
   const ForwardArgs args{x, params, y, log_det, layer_log_det, stash, RadialSizes(batch, dim, layers), amortized, bad};
   DispatchSlots(dim, [&](auto slots) {
@@ -293,20 +292,19 @@ void radial_backward(const float* x, const float* stash, const float* params, bo
   if (batch == 0) return;
   const Sizes s = RadialSizes(batch, dim, layers);
   // Each launch's rows keep every layer's input in the row scratch [rows, K, D].
-  stack::BackwardInChunks(s, amortized, layers * dim, d_params, "radial_backward_sum",
-                          [&](std::size_t r0, std::size_t r1, float* grad_rows, float* inputs) {
-                            const BackwardArgs args{x, params, dy, d_log_det, dx, grad_rows, inputs, r0, r1, s,
-                                                    amortized, bad};
-                            DispatchSlots(dim, [&](auto slots) {
-                              BackwardKernel<decltype(slots)::value>
-                                  <<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
-                            });
-                            check_launch("radial_backward");
-                          });
+  stack::BackwardInChunks(
+      s, amortized, layers * dim, d_params, "radial_backward_sum",
+      [&](std::size_t r0, std::size_t r1, float* grad_rows, float* inputs) {
+        const BackwardArgs args{x, params, dy, d_log_det, dx, grad_rows, inputs, r0, r1, s, amortized, bad};
+        DispatchSlots(dim, [&](auto slots) {
+          BackwardKernel<decltype(slots)::value><<<RowGrid(r1 - r0), kRowThreads, 0, stream()>>>(args);
+        });
+        check_launch("radial_backward");
+      });
 }
 
-void radial_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det,
-                    std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad) {
+void radial_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det, std::size_t batch,
+                    std::size_t dim, std::size_t layers, unsigned long long* bad) {
   if (batch == 0) return;
   DeviceBuffer<double> z_scratch(detail::SlotsFor(dim) == 0 ? batch * dim : 0);
   const InverseArgs args{y, params, x, log_det, z_scratch.get(), RadialSizes(batch, dim, layers), amortized, bad};

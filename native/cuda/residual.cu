@@ -124,7 +124,8 @@ struct Row {
       const float* b = net + s->b_off[l];
       for (int i = 0; i < n; ++i) {
         T acc = static_cast<T>(b[i]);
-        for (int j = 0; j < m; ++j) acc += static_cast<T>(wl[i * m + j]) * (l == 0 ? static_cast<T>(x[j]) : act[s->h_off[l - 1] + j]);
+        for (int j = 0; j < m; ++j)
+          acc += static_cast<T>(wl[i * m + j]) * (l == 0 ? static_cast<T>(x[j]) : act[s->h_off[l - 1] + j]);
         a[i] = acc;
       }
       if (!last) {
@@ -336,8 +337,8 @@ struct Common {
   unsigned long long* bad;
 };
 
-__global__ void ForwardKernel(Common c, const float* x, float* y, float* log_det, float* stash, float* ts,
-                              double* ds, int* perms) {
+__global__ void ForwardKernel(Common c, const float* x, float* y, float* log_det, float* stash, float* ts, double* ds,
+                              int* perms) {
   const std::size_t k = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   const std::size_t r = c.r0 + k;
   if (r >= c.r1) return;
@@ -354,9 +355,9 @@ __global__ void ForwardKernel(Common c, const float* x, float* y, float* log_det
   }
   float* sr = stash + r * c.width;
   for (int i = 0; i < c.s.hidden; ++i) sr[i] = row.pre[i];
-  const float ld = static_cast<float>(row.LogDet(c.exact, c.exact ? nullptr : c.noise + r * d,
-                                                 c.exact ? 0.0f : c.terms[r], c.p, c.exact_terms,
-                                                 sr + c.s.hidden, perms + k * d));
+  const float ld =
+      static_cast<float>(row.LogDet(c.exact, c.exact ? nullptr : c.noise + r * d, c.exact ? 0.0f : c.terms[r], c.p,
+                                    c.exact_terms, sr + c.s.hidden, perms + k * d));
   log_det[r] = ld;
   if (!ok || !Finite(ld)) atomicAdd(c.bad, 1ull);
 }
@@ -427,9 +428,9 @@ __global__ void InverseKernel(Common c, const float* y, double tol, std::size_t 
     return;
   }
   row.Primal(z);
-  const float ld = static_cast<float>(-row.LogDet(c.exact, c.exact ? nullptr : c.noise + r * d,
-                                                  c.exact ? 0.0f : c.terms[r], c.p, c.exact_terms, nullptr,
-                                                  perms + k * d));
+  const float ld =
+      static_cast<float>(-row.LogDet(c.exact, c.exact ? nullptr : c.noise + r * d, c.exact ? 0.0f : c.terms[r], c.p,
+                                     c.exact_terms, nullptr, perms + k * d));
   log_det[r] = ld;
   if (!Finite(ld)) atomicAdd(c.bad, 1ull);
 }
@@ -492,7 +493,8 @@ __global__ void NormalizeKernel(const float* weight, float* u, float* v, float* 
 }
 
 std::size_t StashWidth(const Shape& s, bool exact) {
-  return static_cast<std::size_t>(s.hidden) + (exact ? static_cast<std::size_t>(s.d) * s.d : 2 * static_cast<std::size_t>(s.d));
+  return static_cast<std::size_t>(s.hidden) +
+         (exact ? static_cast<std::size_t>(s.d) * s.d : 2 * static_cast<std::size_t>(s.d));
 }
 
 // Rows per launch: the scratch of a launch stays within ScratchFloats (at least one row).
@@ -525,16 +527,17 @@ void residual_forward(const float* x, const float* net, const uint32_t* sizes, s
   DeviceBuffer<int> perms(chunk * s.d);
   for (std::size_t r0 = 0; r0 < batch; r0 += chunk) {
     const std::size_t r1 = std::min(batch, r0 + chunk);
-    const Common c{s, net, activation, exact, noise, terms, p, static_cast<int>(exact_terms), r0, r1, StashWidth(s, exact), bad};
+    const Common c{s,  net, activation,           exact, noise, terms, p, static_cast<int>(exact_terms),
+                   r0, r1,  StashWidth(s, exact), bad};
     ForwardKernel<<<detail::GridFor(r1 - r0, kThreads), kThreads, 0, stream()>>>(c, x, y, log_det, stash, ts.get(),
-                                                                                  ds.get(), perms.get());
+                                                                                 ds.get(), perms.get());
     check_launch("residual_forward");
   }
 }
 
 void residual_backward(const float* x, const float* net, const uint32_t* sizes, std::size_t layers, int activation,
-                       bool exact, const float* stash, const float* dy, const float* d_log_det, float* dx,
-                       float* d_net, std::size_t batch, unsigned long long* bad) {
+                       bool exact, const float* stash, const float* dy, const float* d_log_det, float* dx, float* d_net,
+                       std::size_t batch, unsigned long long* bad) {
   if (batch == 0) return;
   const Shape s = MakeShape(sizes, layers);
   const int tangents = exact ? s.d : 1;
@@ -549,7 +552,7 @@ void residual_backward(const float* x, const float* net, const uint32_t* sizes, 
     const std::size_t r1 = std::min(batch, r0 + chunk);
     const Common c{s, net, activation, exact, nullptr, nullptr, 0.5, 0, r0, r1, StashWidth(s, exact), bad};
     BackwardKernel<<<detail::GridFor(r1 - r0, kThreads), kThreads, 0, stream()>>>(c, x, stash, dy, d_log_det, dx,
-                                                                                   grad_rows.get(), ts.get(), ds.get());
+                                                                                  grad_rows.get(), ts.get(), ds.get());
     check_launch("residual_backward");
     detail::AccumulateColumns(grad_rows.get(), r1 - r0, s.net, grad_sum.get(), "residual_backward_sum");
   }
@@ -571,9 +574,10 @@ void residual_inverse(const float* y, const float* net, const uint32_t* sizes, s
   DeviceBuffer<int> perms(chunk * s.d);
   for (std::size_t r0 = 0; r0 < batch; r0 += chunk) {
     const std::size_t r1 = std::min(batch, r0 + chunk);
-    const Common c{s, net, activation, exact, noise, terms, p, static_cast<int>(exact_terms), r0, r1, StashWidth(s, exact), bad};
+    const Common c{s,  net, activation,           exact, noise, terms, p, static_cast<int>(exact_terms),
+                   r0, r1,  StashWidth(s, exact), bad};
     InverseKernel<<<detail::GridFor(r1 - r0, kThreads), kThreads, 0, stream()>>>(c, y, tol, max_iterations, x, log_det,
-                                                                                  ts.get(), ds.get(), perms.get());
+                                                                                 ts.get(), ds.get(), perms.get());
     check_launch("residual_inverse");
   }
 }

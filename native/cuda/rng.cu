@@ -45,7 +45,9 @@ void Fill(uint64_t seed, uint64_t offset, float* out, std::size_t n, const char*
 
 }  // namespace
 
-void rng_normal(uint64_t seed, uint64_t offset, float* out, std::size_t n) { Fill<true>(seed, offset, out, n, "rng_normal"); }
+void rng_normal(uint64_t seed, uint64_t offset, float* out, std::size_t n) {
+  Fill<true>(seed, offset, out, n, "rng_normal");
+}
 void rng_uniform(uint64_t seed, uint64_t offset, float* out, std::size_t n) {
   Fill<false>(seed, offset, out, n, "rng_uniform");
 }

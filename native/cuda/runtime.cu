@@ -102,7 +102,8 @@ Allocator& TheAllocator() {
 
 }  // namespace
 
-Error::Error(const std::string& what, cudaError_t code) : std::runtime_error(what + ": " + Describe(code)), code_(code) {}
+Error::Error(const std::string& what, cudaError_t code)
+    : std::runtime_error(what + ": " + Describe(code)), code_(code) {}
 
 void check(cudaError_t code, const char* what) {
   if (code != cudaSuccess) {

@@ -46,8 +46,10 @@ void CheckNoWrittenOverlap(const Napi::CallbackInfo& info, const std::vector<Spa
   const Span* furthest_written = nullptr;
   for (const Span* s : order) {
     const Span* clash = nullptr;
-    if (furthest_written && End(*furthest_written) > Begin(*s)) clash = furthest_written;
-    else if (s->written && furthest && End(*furthest) > Begin(*s)) clash = furthest;
+    if (furthest_written && End(*furthest_written) > Begin(*s))
+      clash = furthest_written;
+    else if (s->written && furthest && End(*furthest) > Begin(*s))
+      clash = furthest;
     if (clash) CheckDisjoint(info, clash->data, clash->length, clash->name, s->data, s->length, s->name, s->value);
     if (!furthest || End(*s) > End(*furthest)) furthest = s;
     if (s->written && (!furthest_written || End(*s) > End(*furthest_written))) furthest_written = s;
@@ -76,9 +78,10 @@ Napi::Value StepTensors(const Napi::CallbackInfo& info) {
   if (!info[1].IsArray()) ThrowTypeError(env, Expected("array of Float32Array", "grads", info[1]));
   const Napi::Array params = info[0].As<Napi::Array>(), grads = info[1].As<Napi::Array>();
   if (grads.Length() != params.Length()) {
-    ThrowRangeError(env, Expected("array of " + std::to_string(params.Length()) + " Float32Array (one per params)", "grads",
-                                  info[1]),
-                    "ERR_SHAPE");
+    ThrowRangeError(
+        env,
+        Expected("array of " + std::to_string(params.Length()) + " Float32Array (one per params)", "grads", info[1]),
+        "ERR_SHAPE");
   }
   // Kept per thread and only grown: a step allocates nothing once warm.
   thread_local std::vector<AdamTensor> tensors;

@@ -40,7 +40,8 @@ inline double UnitInterval(const Napi::CallbackInfo& info, std::size_t i, const 
 
 inline bool Overlap(const float* a, std::size_t a_len, const float* b, std::size_t b_len) {
   const auto start_a = reinterpret_cast<std::uintptr_t>(a), start_b = reinterpret_cast<std::uintptr_t>(b);
-  return a_len > 0 && b_len > 0 && start_a < start_b + b_len * sizeof(float) && start_b < start_a + a_len * sizeof(float);
+  return a_len > 0 && b_len > 0 && start_a < start_b + b_len * sizeof(float) &&
+         start_b < start_a + a_len * sizeof(float);
 }
 
 // The step updates its buffers in place while reading grads: views that

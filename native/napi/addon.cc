@@ -22,9 +22,7 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), num_threads());
-}
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_threads()); }
 
 Napi::Value SimdLevel(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), simd_level_name(simd_level()));

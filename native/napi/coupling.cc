@@ -25,9 +25,11 @@ Columns ReadColumns(const Napi::CallbackInfo& info, std::size_t at) {
   c.dim = Size(info, at + 1, "dim");
   c.offset = Size(info, at + 2, "offset");
   c.width = Size(info, at + 3, "width");
-  if (c.width > c.dim) ThrowRangeError(info.Env(), Expected("integer in [0, " + std::to_string(c.dim) + "]", "width", info[at + 3]));
+  if (c.width > c.dim)
+    ThrowRangeError(info.Env(), Expected("integer in [0, " + std::to_string(c.dim) + "]", "width", info[at + 3]));
   if (c.offset > c.dim - c.width) {
-    ThrowRangeError(info.Env(), Expected("integer in [0, " + std::to_string(c.dim - c.width) + "]", "offset", info[at + 2]));
+    ThrowRangeError(info.Env(),
+                    Expected("integer in [0, " + std::to_string(c.dim - c.width) + "]", "offset", info[at + 2]));
   }
   c.values = Product(info.Env(), c.batch, c.dim, "batch * dim");
   return c;
@@ -107,8 +109,8 @@ Napi::Value AffineBackward(const Napi::CallbackInfo& info) {
   const Buffer dx = Out(info, 5, "dx", c.values, {x, h, scale, dy, d_log_det});
   const Buffer dh = Out(info, 6, "dh", hs, {x, h, scale, dy, d_log_det, dx});
   const Buffer d_scale = Out(info, 7, "dScale", c.width, {x, h, scale, dy, d_log_det, dx, dh});
-  coupling_affine_backward(x.data, h.data, scale.data, dy.data, d_log_det.data, dx.data, dh.data, d_scale.data,
-                           c.batch, c.dim, c.offset, c.width);
+  coupling_affine_backward(x.data, h.data, scale.data, dy.data, d_log_det.data, dx.data, dh.data, d_scale.data, c.batch,
+                           c.dim, c.offset, c.width);
   return info.Env().Undefined();
 }
 

@@ -142,10 +142,10 @@ inline StackInverseCall StackInverseArgs(const Napi::CallbackInfo& info, const c
 
 using StackForwardKernel = std::size_t (*)(const float*, const float*, bool, float*, float*, float*, float*,
                                            std::size_t, std::size_t, std::size_t);
-using StackBackwardKernel = std::size_t (*)(const float*, const float*, const float*, bool, const float*,
-                                            const float*, float*, float*, std::size_t, std::size_t, std::size_t);
-using StackInverseKernel = std::size_t (*)(const float*, const float*, bool, float*, float*, std::size_t,
-                                           std::size_t, std::size_t);
+using StackBackwardKernel = std::size_t (*)(const float*, const float*, const float*, bool, const float*, const float*,
+                                            float*, float*, std::size_t, std::size_t, std::size_t);
+using StackInverseKernel = std::size_t (*)(const float*, const float*, bool, float*, float*, std::size_t, std::size_t,
+                                           std::size_t);
 
 // A flow-stack family as the cpu and cuda bindings see it: its bound names,
 // the name of backward's first argument (what the family rebuilds the
@@ -165,8 +165,8 @@ template <StackForwardKernel kKernel, std::size_t (*kParamSize)(std::size_t)>
 Napi::Value StackForward(const Napi::CallbackInfo& info, const char* fn) {
   const StackForwardCall c = StackForwardArgs(info, fn, kParamSize);
   const StackSizes& s = c.sizes;
-  const std::size_t bad = kKernel(c.x.data, c.params.data, s.amortized, c.y.data, c.log_det.data,
-                                  c.layer_log_det.data, c.stash.data, s.batch, s.dim, s.layers);
+  const std::size_t bad = kKernel(c.x.data, c.params.data, s.amortized, c.y.data, c.log_det.data, c.layer_log_det.data,
+                                  c.stash.data, s.batch, s.dim, s.layers);
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 
@@ -174,8 +174,8 @@ template <StackBackwardKernel kKernel, std::size_t (*kParamSize)(std::size_t)>
 Napi::Value StackBackward(const Napi::CallbackInfo& info, const char* fn, const char* saved_name) {
   const StackBackwardCall c = StackBackwardArgs(info, fn, saved_name, kParamSize);
   const StackSizes& s = c.sizes;
-  const std::size_t bad = kKernel(c.saved.data, c.stash.data, c.params.data, s.amortized, c.dy.data,
-                                  c.d_log_det.data, c.dx.data, c.d_params.data, s.batch, s.dim, s.layers);
+  const std::size_t bad = kKernel(c.saved.data, c.stash.data, c.params.data, s.amortized, c.dy.data, c.d_log_det.data,
+                                  c.dx.data, c.d_params.data, s.batch, s.dim, s.layers);
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 

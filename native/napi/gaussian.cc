@@ -51,7 +51,8 @@ void RegisterGaussian(Napi::Env env, Napi::Object exports) {
   exports.Set("gaussianSampleDiag", Napi::Function::New(env, SampleDiag, "gaussianSampleDiag"));
   exports.Set("gaussianSampleDiagBackward", Napi::Function::New(env, SampleDiagBackward, "gaussianSampleDiagBackward"));
   exports.Set("gaussianLogStandard", Napi::Function::New(env, LogStandard, "gaussianLogStandard"));
-  exports.Set("gaussianLogStandardBackward", Napi::Function::New(env, LogStandardBackward, "gaussianLogStandardBackward"));
+  exports.Set("gaussianLogStandardBackward",
+              Napi::Function::New(env, LogStandardBackward, "gaussianLogStandardBackward"));
   exports.Set("gaussianKlStandard", Napi::Function::New(env, KlStandard, "gaussianKlStandard"));
   exports.Set("gaussianKlStandardBackward", Napi::Function::New(env, KlStandardBackward, "gaussianKlStandardBackward"));
 }

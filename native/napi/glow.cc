@@ -25,10 +25,9 @@ const uint32_t* Permutation(const Napi::CallbackInfo& info, std::size_t i, const
   for (std::size_t j = 0; j < dim; ++j) {
     const uint32_t k = perm[j];
     if (k >= dim || seen[k]) {
-      ThrowRangeError(info.Env(),
-                      Expected("permutation of 0.." + std::to_string(dim - 1) + " as a Uint32Array of length " +
-                                   std::to_string(dim),
-                               name, info[i]));
+      ThrowRangeError(info.Env(), Expected("permutation of 0.." + std::to_string(dim - 1) +
+                                               " as a Uint32Array of length " + std::to_string(dim),
+                                           name, info[i]));
     }
     seen[k] = 1;
   }

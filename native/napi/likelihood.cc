@@ -37,7 +37,8 @@ Napi::Value GaussianBackward(const Napi::CallbackInfo& info) {
 
 void RegisterLikelihood(Napi::Env env, Napi::Object exports) {
   exports.Set("likelihoodBernoulli", Napi::Function::New(env, Bernoulli, "likelihoodBernoulli"));
-  exports.Set("likelihoodBernoulliBackward", Napi::Function::New(env, BernoulliBackward, "likelihoodBernoulliBackward"));
+  exports.Set("likelihoodBernoulliBackward",
+              Napi::Function::New(env, BernoulliBackward, "likelihoodBernoulliBackward"));
   exports.Set("likelihoodGaussian", Napi::Function::New(env, Gaussian, "likelihoodGaussian"));
   exports.Set("likelihoodGaussianBackward", Napi::Function::New(env, GaussianBackward, "likelihoodGaussianBackward"));
 }

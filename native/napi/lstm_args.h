@@ -49,8 +49,7 @@ inline Buffer Lengths(const Napi::CallbackInfo& info, std::size_t i, const Sizes
   uint32_t* p = U32(info, i, "lengths", s.batch);
   for (std::size_t b = 0; b < s.batch; ++b) {
     if (p[b] > s.steps)
-      ThrowRangeError(info.Env(),
-                      Expected("Uint32Array of values at most " + std::to_string(s.steps), "lengths", v));
+      ThrowRangeError(info.Env(), Expected("Uint32Array of values at most " + std::to_string(s.steps), "lengths", v));
   }
   return Buffer{reinterpret_cast<float*>(p), s.batch, "lengths"};
 }
@@ -81,8 +80,8 @@ inline Forward ForwardArgs(const Napi::CallbackInfo& info) {
   f.y = Out(info, 8, "y", s.y, {f.x, f.lengths, f.h0, f.c0, f.w_ih, f.w_hh, f.b_ih, f.b_hh});
   f.hn = Out(info, 9, "hn", s.state, {f.x, f.lengths, f.h0, f.c0, f.w_ih, f.w_hh, f.b_ih, f.b_hh, f.y});
   f.cn = Out(info, 10, "cn", s.state, {f.x, f.lengths, f.h0, f.c0, f.w_ih, f.w_hh, f.b_ih, f.b_hh, f.y, f.hn});
-  f.stash = Out(info, 11, "stash", s.stash,
-                {f.x, f.lengths, f.h0, f.c0, f.w_ih, f.w_hh, f.b_ih, f.b_hh, f.y, f.hn, f.cn});
+  f.stash =
+      Out(info, 11, "stash", s.stash, {f.x, f.lengths, f.h0, f.c0, f.w_ih, f.w_hh, f.b_ih, f.b_hh, f.y, f.hn, f.cn});
   return f;
 }
 
@@ -117,12 +116,12 @@ inline Backward BackwardArgs(const Napi::CallbackInfo& info) {
                     {b.x, b.lengths, b.w_ih, b.w_hh, b.stash, b.dy, b.dhn, b.dcn, b.dx, b.dh0, b.dc0});
   b.d_w_hh = OptOut(info, 12, "dWeightHh", s.w_hh,
                     {b.x, b.lengths, b.w_ih, b.w_hh, b.stash, b.dy, b.dhn, b.dcn, b.dx, b.dh0, b.dc0, b.d_w_ih});
-  b.d_b_ih = OptOut(info, 13, "dBiasIh", s.gates,
-                    {b.x, b.lengths, b.w_ih, b.w_hh, b.stash, b.dy, b.dhn, b.dcn, b.dx, b.dh0, b.dc0, b.d_w_ih,
-                     b.d_w_hh});
-  b.d_b_hh = OptOut(info, 14, "dBiasHh", s.gates,
-                    {b.x, b.lengths, b.w_ih, b.w_hh, b.stash, b.dy, b.dhn, b.dcn, b.dx, b.dh0, b.dc0, b.d_w_ih,
-                     b.d_w_hh, b.d_b_ih});
+  b.d_b_ih =
+      OptOut(info, 13, "dBiasIh", s.gates,
+             {b.x, b.lengths, b.w_ih, b.w_hh, b.stash, b.dy, b.dhn, b.dcn, b.dx, b.dh0, b.dc0, b.d_w_ih, b.d_w_hh});
+  b.d_b_hh = OptOut(
+      info, 14, "dBiasHh", s.gates,
+      {b.x, b.lengths, b.w_ih, b.w_hh, b.stash, b.dy, b.dhn, b.dcn, b.dx, b.dh0, b.dc0, b.d_w_ih, b.d_w_hh, b.d_b_ih});
   b.work = Out(info, 15, "work", s.work,
                {b.x, b.lengths, b.w_ih, b.w_hh, b.stash, b.dy, b.dhn, b.dcn, b.dx, b.dh0, b.dc0, b.d_w_ih, b.d_w_hh,
                 b.d_b_ih, b.d_b_hh});

@@ -65,7 +65,8 @@ Series ReadSeries(const Napi::CallbackInfo& info, std::size_t i, const Net& n, s
     s.terms = Buffer{nullptr, 0, "terms"};
     if (n.dim > kResidualExactMaxDim)
       ThrowRangeError(env, Expected("Float32Array (the estimator's noise: the exact log-det takes D ≤ " +
-                                        std::to_string(kResidualExactMaxDim) + ")", "noise", info[i]));
+                                        std::to_string(kResidualExactMaxDim) + ")",
+                                    "noise", info[i]));
   } else {
     // Series lengths: each floored and clamped to [0, kResidualMaxTerms] by the kernel (NaN counts as 0).
     s.terms = In(info, i + 1, "terms", batch);
@@ -123,7 +124,8 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   const std::size_t width = residual_stash_size(n.sizes, n.layers, s.exact);
   const Buffer y = Out(info, 8, "y", values, {x, net, s.noise, s.terms});
   const Buffer log_det = Out(info, 9, "logDet", batch, {x, net, s.noise, s.terms, y});
-  const Buffer stash = Out(info, 10, "stash", Product(env, batch, width, "stash"), {x, net, s.noise, s.terms, y, log_det});
+  const Buffer stash =
+      Out(info, 10, "stash", Product(env, batch, width, "stash"), {x, net, s.noise, s.terms, y, log_det});
   const std::size_t bad = residual_forward(x.data, net.data, n.sizes, n.layers, n.activation, s.noise.data,
                                            s.terms.data, s.p, s.exact_terms, y.data, log_det.data, stash.data, batch);
   return Napi::Number::New(env, static_cast<double>(bad));
@@ -168,9 +170,9 @@ Napi::Value Inverse(const Napi::CallbackInfo& info) {
   const std::size_t max_iterations = SizeBetween(info, 9, "maxIterations", 1, 1000000);
   const Buffer x = Out(info, 10, "x", values, {y, net, s.noise, s.terms});
   const Buffer log_det = Out(info, 11, "logDet", batch, {y, net, s.noise, s.terms, x});
-  const std::size_t bad = residual_inverse(y.data, net.data, n.sizes, n.layers, n.activation, s.noise.data,
-                                           s.terms.data, s.p, s.exact_terms, tol, max_iterations, x.data,
-                                           log_det.data, batch);
+  const std::size_t bad =
+      residual_inverse(y.data, net.data, n.sizes, n.layers, n.activation, s.noise.data, s.terms.data, s.p,
+                       s.exact_terms, tol, max_iterations, x.data, log_det.data, batch);
   return Napi::Number::New(env, static_cast<double>(bad));
 }
 

@@ -30,7 +30,8 @@ SylvesterShape ShapeArgs(const Napi::CallbackInfo& info) {
     if (s.m > s.dim)
       ThrowRangeError(env, Expected("integer between 1 and dim (" + std::to_string(s.dim) + ")", "shape.m", info[2]));
   } else if (s.m != s.dim) {
-    ThrowRangeError(env, Expected("dim (" + std::to_string(s.dim) + ") for the " + name + " variant", "shape.m", info[2]));
+    ThrowRangeError(env,
+                    Expected("dim (" + std::to_string(s.dim) + ") for the " + name + " variant", "shape.m", info[2]));
   }
   if (s.variant == SylvesterVariant::kHouseholder) {
     if (s.householders < 1)
@@ -50,14 +51,15 @@ struct Sizes {
 
 Sizes ShapeSizes(Napi::Env env, const SylvesterShape& s) {
   const std::size_t mm = Product(env, s.m, s.m, "shape");
-  const std::size_t per_layer_raw =
-      s.variant == SylvesterVariant::kOrthogonal    ? Product(env, s.dim, s.m, "shape")
-      : s.variant == SylvesterVariant::kHouseholder ? Product(env, s.householders, s.dim, "shape")
-                                                    : 0;
+  const std::size_t per_layer_raw = s.variant == SylvesterVariant::kOrthogonal ? Product(env, s.dim, s.m, "shape")
+                                    : s.variant == SylvesterVariant::kHouseholder
+                                        ? Product(env, s.householders, s.dim, "shape")
+                                        : 0;
   const std::size_t per_layer = mm + 3 * s.m + per_layer_raw;
   Sizes z;
   z.set = Product(env, s.layers, per_layer, "params");
-  z.q_layers = s.variant == SylvesterVariant::kTriangular ? 0 : Product(env, s.layers, Product(env, s.dim, s.m, "q"), "q");
+  z.q_layers =
+      s.variant == SylvesterVariant::kTriangular ? 0 : Product(env, s.layers, Product(env, s.dim, s.m, "q"), "q");
   z.saved_row = Product(env, s.layers, s.dim + s.m, "saved");
   return z;
 }

@@ -44,7 +44,8 @@ void TestSteps(flowvae::test::Random& rng, std::size_t b, std::size_t d) {
     for (std::size_t i = 0; i < d; ++i) ms[(2 * r + 1) * d + i] = static_cast<float>(rng.uniform(-30, 30));
   std::vector<float> y(n), ld(b), dx(n), dms(2 * n), inv(n), ld_inv(b);
 
-  for (flowvae::SimdLevel level : {flowvae::SimdLevel::kScalar, flowvae::SimdLevel::kAvx2, flowvae::SimdLevel::kAvx512}) {
+  for (flowvae::SimdLevel level :
+       {flowvae::SimdLevel::kScalar, flowvae::SimdLevel::kAvx2, flowvae::SimdLevel::kAvx512}) {
     flowvae::iaf_forward(x.data(), ms.data(), y.data(), ld.data(), b, d, level);
     flowvae::iaf_backward(x.data(), ms.data(), dy.data(), dl.data(), dx.data(), dms.data(), b, d, level);
     for (std::size_t r = 0; r < b; ++r) {
@@ -97,7 +98,8 @@ void TestSteps(flowvae::test::Random& rng, std::size_t b, std::size_t d) {
 // Masked dense forward and backward against double loops over the full mask.
 // order 0: sorted degrees (a staircase), 1: reversed inputs, 2: shuffled
 // outputs, 3: the staircase with degrees above the kernels' per-degree tables.
-void TestMaskedDense(flowvae::test::Random& rng, std::size_t batch, std::size_t out_dim, std::size_t in_dim, int order) {
+void TestMaskedDense(flowvae::test::Random& rng, std::size_t batch, std::size_t out_dim, std::size_t in_dim,
+                     int order) {
   std::vector<uint32_t> out_deg(out_dim), in_deg(in_dim);
   for (std::size_t i = 0; i < in_dim; ++i) in_deg[i] = static_cast<uint32_t>(order == 1 ? in_dim - i : i + 1);
   // 0 … in_dim: degree 0 keeps nothing under strict (an empty range).
@@ -124,7 +126,8 @@ void TestMaskedDense(flowvae::test::Random& rng, std::size_t batch, std::size_t 
     for (std::size_t r = 0; r < batch; ++r)
       for (std::size_t o = 0; o < out_dim; ++o) {
         double sum = bias[o];
-        for (std::size_t i = 0; i < in_dim; ++i) sum += keep(o, i) ? double(x[r * in_dim + i]) * w[o * in_dim + i] : 0.0;
+        for (std::size_t i = 0; i < in_dim; ++i)
+          sum += keep(o, i) ? double(x[r * in_dim + i]) * w[o * in_dim + i] : 0.0;
         CHECK_CLOSE(y[r * out_dim + o], sum, 1e-5 * (1 + in_dim));
       }
     for (bool accumulate : {false, true}) {
@@ -138,14 +141,17 @@ void TestMaskedDense(flowvae::test::Random& rng, std::size_t batch, std::size_t 
         for (std::size_t i = 0; i < in_dim; ++i) {
           double sw = dw0[o * in_dim + i];
           for (std::size_t r = 0; r < batch; ++r) sw += double(dy[r * out_dim + o]) * x[r * in_dim + i];
-          if (keep(o, i)) CHECK_CLOSE(dw[o * in_dim + i], sw, 1e-5 * (1 + batch));
-          else CHECK(dw[o * in_dim + i] == 0.0f);
+          if (keep(o, i))
+            CHECK_CLOSE(dw[o * in_dim + i], sw, 1e-5 * (1 + batch));
+          else
+            CHECK(dw[o * in_dim + i] == 0.0f);
         }
       }
       for (std::size_t r = 0; r < batch; ++r)
         for (std::size_t i = 0; i < in_dim; ++i) {
           double sx = accumulate ? dx0[r * in_dim + i] : 0.0;
-          for (std::size_t o = 0; o < out_dim; ++o) sx += keep(o, i) ? double(dy[r * out_dim + o]) * w[o * in_dim + i] : 0.0;
+          for (std::size_t o = 0; o < out_dim; ++o)
+            sx += keep(o, i) ? double(dy[r * out_dim + o]) * w[o * in_dim + i] : 0.0;
           CHECK_CLOSE(dx[r * in_dim + i], sx, 1e-5 * (1 + out_dim));
         }
     }
@@ -160,8 +166,14 @@ void test_autoregressive() {
   // Off the 8/16-column pieces, a MADE's own shapes, one element, batch 0, and
   // 600 rows (products split over the thread pool).
   for (int order : {0, 1, 2, 3})
-    for (auto shape : {std::array<std::size_t, 3>{1, 1, 1}, {3, 5, 3}, {7, 17, 40}, {0, 9, 4}, {33, 80, 33},
-                       {20, 320, 40}, {5, 80, 320}, {600, 48, 40}})
+    for (auto shape : {std::array<std::size_t, 3>{1, 1, 1},
+                       {3, 5, 3},
+                       {7, 17, 40},
+                       {0, 9, 4},
+                       {33, 80, 33},
+                       {20, 320, 40},
+                       {5, 80, 320},
+                       {600, 48, 40}})
       TestMaskedDense(rng, shape[0], shape[1], shape[2], order);
   // Batch 0 touches nothing; 1000 × 40 splits over the thread pool.
   for (auto shape : {std::pair<std::size_t, std::size_t>{1, 1}, {3, 7}, {17, 33}, {0, 5}, {1000, 40}})

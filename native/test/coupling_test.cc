@@ -63,8 +63,8 @@ void TestAffine(flowvae::test::Random& rng, const Shape& s) {
     if (!InColumns(s, i)) y[i] = x[i];
   }
   back = y;
-  flowvae::coupling_affine_inverse(y.data(), h.data(), scale.data(), back.data(),
-                                   ld_inv.data(), s.batch, s.dim, s.offset, w);
+  flowvae::coupling_affine_inverse(y.data(), h.data(), scale.data(), back.data(), ld_inv.data(), s.batch, s.dim,
+                                   s.offset, w);
   flowvae::coupling_affine_backward(x.data(), h.data(), scale.data(), dy.data(), dl.data(), dx.data(), dh.data(),
                                     d_scale.data(), s.batch, s.dim, s.offset, w);
   std::vector<double> want_d_scale(w, 0.5);
@@ -194,9 +194,9 @@ void test_coupling() {
   // Widths 1..21 cover every tail length of the 4-, 8- and 16-lane paths;
   // 1100 rows split across threads; batch 0 touches nothing.
   const Shape shapes[] = {
-      {1, 2, 1, 1, 0},   {1, 2, 0, 1, 2},   {3, 3, 1, 2, 1},   {4, 5, 0, 2, 0},     {5, 17, 8, 9, 3},
+      {1, 2, 1, 1, 0},    {1, 2, 0, 1, 2},   {3, 3, 1, 2, 1},    {4, 5, 0, 2, 0},       {5, 17, 8, 9, 3},
       {7, 37, 18, 19, 5}, {2, 32, 0, 16, 0}, {3, 41, 20, 21, 0}, {1100, 40, 20, 20, 2}, {0, 6, 3, 3, 2},
-      {2, 9, 1, 7, 0},   {2, 30, 5, 13, 0}, {2, 12, 1, 11, 0},
+      {2, 9, 1, 7, 0},    {2, 30, 5, 13, 0}, {2, 12, 1, 11, 0},
   };
   for (const Shape& s : shapes) {
     TestGatherScatter(rng, s);

@@ -19,7 +19,7 @@ namespace {
 using flowvae::test::Random;
 
 constexpr double kU32 = 1.0 / 16777216.0;  // float32 unit roundoff, 2^-24
-constexpr float kGuard = -12345.0f;       // fills the padding past each row
+constexpr float kGuard = -12345.0f;        // fills the padding past each row
 
 // |got - want| <= (terms + 3) u M, M = Σ|terms| (+ |beta c|): the float32
 // bound for a sum of `terms` products in any order, plus alpha, beta and the
@@ -36,8 +36,8 @@ void check_gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, f
   std::size_t a_rows = ta ? k : m, a_cols = ta ? m : k;
   std::size_t b_rows = tb ? n : k, b_cols = tb ? k : n;
   std::size_t lda = a_cols + pad, ldb = b_cols + pad, ldc = n + pad;
-  std::vector<float> a(std::max<std::size_t>(1, a_rows * lda), kGuard), b(std::max<std::size_t>(1, b_rows * ldb), kGuard),
-      c(std::max<std::size_t>(1, m * ldc), kGuard);
+  std::vector<float> a(std::max<std::size_t>(1, a_rows * lda), kGuard),
+      b(std::max<std::size_t>(1, b_rows * ldb), kGuard), c(std::max<std::size_t>(1, m * ldc), kGuard);
   for (std::size_t i = 0; i < a_rows; ++i)
     for (std::size_t j = 0; j < a_cols; ++j) a[i * lda + j] = static_cast<float>(rng.uniform());
   for (std::size_t i = 0; i < b_rows; ++i)
@@ -197,7 +197,8 @@ void test_dense_layer() {
   // Without bias the output is the bare product.
   std::vector<float> y(8, kGuard);
   flowvae::dense_forward(x.data(), w.data(), nullptr, y.data(), 2, 3, 4);
-  CHECK_CLOSE(y[5], static_cast<double>(x[3]) * w[3] + static_cast<double>(x[4]) * w[4] + static_cast<double>(x[5]) * w[5],
+  CHECK_CLOSE(y[5],
+              static_cast<double>(x[3]) * w[3] + static_cast<double>(x[4]) * w[4] + static_cast<double>(x[5]) * w[5],
               1e-6);
 }
 

@@ -18,9 +18,8 @@ using flowvae::Activation;
 using flowvae::SimdLevel;
 
 constexpr double kAlpha = 0.25;
-constexpr Activation kKinds[] = {Activation::kIdentity, Activation::kRelu,    Activation::kLeakyRelu,
-                                 Activation::kElu,      Activation::kTanh,    Activation::kSigmoid,
-                                 Activation::kSoftplus};
+constexpr Activation kKinds[] = {Activation::kIdentity, Activation::kRelu,    Activation::kLeakyRelu, Activation::kElu,
+                                 Activation::kTanh,     Activation::kSigmoid, Activation::kSoftplus};
 constexpr SimdLevel kLevels[] = {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512};
 
 double exact_forward(Activation kind, double x) {
@@ -98,10 +97,9 @@ std::vector<float> test_inputs() {
     if (std::isfinite(f)) xs.push_back(f);
   }
   for (int i = -30000; i <= 30000; ++i) xs.push_back(static_cast<float>(i) * 1e-3f);
-  const float special[] = {0.0f,    -0.0f,   1e-40f,  -1e-40f,  1.4e-45f, -1.4e-45f, 80.0f,   -80.0f,
-                           88.72f,  -88.72f, 88.73f,  -88.73f,  100.0f,   -100.0f,   103.9f,  -103.9f,
-                           104.5f,  -104.5f, 1e4f,    -1e4f,    0.625f,   -0.625f,   0.3466f, -0.3466f,
-                           3.4e38f, -3.4e38f};
+  const float special[] = {0.0f,    -0.0f,  1e-40f,  -1e-40f, 1.4e-45f, -1.4e-45f, 80.0f,   -80.0f,  88.72f,
+                           -88.72f, 88.73f, -88.73f, 100.0f,  -100.0f,  103.9f,    -103.9f, 104.5f,  -104.5f,
+                           1e4f,    -1e4f,  0.625f,  -0.625f, 0.3466f,  -0.3466f,  3.4e38f, -3.4e38f};
   xs.insert(xs.end(), std::begin(special), std::end(special));
   return xs;
 }
@@ -120,8 +118,8 @@ void check_accuracy(SimdLevel level, const std::vector<float>& xs) {
     // Three roundings (derivative, product, exp/sigmoid inside) give a few
     // ulps; the scalar path forms 1 − y² in two roundings, whose cancellation
     // near |y| = 1 costs up to 2⁻²⁴·|dy| absolute.
-    flowvae::elementwise_backward_serial(kind, xs.data(), y.data(), dy.data(), dx.data(), n,
-                                         static_cast<float>(kAlpha), level);
+    flowvae::elementwise_backward_serial(kind, xs.data(), y.data(), dy.data(), dx.data(), n, static_cast<float>(kAlpha),
+                                         level);
     bool all_close = true;
     for (std::size_t i = 0; i < n; ++i) {
       double expected = dy[i] * exact_derivative(kind, xs[i], y[i]);
@@ -216,8 +214,8 @@ void check_layout_independence(SimdLevel level) {
       std::vector<float> dys(dy.begin() + offset, dy.begin() + offset + len), dxs(len);
       flowvae::elementwise_forward(kind, xs.data(), ys.data(), len, 0.5f, level);
       flowvae::elementwise_backward(kind, xs.data(), ys.data(), dys.data(), dxs.data(), len, 0.5f, level);
-      tails_match = tails_match && same_bits(ys.data(), y.data() + offset, len) &&
-                    same_bits(dxs.data(), dx.data() + offset, len);
+      tails_match =
+          tails_match && same_bits(ys.data(), y.data() + offset, len) && same_bits(dxs.data(), dx.data() + offset, len);
     }
     CHECK(tails_match);
     flowvae::set_num_threads(saved_threads);

@@ -35,26 +35,27 @@ void StackForwardRef(const std::vector<double>& x, const std::vector<double>& pa
 
 void PlanarForwardRef(const std::vector<double>& x, const std::vector<double>& params, bool amortized, std::size_t B,
                       std::size_t D, std::size_t K, std::vector<double>* y, std::vector<double>* layer_ld) {
-  StackForwardRef(x, params, amortized, B, D, K, 2 * D + 1, y, layer_ld, [&](const double* p, std::size_t k, double* z) {
-    const double* u = p + k * D;
-    const double* w = p + K * D + k * D;
-    const double b = p[2 * K * D + k];
-    double wu = 0, wn2 = 0, a = b;
-    for (std::size_t d = 0; d < D; ++d) {
-      wu += w[d] * u[d];
-      wn2 += w[d] * w[d];
-      a += w[d] * z[d];
-    }
-    const double m = -1 + SoftplusRef(wu);
-    const double t = std::tanh(a);
-    double uw = 0;  // ûᵀw
-    for (std::size_t d = 0; d < D; ++d) {
-      const double uh = u[d] + (m - wu) * w[d] / wn2;
-      uw += uh * w[d];
-      z[d] += uh * t;
-    }
-    return std::log(std::fabs(1 + (1 - t * t) * uw));
-  });
+  StackForwardRef(x, params, amortized, B, D, K, 2 * D + 1, y, layer_ld,
+                  [&](const double* p, std::size_t k, double* z) {
+                    const double* u = p + k * D;
+                    const double* w = p + K * D + k * D;
+                    const double b = p[2 * K * D + k];
+                    double wu = 0, wn2 = 0, a = b;
+                    for (std::size_t d = 0; d < D; ++d) {
+                      wu += w[d] * u[d];
+                      wn2 += w[d] * w[d];
+                      a += w[d] * z[d];
+                    }
+                    const double m = -1 + SoftplusRef(wu);
+                    const double t = std::tanh(a);
+                    double uw = 0;  // ûᵀw
+                    for (std::size_t d = 0; d < D; ++d) {
+                      const double uh = u[d] + (m - wu) * w[d] / wn2;
+                      uw += uh * w[d];
+                      z[d] += uh * t;
+                    }
+                    return std::log(std::fabs(1 + (1 - t * t) * uw));
+                  });
 }
 
 void RadialForwardRef(const std::vector<double>& x, const std::vector<double>& params, bool amortized, std::size_t B,
@@ -88,23 +89,37 @@ struct StackFamily {
   bool backward_from_output;  // planar rebuilds the layers from y, radial from x
   decltype(&PlanarForwardRef) forward_ref;
   uint64_t first_seed;
-  float non_finite;                  // an input value whose row must be counted as bad
-  std::vector<float> small_params;   // shared parameters at dim 2, one layer
-  std::vector<float> accumulate_x;   // inputs [2, 2] of the accumulation check
+  float non_finite;                 // an input value whose row must be counted as bad
+  std::vector<float> small_params;  // shared parameters at dim 2, one layer
+  std::vector<float> accumulate_x;  // inputs [2, 2] of the accumulation check
   void (*check_accumulate_forward)(const std::vector<float>& x, const std::vector<float>& y,
                                    const std::vector<float>& stash);  // or null
 };
 
-const StackFamily kPlanar{flowvae::planar_param_size, flowvae::planar_forward, flowvae::planar_backward,
-                          flowvae::planar_inverse,    true,                    PlanarForwardRef,
-                          1,                          NAN,                     std::vector<float>(5, 0.3f),
-                          {0.1f, 0.2f, 0.3f, 0.4f},   nullptr};
+const StackFamily kPlanar{flowvae::planar_param_size,
+                          flowvae::planar_forward,
+                          flowvae::planar_backward,
+                          flowvae::planar_inverse,
+                          true,
+                          PlanarForwardRef,
+                          1,
+                          NAN,
+                          std::vector<float>(5, 0.3f),
+                          {0.1f, 0.2f, 0.3f, 0.4f},
+                          nullptr};
 
 // The radial accumulation check runs at z = z0, where r = 0.
-const StackFamily kRadial{flowvae::radial_param_size, flowvae::radial_forward, flowvae::radial_backward,
-                          flowvae::radial_inverse,    false,                   RadialForwardRef,
-                          101,                        INFINITY,                {0.3f, -0.2f, 0.5f, 0.1f},
-                          {0.3f, -0.2f, 0.3f, -0.2f}, CheckRadialAtCenter};
+const StackFamily kRadial{flowvae::radial_param_size,
+                          flowvae::radial_forward,
+                          flowvae::radial_backward,
+                          flowvae::radial_inverse,
+                          false,
+                          RadialForwardRef,
+                          101,
+                          INFINITY,
+                          {0.3f, -0.2f, 0.5f, 0.1f},
+                          {0.3f, -0.2f, 0.3f, -0.2f},
+                          CheckRadialAtCenter};
 
 struct Case {
   std::size_t B, D, K;
@@ -178,7 +193,7 @@ void CheckCase(const StackFamily& f, const Case& c, uint64_t seed) {
 }
 
 void RunSuite(const StackFamily& f) {
-  const Case cases[] = {{1, 1, 1, false}, {1, 1, 1, true},   {3, 2, 4, false},  {3, 2, 4, true},
+  const Case cases[] = {{1, 1, 1, false},  {1, 1, 1, true},  {3, 2, 4, false},  {3, 2, 4, true},
                         {17, 7, 3, false}, {17, 7, 3, true}, {5, 33, 2, false}, {5, 33, 2, true}};
   uint64_t seed = f.first_seed;
   for (const Case& c : cases) CheckCase(f, c, seed++);

@@ -83,7 +83,8 @@ void TestThreadIndependence(flowvae::test::Random& rng) {
   for (int threads : {1, 3}) {
     flowvae::set_num_threads(threads);
     std::vector<float> dx(b * d), dls(d, 0.0f), dshift(d, 0.0f);
-    flowvae::glow_affine_backward(x.data(), ls.data(), dy.data(), dl.data(), dx.data(), dls.data(), dshift.data(), b, d);
+    flowvae::glow_affine_backward(x.data(), ls.data(), dy.data(), dl.data(), dx.data(), dls.data(), dshift.data(), b,
+                                  d);
     results.push_back(dls);
     results.push_back(dshift);
     results.push_back(dx);

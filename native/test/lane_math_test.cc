@@ -72,7 +72,9 @@ void CheckLogProduct(void (*sum)(const float*, std::size_t, float*, float*), uin
 }
 
 void StreamBaseline(float* d, const float* s, std::size_t n) { lanes::StreamCopy<lanes::Vec<4>::F>(d, s, n); }
-FLOWVAE_TARGET_AVX2 void StreamAvx2(float* d, const float* s, std::size_t n) { lanes::StreamCopy<lanes::Vec<8>::F>(d, s, n); }
+FLOWVAE_TARGET_AVX2 void StreamAvx2(float* d, const float* s, std::size_t n) {
+  lanes::StreamCopy<lanes::Vec<8>::F>(d, s, n);
+}
 FLOWVAE_TARGET_AVX512 void StreamAvx512(float* d, const float* s, std::size_t n) {
   lanes::StreamCopy<lanes::Vec<16>::F>(d, s, n);
 }

@@ -83,7 +83,8 @@ Result Reference(const Case& c, const Data& d) {
   for (std::size_t b = 0; b < B; ++b) {
     const std::size_t len = c.lengths.empty() ? T : c.lengths[b];
     std::vector<double> h(H), cc(H), act(len * G), hp(len * H), cp(len * H), tcs(len * H);
-    for (std::size_t j = 0; j < H; ++j) h[j] = d.h0.empty() ? 0 : d.h0[b * H + j], cc[j] = d.c0.empty() ? 0 : d.c0[b * H + j];
+    for (std::size_t j = 0; j < H; ++j)
+      h[j] = d.h0.empty() ? 0 : d.h0[b * H + j], cc[j] = d.c0.empty() ? 0 : d.c0[b * H + j];
     for (std::size_t t = 0; t < len; ++t) {
       const std::size_t r = b * T + t;
       std::vector<double> pre(G);
@@ -106,7 +107,8 @@ Result Reference(const Case& c, const Data& d) {
       }
     }
     std::vector<double> dh(H), dc(H), dg(G);
-    for (std::size_t j = 0; j < H; ++j) hn[b * H + j] = h[j], cn[b * H + j] = cc[j], dh[j] = d.dhn[b * H + j], dc[j] = d.dcn[b * H + j];
+    for (std::size_t j = 0; j < H; ++j)
+      hn[b * H + j] = h[j], cn[b * H + j] = cc[j], dh[j] = d.dhn[b * H + j], dc[j] = d.dcn[b * H + j];
     for (std::size_t t = len; t-- > 0;) {
       const std::size_t r = b * T + t;
       for (std::size_t j = 0; j < H; ++j) {
@@ -126,7 +128,8 @@ Result Reference(const Case& c, const Data& d) {
         dh[p] = v;
       }
       for (std::size_t k = 0; k < G; ++k) {
-        for (std::size_t p = 0; p < I; ++p) dx[r * I + p] += dg[k] * d.w_ih[k * I + p], dw_ih[k * I + p] += dg[k] * d.x[r * I + p];
+        for (std::size_t p = 0; p < I; ++p)
+          dx[r * I + p] += dg[k] * d.w_ih[k * I + p], dw_ih[k * I + p] += dg[k] * d.x[r * I + p];
         for (std::size_t p = 0; p < H; ++p) dw_hh[k * H + p] += dg[k] * hp[t * H + p];
         db[k] += dg[k];
       }

@@ -27,11 +27,10 @@ struct Family {
 
 int main() {
 #define FLOWVAE_TEST_ENTRY(name) {#name, test_##name},
-  const Family families[] = {
-      FLOWVAE_TESTS_BEFORE_FAMILIES(FLOWVAE_TEST_ENTRY)
+  const Family families[] = {FLOWVAE_TESTS_BEFORE_FAMILIES(FLOWVAE_TEST_ENTRY)
 #define FLOWVAE_FAMILY(name, Name, cuda) FLOWVAE_TEST_ENTRY(name)
 #include "../families.def"
-      FLOWVAE_TESTS_AFTER_FAMILIES(FLOWVAE_TEST_ENTRY)};
+                                 FLOWVAE_TESTS_AFTER_FAMILIES(FLOWVAE_TEST_ENTRY)};
   std::printf("flowvae kernel tests (simd: %s, threads: %d)\n", flowvae::simd_level_name(flowvae::simd_level()),
               flowvae::num_threads());
   int ran = 0;

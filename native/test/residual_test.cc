@@ -31,7 +31,8 @@ Net MakeNet(Random& rng, std::vector<uint32_t> sizes, double scale) {
   Net n{sizes, {}};
   for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
     const double bound = scale / std::sqrt(static_cast<double>(sizes[l]));
-    for (std::size_t i = 0; i < sizes[l + 1] * sizes[l]; ++i) n.net.push_back(static_cast<float>(rng.uniform(-bound, bound)));
+    for (std::size_t i = 0; i < sizes[l + 1] * sizes[l]; ++i)
+      n.net.push_back(static_cast<float>(rng.uniform(-bound, bound)));
     for (std::size_t i = 0; i < sizes[l + 1]; ++i) n.net.push_back(static_cast<float>(rng.uniform(-0.3, 0.3)));
   }
   CHECK(n.net.size() == flowvae::residual_net_size(n.sizes.data(), n.layers()));
@@ -64,9 +65,9 @@ Output Forward(const Net& n, int act, const std::vector<float>& x, std::size_t b
   const std::size_t d = n.dim();
   Output o{std::vector<float>(batch * d), std::vector<float>(batch),
            std::vector<float>(batch * flowvae::residual_stash_size(n.sizes.data(), n.layers(), noise == nullptr))};
-  const std::size_t bad = flowvae::residual_forward(x.data(), n.net.data(), n.sizes.data(), n.layers(), act, noise,
-                                                    terms, p, exact_terms, o.y.data(), o.log_det.data(),
-                                                    o.stash.data(), batch);
+  const std::size_t bad =
+      flowvae::residual_forward(x.data(), n.net.data(), n.sizes.data(), n.layers(), act, noise, terms, p, exact_terms,
+                                o.y.data(), o.log_det.data(), o.stash.data(), batch);
   CHECK(bad == 0);
   return o;
 }
@@ -161,9 +162,9 @@ void TestLogDetAndInverse(Random& rng, std::vector<uint32_t> sizes, int act) {
   for (std::size_t i = 0; i < batch * d; ++i) CHECK_CLOSE(back[i], x[i], 1e-5);
   for (std::size_t r = 0; r < batch; ++r) CHECK_CLOSE(ld[r], -o.log_det[r], 1e-4);
   // A budget of 1 step cannot converge: every row is counted, with a NaN log-det.
-  const std::size_t unconverged = flowvae::residual_inverse(o.y.data(), n.net.data(), n.sizes.data(), n.layers(), act,
-                                                            nullptr, nullptr, 0.5, 2, 1e-9, 1, back.data(), ld.data(),
-                                                            batch);
+  const std::size_t unconverged =
+      flowvae::residual_inverse(o.y.data(), n.net.data(), n.sizes.data(), n.layers(), act, nullptr, nullptr, 0.5, 2,
+                                1e-9, 1, back.data(), ld.data(), batch);
   CHECK(unconverged == batch);
   CHECK(std::isnan(ld[0]));
 }
@@ -244,6 +245,6 @@ void test_residual() {
   const Net n = MakeNet(rng, {2, 3, 2}, 0.5);
   CHECK(flowvae::residual_forward(nullptr, n.net.data(), n.sizes.data(), 2, 0, nullptr, nullptr, 0.5, 2, nullptr,
                                   nullptr, nullptr, 0) == 0);
-  CHECK(flowvae::residual_backward(nullptr, n.net.data(), n.sizes.data(), 2, 0, true, nullptr, nullptr, nullptr, nullptr,
-                                   nullptr, 0) == 0);
+  CHECK(flowvae::residual_backward(nullptr, n.net.data(), n.sizes.data(), 2, 0, true, nullptr, nullptr, nullptr,
+                                   nullptr, nullptr, 0) == 0);
 }

@@ -223,8 +223,8 @@ void TestEmptyAndThreads(flowvae::test::Random& rng) {
     out[t][3].assign(s.batch * P * s.width, 0);
     flowvae::spline_forward(d.x.data(), d.params.data(), out[t][0].data(), out[t][1].data(), s.batch, s.dim, s.width,
                             s.start, s.bins, s.bound);
-    flowvae::spline_backward(d.x.data(), d.params.data(), d.dy.data(), d.dl.data(), out[t][2].data(),
-                             out[t][3].data(), s.batch, s.dim, s.width, s.start, s.bins, s.bound);
+    flowvae::spline_backward(d.x.data(), d.params.data(), d.dy.data(), d.dl.data(), out[t][2].data(), out[t][3].data(),
+                             s.batch, s.dim, s.width, s.start, s.bins, s.bound);
   }
   flowvae::set_num_threads(before);
   for (int k = 0; k < 4; ++k)
@@ -236,9 +236,8 @@ void TestEmptyAndThreads(flowvae::test::Random& rng) {
 void test_spline() {
   flowvae::test::Random rng(2019);
   const Shape shapes[] = {
-      {1, 1, 1, 0, 8, 3},   {1, 1, 1, 0, 1, 3},  {3, 2, 1, 1, 2, 1.5f}, {2, 17, 17, 0, 8, 3},
-      {2, 40, 20, 20, 8, 3}, {2, 37, 33, 3, 5, 2}, {3, 20, 15, 1, 3, 5},  {1, 64, 64, 0, 2, 3},
-      {2, 9, 7, 2, 40, 3},  // many bins
+      {1, 1, 1, 0, 8, 3},   {1, 1, 1, 0, 1, 3},   {3, 2, 1, 1, 2, 1.5f}, {2, 17, 17, 0, 8, 3}, {2, 40, 20, 20, 8, 3},
+      {2, 37, 33, 3, 5, 2}, {3, 20, 15, 1, 3, 5}, {1, 64, 64, 0, 2, 3},  {2, 9, 7, 2, 40, 3},  // many bins
   };
   for (const Shape& s : shapes) TestAgainstDefinition(rng, s);
   TestInverseAgainstBisection(rng);

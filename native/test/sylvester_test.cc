@@ -43,7 +43,8 @@ Vec layer_q(const SylvesterShape& s, const SylvesterLayout& lay, const Vec& p, s
           for (std::size_t r = 0; r < d; ++r) g[i * m + j] += q[r * m + i] * q[r * m + j];
       for (std::size_t r = 0; r < d; ++r)
         for (std::size_t j = 0; j < m; ++j)
-          for (std::size_t i = 0; i < m; ++i) next[r * m + j] += q[r * m + i] * ((i == j ? 1.5 : 0.0) - 0.5 * g[i * m + j]);
+          for (std::size_t i = 0; i < m; ++i)
+            next[r * m + j] += q[r * m + i] * ((i == j ? 1.5 : 0.0) - 0.5 * g[i * m + j]);
       q = next;
     }
   } else {
@@ -123,7 +124,8 @@ void check_case(SimdLevel level, SylvesterVariant variant, bool amortized, std::
   flowvae::test::Random rng(seed);
   std::vector<float> params = rng.floats(sets * lay.size, -0.5, 0.5);
   for (std::size_t set = 0; set < sets; ++set)
-    for (std::size_t i = lay.q; i < lay.size; ++i) params[set * lay.size + i] = static_cast<float>(rng.uniform(-1.7, 1.7));
+    for (std::size_t i = lay.q; i < lay.size; ++i)
+      params[set * lay.size + i] = static_cast<float>(rng.uniform(-1.7, 1.7));
   const std::vector<float> x = rng.floats(batch * d, -2, 2), gy = rng.floats(batch * d), gl = rng.floats(batch);
   std::vector<float> q(sets * layers * lay.q_per_layer), y(batch * d), ld(batch), saved(batch * lay.saved_per_row);
   std::vector<float> gx(batch * d), gp(sets * lay.size, 0.0f), gq(q.size());
@@ -224,7 +226,8 @@ void test_sylvester() {
   for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
     if (static_cast<int>(level) > static_cast<int>(best)) continue;
     uint64_t seed = 100;
-    for (SylvesterVariant v : {SylvesterVariant::kOrthogonal, SylvesterVariant::kHouseholder, SylvesterVariant::kTriangular}) {
+    for (SylvesterVariant v :
+         {SylvesterVariant::kOrthogonal, SylvesterVariant::kHouseholder, SylvesterVariant::kTriangular}) {
       for (bool amortized : {false, true}) {
         check_case(level, v, amortized, 1, 1, 1, 1, ++seed);
         check_case(level, v, amortized, 7, 5, 3, 5, ++seed);

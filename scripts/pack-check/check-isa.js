@@ -41,7 +41,8 @@ const files = process.argv.length > 2 ? process.argv.slice(2) : objects(path.joi
 if (files.length === 0) problems.push('no object files found to inspect');
 
 // Mnemonics outside baseline x86-64 (SSE2) that GCC emits when the target allows them.
-const EXTENDED = /^(v\w+|andn|bextr|blsi|blsmsk|blsr|bzhi|mulx|pdep|pext|rorx|sarx|shlx|shrx|lzcnt|tzcnt|popcnt|movbe|crc32\w?|pshufb|ptest|pblendvb|blendvp[sd]|round[sp][sd]|pmulld|pminsd|pmaxsd|insertps|extractps|pextrd|pinsrd|dpp[sd]|kmov\w+)$/;
+const EXTENDED =
+  /^(v\w+|andn|bextr|blsi|blsmsk|blsr|bzhi|mulx|pdep|pext|rorx|sarx|shlx|shrx|lzcnt|tzcnt|popcnt|movbe|crc32\w?|pshufb|ptest|pblendvb|blendvp[sd]|round[sp][sd]|pmulld|pminsd|pmaxsd|insertps|extractps|pextrd|pinsrd|dpp[sd]|kmov\w+)$/;
 
 // Source lines of every C++ file (continuation lines joined).
 const sources = [];

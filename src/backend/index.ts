@@ -40,7 +40,6 @@ export interface BackendInfo {
   fallbacks: FamilyFallback[];
 }
 
-
 let cpuBackend: Backend | null | undefined;
 let cudaBackend: Backend | null | undefined;
 let current: Backend | undefined;

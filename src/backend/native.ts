@@ -51,15 +51,7 @@ export interface NativeAddon extends DeclaredBindings {
     beta: number,
     c: Float32Array,
   ): void;
-  denseForward(
-    x: Float32Array,
-    weight: Float32Array,
-    bias: Float32Array | null,
-    y: Float32Array,
-    batch: number,
-    inDim: number,
-    outDim: number,
-  ): void;
+  denseForward(x: Float32Array, weight: Float32Array, bias: Float32Array | null, y: Float32Array, batch: number, inDim: number, outDim: number): void;
   denseBackward(
     x: Float32Array,
     weight: Float32Array,
@@ -75,15 +67,7 @@ export interface NativeAddon extends DeclaredBindings {
 
   // elementwise (native/napi/elementwise.cc); kind is the index in ACTIVATIONS
   elementwiseForward(kind: number, x: Float32Array, y: Float32Array, n: number, alpha: number): void;
-  elementwiseBackward(
-    kind: number,
-    x: Float32Array,
-    y: Float32Array,
-    dy: Float32Array,
-    dx: Float32Array,
-    n: number,
-    alpha: number,
-  ): void;
+  elementwiseBackward(kind: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array, n: number, alpha: number): void;
 
   // rng (native/napi/rng.cc)
   rngNormal(seed: number, offset: number, out: Float32Array): void;
@@ -227,11 +211,70 @@ export interface NativeAddon extends DeclaredBindings {
   autoregressiveMafInverse(u: Float32Array, ms: Float32Array, x: Float32Array, logDet: Float32Array, batch: number, dim: number): void;
 
   // residual (native/napi/residual.cc); activation is the index in RESIDUAL_ACTIVATIONS; forward, backward and inverse return bad-row counts
-  residualNormalize(weight: Float32Array, u: Float32Array, v: Float32Array, out: Float32Array, sigma: Float32Array, rows: number, cols: number, c: number, iterations: number): void;
-  residualNormalizeBackward(weight: Float32Array, u: Float32Array, v: Float32Array, sigma: number, dOut: Float32Array, dWeight: Float32Array, rows: number, cols: number, c: number): void;
-  residualForward(x: Float32Array, net: Float32Array, sizes: Uint32Array, activation: number, noise: Float32Array | null, terms: Float32Array | null, p: number, exactTerms: number, y: Float32Array, logDet: Float32Array, stash: Float32Array, batch: number): number;
-  residualBackward(x: Float32Array, net: Float32Array, sizes: Uint32Array, activation: number, exact: boolean, stash: Float32Array, dy: Float32Array, dLogDet: Float32Array, dx: Float32Array, dNet: Float32Array, batch: number): number;
-  residualInverse(y: Float32Array, net: Float32Array, sizes: Uint32Array, activation: number, noise: Float32Array | null, terms: Float32Array | null, p: number, exactTerms: number, tol: number, maxIterations: number, x: Float32Array, logDet: Float32Array, batch: number): number;
+  residualNormalize(
+    weight: Float32Array,
+    u: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    sigma: Float32Array,
+    rows: number,
+    cols: number,
+    c: number,
+    iterations: number,
+  ): void;
+  residualNormalizeBackward(
+    weight: Float32Array,
+    u: Float32Array,
+    v: Float32Array,
+    sigma: number,
+    dOut: Float32Array,
+    dWeight: Float32Array,
+    rows: number,
+    cols: number,
+    c: number,
+  ): void;
+  residualForward(
+    x: Float32Array,
+    net: Float32Array,
+    sizes: Uint32Array,
+    activation: number,
+    noise: Float32Array | null,
+    terms: Float32Array | null,
+    p: number,
+    exactTerms: number,
+    y: Float32Array,
+    logDet: Float32Array,
+    stash: Float32Array,
+    batch: number,
+  ): number;
+  residualBackward(
+    x: Float32Array,
+    net: Float32Array,
+    sizes: Uint32Array,
+    activation: number,
+    exact: boolean,
+    stash: Float32Array,
+    dy: Float32Array,
+    dLogDet: Float32Array,
+    dx: Float32Array,
+    dNet: Float32Array,
+    batch: number,
+  ): number;
+  residualInverse(
+    y: Float32Array,
+    net: Float32Array,
+    sizes: Uint32Array,
+    activation: number,
+    noise: Float32Array | null,
+    terms: Float32Array | null,
+    p: number,
+    exactTerms: number,
+    tol: number,
+    maxIterations: number,
+    x: Float32Array,
+    logDet: Float32Array,
+    batch: number,
+  ): number;
 
   // sylvester (native/napi/sylvester.cc); the shape is (variant index, dim, m, layers, householders)
   sylvesterOrthogonalize(

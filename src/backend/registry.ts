@@ -237,10 +237,7 @@ export function familyFallbacks(backend: BackendName): FamilyFallback[] {
  * function its signature names, called directly (the binding checks every
  * argument; a Float64Array is refused there with a TypeError naming it).
  */
-export function nativeKernels<S extends Record<string, KernelSignature>>(
-  bindings: object,
-  signatures: S,
-): { [K in keyof S]: KernelFunction<S[K]> } {
+export function nativeKernels<S extends Record<string, KernelSignature>>(bindings: object, signatures: S): { [K in keyof S]: KernelFunction<S[K]> } {
   const kernels: Record<string, unknown> = {};
   for (const [name, signature] of Object.entries(signatures)) {
     const fn = (bindings as Record<string, unknown>)[signature.binding];

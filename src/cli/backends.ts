@@ -8,7 +8,9 @@ import { Output, outputMode } from './progress';
 export function backendsCommand(): Command {
   return new Command('backends')
     .summary('list the compute backends and whether they run here')
-    .description('Lists the compute backends (reference, cpu, cuda): available or not (with the reason), element type, threads, SIMD path, and the kernel families a backend runs on another one.')
+    .description(
+      'Lists the compute backends (reference, cpu, cuda): available or not (with the reason), element type, threads, SIMD path, and the kernel families a backend runs on another one.',
+    )
     .addOption(new Option('--json', 'print the list as JSON'))
     .action((o: { json?: boolean }) => {
       const output = new Output(outputMode(o.json));
@@ -22,7 +24,11 @@ export function backendsCommand(): Command {
         const name = `${b.name}${b.name === chosen ? ' (default)' : ''}`.padEnd(20);
         // Families a backend runs elsewhere (cuda's without CUDA kernels), grouped by the reason.
         const elsewhere = [...new Set(b.fallbacks.map((f) => f.reason))].map(
-          (reason) => `\n  ${''.padEnd(20)}${b.fallbacks.filter((f) => f.reason === reason).map((f) => f.family).join(', ')}: ${reason}`,
+          (reason) =>
+            `\n  ${''.padEnd(20)}${b.fallbacks
+              .filter((f) => f.reason === reason)
+              .map((f) => f.family)
+              .join(', ')}: ${reason}`,
         );
         if (!b.available) return `  ${name}unavailable: ${b.reason}${elsewhere.join('')}`;
         const details: string[] = [b.dtype];

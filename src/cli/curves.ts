@@ -122,9 +122,7 @@ function panel(p: Panel, x0: number): string {
     out.push(`<text x="${x}" y="${M.top + h + 16}" text-anchor="middle">${t}</text>`);
   }
   out.push(`<text x="${M.left + w / 2}" y="${HEIGHT - 6}" text-anchor="middle">epoch</text>`);
-  out.push(
-    `<text transform="translate(14,${M.top + h / 2}) rotate(-90)" text-anchor="middle">${escapeXml(p.yLabel)}</text>`,
-  );
+  out.push(`<text transform="translate(14,${M.top + h / 2}) rotate(-90)" text-anchor="middle">${escapeXml(p.yLabel)}</text>`);
   // The lines are clipped to the y range here rather than with an SVG clipPath,
   // which some renderers ignore or mishandle inside a transformed group.
   out.push(`<g fill="none" stroke-width="1.8">`);
@@ -164,9 +162,7 @@ export function learningCurvesSvg(history: CurveHistory[], testElbo?: number, ti
   const train = '#1f77b4';
   const val = '#ff7f0e';
   const test = '#2ca02c';
-  const elbo: Series[] = [
-    { label: 'train', color: train, points: history.map((h) => [h.epoch, h.train.elbo]) },
-  ];
+  const elbo: Series[] = [{ label: 'train', color: train, points: history.map((h) => [h.epoch, h.train.elbo]) }];
   const kl: Series[] = [{ label: 'train', color: train, points: history.map((h) => [h.epoch, h.train.kl]) }];
   if (history.some((h) => h.validation)) {
     elbo.push({ label: 'validation', color: val, points: history.map((h) => [h.epoch, h.validation?.elbo ?? NaN]) });
@@ -175,7 +171,15 @@ export function learningCurvesSvg(history: CurveHistory[], testElbo?: number, ti
   if (testElbo !== undefined && Number.isFinite(testElbo) && history.length > 0) {
     const first = history[0].epoch;
     const last = history[history.length - 1].epoch;
-    elbo.push({ label: 'test (final)', color: test, dashed: true, points: [[first, testElbo], [Math.max(last, first + 1), testElbo]] });
+    elbo.push({
+      label: 'test (final)',
+      color: test,
+      dashed: true,
+      points: [
+        [first, testElbo],
+        [Math.max(last, first + 1), testElbo],
+      ],
+    });
   }
   const width = 2 * WIDTH;
   const top = title ? 22 : 0;

@@ -16,11 +16,7 @@ import { InvalidArgumentError } from 'commander';
 import { CliError } from './args';
 
 export type DataSpec =
-  | { kind: 'mnist-subset' }
-  | { kind: 'fashion-mnist' }
-  | { kind: 'idx'; path: string }
-  | { kind: 'csv'; path: string }
-  | { kind: 'npy'; path: string };
+  { kind: 'mnist-subset' } | { kind: 'fashion-mnist' } | { kind: 'idx'; path: string } | { kind: 'csv'; path: string } | { kind: 'npy'; path: string };
 
 export const DATA_HELP = 'mnist-subset | fashion-mnist | idx:<dir> | csv:<file> | npy:<file>';
 
@@ -71,7 +67,11 @@ function load(spec: DataSpec, split: 'train' | 'test'): Dataset {
 
 function firstRows(data: Dataset, count: number | undefined): Dataset {
   if (count === undefined || count >= data.n) return data;
-  return subsetRows(data, Uint32Array.from({ length: count }, (_, i) => i), data.name);
+  return subsetRows(
+    data,
+    Uint32Array.from({ length: count }, (_, i) => i),
+    data.name,
+  );
 }
 
 export interface LoadedData {

@@ -28,7 +28,7 @@ export function evalCommand(): Command {
     .summary('test ELBO and importance-sampled NLL of a trained run')
     .description(
       'Evaluates the model of a run folder on a test set: the ELBO (one posterior sample per example) and ' +
-        'the negative log-likelihood by importance sampling (--samples per example). With the run\'s own test ' +
+        "the negative log-likelihood by importance sampling (--samples per example). With the run's own test " +
         'set and sample count (the defaults), this reproduces the numbers train printed.',
     )
     .argument('<run>', 'run folder written by flowvae train')

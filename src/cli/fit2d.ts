@@ -12,16 +12,7 @@ import { FlowDistribution, TARGET_2D_NAMES, reverseKL, target2d, type Target2DNa
 import { RING_RADIUS } from '../distributions/targets2d';
 import { CliError } from './args';
 import { FLOW_FAMILIES } from '../flows';
-import {
-  formatDuration,
-  formatRate,
-  nonNegativeInt,
-  pngFile,
-  positiveInt,
-  learningRate,
-  positiveNumber,
-  threadNumber,
-} from './args';
+import { formatDuration, formatRate, nonNegativeInt, pngFile, positiveInt, learningRate, positiveNumber, threadNumber } from './args';
 import { BACKEND_CHOICES, type BackendChoice, interruptible, selectBackend, threadCount } from './common';
 import { densityHeatmap, scatterPlot, sideBySide } from './images';
 import { Eta, Output, barGraphic, outputMode } from './progress';
@@ -33,7 +24,18 @@ const SCATTER_SAMPLES = 20_000;
 /** Seed of the picture's samples (independent of training and of the KL estimate). */
 const SCATTER_SEED = 4242;
 
-export const FIT2D_DEFAULTS = { target: 'U1', flow: 'planar', layers: 32, steps: 10_000, batch: 256, lr: 3e-3, warmup: 2000, seed: 1, klSamples: 100_000, extent: 4 };
+export const FIT2D_DEFAULTS = {
+  target: 'U1',
+  flow: 'planar',
+  layers: 32,
+  steps: 10_000,
+  batch: 256,
+  lr: 3e-3,
+  warmup: 2000,
+  seed: 1,
+  klSamples: 100_000,
+  extent: 4,
+};
 
 /** Conditional targets: fitted by maximum likelihood on (x, c) draws. */
 const CONDITIONAL_TARGETS = [RING_RADIUS.name] as const;
@@ -76,13 +78,24 @@ export function fit2dCommand(): Command {
         '(middle) and samples of the fit (right) on [-extent, extent]^2, and prints the reverse KL estimated with ' +
         'the exact log-normalizer of the target.',
     )
-    .addOption(new Option('--target <name>', `target: ${ALL_TARGETS.map((n) => n.toLowerCase()).join(', ')} (ring-radius: a ring whose radius is the context, fitted by maximum likelihood with a conditional flow: spline-coupling and lr 1e-3 unless given)`).default(FIT2D_DEFAULTS.target, 'u1').argParser(targetName))
+    .addOption(
+      new Option(
+        '--target <name>',
+        `target: ${ALL_TARGETS.map((n) => n.toLowerCase()).join(', ')} (ring-radius: a ring whose radius is the context, fitted by maximum likelihood with a conditional flow: spline-coupling and lr 1e-3 unless given)`,
+      )
+        .default(FIT2D_DEFAULTS.target, 'u1')
+        .argParser(targetName),
+    )
     .addOption(new Option('--flow <family>', 'flow family').choices(Object.keys(FLOW_FAMILIES)).default(FIT2D_DEFAULTS.flow))
     .addOption(new Option('--layers <K>', 'flow layers').default(FIT2D_DEFAULTS.layers).argParser(positiveInt))
     .addOption(new Option('--steps <n>', 'optimizer steps').default(FIT2D_DEFAULTS.steps).argParser(positiveInt))
     .addOption(new Option('--batch <n>', 'samples of q per step').default(FIT2D_DEFAULTS.batch).argParser(positiveInt))
     .addOption(new Option('--lr <rate>', 'Adam learning rate').default(FIT2D_DEFAULTS.lr).argParser(learningRate))
-    .addOption(new Option('--warmup <steps>', 'annealing: the weight of log p rises from 0.01 to 1 over these steps (0: none)').default(FIT2D_DEFAULTS.warmup).argParser(nonNegativeInt))
+    .addOption(
+      new Option('--warmup <steps>', 'annealing: the weight of log p rises from 0.01 to 1 over these steps (0: none)')
+        .default(FIT2D_DEFAULTS.warmup)
+        .argParser(nonNegativeInt),
+    )
     .addOption(new Option('--seed <n>', 'seed of initialization and noise').default(FIT2D_DEFAULTS.seed).argParser(nonNegativeInt))
     .addOption(new Option('--kl-samples <S>', 'samples of q for the reverse KL estimate').default(FIT2D_DEFAULTS.klSamples).argParser(positiveInt))
     .addOption(new Option('--extent <a>', 'the pictures show [-a, a]^2').default(FIT2D_DEFAULTS.extent).argParser(positiveNumber))
@@ -121,7 +134,18 @@ async function fit2d(o: Fit2dOptions & { target: Target2DName }): Promise<void> 
     `flowvae fit2d: ${o.flow} flow, K = ${o.layers}, on ${o.target} by reverse KL: ${o.steps} steps of ${o.batch} samples, ` +
       `lr ${o.lr}, warm-up ${o.warmup} steps, seed ${o.seed}; backend ${backend.name}, ${threads} thread${threads === 1 ? '' : 's'}`,
   );
-  output.event('start', { target: o.target, flow: o.flow, layers: o.layers, steps: o.steps, batch: o.batch, lr: o.lr, warmup: o.warmup, seed: o.seed, backend: backend.name, threads });
+  output.event('start', {
+    target: o.target,
+    flow: o.flow,
+    layers: o.layers,
+    steps: o.steps,
+    batch: o.batch,
+    lr: o.lr,
+    warmup: o.warmup,
+    seed: o.seed,
+    backend: backend.name,
+    threads,
+  });
 
   // Training, with a progress bar (terminal), ten progress lines (pipes) or JSON events.
   const started = performance.now();
@@ -150,7 +174,9 @@ async function fit2d(o: Fit2dOptions & { target: Target2DName }): Promise<void> 
         );
         if (p.step % every === 0 || p.step === p.steps) {
           const loss = windowSum / windowCount;
-          output.log(`step ${String(p.step).padStart(String(p.steps).length)}/${p.steps}  loss ${loss.toFixed(4)} (mean of the last ${windowCount} steps)  beta ${p.beta.toFixed(2)}  ${formatRate(p.samplesPerSecond)} samples/s`);
+          output.log(
+            `step ${String(p.step).padStart(String(p.steps).length)}/${p.steps}  loss ${loss.toFixed(4)} (mean of the last ${windowCount} steps)  beta ${p.beta.toFixed(2)}  ${formatRate(p.samplesPerSecond)} samples/s`,
+          );
           output.event('progress', { step: p.step, steps: p.steps, loss, beta: p.beta, samplesPerSecond: p.samplesPerSecond });
           windowSum = 0;
           windowCount = 0;
@@ -173,9 +199,7 @@ async function fit2d(o: Fit2dOptions & { target: Target2DName }): Promise<void> 
   const fitted = fittedDensityOnGrid(dist, grid);
   const fittedDensity = fitted.density;
   const fittedFrom =
-    fitted.failed === 0
-      ? 'exact log q'
-      : `exact log q; ${fitted.failed} of ${PANEL * PANEL} pixels left dark where the flow's inverse did not converge`;
+    fitted.failed === 0 ? 'exact log q' : `exact log q; ${fitted.failed} of ${PANEL * PANEL} pixels left dark where the flow's inverse did not converge`;
   let max = 0;
   for (const v of targetDensity) if (v > max) max = v;
   for (const v of fittedDensity) if (Number.isFinite(v) && v > max) max = v;
@@ -266,7 +290,16 @@ async function fit2dConditional(o: Fit2dOptions, given: { flow: boolean; lr: boo
   const backend = selectBackend(o.backend, o.threads);
   // Splines act on [−bound, bound]: 4 holds the largest ring (radius 3 plus noise).
   const splineOptions = flow.startsWith('spline') ? { bound: 4 } : {};
-  const dist = FlowDistribution.create({ dim: 2, flow, layers: o.layers, hidden: [64], contextDim: RING_RADIUS.contextDim, seed: o.seed, backend, ...splineOptions });
+  const dist = FlowDistribution.create({
+    dim: 2,
+    flow,
+    layers: o.layers,
+    hidden: [64],
+    contextDim: RING_RADIUS.contextDim,
+    seed: o.seed,
+    backend,
+    ...splineOptions,
+  });
   const out = o.out ?? `fit2d-${o.target}.png`;
   const train = RING_RADIUS.sample(CONDITIONAL_TRAIN, o.seed);
   const epochs = Math.max(1, Math.round((o.steps * o.batch) / CONDITIONAL_TRAIN));
@@ -329,7 +362,20 @@ async function fit2dConditional(o: Fit2dOptions, given: { flow: boolean; lr: boo
       `  picture                ${out} (${picture.width}x${picture.height}): q(x | c) at c = ${PICTURE_CONTEXTS.join(', ')} | ${contexts.length} samples at those c, on [-${o.extent}, ${o.extent}]^2`,
     ].join('\n'),
   );
-  output.event('summary', { target: o.target, flow, layers: o.layers, epochs: result.epochs.length, stopped: result.stopped, seconds: fitSeconds, logLikelihood: model, trueLogLikelihood: truth, gap: truth - model, out, width: picture.width, height: picture.height });
+  output.event('summary', {
+    target: o.target,
+    flow,
+    layers: o.layers,
+    epochs: result.epochs.length,
+    stopped: result.stopped,
+    seconds: fitSeconds,
+    logLikelihood: model,
+    trueLogLikelihood: truth,
+    gap: truth - model,
+    out,
+    width: picture.width,
+    height: picture.height,
+  });
   if (aborted) process.exitCode = stop.exitCode;
 }
 

@@ -31,7 +31,8 @@ export function buildProgram(): Command {
     c.exitOverride();
     c.configureOutput({
       // Commander puts a suggestion on a second line; keep the message on one.
-      outputError: (text, write) => write(`${text.trimEnd().replace(/\n/g, ' ')} (see "${c.name() === 'flowvae' ? 'flowvae' : `flowvae ${c.name()}`} --help")\n`),
+      outputError: (text, write) =>
+        write(`${text.trimEnd().replace(/\n/g, ' ')} (see "${c.name() === 'flowvae' ? 'flowvae' : `flowvae ${c.name()}`} --help")\n`),
     });
     c.commands.forEach(configure);
   };

@@ -77,9 +77,7 @@ export function checkFitsInMemory(s: TrainSettings, dim: number, defaults: { lat
     [`--layers ${s.layers}`, { ...s, layers: defaults.layers }],
     [`--hidden ${s.hidden.join(',')}`, { ...s, hidden: defaults.hidden }],
   ];
-  const [culprit] = candidates
-    .map(([flag, smaller]) => [flag, estimateTraining(smaller, dim).bytes] as const)
-    .reduce((a, b) => (b[1] < a[1] ? b : a));
+  const [culprit] = candidates.map(([flag, smaller]) => [flag, estimateTraining(smaller, dim).bytes] as const).reduce((a, b) => (b[1] < a[1] ? b : a));
   throw new CliError(
     `error: ${culprit} makes a model of ${parameters.toLocaleString('en-US')} parameters that needs about ${(bytes / GB).toFixed(1)} GB, ` +
       `more than this machine can give it (${(os.totalmem() / GB).toFixed(1)} GB in all); choose a smaller value`,

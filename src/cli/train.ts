@@ -27,13 +27,7 @@ import {
 import { BACKEND_CHOICES, type BackendChoice, interruptible, packageVersion, selectBackend, threadCount } from './common';
 import { learningCurvesSvg } from './curves';
 import { DATA_HELP, allBinary, dataSourceOption, formatDataSpec, inUnitInterval, isImageData, loadData, parseDataSpec, type LoadedData } from './data';
-import {
-  TEST_BINARIZE_SEED,
-  VALIDATION_BINARIZE_SEED,
-  evaluationRows,
-  testElbo,
-  testNll,
-} from './evaluate';
+import { TEST_BINARIZE_SEED, VALIDATION_BINARIZE_SEED, evaluationRows, testElbo, testNll } from './evaluate';
 import { imageGrid, scatterPlot, sideBySide } from './images';
 import { checkFitsInMemory } from './memory';
 import { Eta, Output, barGraphic, outputMode } from './progress';
@@ -127,26 +121,59 @@ export function trainCommand(): Command {
     .addOption(new Option('--test-data <source>', 'test data for a csv:/npy: source (default: 20% of it held out)').argParser(dataSourceOption))
     .addOption(new Option('--train-size <n>', 'use only the first n training examples (quick runs)').argParser(positiveInt))
     .addOption(new Option('--test-size <n>', 'use only the first n test examples').argParser(positiveInt))
-    .addOption(new Option('--validation <fraction>', 'fraction of the training data held out for validation').default(TRAIN_DEFAULTS.validation).argParser(fraction))
+    .addOption(
+      new Option('--validation <fraction>', 'fraction of the training data held out for validation').default(TRAIN_DEFAULTS.validation).argParser(fraction),
+    )
     .addOption(new Option('--posterior <kind>', 'posterior family (flow: a Gaussian followed by --flow)').choices(POSTERIORS).default(TRAIN_DEFAULTS.posterior))
     .addOption(new Option('--flow <family>', 'flow of a flow posterior').choices(flows).default(TRAIN_DEFAULTS.flow))
-    .addOption(new Option('--kl <estimate>', 'KL term: closed-form (Gaussian posteriors; their default) or sampled (flows; the flow papers use it for every posterior)').choices(['closed-form', 'sampled']))
+    .addOption(
+      new Option(
+        '--kl <estimate>',
+        'KL term: closed-form (Gaussian posteriors; their default) or sampled (flows; the flow papers use it for every posterior)',
+      ).choices(['closed-form', 'sampled']),
+    )
     .addOption(new Option('--layers <K>', 'flow layers (default 16; 4 for iaf and maf)').argParser(positiveInt))
-    .addOption(new Option('--prior <kind>', 'prior p(z): mixture (of --prior-components Gaussians) and flow (--prior-flow) are learned').choices(PRIORS).default('standard-normal'))
+    .addOption(
+      new Option('--prior <kind>', 'prior p(z): mixture (of --prior-components Gaussians) and flow (--prior-flow) are learned')
+        .choices(PRIORS)
+        .default('standard-normal'),
+    )
     .addOption(new Option('--prior-components <K>', 'Gaussians of a mixture prior (default 10)').argParser(positiveInt))
     .addOption(new Option('--prior-flow <family>', 'flow of a flow prior (default maf)').choices(flows))
     .addOption(new Option('--prior-layers <K>', 'layers of a flow prior (default 4)').argParser(positiveInt))
-    .addOption(new Option('--objective <kind>', 'training objective: the ELBO, or the importance-weighted bound with --iwae-samples draws').choices(['elbo', 'iwae']).default('elbo'))
+    .addOption(
+      new Option('--objective <kind>', 'training objective: the ELBO, or the importance-weighted bound with --iwae-samples draws')
+        .choices(['elbo', 'iwae'])
+        .default('elbo'),
+    )
     .addOption(new Option('--iwae-samples <K>', 'draws per example of the IWAE objective (default 5)').argParser(positiveInt))
     .addOption(new Option('--latent <d>', 'latent dimensions').default(TRAIN_DEFAULTS.latent).argParser(positiveInt))
-    .addOption(new Option('--hidden <widths>', 'hidden layer widths of encoder and decoder, comma-separated').default(TRAIN_DEFAULTS.hidden, '300,300').argParser(widthList))
-    .addOption(new Option('--likelihood <kind>', 'decoder likelihood (auto: bernoulli when the data lie in [0, 1], else gaussian)').choices(['auto', 'bernoulli', 'gaussian']).default(TRAIN_DEFAULTS.likelihood))
+    .addOption(
+      new Option('--hidden <widths>', 'hidden layer widths of encoder and decoder, comma-separated')
+        .default(TRAIN_DEFAULTS.hidden, '300,300')
+        .argParser(widthList),
+    )
+    .addOption(
+      new Option('--likelihood <kind>', 'decoder likelihood (auto: bernoulli when the data lie in [0, 1], else gaussian)')
+        .choices(['auto', 'bernoulli', 'gaussian'])
+        .default(TRAIN_DEFAULTS.likelihood),
+    )
     .addOption(new Option('--binarize <mode>', 'dynamic: resample binary pixels every batch (default with bernoulli)').choices(['dynamic', 'none']))
-    .addOption(new Option('--epochs <n>', 'epochs in total (with --resume: including those already done)').default(TRAIN_DEFAULTS.epochs).argParser(positiveInt))
+    .addOption(
+      new Option('--epochs <n>', 'epochs in total (with --resume: including those already done)').default(TRAIN_DEFAULTS.epochs).argParser(positiveInt),
+    )
     .addOption(new Option('--batch <n>', 'examples per batch').default(TRAIN_DEFAULTS.batch).argParser(positiveInt))
     .addOption(new Option('--lr <rate>', 'Adam learning rate').default(TRAIN_DEFAULTS.lr).argParser(learningRate))
-    .addOption(new Option('--warmup <epochs>', 'KL warm-up: the KL weight rises from 0 to 1 over these epochs (0: none)').default(TRAIN_DEFAULTS.warmup).argParser(nonNegativeNumber))
-    .addOption(new Option('--free-bits <nats>', 'free bits: no KL gradient below this many nats per latent dimension').default(TRAIN_DEFAULTS.freeBits).argParser(nonNegativeNumber))
+    .addOption(
+      new Option('--warmup <epochs>', 'KL warm-up: the KL weight rises from 0 to 1 over these epochs (0: none)')
+        .default(TRAIN_DEFAULTS.warmup)
+        .argParser(nonNegativeNumber),
+    )
+    .addOption(
+      new Option('--free-bits <nats>', 'free bits: no KL gradient below this many nats per latent dimension')
+        .default(TRAIN_DEFAULTS.freeBits)
+        .argParser(nonNegativeNumber),
+    )
     .addOption(new Option('--backend <name>', 'compute backend (auto: cpu when the native addon loads)').choices(BACKEND_CHOICES).default('auto'))
     .addOption(new Option('--threads <n>', 'native threads (default: all cores)').argParser(threadNumber))
     .addOption(new Option('--seed <n>', 'seed of initialization, noise, shuffling and splits').default(TRAIN_DEFAULTS.seed).argParser(nonNegativeInt))
@@ -202,7 +229,10 @@ function resolveSettings(o: TrainOptions, cmd: Command, resumed: TrainSettings |
     throw new CliError(`error: --layers needs --posterior flow, but --posterior is ${o.posterior}`);
   }
   if (given('priorComponents') && o.prior !== 'mixture') throw new CliError(`error: --prior-components needs --prior mixture, but --prior is ${o.prior}`);
-  for (const [key, flag] of [['priorFlow', '--prior-flow'], ['priorLayers', '--prior-layers']] as const) {
+  for (const [key, flag] of [
+    ['priorFlow', '--prior-flow'],
+    ['priorLayers', '--prior-layers'],
+  ] as const) {
     if (given(key) && o.prior !== 'flow') throw new CliError(`error: ${flag} needs --prior flow, but --prior is ${o.prior}`);
   }
   if (given('iwaeSamples') && o.objective !== 'iwae') throw new CliError(`error: --iwae-samples needs --objective iwae, but --objective is ${o.objective}`);
@@ -370,7 +400,8 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   if (resumed) {
     vae = VAE.load(o.resume!, { backend });
     state = vae.trainingState;
-    if (vae.inputDim !== train.dim) throw new CliError(`error: the checkpoint expects ${vae.inputDim} values per example but the data have ${train.dim}`, EXIT_FAILURE);
+    if (vae.inputDim !== train.dim)
+      throw new CliError(`error: the checkpoint expects ${vae.inputDim} values per example but the data have ${train.dim}`, EXIT_FAILURE);
     // A run whose training ended but whose test evaluation or pictures did not (killed
     // during the final NLL) is finished by --resume; a complete run needs more epochs.
     if (state && state.epoch >= settings.epochs && resumed!.status === 'completed') {
@@ -467,62 +498,64 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   if (finishing) output.log(`flowvae: training is complete (${state!.epoch} epochs); finishing the test evaluation and pictures`);
   let fitResult;
   try {
-    fitResult = finishing ? { history: [], stopped: 'completed' as const, state: state! } : await vae.fit(train, {
-      epochs: settings.epochs,
-      batchSize: settings.batch,
-      lr: settings.lr,
-      warmup: settings.warmup,
-      freeBits: settings.freeBits,
-      binarize: settings.binarize,
-      seed: settings.seed,
-      ...(validationRows ? { validation: validationRows } : {}),
-      // The saved model is the last epoch's, so that --resume continues it exactly.
-      keepBest: false,
-      signal: stop.signal,
-      ...(state ? { resume: state } : {}),
-      onBatch: (b) => {
-        if (b.batch === 1) {
-          elboSum = 0;
-          elboCount = 0;
-        }
-        elboSum += b.elbo;
-        elboCount += 1;
-        lastBatch = { epoch: b.epoch, batch: b.batch, batches: b.batches };
-        const done = (b.epoch - 1 - startEpoch) * b.batches + b.batch;
-        const total = (settings.epochs - startEpoch) * b.batches;
-        output.bar(
-          `epoch ${b.epoch}/${settings.epochs} ${barGraphic(b.batch, b.batches, 20)} ${b.batch}/${b.batches}  ` +
-            `ELBO ${fmt(elboSum / elboCount)}  ${formatRate(b.examplesPerSecond)} ex/s  ETA ${eta.format(done, total)}`,
-        );
-      },
-      onEpoch: (m: EpochMetrics) => {
-        const record: EpochRecord = {
-          epoch: m.epoch,
-          train: m.train,
-          ...(m.validation ? { validation: m.validation } : {}),
-          lr: m.lr,
-          beta: m.beta,
-          examplesPerSecond: m.examplesPerSecond,
-          seconds: m.seconds,
-          ...(m.activeUnits !== undefined ? { activeUnits: m.activeUnits } : {}),
-          ...(m.klPerDimension ? { klPerDimension: m.klPerDimension } : {}),
-        };
-        if (!m.complete) {
-          record.interrupted = { batches: lastBatch.batch, of: lastBatch.batches };
-        }
-        metrics.epochs.push(record);
-        metrics.trainSeconds += m.seconds;
-        // Checkpoint every epoch: a crash or a second Ctrl-C loses at most one epoch.
-        // The record goes first: killed between the two writes, the run resumes from
-        // the previous checkpoint, drops the records past it and trains this epoch
-        // again (bit-identically), so no epoch's record is ever lost.
-        saveMetrics();
-        vae.save(out);
-        saveCurves();
-        output.log(epochLine(record, settings.epochs));
-        output.event('epoch', { ...record, epochs: settings.epochs });
-      },
-    });
+    fitResult = finishing
+      ? { history: [], stopped: 'completed' as const, state: state! }
+      : await vae.fit(train, {
+          epochs: settings.epochs,
+          batchSize: settings.batch,
+          lr: settings.lr,
+          warmup: settings.warmup,
+          freeBits: settings.freeBits,
+          binarize: settings.binarize,
+          seed: settings.seed,
+          ...(validationRows ? { validation: validationRows } : {}),
+          // The saved model is the last epoch's, so that --resume continues it exactly.
+          keepBest: false,
+          signal: stop.signal,
+          ...(state ? { resume: state } : {}),
+          onBatch: (b) => {
+            if (b.batch === 1) {
+              elboSum = 0;
+              elboCount = 0;
+            }
+            elboSum += b.elbo;
+            elboCount += 1;
+            lastBatch = { epoch: b.epoch, batch: b.batch, batches: b.batches };
+            const done = (b.epoch - 1 - startEpoch) * b.batches + b.batch;
+            const total = (settings.epochs - startEpoch) * b.batches;
+            output.bar(
+              `epoch ${b.epoch}/${settings.epochs} ${barGraphic(b.batch, b.batches, 20)} ${b.batch}/${b.batches}  ` +
+                `ELBO ${fmt(elboSum / elboCount)}  ${formatRate(b.examplesPerSecond)} ex/s  ETA ${eta.format(done, total)}`,
+            );
+          },
+          onEpoch: (m: EpochMetrics) => {
+            const record: EpochRecord = {
+              epoch: m.epoch,
+              train: m.train,
+              ...(m.validation ? { validation: m.validation } : {}),
+              lr: m.lr,
+              beta: m.beta,
+              examplesPerSecond: m.examplesPerSecond,
+              seconds: m.seconds,
+              ...(m.activeUnits !== undefined ? { activeUnits: m.activeUnits } : {}),
+              ...(m.klPerDimension ? { klPerDimension: m.klPerDimension } : {}),
+            };
+            if (!m.complete) {
+              record.interrupted = { batches: lastBatch.batch, of: lastBatch.batches };
+            }
+            metrics.epochs.push(record);
+            metrics.trainSeconds += m.seconds;
+            // Checkpoint every epoch: a crash or a second Ctrl-C loses at most one epoch.
+            // The record goes first: killed between the two writes, the run resumes from
+            // the previous checkpoint, drops the records past it and trains this epoch
+            // again (bit-identically), so no epoch's record is ever lost.
+            saveMetrics();
+            vae.save(out);
+            saveCurves();
+            output.log(epochLine(record, settings.epochs));
+            output.event('epoch', { ...record, epochs: settings.epochs });
+          },
+        });
   } finally {
     output.clearBar();
   }
@@ -535,10 +568,11 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
     metrics.status = 'interrupted';
     saveMetrics();
     saveCurves();
-    const where = last?.interrupted ? `in epoch ${last.epoch} at batch ${last.interrupted.batches}/${last.interrupted.of}` : `after epoch ${fitResult.state.epoch}`;
+    const where = last?.interrupted
+      ? `in epoch ${last.epoch} at batch ${last.interrupted.batches}/${last.interrupted.of}`
+      : `after epoch ${fitResult.state.epoch}`;
     output.log(
-      `flowvae: interrupted ${where}; checkpoint saved to ${files.model} (epoch ${fitResult.state.epoch})\n` +
-        `  continue with: flowvae train --resume ${out}`,
+      `flowvae: interrupted ${where}; checkpoint saved to ${files.model} (epoch ${fitResult.state.epoch})\n` + `  continue with: flowvae train --resume ${out}`,
     );
     output.event('interrupted', { out, epoch: fitResult.state.epoch, at: interruptedAt, checkpoint: files.model });
     process.exitCode = stop.exitCode;
@@ -548,9 +582,7 @@ async function train(o: TrainOptions, cmd: Command): Promise<void> {
   // Test set: ELBO, then the importance-sampled NLL (the long part, with its own progress bar).
   const testStarted = performance.now();
   const elbo = testElbo(vae, testRows);
-  output.log(
-    `test ELBO ${fmt(elbo.elbo)} on ${loaded.test.n} examples; importance-sampled NLL with ${settings.samples} samples per example...`,
-  );
+  output.log(`test ELBO ${fmt(elbo.elbo)} on ${loaded.test.n} examples; importance-sampled NLL with ${settings.samples} samples per example...`);
   const nllEta = new Eta();
   const nll = await testNll(vae, testRows, {
     samples: settings.samples,
@@ -599,9 +631,7 @@ export function writePictures(vae: VAE, data: LoadedData, files: { samples: stri
   const n = Math.min(count, data.test.n);
   const inputs = data.test.x.subarray(0, n * data.test.dim);
   const recon = vae.reconstruct(inputs);
-  sideBySide([imageGrid(inputs, n, shape, { columns: 8, range }), imageGrid(recon, n, shape, { columns: 8, range })], 12).save(
-    files.reconstructions,
-  );
+  sideBySide([imageGrid(inputs, n, shape, { columns: 8, range }), imageGrid(recon, n, shape, { columns: 8, range })], 12).save(files.reconstructions);
 }
 
 /**
@@ -646,7 +676,9 @@ function printSummary(output: Output, m: RunMetrics, out: string, totalSeconds: 
   ];
   if (last?.validation) lines.push(`  validation ELBO ${fmt(last.validation.elbo)}  (KL ${fmt(last.validation.kl)})`);
   if (last?.activeUnits !== undefined) {
-    const collapsed = last.klPerDimension ? `; KL per dimension ${Math.min(...last.klPerDimension).toFixed(2)} to ${Math.max(...last.klPerDimension).toFixed(2)} nats` : '';
+    const collapsed = last.klPerDimension
+      ? `; KL per dimension ${Math.min(...last.klPerDimension).toFixed(2)} to ${Math.max(...last.klPerDimension).toFixed(2)} nats`
+      : '';
     lines.push(`  active units    ${last.activeUnits} of ${m.settings.latent} (Cov_x E_q[z_d] > 0.01 on the validation set${collapsed})`);
   }
   lines.push(

@@ -193,8 +193,7 @@ export class FlowDistribution implements TrainableDistribution {
    */
   static create(options: CreateFlowDistributionOptions): FlowDistribution {
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
-    const { dim: dimIn, flow: name, layers: layersIn, seed: seedIn, backend: backendIn, direction, baseMean, baseLogVar, base: baseIn, ...extra } =
-      options;
+    const { dim: dimIn, flow: name, layers: layersIn, seed: seedIn, backend: backendIn, direction, baseMean, baseLogVar, base: baseIn, ...extra } = options;
     const dim = checkPositiveInt(dimIn, 'dim');
     const flowName = checkOneOf(name, 'flow', Object.keys(FLOW_FAMILIES));
     const family = FLOW_FAMILIES[flowName];
@@ -206,7 +205,9 @@ export class FlowDistribution implements TrainableDistribution {
     if (baseSpec && (baseMean !== undefined || baseLogVar !== undefined)) {
       throw rangeError('"baseMean" and "baseLogVar" set a Gaussian base; a mixture base learns its own means and scales');
     }
-    const base = baseSpec ? new MixtureBase(backend, dim, baseSpec.components, seed * 1000 + 300) : new DiagonalGaussian({ dim, mean: baseMean, logVar: baseLogVar, backend });
+    const base = baseSpec
+      ? new MixtureBase(backend, dim, baseSpec.components, seed * 1000 + 300)
+      : new DiagonalGaussian({ dim, mean: baseMean, logVar: baseLogVar, backend });
     // Flow initialization and the noise stream are spread apart so their Philox words never coincide.
     const make = (e: Record<string, unknown>) => family.create({ dim, layers, amortized: false, seed: seed * 1000 + 200, backend, extra: e });
     // Options left undefined mean "the family's default", as everywhere else.
@@ -261,11 +262,11 @@ export class FlowDistribution implements TrainableDistribution {
       tensors,
       dtype: this.backend.dtype,
       metadata: {
-      format: FLOW_DISTRIBUTION_FORMAT,
-      version: '1',
-      spec: JSON.stringify(this.spec),
-      noiseOffset: String(this.noiseOffset),
-    },
+        format: FLOW_DISTRIBUTION_FORMAT,
+        version: '1',
+        spec: JSON.stringify(this.spec),
+        noiseOffset: String(this.noiseOffset),
+      },
     });
     return file;
   }
@@ -432,7 +433,8 @@ export class FlowDistribution implements TrainableDistribution {
       if (context !== undefined) throw rangeError(`This distribution is unconditional (contextDim 0) but ${method} was given "context"`);
       return undefined;
     }
-    if (context === undefined) throw typeError(`This distribution is conditional (contextDim ${this.contextDim}): ${method} needs "context" [rows, ${this.contextDim}]`);
+    if (context === undefined)
+      throw typeError(`This distribution is conditional (contextDim ${this.contextDim}): ${method} needs "context" [rows, ${this.contextDim}]`);
     if (!(context instanceof Float32Array || context instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', 'context', context));
     if (context.length !== rows * this.contextDim) {
       throw rangeError(expected(`array of ${rows} rows × contextDim ${this.contextDim} = ${rows * this.contextDim} values`, 'context', context), 'ERR_SHAPE');
@@ -500,7 +502,8 @@ export class FlowDistribution implements TrainableDistribution {
     const beta = options.beta ?? 1;
     const D = this.dim;
     if (this.contextDim > 0) throw rangeError('The reverse KL fits an unconditional target; this distribution is conditional (contextDim > 0)');
-    if (!(this.base instanceof DiagonalGaussian)) throw rangeError('The reverse KL trains the flow on a fixed Gaussian base; a mixture base is learned by fit (maximum likelihood)');
+    if (!(this.base instanceof DiagonalGaussian))
+      throw rangeError('The reverse KL trains the flow on a fixed Gaussian base; a mixture base is learned by fit (maximum likelihood)');
     const offset = options.offset ?? this.takeNoise(batch * D);
     const params = this.flow.parameters();
     const c = 1 / batch;

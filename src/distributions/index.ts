@@ -18,12 +18,4 @@ export {
   type ReverseKLEstimate,
   type ReverseKLOptions,
 } from './flow-distribution';
-export {
-  LOGZ_GRID_STEP,
-  TARGET_2D_NAMES,
-  Target2D,
-  target2d,
-  type Bounds2D,
-  type Target2DName,
-  type TargetDensity,
-} from './targets2d';
+export { LOGZ_GRID_STEP, TARGET_2D_NAMES, Target2D, target2d, type Bounds2D, type Target2DName, type TargetDensity } from './targets2d';

@@ -79,7 +79,6 @@ function logAddExp(a: number, b: number): { value: number; weightA: number } {
   return { value: m + Math.log(s), weightA: ea / s };
 }
 
-
 /** log p̃ and its gradient at one point; returns log p̃ and writes the gradient into g[0], g[1]. */
 type PointDensity = (z1: number, z2: number, g: Float64Array) => number;
 
@@ -173,7 +172,7 @@ function gaussianMixture(centres: Float64Array, sigma: number): PointDensity {
       g1 += w * (centres[2 * k] - z1);
       g2 += w * (centres[2 * k + 1] - z2);
     }
-    const scale = 2 * inv2s2 / s; // 1/σ² over the normalizer of the weights
+    const scale = (2 * inv2s2) / s; // 1/σ² over the normalizer of the weights
     g[0] = g1 * scale;
     g[1] = g2 * scale;
     return max + Math.log(s) + logNorm;
@@ -457,8 +456,7 @@ const SPECS: Record<Target2DName, () => TargetSpec> = {
   }),
   U3: () => ({
     name: 'U3',
-    formula:
-      'U3 = -log(exp(-1/2((z2 - w1)/0.35)^2) + exp(-1/2((z2 - w1 + w2)/0.35)^2)) + E(z), w2 = 3 exp(-1/2((z1 - 1)/0.6)^2)',
+    formula: 'U3 = -log(exp(-1/2((z2 - w1)/0.35)^2) + exp(-1/2((z2 - w1 + w2)/0.35)^2)) + E(z), w2 = 3 exp(-1/2((z1 - 1)/0.6)^2)',
     envelope: ENVELOPE,
     bounds: { x: [-12, 12], y: [-8.5, 5.5] },
     density: U3,
@@ -472,8 +470,7 @@ const SPECS: Record<Target2DName, () => TargetSpec> = {
   }),
   'two-moons': () => ({
     name: 'two-moons',
-    formula:
-      'equal mixture of N(c_j, 0.2^2 I) over 64 centres per moon, c = (2cos t - 1, 2sin t - 0.5) and (1 - 2cos t, 0.5 - 2sin t), t = pi j/63',
+    formula: 'equal mixture of N(c_j, 0.2^2 I) over 64 centres per moon, c = (2cos t - 1, 2sin t - 0.5) and (1 - 2cos t, 0.5 - 2sin t), t = pi j/63',
     envelope: null,
     bounds: { x: [-5.5, 5.5], y: [-4.5, 4.5] },
     density: gaussianMixture(moonCentres(), MOON_SIGMA),

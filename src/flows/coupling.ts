@@ -46,14 +46,7 @@ import { expected, rangeError, typeError } from '../errors';
 import { MLP } from '../nn/mlp';
 import { createParameter, prefixParameters, type NamedBuffer, type Parameter } from '../nn/parameter';
 import { checkArray, checkOneOf, checkPositiveInt, checkSize } from '../validate';
-import {
-  Workspace,
-  type Flow,
-  type FlowCallOptions,
-  type FlowForwardResult,
-  type FlowGradients,
-  type FlowInverseResult,
-} from './flow';
+import { Workspace, type Flow, type FlowCallOptions, type FlowForwardResult, type FlowGradients, type FlowInverseResult } from './flow';
 import { FlowSequence } from './sequence';
 
 /** An invertible elementwise transform of x_b, parametrized per row by the conditioner output h. */
@@ -89,17 +82,7 @@ export interface CouplingTransform {
    * of `dx`, all of `dh` `[batch, paramsPerDim · width]`, and accumulates the
    * gradients of its own parameters.
    */
-  backward(
-    x: FloatArray,
-    h: FloatArray,
-    dy: FloatArray,
-    dLogDet: FloatArray,
-    dx: FloatArray,
-    dh: FloatArray,
-    batch: number,
-    dim: number,
-    offset: number,
-  ): void;
+  backward(x: FloatArray, h: FloatArray, dy: FloatArray, dLogDet: FloatArray, dx: FloatArray, dh: FloatArray, batch: number, dim: number, offset: number): void;
 }
 
 /** What a transform factory is given when a coupling layer builds its transform. */

@@ -75,17 +75,7 @@ export class ElementwiseAffine implements Flow {
     const batch = this.batch;
     checkBackwardCall(this.className, this.backend, batch, this.dim, gradOutput, gradLogDet);
     const dx = this.ws.get('gradInput', batch * this.dim);
-    this.backend.glow.affineBackward(
-      this.input!,
-      this.logScale.value,
-      gradOutput,
-      gradLogDet,
-      dx,
-      this.logScale.grad,
-      this.shift.grad,
-      batch,
-      this.dim,
-    );
+    this.backend.glow.affineBackward(this.input!, this.logScale.value, gradOutput, gradLogDet, dx, this.logScale.grad, this.shift.grad, batch, this.dim);
     return { gradInput: dx, gradParams: null, gradContext: null };
   }
 }

@@ -21,11 +21,7 @@ export interface GlowPieceOptions {
 }
 
 /** Checks an options object; returns the resolved dim and backend. */
-export function resolvePieceOptions(
-  options: unknown,
-  known: readonly string[],
-  family: string,
-): { dim: number; backend: Backend; seed: number } {
+export function resolvePieceOptions(options: unknown, known: readonly string[], family: string): { dim: number; backend: Backend; seed: number } {
   if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
   checkKnownKeys(options, 'options', known);
   const o = options as { dim?: unknown; backend?: unknown; seed?: unknown };
@@ -63,14 +59,7 @@ export function checkUnconditionalCall(
 }
 
 /** Checks the arguments of backward: a forward ran, and the gradients have its shapes. */
-export function checkBackwardCall(
-  className: string,
-  backend: Backend,
-  batch: number,
-  dim: number,
-  gradOutput: FloatArray,
-  gradLogDet: FloatArray,
-): void {
+export function checkBackwardCall(className: string, backend: Backend, batch: number, dim: number, gradOutput: FloatArray, gradLogDet: FloatArray): void {
   if (batch === 0) throw rangeError(`${className}.backward called before forward`);
   checkArray(gradOutput, 'gradOutput', batch * dim, backend.dtype);
   checkArray(gradLogDet, 'gradLogDet', batch, backend.dtype);

@@ -203,7 +203,14 @@ const SPLINE_KEYS = ['bins', 'bound', 'hidden', 'activation', 'contextDim'] as c
 
 function splineOptions(o: FlowFactoryOptions, known: readonly string[]) {
   checkKnownKeys(o.extra, 'posterior', known);
-  const extra = o.extra as { bins?: number; bound?: number; hidden?: number[]; activation?: Activation; contextDim?: number; hiddenDegrees?: 'random' | 'cyclic' };
+  const extra = o.extra as {
+    bins?: number;
+    bound?: number;
+    hidden?: number[];
+    activation?: Activation;
+    contextDim?: number;
+    hiddenDegrees?: 'random' | 'cyclic';
+  };
   return { dim: o.dim, layers: o.layers, seed: o.seed, backend: o.backend, ...extra };
 }
 

@@ -14,14 +14,7 @@ import type { FloatArray } from '../backend/types';
 import type { NamedBuffer, Parameter } from '../nn/parameter';
 import { checkOneOf } from '../validate';
 import { Workspace, type Flow, type FlowCallOptions, type FlowForwardResult, type FlowGradients, type FlowInverseResult } from './flow';
-import {
-  checkBackwardCall,
-  checkUnconditionalCall,
-  readPermutation,
-  resolvePieceOptions,
-  seededPermutation,
-  type GlowPieceOptions,
-} from './glow-common';
+import { checkBackwardCall, checkUnconditionalCall, readPermutation, resolvePieceOptions, seededPermutation, type GlowPieceOptions } from './glow-common';
 
 export const PERMUTATION_ORDERS = ['reverse', 'random'] as const;
 export type PermutationOrder = (typeof PERMUTATION_ORDERS)[number];

@@ -13,6 +13,9 @@ export type RealNVPOptions = CouplingStackOptions;
 
 export class RealNVPFlow extends CouplingStack {
   constructor(options: RealNVPOptions) {
-    super('realnvp', alternatingCouplings(options, (spec) => new AffineCouplingTransform(spec)));
+    super(
+      'realnvp',
+      alternatingCouplings(options, (spec) => new AffineCouplingTransform(spec)),
+    );
   }
 }

@@ -29,13 +29,7 @@
  * ERR_NOT_CONVERGED naming them.
  */
 import type { Backend } from '../backend/backend';
-import {
-  RESIDUAL_ACTIVATIONS,
-  RESIDUAL_EXACT_MAX_DIM,
-  residualNetSize,
-  residualStashSize,
-  type ResidualActivation,
-} from '../backend/kernels/residual';
+import { RESIDUAL_ACTIVATIONS, RESIDUAL_EXACT_MAX_DIM, residualNetSize, residualStashSize, type ResidualActivation } from '../backend/kernels/residual';
 import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import { createParameter, initNormal, initUniform, type NamedBuffer, type Parameter } from '../nn/parameter';
@@ -166,11 +160,7 @@ export class ResidualBlock implements Flow {
     this.lipschitz = checkFinite(options.lipschitz ?? RESIDUAL_DEFAULT_LIPSCHITZ, 'lipschitz');
     if (!(this.lipschitz > 0 && this.lipschitz < 1)) throw rangeError(expected('number in (0, 1)', 'lipschitz', options.lipschitz));
     this.powerIterations = options.powerIterations === undefined ? 5 : checkSize(options.powerIterations, 'powerIterations');
-    this.logDetMode = checkOneOf(
-      options.logDet ?? (this.dim <= RESIDUAL_EXACT_DEFAULT_DIM ? 'exact' : 'estimator'),
-      'logDet',
-      ['exact', 'estimator'] as const,
-    );
+    this.logDetMode = checkOneOf(options.logDet ?? (this.dim <= RESIDUAL_EXACT_DEFAULT_DIM ? 'exact' : 'estimator'), 'logDet', ['exact', 'estimator'] as const);
     if (this.logDetMode === 'exact' && this.dim > RESIDUAL_EXACT_MAX_DIM) {
       throw rangeError(`Expected dim ≤ ${RESIDUAL_EXACT_MAX_DIM} for "logDet" "exact" but dim is ${this.dim}; use "estimator"`);
     }
@@ -180,7 +170,8 @@ export class ResidualBlock implements Flow {
     if (!(this.rouletteP > 0 && this.rouletteP <= 1)) throw rangeError(expected('number in (0, 1]', 'rouletteP', options.rouletteP));
     this.inverseTolerance = checkFinite(options.inverseTolerance ?? 1e-9, 'inverseTolerance');
     if (!(this.inverseTolerance > 0)) throw rangeError(expected('positive finite number', 'inverseTolerance', options.inverseTolerance));
-    this.maxInverseIterations = options.maxInverseIterations === undefined ? 2000 : checkIntegerBetween(options.maxInverseIterations, 'maxInverseIterations', 1, 1e6);
+    this.maxInverseIterations =
+      options.maxInverseIterations === undefined ? 2000 : checkIntegerBetween(options.maxInverseIterations, 'maxInverseIterations', 1, 1e6);
     const seed = options.seed === undefined ? 0 : checkSeed(options.seed);
     this.noiseSeed = seed * 1000 + 11;
     this.backend = checkBackend(options.backend, 'residual');
@@ -358,7 +349,10 @@ export class ResidualBlock implements Flow {
     if (bad > 0) {
       const i = Math.max(firstNonFinite(dx), 0);
       const row = Math.floor(i / this.dim);
-      for (const [label, a, w] of [['gradOutput', gradOutput, this.dim], ['gradLogDet', gradLogDet, 1]] as const) {
+      for (const [label, a, w] of [
+        ['gradOutput', gradOutput, this.dim],
+        ['gradLogDet', gradLogDet, 1],
+      ] as const) {
         if (firstNonFinite(a.subarray(row * w, (row + 1) * w)) >= 0) {
           throw new FlowVaeError('ERR_NAN', `ResidualFlow.backward: row ${row} of "${label}" is not finite`);
         }
@@ -367,7 +361,17 @@ export class ResidualBlock implements Flow {
     }
     for (const l of this.layers) {
       const n = l.rows * l.cols;
-      k.normalizeBackward(l.weight.value, l.u.value, l.v.value, l.sigma[0], this.dNet.subarray(l.wOff, l.wOff + n), l.weight.grad, l.rows, l.cols, this.lipschitz);
+      k.normalizeBackward(
+        l.weight.value,
+        l.u.value,
+        l.v.value,
+        l.sigma[0],
+        this.dNet.subarray(l.wOff, l.wOff + n),
+        l.weight.grad,
+        l.rows,
+        l.cols,
+        this.lipschitz,
+      );
       const db = this.dNet.subarray(l.bOff, l.bOff + l.rows);
       for (let i = 0; i < l.rows; i++) l.bias.grad[i] += db[i];
     }

@@ -9,14 +9,7 @@ import type { FloatArray } from '../backend/types';
 import { expected, rangeError, typeError } from '../errors';
 import { prefixBuffers, prefixParameters, type NamedBuffer, type Parameter } from '../nn/parameter';
 import { checkArray, checkPositiveInt } from '../validate';
-import {
-  Workspace,
-  type Flow,
-  type FlowCallOptions,
-  type FlowForwardResult,
-  type FlowGradients,
-  type FlowInverseResult,
-} from './flow';
+import { Workspace, type Flow, type FlowCallOptions, type FlowForwardResult, type FlowGradients, type FlowInverseResult } from './flow';
 
 /** Copies columns [start, start + width) of a `[batch, srcWidth]` array into `dst` `[batch, width]`. */
 export function gatherColumns(src: FloatArray, batch: number, srcWidth: number, start: number, width: number, dst: FloatArray): void {

@@ -30,13 +30,7 @@ import { expected, typeError } from '../errors';
 import type { Parameter } from '../nn/parameter';
 import { checkInRange, checkIntegerBetween, checkPositiveInt } from '../validate';
 import { AutoregressiveFlow, type AutoregressiveFlowOptions, type StepKernels } from './autoregressive';
-import {
-  CouplingStack,
-  alternatingCouplings,
-  type CouplingStackOptions,
-  type CouplingTransform,
-  type CouplingTransformSpec,
-} from './coupling';
+import { CouplingStack, alternatingCouplings, type CouplingStackOptions, type CouplingTransform, type CouplingTransformSpec } from './coupling';
 import type { Backend } from '../backend/backend';
 
 /** Default number of bins. */
@@ -117,7 +111,10 @@ export class SplineCouplingFlow extends CouplingStack {
   constructor(options: SplineCouplingOptions) {
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
     const spline = checkSplineOptions(options);
-    super('spline-coupling', alternatingCouplings(options, (spec) => new SplineCouplingTransform(spec, spline)));
+    super(
+      'spline-coupling',
+      alternatingCouplings(options, (spec) => new SplineCouplingTransform(spec, spline)),
+    );
     this.bins = spline.bins;
     this.bound = spline.bound;
   }

@@ -62,16 +62,7 @@ export interface StackKernels {
     layers: number,
     amortized: boolean,
   ): number;
-  inverse(
-    y: FloatArray,
-    params: FloatArray,
-    x: FloatArray,
-    logDet: FloatArray,
-    batch: number,
-    dim: number,
-    layers: number,
-    amortized: boolean,
-  ): number;
+  inverse(y: FloatArray, params: FloatArray, x: FloatArray, logDet: FloatArray, batch: number, dim: number, layers: number, amortized: boolean): number;
 }
 
 /** How a family describes itself to the stack. */

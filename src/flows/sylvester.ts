@@ -392,4 +392,3 @@ export class SylvesterFlow implements Flow {
     return { gradInput: gradX, gradParams: this.amortized ? gradParams : null, gradContext: null };
   }
 }
-

@@ -53,8 +53,13 @@ export const CHECKSUMS_KEY = 'flowvae.sha256';
 
 /** SHA-256 (16 hex digits) of a tensor's little-endian bytes in `dtype`. */
 function tensorChecksum(data: Float32Array | Float64Array, dtype: SafetensorsTensor['dtype']): string {
-  const stored = dtype === 'F32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Float64Array ? data : Float64Array.from(data);
-  return crypto.createHash('sha256').update(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength)).digest('hex').slice(0, 16);
+  const stored =
+    dtype === 'F32' ? (data instanceof Float32Array ? data : Float32Array.from(data)) : data instanceof Float64Array ? data : Float64Array.from(data);
+  return crypto
+    .createHash('sha256')
+    .update(new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** What a checkpoint holds: named tensors (in `dtype`), extra tensors and string metadata. */
@@ -154,11 +159,7 @@ export function metadataJson<T>(contents: SafetensorsContents, key: string, fail
  * written before every tensor has been checked, so a bad file leaves the
  * model as it was.
  */
-export function restoreTensors(
-  contents: SafetensorsContents,
-  into: readonly NamedTensor[],
-  fail: (what: string) => never,
-): Map<string, SafetensorsTensor> {
+export function restoreTensors(contents: SafetensorsContents, into: readonly NamedTensor[], fail: (what: string) => never): Map<string, SafetensorsTensor> {
   const byName = new Map(contents.tensors.map((t) => [t.name, t]));
   const pairs = into.map((p) => {
     const t = byName.get(p.name) ?? fail(`tensor "${p.name}" is missing`);

@@ -174,11 +174,7 @@ export function saveSafetensors(file: string, tensors: readonly SafetensorsTenso
 }
 
 /** Promise version of saveSafetensors. */
-export async function saveSafetensorsAsync(
-  file: string,
-  tensors: readonly SafetensorsTensor[],
-  metadata: Record<string, string> = {},
-): Promise<void> {
+export async function saveSafetensorsAsync(file: string, tensors: readonly SafetensorsTensor[], metadata: Record<string, string> = {}): Promise<void> {
   if (typeof file !== 'string' || file === '') throw typeError(expected('file path string', 'file', file));
   await writeFileAtomic(file, encodeSafetensors(tensors, metadata));
 }
@@ -211,11 +207,7 @@ function parseEntry(name: string, info: unknown, file: string): Entry {
   if (!Array.isArray(shape) || shape.some((s) => typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0)) {
     throw checkpointError(file, `${what} has an invalid "shape" (expected an array of non-negative integers)`);
   }
-  if (
-    !Array.isArray(offsets) ||
-    offsets.length !== 2 ||
-    offsets.some((o) => typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0)
-  ) {
+  if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0)) {
     throw checkpointError(file, `${what} has invalid "data_offsets" (expected [begin, end] with non-negative integers)`);
   }
   const [begin, end] = offsets as number[];

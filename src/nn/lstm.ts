@@ -147,10 +147,7 @@ export class Lstm {
    * for zeros). Accumulates the parameter gradients; returns ∂L/∂x (null when
    * `needInputGrad` is false), ∂L/∂h0 and ∂L/∂c0, owned by the layer.
    */
-  backward(
-    grads: { dy?: FloatArray | null; dhn?: FloatArray | null; dcn?: FloatArray | null },
-    needInputGrad = true,
-  ): LstmGradients {
+  backward(grads: { dy?: FloatArray | null; dhn?: FloatArray | null; dcn?: FloatArray | null }, needInputGrad = true): LstmGradients {
     if (!this.input || !this.stash) throw rangeError('Lstm.backward called before forward');
     const { batch, steps } = this;
     const H = this.hidden;

@@ -243,7 +243,13 @@ export class MADE {
     const next = integerStream(seed + 1);
     let prev = this.degrees;
     hidden.forEach((width, l) => {
-      const deg = hiddenDegrees(width, prev.reduce((a, d) => Math.min(a, d), dim), dim, mode, next);
+      const deg = hiddenDegrees(
+        width,
+        prev.reduce((a, d) => Math.min(a, d), dim),
+        dim,
+        mode,
+        next,
+      );
       this.layers.push(new MaskedLinear(backend, { inDegrees: prev, outDegrees: deg, strict: false, seed: seed + 7919 * (l + 1) }));
       prev = deg;
     });

@@ -141,7 +141,11 @@ export class LstmDecoder implements Network {
     this.endClass = options.endClass === undefined ? null : checkIntegerBelow(options.endClass, 'endClass', groupParams(firstCategorical!));
     this.seed = options.seed ?? 21;
     const seed = this.seed;
-    this.start = new MLP(backend, { sizes: [latent, ...(options.mlpHidden ?? [H]), this.features + 2 * H], activation: options.activation ?? 'relu', seed: seed * 1000 + 1 });
+    this.start = new MLP(backend, {
+      sizes: [latent, ...(options.mlpHidden ?? [H]), this.features + 2 * H],
+      activation: options.activation ?? 'relu',
+      seed: seed * 1000 + 1,
+    });
     this.lstm = new Lstm(backend, { inDim: this.features, hidden: H, seed: seed * 1000 + 2 });
     this.output = new Linear(backend, { inDim: H, outDim: this.paramsPerStep, seed: seed * 1000 + 3 });
     this.inDim = latent;
@@ -149,7 +153,11 @@ export class LstmDecoder implements Network {
   }
 
   parameters(): Parameter[] {
-    return [...prefixParameters('start', this.start.parameters()), ...prefixParameters('lstm', this.lstm.parameters()), ...prefixParameters('output', this.output.parameters())];
+    return [
+      ...prefixParameters('start', this.start.parameters()),
+      ...prefixParameters('lstm', this.lstm.parameters()),
+      ...prefixParameters('output', this.output.parameters()),
+    ];
   }
 
   buffers(): NamedBuffer[] {

@@ -218,10 +218,14 @@ function checkContextRows(dist: TrainableDistribution, context: unknown, n: numb
     if (context !== undefined) throw rangeError('"context" is for conditional distributions; this one has contextDim 0');
     return null;
   }
-  if (context === undefined) throw typeError(`This distribution is conditional (contextDim ${dist.contextDim}): fit needs "context" [n, ${dist.contextDim}] beside the data`);
+  if (context === undefined)
+    throw typeError(`This distribution is conditional (contextDim ${dist.contextDim}): fit needs "context" [n, ${dist.contextDim}] beside the data`);
   if (!(context instanceof Float32Array || context instanceof Float64Array)) throw typeError(expected('Float32Array or Float64Array', 'context', context));
   if (context.length !== n * dist.contextDim) {
-    throw rangeError(expected(`array of ${n} rows × contextDim ${dist.contextDim} = ${n * dist.contextDim} values (one row per data row)`, 'context', context), 'ERR_SHAPE');
+    throw rangeError(
+      expected(`array of ${n} rows × contextDim ${dist.contextDim} = ${n * dist.contextDim} values (one row per data row)`, 'context', context),
+      'ERR_SHAPE',
+    );
   }
   const bad = findNonFinite(context, dist.contextDim);
   if (bad) throw new FlowVaeError('ERR_DATA', `"context" ${describeBadValue(bad.row, bad.column, bad.value)}`);

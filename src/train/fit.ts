@@ -170,9 +170,29 @@ export interface FitResult {
 }
 
 const KEYS = [
-  'epochs', 'batchSize', 'lr', 'optimizer', 'weightDecay', 'maxGradNorm', 'lrSchedule', 'lrGamma', 'warmup', 'warmupStep', 'beta',
-  'freeBits', 'validation', 'patience', 'keepBest', 'binarize', 'seed', 'evalSamples', 'onEpoch', 'onBatch', 'signal',
-  'resume', 'restart',
+  'epochs',
+  'batchSize',
+  'lr',
+  'optimizer',
+  'weightDecay',
+  'maxGradNorm',
+  'lrSchedule',
+  'lrGamma',
+  'warmup',
+  'warmupStep',
+  'beta',
+  'freeBits',
+  'validation',
+  'patience',
+  'keepBest',
+  'binarize',
+  'seed',
+  'evalSamples',
+  'onEpoch',
+  'onBatch',
+  'signal',
+  'resume',
+  'restart',
 ] as const;
 
 /**
@@ -310,8 +330,7 @@ export async function fitVAE(vae: TrainableModel, dataIn: FloatArray | Dataset, 
 
   for (let epoch = startEpoch; epoch < endEpoch; epoch++) {
     const t0 = performance.now();
-    adam.lr =
-      schedule === 'constant' ? lr0 : schedule === 'exponential' ? lr0 * lrGamma ** epoch : (0.5 * lr0 * (1 + Math.cos((Math.PI * epoch) / endEpoch)));
+    adam.lr = schedule === 'constant' ? lr0 : schedule === 'exponential' ? lr0 * lrGamma ** epoch : 0.5 * lr0 * (1 + Math.cos((Math.PI * epoch) / endEpoch));
     // The order of an epoch depends only on (seed, epoch), so a resumed run sees the same batches.
     const order = permutation(n, seed, 1000 + epoch);
     let rec = 0;

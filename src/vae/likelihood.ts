@@ -81,23 +81,21 @@ function checkLogVar(value: unknown, name: string): number | 'learned' {
  * The groups of a likelihood option: one kind over all `inputDim` columns, or
  * a list of groups whose data columns must add up to `inputDim`.
  */
-export function resolveLikelihood(
-  value: LikelihoodKind | readonly LikelihoodGroup[] | undefined,
-  logVarOption: unknown,
-  inputDim: number,
-): ResolvedGroup[] {
+export function resolveLikelihood(value: LikelihoodKind | readonly LikelihoodGroup[] | undefined, logVarOption: unknown, inputDim: number): ResolvedGroup[] {
   const spec = value ?? 'bernoulli';
   if (typeof spec === 'string') {
     const kind = checkOneOf(spec, 'likelihood', LIKELIHOOD_KINDS);
     if (kind === 'gaussian') return [{ kind, columns: inputDim, params: inputDim, logVar: checkLogVar(logVarOption ?? 'learned', 'likelihoodLogVar') }];
     // 'learned' is the option's default, which configs of every kind record.
-    if (logVarOption !== undefined && checkLogVar(logVarOption, 'likelihoodLogVar') !== 'learned') throw rangeError(`"likelihoodLogVar" applies to a Gaussian likelihood, not ${kind}`);
+    if (logVarOption !== undefined && checkLogVar(logVarOption, 'likelihoodLogVar') !== 'learned')
+      throw rangeError(`"likelihoodLogVar" applies to a Gaussian likelihood, not ${kind}`);
     return [{ kind, columns: inputDim, params: inputDim, ...(kind === 'categorical' ? { index: false } : {}) }];
   }
   if (!Array.isArray(spec) || spec.length === 0) {
     throw typeError(expected('"bernoulli", "gaussian", "categorical" or a non-empty array of column groups', 'likelihood', spec));
   }
-  if (logVarOption !== undefined && logVarOption !== 'learned') throw rangeError('"likelihoodLogVar" applies to a single Gaussian likelihood; give a mixed one "logVar" per group');
+  if (logVarOption !== undefined && logVarOption !== 'learned')
+    throw rangeError('"likelihoodLogVar" applies to a single Gaussian likelihood; give a mixed one "logVar" per group');
   const groups = spec.map((g: LikelihoodGroup, i): ResolvedGroup => {
     const name = `likelihood[${i}]`;
     if (typeof g !== 'object' || g === null) throw typeError(expected('object { kind, columns }', name, g));
@@ -125,10 +123,7 @@ export function resolveLikelihood(
   });
   const total = groups.reduce((s, g) => s + g.columns, 0);
   if (total !== inputDim) {
-    throw rangeError(
-      `The likelihood's groups cover ${total} columns (${groups.map((g) => g.columns).join(' + ')}) but inputDim is ${inputDim}`,
-      'ERR_SHAPE',
-    );
+    throw rangeError(`The likelihood's groups cover ${total} columns (${groups.map((g) => g.columns).join(' + ')}) but inputDim is ${inputDim}`, 'ERR_SHAPE');
   }
   return groups;
 }
@@ -326,7 +321,16 @@ function trueClass(x: FloatArray, dataDim: number, g: PlacedGroup, r: number): n
   return -1; // not one-hot: refused by checkData before training
 }
 
-function categoricalLogProb(x: FloatArray, dataDim: number, out: FloatArray, paramDim: number, g: PlacedGroup, logpx: FloatArray, batch: number, add: boolean): void {
+function categoricalLogProb(
+  x: FloatArray,
+  dataDim: number,
+  out: FloatArray,
+  paramDim: number,
+  g: PlacedGroup,
+  logpx: FloatArray,
+  batch: number,
+  add: boolean,
+): void {
   for (let r = 0; r < batch; r++) {
     const o = r * paramDim + g.paramStart;
     const y = trueClass(x, dataDim, g, r);
@@ -336,7 +340,16 @@ function categoricalLogProb(x: FloatArray, dataDim: number, out: FloatArray, par
 }
 
 /** dOut over the group's columns = dRow · (onehot(y) − softmax(l)). */
-function categoricalBackward(x: FloatArray, dataDim: number, out: FloatArray, paramDim: number, g: PlacedGroup, dRow: FloatArray, dOut: FloatArray, batch: number): void {
+function categoricalBackward(
+  x: FloatArray,
+  dataDim: number,
+  out: FloatArray,
+  paramDim: number,
+  g: PlacedGroup,
+  dRow: FloatArray,
+  dOut: FloatArray,
+  batch: number,
+): void {
   for (let r = 0; r < batch; r++) {
     const o = r * paramDim + g.paramStart;
     const y = trueClass(x, dataDim, g, r);

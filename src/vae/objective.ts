@@ -72,7 +72,14 @@ export function createObjective(spec: ResolvedObjective): Objective {
 export class ElboObjective implements Objective {
   readonly kind = 'elbo';
   readonly samples = 1;
-  weigh(logpx: FloatArray, kl: FloatArray, batch: number, o: { beta: number; freeBits: number; latentDim: number }, dLogpx: FloatArray, dKl: FloatArray): ElboTerms {
+  weigh(
+    logpx: FloatArray,
+    kl: FloatArray,
+    batch: number,
+    o: { beta: number; freeBits: number; latentDim: number },
+    dLogpx: FloatArray,
+    dKl: FloatArray,
+  ): ElboTerms {
     const terms = averageTerms(logpx, kl, batch);
     // Free bits: below the floor the KL term is constant, so it contributes no gradient.
     const klWeight = o.freeBits > 0 && terms.kl < o.freeBits * o.latentDim ? 0 : o.beta;

@@ -1,11 +1,5 @@
 /** The VAE's parts, for users composing or writing their own (see README, "The VAE API"). */
-export {
-  GroupedLikelihood,
-  LIKELIHOOD_KINDS,
-  type Likelihood,
-  type LikelihoodGroup,
-  type LikelihoodKind,
-} from './likelihood';
+export { GroupedLikelihood, LIKELIHOOD_KINDS, type Likelihood, type LikelihoodGroup, type LikelihoodKind } from './likelihood';
 export {
   DiagonalPosterior,
   FlowPosterior,

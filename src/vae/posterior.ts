@@ -42,9 +42,7 @@ export function resolvePosterior(value: PosteriorSpec | undefined): ResolvedPost
   const p = value ?? 'diagonal';
   if (p === 'diagonal' || p === 'full-covariance') return p;
   if (typeof p !== 'object' || p === null) {
-    throw (typeof p === 'string' ? rangeError : typeError)(
-      expected('"diagonal", "full-covariance" or { flow, layers, amortized }', 'posterior', p),
-    );
+    throw (typeof p === 'string' ? rangeError : typeError)(expected('"diagonal", "full-covariance" or { flow, layers, amortized }', 'posterior', p));
   }
   const names = Object.keys(FLOW_FAMILIES);
   const flow = checkOneOf(p.flow, 'posterior.flow', names);
@@ -261,7 +259,8 @@ export class FlowPosterior extends DiagonalPosterior {
     this.kind = flow;
     this.flow = FLOW_FAMILIES[flow].create({ dim: latentDim, layers, amortized, seed: seed * 1000 + 200, backend, extra });
     // Flow heads start small so the posterior starts close to the base Gaussian.
-    this.flowHead = this.flow.amortizedSize > 0 ? new Linear(backend, { inDim, outDim: this.flow.amortizedSize, seed: seed * 1000 + 104, initScale: 0.1 }) : null;
+    this.flowHead =
+      this.flow.amortizedSize > 0 ? new Linear(backend, { inDim, outDim: this.flow.amortizedSize, seed: seed * 1000 + 104, initScale: 0.1 }) : null;
     this.contextHead = this.flow.contextDim > 0 ? new Linear(backend, { inDim, outDim: this.flow.contextDim, seed: seed * 1000 + 105 }) : null;
   }
 

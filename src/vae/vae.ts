@@ -143,7 +143,20 @@ export const CHECKPOINT_FORMAT = 'flowvae-vae';
 /** Version 2: the VAE of parts (prior, objective, likelihood groups, custom parts); version 1 files load unchanged. */
 const CHECKPOINT_VERSION = '2';
 
-const VAE_KEYS = ['inputDim', 'latentDim', 'encoder', 'decoder', 'likelihood', 'likelihoodLogVar', 'posterior', 'prior', 'objective', 'kl', 'seed', 'backend'] as const;
+const VAE_KEYS = [
+  'inputDim',
+  'latentDim',
+  'encoder',
+  'decoder',
+  'likelihood',
+  'likelihoodLogVar',
+  'posterior',
+  'prior',
+  'objective',
+  'kl',
+  'seed',
+  'backend',
+] as const;
 const NET_KEYS = ['hidden', 'activation'] as const;
 
 function resolveNetwork(value: NetworkOptions | undefined, name: string): { hidden: number[]; activation: Activation } {
@@ -252,7 +265,8 @@ export class VAE implements TrainableModel {
     const likelihoodObject = given<Likelihood>(options.likelihood, 'likelihood', LIKELIHOOD_METHODS);
     let likelihoodSpec: VAEConfig['likelihood'];
     if (likelihoodObject) {
-      if (likelihoodObject.dataDim !== inputDim) throw rangeError(`Expected "likelihood.dataDim" to be ${inputDim} (inputDim) but received ${likelihoodObject.dataDim}`, 'ERR_SHAPE');
+      if (likelihoodObject.dataDim !== inputDim)
+        throw rangeError(`Expected "likelihood.dataDim" to be ${inputDim} (inputDim) but received ${likelihoodObject.dataDim}`, 'ERR_SHAPE');
       this.likelihood = likelihoodObject;
       likelihoodSpec = customName(likelihoodObject);
     } else {
@@ -620,11 +634,7 @@ export class VAE implements TrainableModel {
     return VAE.fromCheckpoint(contents, fail, options);
   }
 
-  private static fromCheckpoint(
-    contents: SafetensorsContents,
-    failWhole: (what: string) => never,
-    options: LoadOptions,
-  ): VAE {
+  private static fromCheckpoint(contents: SafetensorsContents, failWhole: (what: string) => never, options: LoadOptions): VAE {
     checkKnownKeys(options, 'options', ['backend', 'parts']);
     // Tensor problems name the part they belong to.
     const fail = (what: string): never => {
@@ -714,10 +724,7 @@ export class VAE implements TrainableModel {
    * evaluated `batch` samples at a time so any S fits in memory. Returns the
    * per-example estimates and their mean.
    */
-  logLikelihood(
-    x: FloatArray,
-    options: { samples?: number; batch?: number; seed?: number } = {},
-  ): { mean: number; perExample: Float64Array } {
+  logLikelihood(x: FloatArray, options: { samples?: number; batch?: number; seed?: number } = {}): { mean: number; perExample: Float64Array } {
     checkKnownKeys(options, 'options', ['samples', 'batch', 'seed']);
     const run = this.likelihoodRun(x, options);
     for (let i = 0; i < run.n; i++) run.example(i);

@@ -122,9 +122,7 @@ export function valueFor(expects: string, attempt: number, size: number, rand: (
       return array;
     });
   }
-  const typed = /^(Float32Array|Float64Array|Int32Array|Uint32Array|Uint8Array|Int8Array|Int16Array|Uint16Array)(?: of length (\d+))?/.exec(
-    expects,
-  );
+  const typed = /^(Float32Array|Float64Array|Int32Array|Uint32Array|Uint8Array|Int8Array|Int16Array|Uint16Array)(?: of length (\d+))?/.exec(expects);
   if (typed) {
     // An array whose length the binding leaves free (e.g. rng's `out`) gets a few elements to work on.
     const length = typed[2] === undefined ? 2 * size + 7 : Number(typed[2]);

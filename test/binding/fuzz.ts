@@ -45,11 +45,7 @@ export interface FuzzReport {
   elapsedMs: number;
 }
 
-const MESSAGE_FORMATS = [
-  /^Expected .+ for "[^"]+" but received .*$/s,
-  /^\S+ expects \d+ arguments? but received \d+$/,
-  /^Size of "[^"]+" is too large$/,
-];
+const MESSAGE_FORMATS = [/^Expected .+ for "[^"]+" but received .*$/s, /^\S+ expects \d+ arguments? but received \d+$/, /^Size of "[^"]+" is too large$/];
 
 /** Sizes for valid calls at awkward sizes: zero, one, around SIMD widths (4, 8, 16) and cache-unfriendly odd sizes. */
 const AWKWARD_SIZES = [0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33];
@@ -59,14 +55,52 @@ const PARALLEL_SIZES = [257, 1024, 4099];
 const HUGE_SIZES = [2 ** 31, 2 ** 31 - 1, 2 ** 32, 2 ** 32 - 1, 2 ** 32 + 1];
 /** Numbers a size, count, seed or scalar must survive. */
 const HOSTILE_NUMBERS = [
-  -1, -0, 0, 0.5, -0.5, 1.5, 1e-300, NaN, Infinity, -Infinity, 2 ** 31, 2 ** 31 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 53,
-  2 ** 53 + 2, 2 ** 64, 1e300, -1e300, Number.MAX_VALUE, Number.MIN_VALUE, Number.EPSILON, 1025, 4097, -(2 ** 31),
+  -1,
+  -0,
+  0,
+  0.5,
+  -0.5,
+  1.5,
+  1e-300,
+  NaN,
+  Infinity,
+  -Infinity,
+  2 ** 31,
+  2 ** 31 - 1,
+  2 ** 32,
+  2 ** 32 + 1,
+  2 ** 53,
+  2 ** 53 + 2,
+  2 ** 64,
+  1e300,
+  -1e300,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  Number.EPSILON,
+  1025,
+  4097,
+  -(2 ** 31),
 ];
 
 /** Values no size check may accept (sizes are integers in [0, 2^32]). */
 const INVALID_SIZES = [
-  -1, -0.5, 0.5, 1.5, 3.000001, NaN, Infinity, -Infinity, 2 ** 32 + 1, 2 ** 53, 2 ** 64, 1e300, -1e300,
-  Number.MAX_VALUE, Number.MIN_VALUE, Number.EPSILON, -(2 ** 31),
+  -1,
+  -0.5,
+  0.5,
+  1.5,
+  3.000001,
+  NaN,
+  Infinity,
+  -Infinity,
+  2 ** 32 + 1,
+  2 ** 53,
+  2 ** 64,
+  1e300,
+  -1e300,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  Number.EPSILON,
+  -(2 ** 31),
 ];
 
 function hostileObjects(): unknown[] {
@@ -95,7 +129,17 @@ function hostileObjects(): unknown[] {
     Promise.resolve(),
     new Error('not an argument'),
     // Any property read on this throws a plain Error, which would escape as a non-coded error.
-    new Proxy({}, { get: () => { throw new Error('proxy get trap reached'); }, has: () => { throw new Error('proxy has trap reached'); } }),
+    new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error('proxy get trap reached');
+        },
+        has: () => {
+          throw new Error('proxy has trap reached');
+        },
+      },
+    ),
     Object.create(Float32Array.prototype),
   ];
 }
@@ -269,7 +313,13 @@ export function fuzzAddon(addon: object, options: FuzzOptions): FuzzReport {
     const arity = template.args.length;
     const call = (kase: string, args: unknown[], expectReturn = false) => {
       report.calls++;
-      record(name, kase, args, classify(() => (fn as AddonFunction)(...args)), expectReturn);
+      record(
+        name,
+        kase,
+        args,
+        classify(() => (fn as AddonFunction)(...args)),
+        expectReturn,
+      );
     };
     const arrayPositions = template.info.map((_a, i) => (ArrayBuffer.isView(template.args[i]) ? i : -1)).filter((i) => i >= 0);
     // Arrays whose length the sizes fix (rng's `out` takes any length).

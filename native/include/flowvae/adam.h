@@ -51,7 +51,7 @@ double adam_step(float* params, const float* grads, float* m, float* v, std::siz
                  SimdLevel level = simd_level());
 
 // The same over `count` tensors; m and v hold the sum of their sizes.
-double adam_step_tensors(const AdamTensor* tensors, std::size_t count, float* m, float* v,
-                         const AdamOptions& options, SimdLevel level = simd_level());
+double adam_step_tensors(const AdamTensor* tensors, std::size_t count, float* m, float* v, const AdamOptions& options,
+                         SimdLevel level = simd_level());
 
 }  // namespace flowvae

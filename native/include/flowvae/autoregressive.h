@@ -17,8 +17,8 @@ namespace flowvae {
 
 // out[o, i] = weight[o, i] if out_degrees[o] ≥ in_degrees[i] (> when strict), else 0.
 // out may be weight (in-place masking of a gradient).
-void mask_weights(const float* weight, const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict,
-                  float* out, std::size_t out_dim, std::size_t in_dim);
+void mask_weights(const float* weight, const uint32_t* out_degrees, const uint32_t* in_degrees, bool strict, float* out,
+                  std::size_t out_dim, std::size_t in_dim);
 
 // A MADE layer forward: masked_weight = weight ⊙ mask (as mask_weights),
 // y [batch, out] = x [batch, in] · masked_weightᵀ + bias (bias may be null).

@@ -58,7 +58,7 @@ void coupling_scale_forward(const float* x, const float* log_scale, float* y, fl
 void coupling_scale_inverse(const float* y, const float* log_scale, float* x, float* log_det, std::size_t batch,
                             std::size_t dim);
 // dx = dy ⊙ exp(log_scale) (overwritten), d_log_scale += Σ_rows (dy ⊙ x ⊙ exp(log_scale) + d_log_det).
-void coupling_scale_backward(const float* x, const float* log_scale, const float* dy, const float* d_log_det,
-                             float* dx, float* d_log_scale, std::size_t batch, std::size_t dim);
+void coupling_scale_backward(const float* x, const float* log_scale, const float* dy, const float* d_log_det, float* dx,
+                             float* d_log_scale, std::size_t batch, std::size_t dim);
 
 }  // namespace flowvae

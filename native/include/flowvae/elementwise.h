@@ -39,8 +39,8 @@ void elementwise_forward(Activation kind, const float* x, float* y, std::size_t 
                          SimdLevel level = simd_level());
 
 // dx[i] = dy[i] · f'(x[i]); y is the forward output (tanh' = 1 − y², sigmoid' = y(1 − y)).
-void elementwise_backward(Activation kind, const float* x, const float* y, const float* dy, float* dx,
-                          std::size_t n, float alpha, SimdLevel level = simd_level());
+void elementwise_backward(Activation kind, const float* x, const float* y, const float* dy, float* dx, std::size_t n,
+                          float alpha, SimdLevel level = simd_level());
 
 // The same on the calling thread only, for kernels that already run inside
 // parallel_for (e.g. a flow applying tanh to its rows).

@@ -28,8 +28,8 @@ void glow_affine_inverse(const float* y, const float* log_scale, const float* sh
 //   dx = dy ⊙ e^{log_scale}                                (overwritten)
 //   d_log_scale[j] += Σ_r (dy[r, j] · x[r, j] · e^{log_scale[j]} + d_log_det[r])
 //   d_shift[j]     += Σ_r dy[r, j]                          (both accumulated)
-void glow_affine_backward(const float* x, const float* log_scale, const float* dy, const float* d_log_det,
-                          float* dx, float* d_log_scale, float* d_shift, std::size_t batch, std::size_t dim);
+void glow_affine_backward(const float* x, const float* log_scale, const float* dy, const float* d_log_det, float* dx,
+                          float* d_log_scale, float* d_shift, std::size_t batch, std::size_t dim);
 
 // y[r, j] = x[r, perm[j]]. perm must be a permutation of 0..dim−1 (the binding checks).
 void glow_permute_columns(const float* x, const uint32_t* perm, float* y, std::size_t batch, std::size_t dim);

@@ -46,8 +46,8 @@ inline std::size_t lstm_work_size(std::size_t batch, std::size_t steps, std::siz
 // overlap inputs or each other. The first call at a new size may throw
 // std::bad_alloc (sgemm's packing space).
 void lstm_forward(const float* x, const uint32_t* lengths, const float* h0, const float* c0, const float* w_ih,
-                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* hn, float* cn,
-                  float* stash, std::size_t batch, std::size_t steps, std::size_t in_dim, std::size_t hidden);
+                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* hn, float* cn, float* stash,
+                  std::size_t batch, std::size_t steps, std::size_t in_dim, std::size_t hidden);
 
 // Backward through time from the stash of the forward with the same x,
 // lengths and weights. dy [batch, steps, hidden], dhn and dcn [batch,

@@ -22,17 +22,16 @@ inline std::size_t planar_param_size(std::size_t dim) { return 2 * dim + 1; }
 // layer_log_det [batch, K] or null; stash [batch, K].
 // Returns the number of rows whose y or log_det is not finite.
 std::size_t planar_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                           float* layer_log_det, float* stash, std::size_t batch, std::size_t dim,
-                           std::size_t layers);
+                           float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers);
 
 // Backpropagates through the forward that produced y and stash. dy [batch, dim],
 // d_log_det [batch] (∂L/∂log_det); writes dx [batch, dim] (may be dy).
 // Shared: d_params [K·P] is accumulated into (+=), summed over the batch.
 // Amortized: d_params [batch, K·P] is overwritten, one row per example.
 // Returns the number of rows whose dx (or amortized d_params row) is not finite.
-std::size_t planar_backward(const float* y, const float* stash, const float* params, bool amortized,
-                            const float* dy, const float* d_log_det, float* dx, float* d_params,
-                            std::size_t batch, std::size_t dim, std::size_t layers);
+std::size_t planar_backward(const float* y, const float* stash, const float* params, bool amortized, const float* dy,
+                            const float* d_log_det, float* dx, float* d_params, std::size_t batch, std::size_t dim,
+                            std::size_t layers);
 
 // Inverts the stack: x [batch, dim] from y, log_det [batch] = log|det ∂x/∂y|.
 // Each layer solves the monotone scalar equation along w (safeguarded Newton,

@@ -20,16 +20,15 @@ inline std::size_t radial_param_size(std::size_t dim) { return dim + 2; }
 // [batch, K] or null; stash [batch, K]. Returns the number of rows whose y
 // or log_det is not finite.
 std::size_t radial_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                           float* layer_log_det, float* stash, std::size_t batch, std::size_t dim,
-                           std::size_t layers);
+                           float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers);
 
 // Backpropagates through the forward of x that produced stash. dy [batch,
 // dim], d_log_det [batch]; writes dx [batch, dim]. Shared: d_params [K·P] is
 // accumulated into (+=). Amortized: d_params [batch, K·P] is overwritten.
 // Returns the number of rows whose dx (or amortized d_params row) is not finite.
-std::size_t radial_backward(const float* x, const float* stash, const float* params, bool amortized,
-                            const float* dy, const float* d_log_det, float* dx, float* d_params,
-                            std::size_t batch, std::size_t dim, std::size_t layers);
+std::size_t radial_backward(const float* x, const float* stash, const float* params, bool amortized, const float* dy,
+                            const float* d_log_det, float* dx, float* d_params, std::size_t batch, std::size_t dim,
+                            std::size_t layers);
 
 // Inverts the stack in float64 (closed form: the radius solves a quadratic).
 // x [batch, dim], log_det [batch] = log|det ∂x/∂y|. Rows with a non-finite

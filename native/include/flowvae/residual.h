@@ -38,23 +38,22 @@ std::size_t residual_stash_size(const uint32_t* sizes, std::size_t layers, bool 
 void residual_normalize(const float* weight, float* u, float* v, float* out, float* sigma, std::size_t rows,
                         std::size_t cols, float c, std::size_t iterations);
 // d_weight += d_out (σ̂ ≤ c) or (c/σ̂)·d_out − (c/σ̂²)⟨d_out, W⟩ u vᵀ.
-void residual_normalize_backward(const float* weight, const float* u, const float* v, float sigma,
-                                 const float* d_out, float* d_weight, std::size_t rows, std::size_t cols, float c);
+void residual_normalize_backward(const float* weight, const float* u, const float* v, float sigma, const float* d_out,
+                                 float* d_weight, std::size_t rows, std::size_t cols, float c);
 
 // Returns the number of rows whose y or log_det is not finite. noise and terms
 // are both null (exact) or both given (estimator).
 std::size_t residual_forward(const float* x, const float* net, const uint32_t* sizes, std::size_t layers,
-                             int activation, const float* noise, const float* terms, double p,
-                             std::size_t exact_terms, float* y, float* log_det, float* stash, std::size_t batch);
+                             int activation, const float* noise, const float* terms, double p, std::size_t exact_terms,
+                             float* y, float* log_det, float* stash, std::size_t batch);
 // dx overwritten, d_net accumulated. Returns the number of rows whose dx is not finite.
 std::size_t residual_backward(const float* x, const float* net, const uint32_t* sizes, std::size_t layers,
-                              int activation, bool exact, const float* stash, const float* dy,
-                              const float* d_log_det, float* dx, float* d_net, std::size_t batch);
+                              int activation, bool exact, const float* stash, const float* dy, const float* d_log_det,
+                              float* dx, float* d_net, std::size_t batch);
 // Fixed point x ← y − g(x) in float64 until ‖Δx‖∞ ≤ tol; log_det = −log|det(I + J_g(x))|.
 // Rows not converged within max_iterations (or not finite) get a NaN log_det; returns their count.
 std::size_t residual_inverse(const float* y, const float* net, const uint32_t* sizes, std::size_t layers,
-                             int activation, const float* noise, const float* terms, double p,
-                             std::size_t exact_terms, double tol, std::size_t max_iterations, float* x,
-                             float* log_det, std::size_t batch);
+                             int activation, const float* noise, const float* terms, double p, std::size_t exact_terms,
+                             double tol, std::size_t max_iterations, float* x, float* log_det, std::size_t batch);
 
 }  // namespace flowvae

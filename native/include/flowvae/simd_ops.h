@@ -53,10 +53,10 @@ inline SimdLevel capped(SimdLevel requested) {
 // -Wpsabi: a captureless lambda in a target region gets a function-pointer
 // thunk compiled without the region's target, hence an ABI note; the thunk
 // is never called.
-#define FLOWVAE_TARGET_AVX2                                                               \
+#define FLOWVAE_TARGET_AVX2                                                                      \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")") _Pragma("GCC diagnostic push") \
       _Pragma("GCC diagnostic ignored \"-Wpsabi\"")
-#define FLOWVAE_TARGET_AVX512                                                          \
+#define FLOWVAE_TARGET_AVX512                                                                   \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f\")") _Pragma("GCC diagnostic push") \
       _Pragma("GCC diagnostic ignored \"-Wpsabi\"")
 #define FLOWVAE_TARGET_END _Pragma("GCC diagnostic pop") _Pragma("GCC pop_options")

@@ -34,8 +34,8 @@ constexpr std::size_t kSplineMaxBins = 999;
 // y = spline(x) on columns [start, start + width) of x and y ([batch, dim]);
 // the other columns of y are not written. log_det [batch] (overwritten) is the
 // sum of log dy/dx over the row's transformed elements.
-void spline_forward(const float* x, const float* params, float* y, float* log_det, std::size_t batch,
-                    std::size_t dim, std::size_t width, std::size_t start, std::size_t bins, float bound);
+void spline_forward(const float* x, const float* params, float* y, float* log_det, std::size_t batch, std::size_t dim,
+                    std::size_t width, std::size_t start, std::size_t bins, float bound);
 
 // Backpropagates dy ([batch, dim], read on the window) and d_log_det [batch]:
 // dx on the window columns (other columns not written) and d_params [batch, P,
@@ -46,7 +46,7 @@ void spline_backward(const float* x, const float* params, const float* dy, const
 
 // x = spline⁻¹(y) (analytic: the root of a quadratic, in its stable form);
 // log_det = −Σ log dy/dx = log|det ∂x/∂y| for fixed params.
-void spline_inverse(const float* y, const float* params, float* x, float* log_det, std::size_t batch,
-                    std::size_t dim, std::size_t width, std::size_t start, std::size_t bins, float bound);
+void spline_inverse(const float* y, const float* params, float* x, float* log_det, std::size_t batch, std::size_t dim,
+                    std::size_t width, std::size_t start, std::size_t bins, float bound);
 
 }  // namespace flowvae

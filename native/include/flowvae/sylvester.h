@@ -45,8 +45,7 @@ double sylvester_orthogonalize(const SylvesterShape& shape, std::size_t sets, co
 
 // Writes the q section of grad_params [sets, size] from grad_q [sets, K, q_per_layer].
 void sylvester_orthogonalize_backward(const SylvesterShape& shape, std::size_t sets, const float* params,
-                                      const float* grad_q, float* grad_params, std::size_t max_steps,
-                                      double tolerance);
+                                      const float* grad_q, float* grad_params, std::size_t max_steps, double tolerance);
 
 // saved may be null (nothing kept for backward).
 void sylvester_forward(const SylvesterShape& shape, std::size_t batch, bool amortized, const float* x,
@@ -60,19 +59,18 @@ void sylvester_backward(const SylvesterShape& shape, std::size_t batch, bool amo
 
 // Returns the number of rows that did not converge (their x and log_det are NaN).
 std::size_t sylvester_inverse(const SylvesterShape& shape, std::size_t batch, bool amortized, const float* y,
-                              const float* params, const float* q, float* x, float* log_det,
-                              std::size_t max_iterations, double tolerance);
+                              const float* params, const float* q, float* x, float* log_det, std::size_t max_iterations,
+                              double tolerance);
 
 // The same kernels on an explicit SIMD path (levels above simd_level() fall
 // back to it). Used by the native tests to cover every path on one machine.
-double sylvester_orthogonalize(SimdLevel level, const SylvesterShape& shape, std::size_t sets,
-                               const float* params, float* q, std::size_t max_steps, double tolerance);
+double sylvester_orthogonalize(SimdLevel level, const SylvesterShape& shape, std::size_t sets, const float* params,
+                               float* q, std::size_t max_steps, double tolerance);
 void sylvester_orthogonalize_backward(SimdLevel level, const SylvesterShape& shape, std::size_t sets,
                                       const float* params, const float* grad_q, float* grad_params,
                                       std::size_t max_steps, double tolerance);
-void sylvester_forward(SimdLevel level, const SylvesterShape& shape, std::size_t batch, bool amortized,
-                       const float* x, const float* params, const float* q, float* y, float* log_det,
-                       float* saved);
+void sylvester_forward(SimdLevel level, const SylvesterShape& shape, std::size_t batch, bool amortized, const float* x,
+                       const float* params, const float* q, float* y, float* log_det, float* saved);
 void sylvester_backward(SimdLevel level, const SylvesterShape& shape, std::size_t batch, bool amortized,
                         const float* params, const float* q, const float* saved, const float* grad_y,
                         const float* grad_log_det, float* grad_x, float* grad_params, float* grad_q);

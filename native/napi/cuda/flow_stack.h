@@ -16,8 +16,8 @@ using ForwardKernel = void (*)(const float* x, const float* params, bool amortiz
                                float* layer_log_det, float* stash, std::size_t batch, std::size_t dim,
                                std::size_t layers, unsigned long long* bad);
 using BackwardKernel = void (*)(const float* saved, const float* stash, const float* params, bool amortized,
-                                const float* dy, const float* d_log_det, float* dx, float* d_params,
-                                std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad);
+                                const float* dy, const float* d_log_det, float* dx, float* d_params, std::size_t batch,
+                                std::size_t dim, std::size_t layers, unsigned long long* bad);
 using InverseKernel = void (*)(const float* y, const float* params, bool amortized, float* x, float* log_det,
                                std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad);
 

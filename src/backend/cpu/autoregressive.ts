@@ -16,7 +16,19 @@ export function cpuAutoregressive(addon: NativeAddon): AutoregressiveKernels {
       addon.autoregressiveMaskWeights(weight as F, outDegrees, inDegrees, strict, out as F, outDim, inDim);
     },
     maskedDenseForward(x, weight, bias, outDegrees, inDegrees, strict, maskedWeight, y, batch, inDim, outDim) {
-      addon.autoregressiveMaskedDenseForward(x as F, weight as F, bias as F | null, outDegrees, inDegrees, strict, maskedWeight as F, y as F, batch, inDim, outDim);
+      addon.autoregressiveMaskedDenseForward(
+        x as F,
+        weight as F,
+        bias as F | null,
+        outDegrees,
+        inDegrees,
+        strict,
+        maskedWeight as F,
+        y as F,
+        batch,
+        inDim,
+        outDim,
+      );
     },
     maskedDenseBackward(x, maskedWeight, dy, outDegrees, inDegrees, strict, dx, dWeight, dBias, batch, inDim, outDim, accumulateDx) {
       addon.autoregressiveMaskedDenseBackward(

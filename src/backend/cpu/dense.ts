@@ -14,15 +14,7 @@ export function cpuDense(addon: NativeAddon): DenseKernels {
       addon.denseGemm(transA, transB, m, n, k, alpha, a as Float32Array, b as Float32Array, beta, c as Float32Array);
     },
     forward(x, weight, bias, y, batch, inDim, outDim) {
-      addon.denseForward(
-        x as Float32Array,
-        weight as Float32Array,
-        bias as Float32Array | null,
-        y as Float32Array,
-        batch,
-        inDim,
-        outDim,
-      );
+      addon.denseForward(x as Float32Array, weight as Float32Array, bias as Float32Array | null, y as Float32Array, batch, inDim, outDim);
     },
     backward(x, weight, dy, dx, dWeight, dBias, batch, inDim, outDim, accumulate) {
       addon.denseBackward(

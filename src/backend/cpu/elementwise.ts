@@ -15,7 +15,6 @@ function activationIndex(kind: Activation): number {
 export function cpuElementwise(addon: NativeAddon): ElementwiseKernels {
   return {
     forward: (kind, x, y, n, alpha) => addon.elementwiseForward(activationIndex(kind), x as F, y as F, n, alpha),
-    backward: (kind, x, y, dy, dx, n, alpha) =>
-      addon.elementwiseBackward(activationIndex(kind), x as F, y as F, dy as F, dx as F, n, alpha),
+    backward: (kind, x, y, dy, dx, n, alpha) => addon.elementwiseBackward(activationIndex(kind), x as F, y as F, dy as F, dx as F, n, alpha),
   };
 }

@@ -25,13 +25,40 @@ export function cpuResidual(addon: NativeAddon): ResidualKernels {
       addon.residualNormalizeBackward(weight as F, u as F, v as F, sigma, dOut as F, dWeight as F, rows, cols, c);
     },
     forward(x, net, sizes, activation, noise, terms, p, exactTerms, y, logDet, stash, batch) {
-      return addon.residualForward(x as F, net as F, sizes, activationIndex(activation), noise as F | null, terms as F | null, p, exactTerms, y as F, logDet as F, stash as F, batch);
+      return addon.residualForward(
+        x as F,
+        net as F,
+        sizes,
+        activationIndex(activation),
+        noise as F | null,
+        terms as F | null,
+        p,
+        exactTerms,
+        y as F,
+        logDet as F,
+        stash as F,
+        batch,
+      );
     },
     backward(x, net, sizes, activation, exact, stash, dy, dLogDet, dx, dNet, batch) {
       return addon.residualBackward(x as F, net as F, sizes, activationIndex(activation), exact, stash as F, dy as F, dLogDet as F, dx as F, dNet as F, batch);
     },
     inverse(y, net, sizes, activation, noise, terms, p, exactTerms, tol, maxIterations, x, logDet, batch) {
-      return addon.residualInverse(y as F, net as F, sizes, activationIndex(activation), noise as F | null, terms as F | null, p, exactTerms, tol, maxIterations, x as F, logDet as F, batch);
+      return addon.residualInverse(
+        y as F,
+        net as F,
+        sizes,
+        activationIndex(activation),
+        noise as F | null,
+        terms as F | null,
+        p,
+        exactTerms,
+        tol,
+        maxIterations,
+        x as F,
+        logDet as F,
+        batch,
+      );
     },
   };
 }

@@ -14,15 +14,7 @@ export function cpuSylvester(addon: NativeAddon): SylvesterKernels {
     orthogonalize: (shape, sets, params, q, options) =>
       addon.sylvesterOrthogonalize(...shapeArgs(shape), sets, f32(params), f32(q), options?.maxSteps, options?.tolerance),
     orthogonalizeBackward: (shape, sets, params, gradQ, gradParams, options) =>
-      addon.sylvesterOrthogonalizeBackward(
-        ...shapeArgs(shape),
-        sets,
-        f32(params),
-        f32(gradQ),
-        f32(gradParams),
-        options?.maxSteps,
-        options?.tolerance,
-      ),
+      addon.sylvesterOrthogonalizeBackward(...shapeArgs(shape), sets, f32(params), f32(gradQ), f32(gradParams), options?.maxSteps, options?.tolerance),
     forward: (shape, batch, amortized, x, params, q, y, logDet, saved) =>
       addon.sylvesterForward(...shapeArgs(shape), batch, amortized, f32(x), f32(params), f32(q), f32(y), f32(logDet), saved as Float32Array | null),
     backward: (shape, batch, amortized, params, q, saved, gradY, gradLogDet, gradX, gradParams, gradQ) =>

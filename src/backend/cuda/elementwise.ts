@@ -15,7 +15,6 @@ function activationIndex(kind: Activation): number {
 export function cudaElementwise(cuda: CudaAddon): ElementwiseKernels {
   return {
     forward: (kind, x, y, n, alpha) => cuda.elementwiseForward(activationIndex(kind), x as F, y as F, n, alpha),
-    backward: (kind, x, y, dy, dx, n, alpha) =>
-      cuda.elementwiseBackward(activationIndex(kind), x as F, y as F, dy as F, dx as F, n, alpha),
+    backward: (kind, x, y, dy, dx, n, alpha) => cuda.elementwiseBackward(activationIndex(kind), x as F, y as F, dy as F, dx as F, n, alpha),
   };
 }

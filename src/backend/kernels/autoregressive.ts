@@ -22,15 +22,7 @@ export interface AutoregressiveKernels {
    * `out = weight ⊙ mask(outDegrees, inDegrees, strict)`, `[outDim, inDim]`.
    * `out` may be `weight` itself (used to mask gradients in place).
    */
-  maskWeights(
-    weight: FloatArray,
-    outDegrees: Uint32Array,
-    inDegrees: Uint32Array,
-    strict: boolean,
-    out: FloatArray,
-    outDim: number,
-    inDim: number,
-  ): void;
+  maskWeights(weight: FloatArray, outDegrees: Uint32Array, inDegrees: Uint32Array, strict: boolean, out: FloatArray, outDim: number, inDim: number): void;
 
   /**
    * A MADE layer forward: `maskedWeight = weight ⊙ mask` (as `maskWeights`,
@@ -79,16 +71,7 @@ export interface AutoregressiveKernels {
    * Given `dy = ∂L/∂y` and `dLogDet = ∂L/∂logDet`: `dz` `[batch, dim]` and
    * `dms` `[batch, 2·dim]` (both overwritten).
    */
-  iafBackward(
-    z: FloatArray,
-    ms: FloatArray,
-    dy: FloatArray,
-    dLogDet: FloatArray,
-    dz: FloatArray,
-    dms: FloatArray,
-    batch: number,
-    dim: number,
-  ): void;
+  iafBackward(z: FloatArray, ms: FloatArray, dy: FloatArray, dLogDet: FloatArray, dz: FloatArray, dms: FloatArray, batch: number, dim: number): void;
   /**
    * Inverse IAF step for given ms: `z = (y − (1 − σ) ⊙ m) / σ`, `logDet = Σ softplus(−s)`
    * (log|det ∂z/∂y|). One of the sequential passes of the inverse.
@@ -98,16 +81,7 @@ export interface AutoregressiveKernels {
   /** MAF step in the density direction: `u` `[batch, dim]` and `logDet = −Σ α` `[batch]`. */
   mafForward(x: FloatArray, ms: FloatArray, u: FloatArray, logDet: FloatArray, batch: number, dim: number): void;
   /** Given `du` and `dLogDet`: `dx` `[batch, dim]` and `dms` `[batch, 2·dim]` (overwritten). */
-  mafBackward(
-    x: FloatArray,
-    ms: FloatArray,
-    du: FloatArray,
-    dLogDet: FloatArray,
-    dx: FloatArray,
-    dms: FloatArray,
-    batch: number,
-    dim: number,
-  ): void;
+  mafBackward(x: FloatArray, ms: FloatArray, du: FloatArray, dLogDet: FloatArray, dx: FloatArray, dms: FloatArray, batch: number, dim: number): void;
   /**
    * Inverse MAF step for given ms: `x = u ⊙ exp(α) + m`, `logDet = Σ α`
    * (log|det ∂x/∂u|). One of the sequential passes of the inverse.

@@ -85,13 +85,7 @@ const hasContext = (s: Sizes) => s.contextDim > 0;
 export const COUPLING_SIGNATURES = {
   gather: kernel(
     'couplingGather',
-    [
-      input('x', values),
-      optionalInput('context', contextLength, hasContext),
-      output('out', conditionerLength),
-      ...windowScalars,
-      lateSize('contextDim'),
-    ],
+    [input('x', values), optionalInput('context', contextLength, hasContext), output('out', conditionerLength), ...windowScalars, lateSize('contextDim')],
     'void',
     contextSizes('out'),
   ),
@@ -137,7 +131,12 @@ export const COUPLING_SIGNATURES = {
   ),
   additiveForward: kernel('couplingAdditiveForward', [input('x', values), input('h', hLength), output('y', values), ...windowScalars], 'void', hSizes(1, 'h')),
   additiveInverse: kernel('couplingAdditiveInverse', [input('y', values), input('h', hLength), output('x', values), ...windowScalars], 'void', hSizes(1, 'h')),
-  additiveBackward: kernel('couplingAdditiveBackward', [input('dy', values), output('dx', values), output('dh', hLength), ...windowScalars], 'void', hSizes(1, 'dh')),
+  additiveBackward: kernel(
+    'couplingAdditiveBackward',
+    [input('dy', values), output('dx', values), output('dh', hLength), ...windowScalars],
+    'void',
+    hSizes(1, 'dh'),
+  ),
   scaleForward: kernel(
     'couplingScaleForward',
     [input('x', perValue), input('logScale', perColumn), output('y', perValue), output('logDet', perRow), ...rowScalars],

@@ -11,29 +11,10 @@ export interface DenseKernels {
    * op(B) is `[k, n]` (B stored `[k, n]`, or `[n, k]` when `transB`); C is `[m, n]`.
    * When beta is 0, C is overwritten (NaN in C does not propagate).
    */
-  gemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    alpha: number,
-    a: FloatArray,
-    b: FloatArray,
-    beta: number,
-    c: FloatArray,
-  ): void;
+  gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, a: FloatArray, b: FloatArray, beta: number, c: FloatArray): void;
 
   /** `y[batch, outDim] = x[batch, inDim] · weight[outDim, inDim]ᵀ + bias[outDim]` (bias may be null). */
-  forward(
-    x: FloatArray,
-    weight: FloatArray,
-    bias: FloatArray | null,
-    y: FloatArray,
-    batch: number,
-    inDim: number,
-    outDim: number,
-  ): void;
+  forward(x: FloatArray, weight: FloatArray, bias: FloatArray | null, y: FloatArray, batch: number, inDim: number, outDim: number): void;
 
   /**
    * Given `dy = ∂L/∂y`: `dx = dy · W` (overwritten), `dWeight = dyᵀ · x` and

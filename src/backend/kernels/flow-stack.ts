@@ -9,18 +9,7 @@
  * The signatures here are the ones native/napi/flow_args.h reads: every
  * output is refused when it shares memory with any earlier argument.
  */
-import {
-  flag,
-  input,
-  kernel,
-  optionalOutput,
-  output,
-  positive,
-  size,
-  sizeProduct,
-  type KernelFunction,
-  type Sizes,
-} from './signature';
+import { flag, input, kernel, optionalOutput, output, positive, size, sizeProduct, type KernelFunction, type Sizes } from './signature';
 
 /** The sizes the binding derives, in its order (params, x, stash). */
 function stackSizes(paramSize: (dim: number) => number): (s: Sizes) => Sizes {
@@ -42,11 +31,7 @@ const batch = (s: Sizes) => s.batch;
 const stackScalars = [size('batch'), positive('dim'), positive('layers'), flag('amortized')] as const;
 
 /** The three signatures of one flow-stack family. */
-export function flowStackSignatures<const F extends string, const Saved extends 'x' | 'y'>(
-  family: F,
-  paramSize: (dim: number) => number,
-  saved: Saved,
-) {
+export function flowStackSignatures<const F extends string, const Saved extends 'x' | 'y'>(family: F, paramSize: (dim: number) => number, saved: Saved) {
   const derive = stackSizes(paramSize);
   return {
     forward: kernel(

@@ -1,14 +1,4 @@
-import {
-  OVERLAP_UNCHECKED as ANY,
-  input,
-  kernel,
-  output,
-  perRow,
-  perValue,
-  rowScalars,
-  rowSizes,
-  type KernelFunction,
-} from './signature';
+import { OVERLAP_UNCHECKED as ANY, input, kernel, output, perRow, perValue, rowScalars, rowSizes, type KernelFunction } from './signature';
 
 /**
  * The gaussian calls, declared once (argument order, lengths; the bindings

@@ -1,15 +1,4 @@
-import {
-  input,
-  kernel,
-  output,
-  perColumn,
-  perRow,
-  perValue,
-  permutation,
-  rowScalars,
-  rowSizes,
-  type KernelFunction,
-} from './signature';
+import { input, kernel, output, perColumn, perRow, perValue, permutation, rowScalars, rowSizes, type KernelFunction } from './signature';
 
 /**
  * Glow pieces (Kingma & Dhariwal 2018) that are not matrix products: the
@@ -54,7 +43,12 @@ export const GLOW_SIGNATURES = {
     rowSizes,
   ),
   permuteColumns: kernel('glowPermuteColumns', [input('x', perValue), permutation('perm', perColumn), output('y', perValue), ...rowScalars], 'void', rowSizes),
-  unpermuteColumns: kernel('glowUnpermuteColumns', [input('y', perValue), permutation('perm', perColumn), output('x', perValue), ...rowScalars], 'void', rowSizes),
+  unpermuteColumns: kernel(
+    'glowUnpermuteColumns',
+    [input('y', perValue), permutation('perm', perColumn), output('x', perValue), ...rowScalars],
+    'void',
+    rowSizes,
+  ),
 };
 
 type S = typeof GLOW_SIGNATURES;

@@ -120,12 +120,12 @@ export type Derive = (scalars: Sizes, readLate: (name: string) => number) => Siz
 type ArgType<A> = A extends PermutationArg
   ? Uint32Array
   : A extends ArrayArg<string, 'in' | 'out'>
-  ? FloatArray
-  : A extends ArrayArg<string, 'optionalIn' | 'optionalOut'>
-    ? FloatArray | null
-    : A extends ScalarArg<string, 'bool'>
-      ? boolean
-      : number;
+    ? FloatArray
+    : A extends ArrayArg<string, 'optionalIn' | 'optionalOut'>
+      ? FloatArray | null
+      : A extends ScalarArg<string, 'bool'>
+        ? boolean
+        : number;
 
 type ReturnType_<R extends ReturnKind> = R extends 'void' ? void : number;
 

@@ -1,15 +1,5 @@
 import { expected, rangeError } from '../../errors';
-import {
-  input,
-  kernel,
-  lateIntegerBetween,
-  lateRange,
-  output,
-  size,
-  sizeProduct,
-  type KernelFunction,
-  type Sizes,
-} from './signature';
+import { input, kernel, lateIntegerBetween, lateRange, output, size, sizeProduct, type KernelFunction, type Sizes } from './signature';
 
 /**
  * Monotone rational-quadratic splines (neural spline flows, Durkan et al.
@@ -128,4 +118,3 @@ export const SPLINE_SIGNATURES = {
 };
 
 type S = typeof SPLINE_SIGNATURES;
-

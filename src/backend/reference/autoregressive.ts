@@ -79,8 +79,19 @@ export const referenceAutoregressive: AutoregressiveKernels = {
     checkBoolean(strict, 'strict');
     checkArray(maskedWeight, 'maskedWeight', wLen);
     checkArray(y, 'y', sizeProduct(batch, outDim));
-    for (const [input, name] of [[x, 'x'], [weight, 'weight'], [b, 'bias']] as const) checkNoOverlap(maskedWeight, 'maskedWeight', input, name);
-    for (const [input, name] of [[x, 'x'], [weight, 'weight'], [b, 'bias'], [maskedWeight, 'maskedWeight']] as const) checkNoOverlap(y, 'y', input, name);
+    for (const [input, name] of [
+      [x, 'x'],
+      [weight, 'weight'],
+      [b, 'bias'],
+    ] as const)
+      checkNoOverlap(maskedWeight, 'maskedWeight', input, name);
+    for (const [input, name] of [
+      [x, 'x'],
+      [weight, 'weight'],
+      [b, 'bias'],
+      [maskedWeight, 'maskedWeight'],
+    ] as const)
+      checkNoOverlap(y, 'y', input, name);
     referenceAutoregressive.maskWeights(weight, outDegrees, inDegrees, strict, maskedWeight, outDim, inDim);
     for (let r = 0; r < batch; r++) {
       for (let o = 0; o < outDim; o++) {

@@ -7,23 +7,13 @@
 import type { DenseKernels } from '../kernels/dense';
 import type { FloatArray } from '../types';
 import { describe, rangeError } from '../../errors';
-import {
-  checkArray,
-  checkBoolean,
-  checkFinite,
-  checkOptionalArray,
-  checkSize,
-  sizeProduct,
-  sharesMemory,
-} from '../../validate';
+import { checkArray, checkBoolean, checkFinite, checkOptionalArray, checkSize, sizeProduct, sharesMemory } from '../../validate';
 
 /** Refuses an output that shares memory with another argument (the loops would read what they overwrite). */
 export function checkNoOverlap(output: FloatArray | null, outputName: string, other: FloatArray | null, otherName: string): void {
   if (output && other && sharesMemory(output, other)) {
     const kind = output instanceof Float32Array ? 'Float32Array' : 'Float64Array';
-    throw rangeError(
-      `Expected ${kind} not overlapping "${otherName}" for "${outputName}" but received ${describe(output)}`,
-    );
+    throw rangeError(`Expected ${kind} not overlapping "${otherName}" for "${outputName}" but received ${describe(output)}`);
   }
 }
 

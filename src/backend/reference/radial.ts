@@ -19,7 +19,6 @@ function offsets(base: number, k: number, dim: number, layers: number): { z0: nu
   return { z0: base + k * dim, a: base + layers * dim + k, b: base + layers * dim + layers + k };
 }
 
-
 export const referenceRadial: RadialKernels = referenceFlowStack(RADIAL_SIGNATURES, {
   forwardRow(z, params, base, dim, layers, stash, at, layerLogDets) {
     let total = 0;

@@ -14,7 +14,17 @@ import {
 } from '../kernels/residual';
 import type { FloatArray } from '../types';
 import { expected, rangeError, typeError } from '../../errors';
-import { checkArray, checkDisjoint, checkFinite, checkIntegerBetween, checkOneOf, checkOptionalArray, checkPositiveInt, checkSize, sizeProduct } from '../../validate';
+import {
+  checkArray,
+  checkDisjoint,
+  checkFinite,
+  checkIntegerBetween,
+  checkOneOf,
+  checkOptionalArray,
+  checkPositiveInt,
+  checkSize,
+  sizeProduct,
+} from '../../validate';
 
 const LIPSWISH_SCALE = 1 / 1.1;
 

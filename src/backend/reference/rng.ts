@@ -154,7 +154,6 @@ function split64(value: number): [number, number] {
   return [value - hi * TWO32, hi];
 }
 
-
 function checkOut(value: unknown): FloatArray {
   if (!(value instanceof Float64Array) && !(value instanceof Float32Array)) {
     throw typeError(expected('Float32Array or Float64Array', 'out', value));

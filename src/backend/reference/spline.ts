@@ -13,7 +13,6 @@ import { sigmoid, softplus } from './elementwise';
 /** softplus(c) + SPLINE_MIN_DERIVATIVE = 1: zero parameters give unit slopes. */
 const DERIVATIVE_OFFSET = Math.log(Math.expm1(1 - SPLINE_MIN_DERIVATIVE));
 
-
 interface Sizes {
   values: number;
   params: number;
@@ -63,7 +62,16 @@ function chain(gyH: number, gl: number, R: number, D: number, M: number, dN: num
  * only interior knots depend on θ (knot_0 = −B, knot_K = B):
  * ∂knot_k/∂p_j = 2B(1 − K·min)·[j < k],  ∂L/∂θ_j = p_j (g_j − Σ_i p_i g_i).
  */
-function throughSoftmax(gKnot: Float64Array, p: Float64Array, K: number, bound: number, gp: Float64Array, dParams: FloatArray, at: number, stride: number): void {
+function throughSoftmax(
+  gKnot: Float64Array,
+  p: Float64Array,
+  K: number,
+  bound: number,
+  gp: Float64Array,
+  dParams: FloatArray,
+  at: number,
+  stride: number,
+): void {
   let mean = 0;
   for (let j = 0; j < K; j++) {
     let g = 0;

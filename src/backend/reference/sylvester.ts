@@ -115,15 +115,7 @@ function mul(a: Float64Array, rows: number, cols: number, x: ArrayLike<number>, 
 }
 
 /** C (n×p) = A (n×k) B (k×p), each optionally transposed in storage. */
-function matmul(
-  a: Float64Array,
-  aT: boolean,
-  b: Float64Array,
-  bT: boolean,
-  n: number,
-  k: number,
-  p: number,
-): Float64Array {
+function matmul(a: Float64Array, aT: boolean, b: Float64Array, bT: boolean, n: number, k: number, p: number): Float64Array {
   // Element (i, l) of A is a[i·aRow + l·aCol]; element (l, j) of B is b[l·bRow + j·bCol].
   const [aRow, aCol] = aT ? [1, n] : [k, 1];
   const [bRow, bCol] = bT ? [1, k] : [p, 1];

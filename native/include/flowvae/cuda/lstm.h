@@ -11,8 +11,8 @@ namespace flowvae {
 namespace cuda {
 
 void lstm_forward(const float* x, const uint32_t* lengths, const float* h0, const float* c0, const float* w_ih,
-                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* hn, float* cn,
-                  float* stash, std::size_t batch, std::size_t steps, std::size_t in_dim, std::size_t hidden);
+                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* hn, float* cn, float* stash,
+                  std::size_t batch, std::size_t steps, std::size_t in_dim, std::size_t hidden);
 
 // The bias gradients are float64 column sums in a fixed order (deterministic).
 void lstm_backward(const float* x, const uint32_t* lengths, const float* w_ih, const float* w_hh, const float* stash,

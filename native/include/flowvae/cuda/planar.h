@@ -9,9 +9,8 @@
 namespace flowvae {
 namespace cuda {
 
-void planar_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                    float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers,
-                    unsigned long long* bad);
+void planar_forward(const float* x, const float* params, bool amortized, float* y, float* log_det, float* layer_log_det,
+                    float* stash, std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad);
 
 // Shared: d_params [K·P] is accumulated into, the batch sum taken in float64
 // in a fixed order (deterministic). Amortized: overwritten row by row.
@@ -20,8 +19,8 @@ void planar_backward(const float* y, const float* stash, const float* params, bo
                      std::size_t layers, unsigned long long* bad);
 
 // Per row in float64 (safeguarded Newton along w, as the cpu).
-void planar_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det,
-                    std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad);
+void planar_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det, std::size_t batch,
+                    std::size_t dim, std::size_t layers, unsigned long long* bad);
 
 }  // namespace cuda
 }  // namespace flowvae

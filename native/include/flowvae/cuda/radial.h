@@ -7,9 +7,8 @@
 namespace flowvae {
 namespace cuda {
 
-void radial_forward(const float* x, const float* params, bool amortized, float* y, float* log_det,
-                    float* layer_log_det, float* stash, std::size_t batch, std::size_t dim, std::size_t layers,
-                    unsigned long long* bad);
+void radial_forward(const float* x, const float* params, bool amortized, float* y, float* log_det, float* layer_log_det,
+                    float* stash, std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad);
 
 // Shared: d_params accumulated into (float64 batch sum, fixed order);
 // amortized: overwritten row by row.
@@ -18,8 +17,8 @@ void radial_backward(const float* x, const float* stash, const float* params, bo
                      std::size_t layers, unsigned long long* bad);
 
 // Closed form per row in float64, as the cpu.
-void radial_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det,
-                    std::size_t batch, std::size_t dim, std::size_t layers, unsigned long long* bad);
+void radial_inverse(const float* y, const float* params, bool amortized, float* x, float* log_det, std::size_t batch,
+                    std::size_t dim, std::size_t layers, unsigned long long* bad);
 
 }  // namespace cuda
 }  // namespace flowvae

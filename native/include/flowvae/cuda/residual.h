@@ -27,13 +27,12 @@ void residual_forward(const float* x, const float* net, const uint32_t* sizes, s
                       float* log_det, float* stash, std::size_t batch, unsigned long long* bad);
 
 void residual_backward(const float* x, const float* net, const uint32_t* sizes, std::size_t layers, int activation,
-                       bool exact, const float* stash, const float* dy, const float* d_log_det, float* dx,
-                       float* d_net, std::size_t batch, unsigned long long* bad);
+                       bool exact, const float* stash, const float* dy, const float* d_log_det, float* dx, float* d_net,
+                       std::size_t batch, unsigned long long* bad);
 
 void residual_inverse(const float* y, const float* net, const uint32_t* sizes, std::size_t layers, int activation,
                       const float* noise, const float* terms, double p, std::size_t exact_terms, double tol,
-                      std::size_t max_iterations, float* x, float* log_det, std::size_t batch,
-                      unsigned long long* bad);
+                      std::size_t max_iterations, float* x, float* log_det, std::size_t batch, unsigned long long* bad);
 
 }  // namespace cuda
 }  // namespace flowvae

@@ -75,7 +75,10 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   explicit DeviceBuffer(std::size_t n) : n_(n), p_(n ? static_cast<T*>(allocate(n * sizeof(T))) : nullptr) {}
-  DeviceBuffer(DeviceBuffer&& o) noexcept : n_(o.n_), p_(o.p_) { o.n_ = 0; o.p_ = nullptr; }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : n_(o.n_), p_(o.p_) {
+    o.n_ = 0;
+    o.p_ = nullptr;
+  }
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       reset();
