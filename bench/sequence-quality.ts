@@ -109,7 +109,9 @@ export async function sequenceQualityMain(args: Record<string, string>): Promise
   for (const name of names) {
     for (const seed of seeds) {
       const r = await runOne(name, seed, epochs);
-      console.error(`${name} seed ${seed}: NLL ${r.testNll.toFixed(2)}, KL ${r.kl.toFixed(2)}, exact ${(100 * r.exactMatch).toFixed(1)}%, valid ${(100 * r.validGenerated).toFixed(1)}% (${r.seconds.toFixed(0)} s)`);
+      console.error(
+        `${name} seed ${seed}: NLL ${r.testNll.toFixed(2)}, KL ${r.kl.toFixed(2)}, exact ${(100 * r.exactMatch).toFixed(1)}%, valid ${(100 * r.validGenerated).toFixed(1)}% (${r.seconds.toFixed(0)} s)`,
+      );
       results.push(r);
     }
   }
@@ -126,7 +128,16 @@ export async function sequenceQualityMain(args: Record<string, string>): Promise
     const rs = results.filter((r) => r.posterior === name);
     lines.push(
       `| ${name} | ${fmt(rs.map((r) => r.testElbo))} | ${fmt(rs.map((r) => r.testNll))} | ${fmt(rs.map((r) => r.kl))} | ${rs.map((r) => r.activeUnits).join(', ')} | ` +
-        `${fmt(rs.map((r) => 100 * r.stepAccuracy), 1)}% | ${fmt(rs.map((r) => 100 * r.exactMatch), 1)}% | ${fmt(rs.map((r) => 100 * r.validGenerated), 1)}% |`,
+        `${fmt(
+          rs.map((r) => 100 * r.stepAccuracy),
+          1,
+        )}% | ${fmt(
+          rs.map((r) => 100 * r.exactMatch),
+          1,
+        )}% | ${fmt(
+          rs.map((r) => 100 * r.validGenerated),
+          1,
+        )}% |`,
     );
   }
   console.log(lines.join('\n'));
