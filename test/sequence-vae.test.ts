@@ -3,6 +3,9 @@
  * teacher forcing (src/nn/sequence.ts) inside the VAE of parts, with the
  * per-step mixed likelihood of the architecture sequences.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backendByName } from '../src/backend';
 import type { Backend } from '../src/backend/backend';
@@ -254,5 +257,60 @@ describe('sequence VAE: generation', () => {
     expect(Array.from(path.subarray(4 * 24))).toEqual(Array.from(ends.subarray(24, 48)));
     expect(() => vae.interpolate(x.subarray(0, 24), x.subarray(24, 48), 1)).toThrow('Expected integer ≥ 2 for "steps" but received 1 (number)');
     expect(() => vae.decode(new Float64Array(2), { temperature: 0.5 })).toThrow('"temperature" applies to mode "sample"');
+  });
+});
+
+describe('sequence VAE: built-in LSTM networks from options', () => {
+  const data = architectureSequences(60, { seed: 2 });
+  const options = (backend: 'reference' | 'cpu'): VAEOptions => ({
+    inputDim: data.dim,
+    latentDim: 3,
+    encoder: { kind: 'lstm', steps: data.steps, hidden: 8 },
+    decoder: { kind: 'lstm', steps: data.steps, hidden: 8, inputDropout: 0.25, endClass: 8 },
+    likelihood: data.likelihoodGroups,
+    seed: 4,
+    backend,
+  });
+
+  it('build the same networks as the objects, train, and save and load with no parts given', async () => {
+    const vae = new VAE(options('reference'));
+    expect(vae.encoder).toBeInstanceOf(LstmEncoder);
+    expect(vae.decoder).toBeInstanceOf(LstmDecoder);
+    await vae.fit(data, { epochs: 1, batchSize: 20 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowvae-seq-'));
+    try {
+      vae.save(dir);
+      const loaded = VAE.load(dir, { backend: 'reference' });
+      expect(loaded.config).toEqual(vae.config);
+      expect(loaded.elbo(data.x, { seed: 1 })).toEqual(vae.elbo(data.x, { seed: 1 }));
+      expect(Array.from(loaded.sample(3, { seed: 2 }))).toEqual(Array.from(vae.sample(3, { seed: 2 })));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(vae.parameters().map((p) => p.name)).toContain('decoder.net.lstm.weight_hh_l0');
+  });
+
+  it('a single Bernoulli likelihood splits into equal steps (image rows as a sequence)', () => {
+    const vae = new VAE({
+      inputDim: 12,
+      latentDim: 2,
+      encoder: { kind: 'lstm', steps: 3, hidden: 4 },
+      decoder: { kind: 'lstm', steps: 3, hidden: 4 },
+      backend: 'reference',
+    });
+    expect((vae.decoder as LstmDecoder).features).toBe(4);
+    expect(vae.decoder.outDim).toBe(12);
+  });
+
+  it('refuses step counts that do not fit the rows or the groups', () => {
+    expect(() => new VAE({ ...options('reference'), encoder: { kind: 'lstm', steps: 7, hidden: 8 } })).toThrow(
+      '"encoder.steps" 7 does not divide inputDim 250',
+    );
+    expect(() => new VAE({ ...options('reference'), decoder: { kind: 'lstm', steps: 7, hidden: 8 } })).toThrow(
+      'An LSTM decoder of 7 steps needs likelihood groups that repeat every step',
+    );
+    expect(() => new VAE({ ...options('reference'), encoder: { kind: 'lstm', steps: 25, hidden: 8, endClass: 1 } as never })).toThrow(
+      'Unknown option "endClass" in "encoder"',
+    );
   });
 });

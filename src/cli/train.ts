@@ -309,7 +309,12 @@ export function describeModel(config: VAEConfig): string {
         ? `${p.flow} flow posterior (K = ${p.layers}, ${p.amortized ? 'amortized' : 'shared parameters'})`
         : `${p === 'diagonal' ? 'diagonal' : 'full-covariance'} Gaussian posterior${config.kl === 'sampled' ? ' (sampled KL)' : ''}`;
   const enc = config.encoder;
-  const net = 'hidden' in enc ? `MLP ${[config.inputDim, ...enc.hidden].join('-')}` : `${enc.custom} encoder`;
+  const net =
+    'custom' in enc
+      ? `${enc.custom} encoder`
+      : 'kind' in enc
+        ? `LSTM ${enc.hidden} over ${enc.steps} steps`
+        : `MLP ${[config.inputDim, ...enc.hidden].join('-')}`;
   const names: Record<string, string> = { bernoulli: 'Bernoulli', gaussian: 'Gaussian', categorical: 'categorical' };
   const l = config.likelihood;
   const lik = typeof l === 'string' ? names[l] : Array.isArray(l) ? `mixed (${l.map((g) => g.kind).join(', ')})` : l.custom;

@@ -21,14 +21,13 @@
  */
 import { resolveBackend } from '../backend';
 import type { Backend } from '../backend/backend';
-import { ACTIVATIONS, type Activation } from '../backend/kernels/elementwise';
 import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
 import type { Flow } from '../flows/flow';
 import type { Linear } from '../nn/linear';
-import { MLP } from '../nn/mlp';
 import { checkNetwork, isNetwork, type GenerationOptions, type Network } from '../nn/network';
 import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
+import { createDecoder, createEncoder, resolveNetwork, type NetworkOptions, type ResolvedNetwork } from './networks';
 import type { Dataset } from '../data/dataset';
 import { checkFiniteInput } from '../data/validate';
 import {
@@ -63,12 +62,7 @@ import { createPrior, resolvePrior, type Prior, type PriorSpec, type ResolvedPri
 export type { ElboTerms } from '../train/fit';
 export type { PosteriorSpec, FlowPosteriorSpec } from './posterior';
 
-export interface NetworkOptions {
-  /** Hidden layer widths (default [300, 300]). */
-  hidden?: number[];
-  /** Activation, one of ACTIVATIONS (default 'relu'). */
-  activation?: Activation;
-}
+export type { LstmNetworkOptions, MlpOptions, NetworkOptions } from './networks';
 
 export type KlEstimate = 'closed-form' | 'sampled';
 
@@ -109,8 +103,8 @@ export interface CustomPart {
 export interface VAEConfig {
   inputDim: number;
   latentDim: number;
-  encoder: { hidden: number[]; activation: Activation } | CustomPart;
-  decoder: { hidden: number[]; activation: Activation } | CustomPart;
+  encoder: ResolvedNetwork | CustomPart;
+  decoder: ResolvedNetwork | CustomPart;
   likelihood: LikelihoodKind | LikelihoodGroup[] | CustomPart;
   likelihoodLogVar: number | 'learned';
   posterior: ResolvedPosterior | CustomPart;
@@ -157,19 +151,6 @@ const VAE_KEYS = [
   'seed',
   'backend',
 ] as const;
-const NET_KEYS = ['hidden', 'activation'] as const;
-
-function resolveNetwork(value: NetworkOptions | undefined, name: string): { hidden: number[]; activation: Activation } {
-  const net = value ?? {};
-  if (typeof net !== 'object' || net === null) throw typeError(expected('object', name, net));
-  checkKnownKeys(net, name, NET_KEYS);
-  const hidden = net.hidden ?? [300, 300];
-  if (!Array.isArray(hidden)) throw typeError(expected('array of positive integers', `${name}.hidden`, hidden));
-  hidden.forEach((h, i) => checkPositiveInt(h, `${name}.hidden[${i}]`));
-  const activation = checkOneOf(net.activation ?? 'relu', `${name}.activation`, ACTIVATIONS);
-  return { hidden: [...hidden], activation };
-}
-
 function isCustom(value: unknown): value is CustomPart {
   return typeof value === 'object' && value !== null && typeof (value as CustomPart).custom === 'string';
 }
@@ -280,9 +261,7 @@ export class VAE implements TrainableModel {
     const encoderObject = given<Network>(options.encoder, 'encoder', null);
     const enc = encoderObject ? null : resolveNetwork(options.encoder as NetworkOptions | undefined, 'encoder');
     // Seeds of the submodules are spread apart so their streams never overlap.
-    this.encoder = encoderObject
-      ? checkNetwork(encoderObject, 'encoder', { inDim: inputDim })
-      : new MLP(backend, { sizes: [inputDim, ...enc!.hidden], activation: enc!.activation, seed: seed * 1000 + 1, activateOutput: true });
+    this.encoder = encoderObject ? checkNetwork(encoderObject, 'encoder', { inDim: inputDim }) : createEncoder(backend, enc!, inputDim, seed);
 
     const posteriorObject = given<Posterior>(options.posterior, 'posterior', POSTERIOR_METHODS);
     const posteriorSpec = posteriorObject ? customName(posteriorObject) : resolvePosterior(options.posterior as PosteriorSpec | undefined);
@@ -296,9 +275,11 @@ export class VAE implements TrainableModel {
 
     const decoderObject = given<Network>(options.decoder, 'decoder', null);
     const dec = decoderObject ? null : resolveNetwork(options.decoder as NetworkOptions | undefined, 'decoder');
+    if (dec && 'kind' in dec && !(this.likelihood instanceof GroupedLikelihood))
+      throw rangeError('An LSTM decoder reads its step groups off a built-in likelihood');
     this.decoder = decoderObject
       ? checkNetwork(decoderObject, 'decoder', { inDim: latentDim, outDim: this.likelihood.paramDim })
-      : new MLP(backend, { sizes: [latentDim, ...dec!.hidden, this.likelihood.paramDim], activation: dec!.activation, seed: seed * 1000 + 301 });
+      : createDecoder(backend, dec!, latentDim, (this.likelihood as GroupedLikelihood).groups, this.likelihood.paramDim, seed);
 
     const priorObject = given<Prior>(options.prior, 'prior', PRIOR_METHODS);
     const priorSpec = priorObject ? customName(priorObject) : resolvePrior(options.prior as PriorSpec | undefined);
