@@ -135,6 +135,11 @@ describe('VAE parts: whole-model gradients vs central finite differences (refere
       checkGradients(vae, mixedRows(3, 8), 0.6);
     });
   }
+  it('a residual flow prior (spectrally normalized, exact log-det)', () => {
+    const vae = tinyModel('diagonal', { kind: 'flow', flow: 'residual', layers: 2, hidden: [4] }, 'bernoulli');
+    checkGradients(vae, LIKELIHOODS[0].data(3, 2), 1);
+  });
+
   it('a realnvp flow prior and a learned-variance Gaussian group', () => {
     const vae = tinyModel({ flow: 'radial', layers: 2 }, { kind: 'flow', flow: 'realnvp', layers: 2, hidden: [4] }, [
       { kind: 'gaussian', columns: 4, logVar: 'learned' },
