@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include "args.h"
+#include "flow_args.h"
 
 namespace flowvae {
 namespace napi {
@@ -25,11 +26,16 @@ inline SampleDiag SampleDiagArgs(const Napi::CallbackInfo& info) {
   Arity(info, 7, "gaussianSampleDiag");
   SampleDiag a{};
   a.n = RowShape(info, 5, &a.batch, &a.dim);
-  a.mu = F32(info, 0, "mu", a.n);
-  a.logvar = F32(info, 1, "logvar", a.n);
-  a.eps = F32(info, 2, "eps", a.n);
-  a.z = F32(info, 3, "z", a.n);
-  a.logq = F32(info, 4, "logq", a.batch);
+  const Buffer b_mu = In(info, 0, "mu", a.n);
+  a.mu = b_mu.data;
+  const Buffer b_logvar = In(info, 1, "logvar", a.n);
+  a.logvar = b_logvar.data;
+  const Buffer b_eps = In(info, 2, "eps", a.n);
+  a.eps = b_eps.data;
+  const Buffer b_z = Out(info, 3, "z", a.n, {b_mu, b_logvar, b_eps});
+  a.z = b_z.data;
+  const Buffer b_logq = Out(info, 4, "logq", a.batch, {b_mu, b_logvar, b_eps, b_z});
+  a.logq = b_logq.data;
   return a;
 }
 
@@ -48,12 +54,18 @@ inline SampleDiagBackward SampleDiagBackwardArgs(const Napi::CallbackInfo& info)
   Arity(info, 8, "gaussianSampleDiagBackward");
   SampleDiagBackward a{};
   a.n = RowShape(info, 6, &a.batch, &a.dim);
-  a.logvar = F32(info, 0, "logvar", a.n);
-  a.eps = F32(info, 1, "eps", a.n);
-  a.dz = F32(info, 2, "dz", a.n);
-  a.d_logq = F32(info, 3, "dLogq", a.batch);
-  a.d_mu = F32(info, 4, "dMu", a.n);
-  a.d_logvar = F32(info, 5, "dLogvar", a.n);
+  const Buffer b_logvar = In(info, 0, "logvar", a.n);
+  a.logvar = b_logvar.data;
+  const Buffer b_eps = In(info, 1, "eps", a.n);
+  a.eps = b_eps.data;
+  const Buffer b_dz = In(info, 2, "dz", a.n);
+  a.dz = b_dz.data;
+  const Buffer b_d_logq = In(info, 3, "dLogq", a.batch);
+  a.d_logq = b_d_logq.data;
+  const Buffer b_d_mu = Out(info, 4, "dMu", a.n, {b_logvar, b_eps, b_dz, b_d_logq});
+  a.d_mu = b_d_mu.data;
+  const Buffer b_d_logvar = Out(info, 5, "dLogvar", a.n, {b_logvar, b_eps, b_dz, b_d_logq, b_d_mu});
+  a.d_logvar = b_d_logvar.data;
   return a;
 }
 
@@ -68,8 +80,10 @@ inline LogStandard LogStandardArgs(const Napi::CallbackInfo& info) {
   Arity(info, 4, "gaussianLogStandard");
   LogStandard a{};
   a.n = RowShape(info, 2, &a.batch, &a.dim);
-  a.x = F32(info, 0, "x", a.n);
-  a.out = F32(info, 1, "out", a.batch);
+  const Buffer b_x = In(info, 0, "x", a.n);
+  a.x = b_x.data;
+  const Buffer b_out = Out(info, 1, "out", a.batch, {b_x});
+  a.out = b_out.data;
   return a;
 }
 
@@ -85,9 +99,12 @@ inline LogStandardBackward LogStandardBackwardArgs(const Napi::CallbackInfo& inf
   Arity(info, 5, "gaussianLogStandardBackward");
   LogStandardBackward a{};
   a.n = RowShape(info, 3, &a.batch, &a.dim);
-  a.x = F32(info, 0, "x", a.n);
-  a.d_out = F32(info, 1, "dOut", a.batch);
-  a.dx = F32(info, 2, "dx", a.n);
+  const Buffer b_x = In(info, 0, "x", a.n);
+  a.x = b_x.data;
+  const Buffer b_d_out = In(info, 1, "dOut", a.batch);
+  a.d_out = b_d_out.data;
+  const Buffer b_dx = Out(info, 2, "dx", a.n, {b_x, b_d_out});
+  a.dx = b_dx.data;
   return a;
 }
 
@@ -103,9 +120,12 @@ inline KlStandard KlStandardArgs(const Napi::CallbackInfo& info) {
   Arity(info, 5, "gaussianKlStandard");
   KlStandard a{};
   a.n = RowShape(info, 3, &a.batch, &a.dim);
-  a.mu = F32(info, 0, "mu", a.n);
-  a.logvar = F32(info, 1, "logvar", a.n);
-  a.out = F32(info, 2, "out", a.batch);
+  const Buffer b_mu = In(info, 0, "mu", a.n);
+  a.mu = b_mu.data;
+  const Buffer b_logvar = In(info, 1, "logvar", a.n);
+  a.logvar = b_logvar.data;
+  const Buffer b_out = Out(info, 2, "out", a.batch, {b_mu, b_logvar});
+  a.out = b_out.data;
   return a;
 }
 
@@ -123,11 +143,16 @@ inline KlStandardBackward KlStandardBackwardArgs(const Napi::CallbackInfo& info)
   Arity(info, 7, "gaussianKlStandardBackward");
   KlStandardBackward a{};
   a.n = RowShape(info, 5, &a.batch, &a.dim);
-  a.mu = F32(info, 0, "mu", a.n);
-  a.logvar = F32(info, 1, "logvar", a.n);
-  a.d_out = F32(info, 2, "dOut", a.batch);
-  a.d_mu = F32(info, 3, "dMu", a.n);
-  a.d_logvar = F32(info, 4, "dLogvar", a.n);
+  const Buffer b_mu = In(info, 0, "mu", a.n);
+  a.mu = b_mu.data;
+  const Buffer b_logvar = In(info, 1, "logvar", a.n);
+  a.logvar = b_logvar.data;
+  const Buffer b_d_out = In(info, 2, "dOut", a.batch);
+  a.d_out = b_d_out.data;
+  const Buffer b_d_mu = Out(info, 3, "dMu", a.n, {b_mu, b_logvar, b_d_out});
+  a.d_mu = b_d_mu.data;
+  const Buffer b_d_logvar = Out(info, 4, "dLogvar", a.n, {b_mu, b_logvar, b_d_out, b_d_mu});
+  a.d_logvar = b_d_logvar.data;
   return a;
 }
 

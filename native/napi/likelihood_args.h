@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include "args.h"
+#include "flow_args.h"
 
 namespace flowvae {
 namespace napi {
@@ -23,9 +24,12 @@ inline Bernoulli BernoulliArgs(const Napi::CallbackInfo& info) {
   Arity(info, 5, "likelihoodBernoulli");
   Bernoulli a{};
   a.n = RowShape(info, 3, &a.batch, &a.dim);
-  a.x = F32(info, 0, "x", a.n);
-  a.logits = F32(info, 1, "logits", a.n);
-  a.out = F32(info, 2, "out", a.batch);
+  const Buffer b_x = In(info, 0, "x", a.n);
+  a.x = b_x.data;
+  const Buffer b_logits = In(info, 1, "logits", a.n);
+  a.logits = b_logits.data;
+  const Buffer b_out = Out(info, 2, "out", a.batch, {b_x, b_logits});
+  a.out = b_out.data;
   return a;
 }
 
@@ -42,10 +46,14 @@ inline BernoulliBackward BernoulliBackwardArgs(const Napi::CallbackInfo& info) {
   Arity(info, 6, "likelihoodBernoulliBackward");
   BernoulliBackward a{};
   a.n = RowShape(info, 4, &a.batch, &a.dim);
-  a.x = F32(info, 0, "x", a.n);
-  a.logits = F32(info, 1, "logits", a.n);
-  a.d_out = F32(info, 2, "dOut", a.batch);
-  a.d_logits = F32(info, 3, "dLogits", a.n);
+  const Buffer b_x = In(info, 0, "x", a.n);
+  a.x = b_x.data;
+  const Buffer b_logits = In(info, 1, "logits", a.n);
+  a.logits = b_logits.data;
+  const Buffer b_d_out = In(info, 2, "dOut", a.batch);
+  a.d_out = b_d_out.data;
+  const Buffer b_d_logits = Out(info, 3, "dLogits", a.n, {b_x, b_logits, b_d_out});
+  a.d_logits = b_d_logits.data;
   return a;
 }
 
@@ -62,10 +70,14 @@ inline Gaussian GaussianArgs(const Napi::CallbackInfo& info) {
   Arity(info, 6, "likelihoodGaussian");
   Gaussian a{};
   a.n = RowShape(info, 4, &a.batch, &a.dim);
-  a.x = F32(info, 0, "x", a.n);
-  a.mean = F32(info, 1, "mean", a.n);
-  a.logvar = F32(info, 2, "logvar", a.dim);
-  a.out = F32(info, 3, "out", a.batch);
+  const Buffer b_x = In(info, 0, "x", a.n);
+  a.x = b_x.data;
+  const Buffer b_mean = In(info, 1, "mean", a.n);
+  a.mean = b_mean.data;
+  const Buffer b_logvar = In(info, 2, "logvar", a.dim);
+  a.logvar = b_logvar.data;
+  const Buffer b_out = Out(info, 3, "out", a.batch, {b_x, b_mean, b_logvar});
+  a.out = b_out.data;
   return a;
 }
 
@@ -84,12 +96,18 @@ inline GaussianBackward GaussianBackwardArgs(const Napi::CallbackInfo& info) {
   Arity(info, 8, "likelihoodGaussianBackward");
   GaussianBackward a{};
   a.n = RowShape(info, 6, &a.batch, &a.dim);
-  a.x = F32(info, 0, "x", a.n);
-  a.mean = F32(info, 1, "mean", a.n);
-  a.logvar = F32(info, 2, "logvar", a.dim);
-  a.d_out = F32(info, 3, "dOut", a.batch);
-  a.d_mean = F32(info, 4, "dMean", a.n);
-  a.d_logvar = OptF32(info, 5, "dLogvar", a.dim);
+  const Buffer b_x = In(info, 0, "x", a.n);
+  a.x = b_x.data;
+  const Buffer b_mean = In(info, 1, "mean", a.n);
+  a.mean = b_mean.data;
+  const Buffer b_logvar = In(info, 2, "logvar", a.dim);
+  a.logvar = b_logvar.data;
+  const Buffer b_d_out = In(info, 3, "dOut", a.batch);
+  a.d_out = b_d_out.data;
+  const Buffer b_d_mean = Out(info, 4, "dMean", a.n, {b_x, b_mean, b_logvar, b_d_out});
+  a.d_mean = b_d_mean.data;
+  const Buffer b_d_logvar = OptOut(info, 5, "dLogvar", a.dim, {b_x, b_mean, b_logvar, b_d_out, b_d_mean});
+  a.d_logvar = b_d_logvar.data;
   return a;
 }
 

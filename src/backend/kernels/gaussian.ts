@@ -1,16 +1,15 @@
-import { OVERLAP_UNCHECKED as ANY, input, kernel, output, perRow, perValue, rowScalars, rowSizes, type KernelFunction } from './signature';
+import { input, kernel, output, perRow, perValue, rowScalars, rowSizes, type KernelFunction } from './signature';
 
 /**
  * The gaussian calls, declared once (argument order, lengths; the bindings
- * read (batch, dim), then each array in order). The bindings do not refuse
- * overlapping outputs in this family, and neither does the reference: an
- * output may be the very array of an input of the same length (each element
- * is read before it is written), but no other overlap is safe.
+ * read (batch, dim), then each array in order). No output may share memory
+ * with another argument (a backward output over `eps` would read values it
+ * had overwritten): the bindings and the reference refuse it.
  */
 export const GAUSSIAN_SIGNATURES = {
   sampleDiag: kernel(
     'gaussianSampleDiag',
-    [input('mu', perValue), input('logvar', perValue), input('eps', perValue), output('z', perValue, ANY), output('logq', perRow, ANY), ...rowScalars],
+    [input('mu', perValue), input('logvar', perValue), input('eps', perValue), output('z', perValue), output('logq', perRow), ...rowScalars],
     'void',
     rowSizes,
   ),
@@ -21,24 +20,24 @@ export const GAUSSIAN_SIGNATURES = {
       input('eps', perValue),
       input('dz', perValue),
       input('dLogq', perRow),
-      output('dMu', perValue, ANY),
-      output('dLogvar', perValue, ANY),
+      output('dMu', perValue),
+      output('dLogvar', perValue),
       ...rowScalars,
     ],
     'void',
     rowSizes,
   ),
-  logStandard: kernel('gaussianLogStandard', [input('x', perValue), output('out', perRow, ANY), ...rowScalars], 'void', rowSizes),
+  logStandard: kernel('gaussianLogStandard', [input('x', perValue), output('out', perRow), ...rowScalars], 'void', rowSizes),
   logStandardBackward: kernel(
     'gaussianLogStandardBackward',
-    [input('x', perValue), input('dOut', perRow), output('dx', perValue, ANY), ...rowScalars],
+    [input('x', perValue), input('dOut', perRow), output('dx', perValue), ...rowScalars],
     'void',
     rowSizes,
   ),
-  klStandard: kernel('gaussianKlStandard', [input('mu', perValue), input('logvar', perValue), output('out', perRow, ANY), ...rowScalars], 'void', rowSizes),
+  klStandard: kernel('gaussianKlStandard', [input('mu', perValue), input('logvar', perValue), output('out', perRow), ...rowScalars], 'void', rowSizes),
   klStandardBackward: kernel(
     'gaussianKlStandardBackward',
-    [input('mu', perValue), input('logvar', perValue), input('dOut', perRow), output('dMu', perValue, ANY), output('dLogvar', perValue, ANY), ...rowScalars],
+    [input('mu', perValue), input('logvar', perValue), input('dOut', perRow), output('dMu', perValue), output('dLogvar', perValue), ...rowScalars],
     'void',
     rowSizes,
   ),

@@ -1,34 +1,21 @@
-import {
-  OVERLAP_UNCHECKED as ANY,
-  input,
-  kernel,
-  optionalOutput,
-  output,
-  perColumn,
-  perRow,
-  perValue,
-  rowScalars,
-  rowSizes,
-  type KernelFunction,
-} from './signature';
+import { input, kernel, optionalOutput, output, perColumn, perRow, perValue, rowScalars, rowSizes, type KernelFunction } from './signature';
 
 /**
  * The likelihood calls, declared once (argument order, lengths; the bindings
- * read (batch, dim), then each array in order). As in the gaussian family,
- * the bindings do not refuse overlapping outputs, and neither does the
- * reference.
+ * read (batch, dim), then each array in order). No output may share memory
+ * with another argument: the bindings and the reference refuse it.
  */
 export const LIKELIHOOD_SIGNATURES = {
-  bernoulli: kernel('likelihoodBernoulli', [input('x', perValue), input('logits', perValue), output('out', perRow, ANY), ...rowScalars], 'void', rowSizes),
+  bernoulli: kernel('likelihoodBernoulli', [input('x', perValue), input('logits', perValue), output('out', perRow), ...rowScalars], 'void', rowSizes),
   bernoulliBackward: kernel(
     'likelihoodBernoulliBackward',
-    [input('x', perValue), input('logits', perValue), input('dOut', perRow), output('dLogits', perValue, ANY), ...rowScalars],
+    [input('x', perValue), input('logits', perValue), input('dOut', perRow), output('dLogits', perValue), ...rowScalars],
     'void',
     rowSizes,
   ),
   gaussian: kernel(
     'likelihoodGaussian',
-    [input('x', perValue), input('mean', perValue), input('logvar', perColumn), output('out', perRow, ANY), ...rowScalars],
+    [input('x', perValue), input('mean', perValue), input('logvar', perColumn), output('out', perRow), ...rowScalars],
     'void',
     rowSizes,
   ),
@@ -39,8 +26,8 @@ export const LIKELIHOOD_SIGNATURES = {
       input('mean', perValue),
       input('logvar', perColumn),
       input('dOut', perRow),
-      output('dMean', perValue, ANY),
-      optionalOutput('dLogvar', perColumn, ANY),
+      output('dMean', perValue),
+      optionalOutput('dLogvar', perColumn),
       ...rowScalars,
     ],
     'void',

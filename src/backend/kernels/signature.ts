@@ -92,13 +92,6 @@ export interface PermutationArg<N extends string = string> {
 
 export type ArgSpec = ScalarArg | RangeArg | BetweenArg | ArrayArg | PermutationArg;
 
-/**
- * `mayAlias` of an output whose binding does not check overlaps at all
- * (gaussian, likelihood today): the declaration states what is refused, so
- * the reference refuses nothing either.
- */
-export const OVERLAP_UNCHECKED: readonly string[] = ['*'];
-
 /** What a kernel returns: nothing, a count of bad rows, or a number (a norm). */
 export type ReturnKind = 'void' | 'count' | 'number';
 
@@ -315,7 +308,7 @@ export function checkKernelArgs(signature: KernelSignature, args: ArrayLike<unkn
     if (array.length !== length) throw rangeError(expected(`${arrayKindName(array)} of length ${length}`, spec.name, value), 'ERR_SHAPE');
     if (spec.kind === 'out' || spec.kind === 'optionalOut') {
       for (const other of seen) {
-        if (!spec.mayAlias.includes(other.name) && !spec.mayAlias.includes('*') && overlaps(array, other.array)) {
+        if (!spec.mayAlias.includes(other.name) && overlaps(array, other.array)) {
           throw rangeError(expected(`${arrayKindName(array)} not overlapping "${other.name}"`, spec.name, value));
         }
       }
