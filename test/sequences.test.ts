@@ -1,6 +1,7 @@
 /** Sequence data sets: architectures as one-hot layer types plus a value per step. */
 import { describe, expect, it } from 'vitest';
-import { LAYER_TYPES, architectureSequences, describeArchitecture, isValidArchitecture } from '../src/data/sequences';
+import { LAYER_TYPES, architectureSequences, describeArchitecture, isValidArchitecture, mnistRows } from '../src/data/sequences';
+import { loadMnistSubset } from '../src/data/mnist';
 import { VAE } from '../src/vae/vae';
 
 describe('architecture sequences', () => {
@@ -63,5 +64,31 @@ describe('architecture sequences', () => {
     // Decoded codes are architectures of the same form (one type per step, values in [0, 1]).
     const decoded = vae.decode(new Float64Array(4 * 2).fill(0.1));
     expect(describeArchitecture(decoded, 0, data.steps)[0].type).toBe('input');
+  });
+});
+
+describe('MNIST rows', () => {
+  it('are the bundled digits as 28 steps of 28 Bernoulli pixels', () => {
+    const rows = mnistRows({ split: 'test', limit: 50 });
+    const images = loadMnistSubset({ split: 'test', limit: 50 });
+    expect(Array.from(rows.x)).toEqual(Array.from(images.x));
+    expect([rows.steps, rows.features, rows.dim, rows.likelihoodGroups.length]).toEqual([28, 28, 784, 28]);
+    expect(rows.likelihoodGroups[5]).toEqual({ kind: 'bernoulli', columns: 28 });
+    expect(Array.from(rows.labels!)).toEqual(Array.from(images.labels!));
+  });
+
+  it('train a VAE with LSTM networks over the rows', async () => {
+    const rows = mnistRows({ split: 'test', limit: 40 });
+    const vae = new VAE({
+      inputDim: 784,
+      latentDim: 4,
+      encoder: { kind: 'lstm', steps: 28, hidden: 16 },
+      decoder: { kind: 'lstm', steps: 28, hidden: 16 },
+      likelihood: rows.likelihoodGroups,
+      seed: 1,
+      backend: 'reference',
+    });
+    const fit = await vae.fit(rows, { epochs: 2, batchSize: 20, lr: 3e-3 });
+    expect(fit.history[1].train.elbo).toBeGreaterThan(fit.history[0].train.elbo);
   });
 });

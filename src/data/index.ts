@@ -14,5 +14,5 @@ export { csvTableToDataset, loadCsvDataset, parseCsv, readCsv } from './csv';
 export type { CsvDatasetOptions, CsvDelimiter, CsvOptions, CsvTable } from './csv';
 export { encodeNpy, loadNpyDataset, parseNpy, readNpy, saveNpy } from './npy';
 export type { NpyArray, NpyData, NpyDatasetOptions } from './npy';
-export { LAYER_TYPES, MAX_ARCHITECTURE_STEPS, architectureSequences, describeArchitecture, isValidArchitecture, repeatGroups } from './sequences';
+export { LAYER_TYPES, MAX_ARCHITECTURE_STEPS, architectureSequences, describeArchitecture, isValidArchitecture, mnistRows, repeatGroups } from './sequences';
 export type { ArchitectureOptions, LayerType, SequenceDataset } from './sequences';

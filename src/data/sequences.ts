@@ -18,6 +18,7 @@
 import { expected, rangeError, typeError } from '../errors';
 import type { LikelihoodGroup } from '../vae/likelihood';
 import { checkPositiveInt, checkSize } from '../validate';
+import { loadMnistSubset, type MnistSubsetOptions } from './mnist';
 import { CounterRandom } from './random';
 import type { Dataset } from './types';
 
@@ -139,4 +140,23 @@ export function describeArchitecture(x: ArrayLike<number>, r: number, steps: num
     if (LAYER_TYPES[best] === 'end') break;
   }
   return out;
+}
+
+/**
+ * The bundled MNIST subset read as sequences: 28 steps (image rows) of 28
+ * pixels in [0, 1], each step one Bernoulli group; the same digits as the MLP
+ * tables, so a sequence decoder and an MLP can be compared on them.
+ */
+export function mnistRows(options: MnistSubsetOptions): SequenceDataset {
+  const images = loadMnistSubset(options);
+  const lengths = new Int32Array(images.n).fill(28);
+  return {
+    ...images,
+    name: `${images.name} as rows`,
+    shape: [28, 28],
+    steps: 28,
+    features: 28,
+    lengths,
+    likelihoodGroups: repeatGroups([{ kind: 'bernoulli', columns: 28 }], 28),
+  };
 }
