@@ -28,6 +28,7 @@ import type { FloatArray } from '../backend/types';
 import { rangeError } from '../errors';
 import { checkIntegerBetween, checkInRange, checkPositiveInt } from '../validate';
 import type { LikelihoodGroup } from '../vae/likelihood';
+import { Workspace } from '../flows/flow';
 import { Linear } from './linear';
 import { Lstm } from './lstm';
 import { MLP } from './mlp';
@@ -119,7 +120,7 @@ export class LstmDecoder implements Network {
   private readonly seed: number;
   private dropoutDraws = 0;
   private batch = 0;
-  private readonly ws = new Map<string, FloatArray>();
+  private readonly ws: Workspace;
 
   constructor(
     readonly backend: Backend,
@@ -150,6 +151,7 @@ export class LstmDecoder implements Network {
     this.output = new Linear(backend, { inDim: H, outDim: this.paramsPerStep, seed: seed * 1000 + 3 });
     this.inDim = latent;
     this.outDim = this.steps * this.paramsPerStep;
+    this.ws = new Workspace(backend);
   }
 
   parameters(): Parameter[] {
@@ -165,12 +167,7 @@ export class LstmDecoder implements Network {
   }
 
   private buf(name: string, length: number): FloatArray {
-    let a = this.ws.get(name);
-    if (!a || a.length !== length) {
-      a = this.backend.alloc(length);
-      this.ws.set(name, a);
-    }
-    return a;
+    return this.ws.get(name, length);
   }
 
   forward(z: FloatArray, batch: number, options: NetworkCallOptions = {}): FloatArray {

@@ -128,6 +128,13 @@ export function resolveLikelihood(value: LikelihoodKind | readonly LikelihoodGro
   return groups;
 }
 
+/** A resolved group in the option form a config stores (with another column count for one step of a sequence). */
+export function groupOption(g: ResolvedGroup, columns = g.columns): LikelihoodGroup {
+  if (g.kind === 'categorical') return g.index ? { kind: g.kind, classes: g.params } : { kind: g.kind, columns };
+  if (g.kind === 'gaussian') return { kind: g.kind, columns, logVar: g.logVar };
+  return { kind: g.kind, columns };
+}
+
 interface PlacedGroup extends ResolvedGroup {
   /** First data column. */
   dataStart: number;

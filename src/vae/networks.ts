@@ -14,7 +14,7 @@ import { MLP } from '../nn/mlp';
 import type { Network } from '../nn/network';
 import { LstmDecoder, LstmEncoder } from '../nn/sequence';
 import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt } from '../validate';
-import type { LikelihoodGroup, ResolvedGroup } from './likelihood';
+import { groupOption, type LikelihoodGroup, type ResolvedGroup } from './likelihood';
 
 export interface MlpOptions {
   /** Hidden layer widths (default [300, 300]). */
@@ -89,14 +89,10 @@ export function createEncoder(backend: Backend, spec: ResolvedNetwork, inputDim:
 
 /** One step's likelihood groups, when the model's groups repeat every step. */
 function stepGroupsOf(groups: readonly ResolvedGroup[], steps: number): LikelihoodGroup[] {
-  const asOption = (g: ResolvedGroup, columns: number): LikelihoodGroup =>
-    g.kind === 'categorical' && g.index
-      ? { kind: g.kind, classes: g.params }
-      : { kind: g.kind, columns, ...(g.kind === 'gaussian' ? { logVar: g.logVar } : {}) };
   if (groups.length === 1 && groups[0].kind !== 'categorical') {
     if (groups[0].columns % steps !== 0)
       throw rangeError(`"decoder.steps" ${steps} does not divide the likelihood's ${groups[0].columns} columns`, 'ERR_SHAPE');
-    return [asOption(groups[0], groups[0].columns / steps)];
+    return [groupOption(groups[0], groups[0].columns / steps)];
   }
   const per = groups.length / steps;
   const same = (a: ResolvedGroup, b: ResolvedGroup) =>
@@ -104,7 +100,7 @@ function stepGroupsOf(groups: readonly ResolvedGroup[], steps: number): Likeliho
   if (!Number.isInteger(per) || groups.some((g, i) => !same(g, groups[i % per]))) {
     throw rangeError(`An LSTM decoder of ${steps} steps needs likelihood groups that repeat every step; these ${groups.length} groups do not`);
   }
-  return groups.slice(0, per).map((g) => asOption(g, g.columns));
+  return groups.slice(0, per).map((g) => groupOption(g));
 }
 
 /** The decoder: an MLP to the likelihood's parameters, or the autoregressive LSTM decoder. */

@@ -114,7 +114,7 @@ export class IwaeObjective implements Objective {
 }
 
 /** Means over `rows` rows of log p(x | z) and KL, and the ELBO. */
-function averageTerms(logpx: FloatArray, kl: FloatArray, rows: number): ElboTerms {
+export function averageTerms(logpx: FloatArray, kl: FloatArray, rows: number): ElboTerms {
   let rec = 0;
   let k = 0;
   for (let r = 0; r < rows; r++) {

@@ -23,7 +23,7 @@ import { resolveBackend } from '../backend';
 import type { Backend } from '../backend/backend';
 import type { BackendName, FloatArray } from '../backend/types';
 import { FlowVaeError, expected, rangeError, typeError } from '../errors';
-import type { Flow } from '../flows/flow';
+import { Workspace, type Flow } from '../flows/flow';
 import type { Linear } from '../nn/linear';
 import { checkNetwork, isNetwork, type GenerationOptions, type Network } from '../nn/network';
 import { prefixBuffers, prefixParameters, zeroGrad, type NamedBuffer, type Parameter } from '../nn/parameter';
@@ -45,8 +45,16 @@ import type { SafetensorsContents, SafetensorsTensor } from '../io/safetensors';
 import { trainExclusively } from '../train/exclusive';
 import { fitVAE, type ElboTerms, type FitOptions, type FitResult, type TrainableModel, type TrainingState } from '../train/fit';
 import { checkInRange, checkKnownKeys, checkOneOf, checkPositiveInt, checkSize } from '../validate';
-import { GroupedLikelihood, resolveLikelihood, type Likelihood, type LikelihoodGroup, type LikelihoodKind, type ResolvedGroup } from './likelihood';
-import { createObjective, resolveObjective, type Objective, type ObjectiveSpec, type ResolvedObjective } from './objective';
+import {
+  GroupedLikelihood,
+  groupOption,
+  resolveLikelihood,
+  type Likelihood,
+  type LikelihoodGroup,
+  type LikelihoodKind,
+  type ResolvedGroup,
+} from './likelihood';
+import { averageTerms, createObjective, resolveObjective, type Objective, type ObjectiveSpec, type ResolvedObjective } from './objective';
 import {
   DiagonalPosterior,
   FlowPosterior,
@@ -179,11 +187,7 @@ function checkPartBackend(part: object, name: string, backend: Backend): void {
 /** The likelihood option as stored in the config: the kind, or the groups in their option form. */
 function likelihoodConfig(groups: readonly ResolvedGroup[], option: unknown): LikelihoodKind | LikelihoodGroup[] {
   if (typeof option === 'string' || option === undefined) return groups[0].kind;
-  return groups.map((g) => {
-    if (g.kind === 'categorical') return g.index ? { kind: g.kind, classes: g.params } : { kind: g.kind, columns: g.columns };
-    if (g.kind === 'gaussian') return { kind: g.kind, columns: g.columns, logVar: g.logVar };
-    return { kind: g.kind, columns: g.columns };
-  });
+  return groups.map((g) => groupOption(g));
 }
 
 /** Which part a checkpoint tensor belongs to, for messages. */
@@ -216,9 +220,18 @@ export class VAE implements TrainableModel {
   /** State of the last (or loaded) training run: pass it as `fit(data, { resume })` to continue. */
   trainingState: TrainingState | undefined;
 
-  private readonly buffers = new Map<string, FloatArray>();
-  /** The last forward: rows, examples, draws per example, the decoder's output and the data rows it scored. */
-  private last = { rows: 0, examples: 0, samples: 1, out: null as FloatArray | null, x: null as FloatArray | null };
+  private readonly ws: Workspace;
+  /** The last forward: rows, examples, draws per example, the decoder's output, the data rows it scored, and its per-row terms. */
+  private last = {
+    rows: 0,
+    examples: 0,
+    samples: 1,
+    out: null as FloatArray | null,
+    x: null as FloatArray | null,
+    logpx: null as FloatArray | null,
+    kl: null as FloatArray | null,
+    logw: null as FloatArray | null,
+  };
 
   constructor(options: VAEOptions, parts: VAEParts = {}) {
     if (typeof options !== 'object' || options === null) throw typeError(expected('options object', 'options', options));
@@ -228,6 +241,7 @@ export class VAE implements TrainableModel {
     const seed = checkSize(options.seed ?? 0, 'seed');
     const backend = resolveBackend(options.backend);
     this.backend = backend;
+    this.ws = new Workspace(backend);
     this.inputDim = inputDim;
     this.latentDim = latentDim;
     // A part is an object of the user's (or, loading a checkpoint, the object passed for its custom entry) or built from its options.
@@ -360,12 +374,7 @@ export class VAE implements TrainableModel {
   }
 
   private buf(name: string, length: number): FloatArray {
-    let a = this.buffers.get(name);
-    if (!a || a.length !== length) {
-      a = this.backend.alloc(length);
-      this.buffers.set(name, a);
-    }
-    return a;
+    return this.ws.get(name, length);
   }
 
   /** True when the KL term is computed in closed form (a Gaussian posterior with `kl: 'closed-form'`). */
@@ -404,7 +413,7 @@ export class VAE implements TrainableModel {
     for (let r = 0; r < rows; r++) logw[r] = logpx[r] + logpz[r] - logq[r];
     if (this.closedFormKl) this.posterior.klStandard(rowHeads, kl, rows);
     else for (let r = 0; r < rows; r++) kl[r] = logq[r] - logpz[r];
-    this.last = { rows, examples, samples, out, x: xr };
+    this.last = { rows, examples, samples, out, x: xr, logpx, kl, logw };
   }
 
   /** Each example's heads repeated `samples` times (rows example-major), in reusable buffers. */
@@ -516,7 +525,7 @@ export class VAE implements TrainableModel {
     const rows = batch * samples;
     const dLogpx = this.buf('dLogpx', rows);
     const dKl = this.buf('dKl', rows);
-    const terms = this.objective.weigh(this.buffers.get('logpx')!, this.buffers.get('kl')!, batch, { beta, freeBits, latentDim: this.latentDim }, dLogpx, dKl);
+    const terms = this.objective.weigh(this.last.logpx!, this.last.kl!, batch, { beta, freeBits, latentDim: this.latentDim }, dLogpx, dKl);
     if (!Number.isFinite(terms.elbo)) {
       const which = !Number.isFinite(terms.reconstruction) ? 'reconstruction' : 'kl';
       throw new FlowVaeError('ERR_NAN', `The ELBO is not finite (${which} term is ${terms[which]})`);
@@ -526,16 +535,9 @@ export class VAE implements TrainableModel {
     return terms;
   }
 
+  /** Means of the last forward's per-row terms. */
   private averages(rows: number): ElboTerms {
-    const logpx = this.buffers.get('logpx')!;
-    const kl = this.buffers.get('kl')!;
-    let rec = 0;
-    let k = 0;
-    for (let r = 0; r < rows; r++) {
-      rec += logpx[r];
-      k += kl[r];
-    }
-    return { elbo: (rec - k) / rows, reconstruction: rec / rows, kl: k / rows };
+    return averageTerms(this.last.logpx!, this.last.kl!, rows);
   }
 
   /**
@@ -777,7 +779,7 @@ export class VAE implements TrainableModel {
         this.backend.rng.normal(seed, offset, eps);
         offset += eps.length;
         this.forward(row, eps, 1, m, heads);
-        const logw = this.buffers.get('logw')!;
+        const logw = this.last.logw!;
         for (let r = 0; r < m; r++) {
           const v = logw[r];
           if (v > max) {
